@@ -1,0 +1,116 @@
+// Turns measured rounds into the report: median round, ratios, the table, latest.json and the README section.
+import { NODE_PEERS } from './scenarios.ts';
+
+/** One system's numbers in one scenario, as written to latest.json. */
+export interface SystemResult {
+  system: string;
+  rps: number;
+  p50_ms: number;
+  p99_ms: number;
+  cpu_us_per_req: number;
+  rss_mb: number;
+  anon_mb: number;
+}
+
+export interface ScenarioReport {
+  name: string;
+  results: SystemResult[];
+  /** req/s ratios, and `cpu:`-prefixed CPU-per-request ratios; null when a side was not measured. */
+  ratios: Record<string, number | null>;
+}
+
+export interface Report {
+  date: string;
+  node: string;
+  cpus: number;
+  scenarios: ScenarioReport[];
+}
+
+/** The median round by req/s (the lower middle for an even count), reported whole so its numbers belong together. */
+export function medianRound<T extends { rps: number }>(rounds: T[]): T | undefined {
+  if (rounds.length === 0) return undefined;
+  const sorted = [...rounds].sort((a, b) => a.rps - b.rps);
+  return sorted[Math.floor((sorted.length - 1) / 2)];
+}
+
+function ratio(a: number | undefined, b: number | undefined): number | null {
+  if (a === undefined || b === undefined || b === 0) return null;
+  return Math.round((a / b) * 1000) / 1000;
+}
+
+export const ROUTE_SCENARIOS = ['routes-10', 'routes-10000'];
+
+/**
+ * Ratios for one scenario. req/s: lockgate over bare-dispatch, the best Node peer and nginx
+ * (route scenarios only against bare-dispatch, the peers have no routing); route scenarios add
+ * CPU-per-request ratios, and routes-10000 compares Lockgate's CPU per request with routes-10.
+ */
+export function computeRatios(name: string, results: SystemResult[], routes10Lockgate?: SystemResult): Record<string, number | null> {
+  const by = (system: string): SystemResult | undefined => results.find((r) => r.system === system);
+  const lockgate = by('lockgate');
+  const bare = by('bare-dispatch');
+  const ratios: Record<string, number | null> = { 'lockgate/bare-dispatch': ratio(lockgate?.rps, bare?.rps) };
+  if (ROUTE_SCENARIOS.includes(name)) {
+    ratios['cpu:lockgate/bare-dispatch'] = ratio(lockgate?.cpu_us_per_req, bare?.cpu_us_per_req);
+    if (name === 'routes-10000') ratios['cpu:routes-10000/routes-10'] = ratio(lockgate?.cpu_us_per_req, routes10Lockgate?.cpu_us_per_req);
+    return ratios;
+  }
+  const peers = results.filter((r) => NODE_PEERS.includes(r.system as never));
+  const best = peers.length === 0 ? undefined : peers.reduce((a, b) => (b.rps > a.rps ? b : a));
+  ratios['lockgate/best-node-peer'] = ratio(lockgate?.rps, best?.rps);
+  ratios['lockgate/nginx'] = ratio(lockgate?.rps, by('nginx')?.rps);
+  return ratios;
+}
+
+/** Assembles the report; `results` maps scenario name to its systems' median-round results, in run order. */
+export function buildReport(results: Map<string, SystemResult[]>, meta: { date: string; node: string; cpus: number }): Report {
+  const routes10 = results.get('routes-10')?.find((r) => r.system === 'lockgate');
+  const scenarios = [...results].map(([name, list]) => ({ name, results: list, ratios: computeRatios(name, list, routes10) }));
+  return { ...meta, scenarios };
+}
+
+const fmt = (n: number, digits: number): string => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+/** Markdown table: one row per scenario and system, then the ratios under each scenario. */
+export function markdownTable(report: Report): string {
+  const lines = [
+    '| scenario | system | req/s | p50 ms | p99 ms | CPU µs/req | peak RSS MB | anon MB |',
+    '|---|---|--:|--:|--:|--:|--:|--:|',
+  ];
+  for (const scenario of report.scenarios) {
+    for (const r of scenario.results) {
+      lines.push(`| ${scenario.name} | ${r.system} | ${fmt(r.rps, 0)} | ${fmt(r.p50_ms, 2)} | ${fmt(r.p99_ms, 2)} | ${fmt(r.cpu_us_per_req, 1)} | ${fmt(r.rss_mb, 1)} | ${fmt(r.anon_mb, 1)} |`);
+    }
+  }
+  const ratioLines = report.scenarios
+    .map((s) => `- ${s.name}: ${Object.entries(s.ratios).map(([k, v]) => `${k} ${v === null ? 'n/a' : fmt(v, 2)}`).join(', ')}`);
+  return `${lines.join('\n')}\n\nRatios (req/s unless prefixed \`cpu:\`, which compares CPU µs per request):\n\n${ratioLines.join('\n')}\n`;
+}
+
+/** Fixed-width table for the terminal, with the extra columns that say whether the proxy was the bottleneck. */
+export function terminalTable(rows: Array<SystemResult & { scenario: string; proxyCpuPct: number; core0Pct: number; errors: number }>): string {
+  const header = ['scenario', 'system', 'req/s', 'p50ms', 'p99ms', 'cpuµs/req', 'rssMB', 'anonMB', 'proxy%', 'core0%', 'errors'];
+  const body = rows.map((r) => [
+    r.scenario, r.system, fmt(r.rps, 0), fmt(r.p50_ms, 2), fmt(r.p99_ms, 2), fmt(r.cpu_us_per_req, 1),
+    fmt(r.rss_mb, 1), fmt(r.anon_mb, 1), fmt(r.proxyCpuPct, 0), fmt(r.core0Pct, 0), String(r.errors),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [line(header), ...body.map(line)].join('\n');
+}
+
+export const README_START = '<!-- bench:start -->';
+export const README_END = '<!-- bench:end -->';
+
+/** Replaces the text between the markers; null when the markers are missing or out of order. */
+export function replaceReadmeSection(readme: string, section: string): string | null {
+  const start = readme.indexOf(README_START);
+  const end = readme.indexOf(README_END);
+  if (start < 0 || end < start) return null;
+  return `${readme.slice(0, start + README_START.length)}\n${section.trimEnd()}\n${readme.slice(end)}`;
+}
+
+/** The README section: the table plus how it was measured and how to reproduce it. */
+export function readmeSection(report: Report, setup: string): string {
+  return `Measured ${report.date.slice(0, 10)} with Node ${report.node} on ${report.cpus} CPUs. ${setup}\n\n${markdownTable(report)}\nReproduce: \`npm run bench\` (see [bench/README.md](bench/README.md)).\n`;
+}

@@ -1,0 +1,147 @@
+// `npm run bench`: Lockgate side by side with nginx, Node peers and a bare undici proxy, in one run.
+// Flags: --only NAMES (scenarios and/or systems, comma-separated), --duration S, --warmup S, --rounds N.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { coreBusy, readCores } from './measure.ts';
+import { measureUnit, writeRequestsFile } from './measure-unit.ts';
+import type { Sample } from './measure-unit.ts';
+import { freePort, httpGet, waitUntil } from './net.ts';
+import { startNginx, upstreamConfig, writeUpstreamFiles } from './nginx.ts';
+import { killAllPinned } from './pinned-process.ts';
+import { buildReport, medianRound, readmeSection, replaceReadmeSection, terminalTable } from './report.ts';
+import type { SystemResult } from './report.ts';
+import { buildScenarios, parseOnly, selectScenarios } from './scenarios.ts';
+import type { SystemName } from './scenarios.ts';
+import { ROOT, unavailable } from './systems.ts';
+
+const LOAD_CPU = 0;
+const PROXY_CPU = 1;
+/** Seconds per unit beyond warm-up and measurement: start, readiness, checks, stop. */
+const OVERHEAD_S = 1.5;
+
+const { values } = parseArgs({
+  options: {
+    only: { type: 'string' },
+    duration: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '3' },
+  },
+});
+const durationS = Number(values.duration);
+const warmupS = Number(values.warmup);
+const rounds = Number(values.rounds);
+if (!(durationS >= 1) || !(warmupS >= 0) || !Number.isInteger(rounds) || rounds < 1) {
+  console.error('usage: node bench/run.ts [--only NAMES] [--duration S>=1] [--warmup S>=0] [--rounds N>=1]');
+  process.exit(2);
+}
+if (availableParallelism() < 2) console.error('warning: fewer than 2 CPUs; the proxy and the load generator share a core');
+
+const only = parseOnly(values.only);
+const scenarios = selectScenarios(buildScenarios(), only);
+const skipped = new Map<SystemName, string>();
+for (const scenario of scenarios) {
+  for (const system of scenario.systems) {
+    const reason = unavailable(system);
+    if (reason !== null) skipped.set(system, reason);
+  }
+}
+for (const [system, reason] of skipped) console.error(`skipping ${system}: ${reason}`);
+const units = scenarios.flatMap((s) => s.systems.filter((y) => !skipped.has(y)).map((system) => ({ scenario: s, system })));
+const plannedS = units.length * rounds * (warmupS + durationS + OVERHEAD_S);
+console.log(`plan: ${units.length} system×scenario pairs × ${rounds} rounds × (${warmupS}s warm-up + ${durationS}s measured + ~${OVERHEAD_S}s overhead) ≈ ${(plannedS / 60).toFixed(1)} min`);
+
+const dir = mkdtempSync(join(tmpdir(), 'lockgate-bench-'));
+const cleanup = (): void => {
+  killAllPinned();
+  rmSync(dir, { recursive: true, force: true });
+};
+process.once('SIGINT', () => {
+  cleanup();
+  process.exit(130);
+});
+process.once('exit', cleanup);
+
+const runStarted = Date.now();
+// Other work on the box skews every number; say so up front rather than after eight minutes.
+const idleCheck = readCores();
+await sleep(1000);
+const busyBefore = coreBusy(idleCheck, readCores());
+if (busyBefore.some((b) => b > 0.2)) {
+  console.error(`warning: CPUs already busy before the run (${busyBefore.map((b) => `${Math.round(b * 100)}%`).join(', ')}); results will be low and noisy`);
+}
+writeUpstreamFiles(dir);
+const upstreamPort = await freePort();
+const upstream = startNginx(dir, 'upstream', upstreamConfig(dir, upstreamPort), LOAD_CPU);
+if (!(await waitUntil(async () => (await httpGet(upstreamPort, '/')).status === 200, 10_000, () => !upstream.exited))) {
+  console.error(`upstream nginx did not start:\n${upstream.tail()}`);
+  process.exit(1);
+}
+const ctx = { dir, proxyCpu: PROXY_CPU, upstreamPort, upstreamPid: upstream.pid };
+const files = new Map(scenarios.map((s) => [s.name, writeRequestsFile(dir, s)]));
+
+// samples[scenario][system] = one Sample per successful round
+const samples = new Map<string, Map<SystemName, Sample[]>>(scenarios.map((s) => [s.name, new Map()]));
+const failed = new Set<string>();
+for (let round = 1; round <= rounds; round++) {
+  for (const { scenario, system } of units) {
+    const key = `${scenario.name}/${system}`;
+    if (failed.has(key)) continue;
+    const label = `round ${round}/${rounds} ${key}`;
+    try {
+      const sample = await measureUnit(system, scenario, ctx, files.get(scenario.name) ?? '', { warmupS, durationS, loadCpu: LOAD_CPU });
+      const list = samples.get(scenario.name)?.get(system) ?? [];
+      list.push(sample);
+      samples.get(scenario.name)?.set(system, list);
+      console.log(`${label}: ${Math.round(sample.rps)} req/s, p99 ${sample.p99Ms.toFixed(2)} ms, ${sample.cpuUsPerReq.toFixed(1)} µs/req, proxy ${sample.proxyCpuPct.toFixed(0)}% core0 ${sample.core0Pct.toFixed(0)}%`);
+    } catch (error) {
+      // A system that fails once is dropped from this scenario so one broken build cannot eat the budget.
+      failed.add(key);
+      console.error(`${label}: FAILED, dropped from later rounds: ${(error as Error).message}`);
+    }
+  }
+}
+const upstreamStop = await upstream.stop();
+if (!upstreamStop.clean) console.error('upstream nginx did not exit cleanly');
+
+const round2 = (n: number, d: number): number => Math.round(n * 10 ** d) / 10 ** d;
+const results = new Map<string, SystemResult[]>();
+const rows: Parameters<typeof terminalTable>[0] = [];
+for (const scenario of scenarios) {
+  const list: SystemResult[] = [];
+  for (const system of scenario.systems) {
+    const median = medianRound(samples.get(scenario.name)?.get(system) ?? []);
+    if (median === undefined) continue;
+    const result = {
+      system, rps: Math.round(median.rps), p50_ms: round2(median.p50Ms, 3), p99_ms: round2(median.p99Ms, 3),
+      cpu_us_per_req: round2(median.cpuUsPerReq, 1), rss_mb: round2(median.rssMb, 1), anon_mb: round2(median.anonMb, 1),
+    };
+    list.push(result);
+    rows.push({ ...result, scenario: scenario.name, proxyCpuPct: median.proxyCpuPct, core0Pct: median.core0Pct, errors: median.errors });
+  }
+  if (list.length > 0) results.set(scenario.name, list);
+}
+const report = buildReport(results, { date: new Date().toISOString(), node: process.version, cpus: availableParallelism() });
+console.log(`\n${terminalTable(rows)}\n`);
+for (const s of report.scenarios) console.log(`${s.name}: ${JSON.stringify(s.ratios)}`);
+
+// A narrowed run must not overwrite the full result the README quotes.
+const full = values.only === undefined || values.only === '';
+const resultsDir = join(ROOT, 'bench', 'results');
+mkdirSync(resultsDir, { recursive: true });
+const out = join(resultsDir, full ? 'latest.json' : 'partial.json');
+writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
+console.log(`\nwrote ${out}`);
+const readmePath = join(ROOT, 'README.md');
+if (full && existsSync(readmePath)) {
+  const setup = `wrk -t1 -c50 on CPU ${LOAD_CPU} with the upstream nginx, the proxy alone on CPU ${PROXY_CPU}; ${warmupS}s warm-up, ${durationS}s measured, median of ${rounds} interleaved rounds.`;
+  const updated = replaceReadmeSection(readFileSync(readmePath, 'utf8'), readmeSection(report, setup));
+  if (updated === null) console.log('README.md has no bench markers; not updated');
+  else {
+    writeFileSync(readmePath, updated);
+    console.log('updated README.md Performance section');
+  }
+}
+console.log(`total run time ${((Date.now() - runStarted) / 60000).toFixed(1)} min`);

@@ -1,0 +1,117 @@
+// Composition root of one data-plane thread: runtime, listeners, load shedder, access log and metrics wired together.
+import type { Config } from '../model/types.ts';
+import { buildRuntime, retireRuntime, type Runtime } from '../proxy/runtime.ts';
+import { GatewayListener } from '../proxy/gateway-listener.ts';
+import { LoadShedder } from '../proxy/load-shedder.ts';
+import type { DataPlaneState } from '../proxy/request-handler.ts';
+import type { Exchange } from '../proxy/exchange.ts';
+import { breakerState, configEvent, requestEnd, requestShed } from '../telemetry/channels.ts';
+import { AccessLog } from '../telemetry/access-log.ts';
+import { MetricsRegistry, type MetricsSnapshot } from '../telemetry/metrics.ts';
+
+export interface DataPlaneOptions {
+  /** Listener name → port to bind instead of the configured one (0 = any, or the port another worker bound). */
+  ports?: Record<string, number>;
+  accessLog?: boolean;
+}
+
+function publishEnd(ex: Exchange): void {
+  if (ex.errorCode === 'overloaded' && requestShed.hasSubscribers) requestShed.publish({ reason: 'event-loop-delay' });
+  if (requestEnd.hasSubscribers) requestEnd.publish(ex);
+}
+
+export class DataPlane {
+  readonly #state: DataPlaneState;
+  readonly #listeners: GatewayListener[] = [];
+  readonly #shedder: LoadShedder;
+  readonly #accessLog: AccessLog | null;
+  readonly metrics: MetricsRegistry;
+  readonly #opts: DataPlaneOptions;
+
+  /** Throws when the first config cannot be built (there is nothing older to keep serving). */
+  constructor(config: Config, opts: DataPlaneOptions = {}) {
+    this.#opts = opts;
+    const built = buildRuntime(config, undefined, { onBreakerState: (backend, state) => breakerState.publish({ backend, state }) });
+    if (!built.runtime) throw new Error(`config ${config.version} rejected:\n${built.problems.join('\n')}`);
+    this.metrics = new MetricsRegistry();
+    const gw = config.gateway.spec;
+    this.#accessLog = opts.accessLog === false || !gw.accessLog.enabled ? null : new AccessLog(gw.accessLog.path, gw.accessLog.bufferLines);
+    this.#state = { runtime: built.runtime, overloaded: false, draining: false, finish: publishEnd };
+    this.#shedder = new LoadShedder(gw.overload.maxEventLoopDelay, (on) => {
+      this.#state.overloaded = on;
+    });
+  }
+
+  get runtime(): Runtime {
+    return this.#state.runtime;
+  }
+
+  get accessLogDropped(): number {
+    return this.#accessLog?.dropped ?? 0;
+  }
+
+  /** Binds every listener; returns the bound ports by listener name. */
+  async listen(): Promise<Record<string, number>> {
+    const gw = this.#state.runtime.gateway;
+    const ports: Record<string, number> = {};
+    for (const spec of gw.listeners) {
+      const l = new GatewayListener(spec, gw.limits, this.#state);
+      this.#listeners.push(l);
+      ports[spec.name] = await l.listen(this.#opts.ports?.[spec.name] ?? spec.port);
+    }
+    return ports;
+  }
+
+  /** Swaps in a new config version atomically; requests in flight finish on the one they started with. */
+  apply(config: Config): { ok: boolean; problems: string[] } {
+    const old = this.#state.runtime;
+    const built = buildRuntime(config, old, { onBreakerState: (backend, state) => breakerState.publish({ backend, state }) });
+    if (!built.runtime) {
+      configEvent.publish({ version: config.version, ok: false, problems: built.problems });
+      return { ok: false, problems: built.problems };
+    }
+    const problems: string[] = [];
+    for (const l of this.#listeners) {
+      const next = config.gateway.spec.listeners.find((s) => s.name === l.spec.name);
+      if (!next) problems.push(`listener ${l.spec.name} removed: restart to apply`);
+      else {
+        try {
+          l.reloadTls(next);
+        } catch (err) {
+          problems.push(`listener ${l.spec.name}: ${(err as Error).message} (kept the previous certificates)`);
+        }
+      }
+    }
+    this.#state.runtime = built.runtime;
+    void retireRuntime(old, built.runtime);
+    configEvent.publish({ version: config.version, ok: true, problems });
+    return { ok: true, problems };
+  }
+
+  metricsSnapshot(): MetricsSnapshot {
+    const s = this.metrics.snapshot();
+    s.counters.lockgate_access_log_dropped_total = this.accessLogDropped;
+    return s;
+  }
+
+  reopenLog(): void {
+    this.#accessLog?.reopen();
+  }
+
+  /** Graceful drain: stop accepting, finish in-flight requests, close keep-alive connections, then close pools. */
+  async drain(deadlineMs: number): Promise<void> {
+    this.#state.draining = true;
+    const listeners = this.#listeners.splice(0);
+    await Promise.all(listeners.map((l) => l.drain(deadlineMs)));
+    await this.close();
+  }
+
+  async close(): Promise<void> {
+    const listeners = this.#listeners.splice(0);
+    await Promise.all(listeners.map((l) => l.drain(0)));
+    this.#shedder.close();
+    this.#accessLog?.close();
+    this.metrics.close();
+    await retireRuntime(this.#state.runtime, undefined);
+  }
+}

@@ -1,0 +1,203 @@
+// Main thread of `lockgate gateway`: loads config, runs N worker threads on shared ports, reloads, drains and serves admin.
+import { Worker } from 'node:worker_threads';
+import { watch, type FSWatcher } from 'node:fs';
+import type { Config } from '../model/types.ts';
+import { loadConfigFiles, formatProblems } from '../model/load-config.ts';
+import { AdminServer } from '../admin/admin-server.ts';
+import { mergeSnapshots, renderPrometheus, type MetricsSnapshot } from '../telemetry/metrics.ts';
+import type { FromWorker, ToWorker } from './gateway-worker.ts';
+
+export interface SupervisorOptions {
+  files: string[];
+  workers: number;
+  /** Override the admin port (0 = any); undefined keeps the config's. */
+  adminPort?: number;
+  watch?: boolean;
+  log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+  drainTimeoutMs?: number;
+}
+
+interface Slot {
+  worker: Worker | null;
+  ready: boolean;
+  restarts: number;
+}
+
+const WORKER_URL = new URL(`./gateway-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
+
+export class GatewaySupervisor {
+  readonly #opts: SupervisorOptions;
+  readonly #slots: Slot[] = [];
+  readonly #log: NonNullable<SupervisorOptions['log']>;
+  #config!: Config;
+  #ports: Record<string, number> = {};
+  #admin: AdminServer | null = null;
+  adminPort = 0;
+  #watchers: FSWatcher[] = [];
+  #draining = false;
+  #metricsId = 0;
+  #reloadTimer: NodeJS.Timeout | null = null;
+  readonly #pendingMetrics = new Map<number, { want: number; got: MetricsSnapshot[]; done: (s: MetricsSnapshot[]) => void }>();
+
+  constructor(opts: SupervisorOptions) {
+    this.#opts = opts;
+    this.#log = opts.log ?? ((level, msg, fields) => process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }) + '\n'));
+  }
+
+  get ports(): Record<string, number> {
+    return this.#ports;
+  }
+
+  get config(): Config {
+    return this.#config;
+  }
+
+  /** Loads and validates; on problems returns them (nothing started). */
+  async start(): Promise<{ ok: true } | { ok: false; problems: string }> {
+    const { config, problems } = await loadConfigFiles(this.#opts.files);
+    if (!config || problems.length) return { ok: false, problems: formatProblems(problems) };
+    this.#config = config;
+    // The first worker binds (port 0 included); the others join its ports with SO_REUSEPORT.
+    const first = await this.#spawn(0, {});
+    this.#ports = first;
+    await Promise.all(Array.from({ length: this.#opts.workers - 1 }, (_, i) => this.#spawn(i + 1, this.#ports)));
+    const admin = config.gateway.spec.admin;
+    if (admin.enabled) {
+      this.#admin = new AdminServer({
+        ready: () => !this.#draining && this.#slots.every((s) => s.ready),
+        metrics: () => this.metricsText(),
+        config: () => ({ version: this.#config.version, files: this.#config.files, gateway: this.#config.gateway, apis: this.#config.apis, backends: this.#config.backends }),
+      });
+      this.adminPort = await this.#admin.listen(this.#opts.adminPort ?? admin.port, admin.address);
+    }
+    if (this.#opts.watch !== false) this.#watch();
+    this.#log('info', 'gateway started', { version: config.version, ports: this.#ports, admin: this.adminPort, workers: this.#opts.workers });
+    return { ok: true };
+  }
+
+  #spawn(index: number, ports: Record<string, number>): Promise<Record<string, number>> {
+    const slot = (this.#slots[index] ??= { worker: null, ready: false, restarts: 0 });
+    return new Promise((resolve, reject) => {
+      const worker = new Worker(WORKER_URL, { workerData: { config: this.#config, ports } });
+      slot.worker = worker;
+      slot.ready = false;
+      worker.on('message', (m: FromWorker) => {
+        switch (m.type) {
+          case 'listening':
+            slot.ready = true;
+            resolve(m.ports);
+            break;
+          case 'fatal':
+            reject(new Error(m.message));
+            break;
+          case 'applied':
+            if (!m.ok || m.problems.length) this.#log(m.ok ? 'warn' : 'error', 'config apply', { worker: index, version: m.version, problems: m.problems });
+            break;
+          case 'metrics': {
+            const p = this.#pendingMetrics.get(m.id);
+            if (p) {
+              p.got.push(m.snapshot);
+              if (p.got.length >= p.want) p.done(p.got);
+            }
+            break;
+          }
+          case 'drained':
+            break;
+        }
+      });
+      worker.on('error', (err) => {
+        this.#log('error', 'worker crashed', { worker: index, error: err.message });
+        if (!slot.ready) reject(err);
+      });
+      worker.on('exit', (code) => {
+        slot.ready = false;
+        slot.worker = null;
+        if (this.#draining) return;
+        // Supervise: restart with a small backoff that grows with repeated crashes.
+        slot.restarts++;
+        const delay = Math.min(5000, 100 * 2 ** Math.min(slot.restarts, 6));
+        this.#log('warn', 'worker exited; restarting', { worker: index, code, delayMs: delay });
+        setTimeout(() => this.#spawn(index, this.#ports).catch((e: Error) => this.#log('error', 'restart failed', { error: e.message })), delay);
+      });
+    });
+  }
+
+  #post(m: ToWorker): void {
+    for (const s of this.#slots) s.worker?.postMessage(m);
+  }
+
+  #watch(): void {
+    for (const f of this.#opts.files) {
+      try {
+        this.#watchers.push(watch(f, { persistent: false }, () => this.scheduleReload('file change')));
+      } catch (err) {
+        this.#log('warn', 'cannot watch config file', { file: f, error: (err as Error).message });
+      }
+    }
+  }
+
+  /** Debounced: editors write files in several steps. */
+  scheduleReload(reason: string): void {
+    if (this.#reloadTimer) clearTimeout(this.#reloadTimer);
+    this.#reloadTimer = setTimeout(() => void this.reload(reason), 150);
+    this.#reloadTimer.unref();
+  }
+
+  /** Validate, then swap in every worker; a bad config keeps the old one serving and logs every problem. */
+  async reload(reason: string): Promise<{ ok: boolean; problems: string }> {
+    const { config, problems } = await loadConfigFiles(this.#opts.files);
+    if (!config || problems.length) {
+      const text = formatProblems(problems);
+      this.#log('error', 'config rejected; still serving the previous version', { reason, version: this.#config.version, problems: text.split('\n') });
+      return { ok: false, problems: text };
+    }
+    if (config.version === this.#config.version) return { ok: true, problems: '' };
+    this.#config = config;
+    this.#post({ type: 'config', config });
+    this.#log('info', 'config reloaded', { reason, version: config.version });
+    return { ok: true, problems: '' };
+  }
+
+  async metricsText(): Promise<string> {
+    const live = this.#slots.filter((s) => s.worker);
+    const id = ++this.#metricsId;
+    const snapshots = await new Promise<MetricsSnapshot[]>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#pendingMetrics.delete(id);
+        resolve(entry.got);
+      }, 1000);
+      const entry = { want: live.length, got: [] as MetricsSnapshot[], done: (s: MetricsSnapshot[]) => {
+        clearTimeout(timer);
+        this.#pendingMetrics.delete(id);
+        resolve(s);
+      } };
+      this.#pendingMetrics.set(id, entry);
+      for (const s of live) s.worker!.postMessage({ type: 'metrics', id } satisfies ToWorker);
+      if (live.length === 0) entry.done([]);
+    });
+    return renderPrometheus(mergeSnapshots(snapshots), {
+      [`lockgate_config_info{version="${this.#config.version}"}`]: 1,
+      lockgate_workers: live.length,
+      lockgate_workers_ready: this.#slots.filter((s) => s.ready).length,
+    });
+  }
+
+  reopenLogs(): void {
+    this.#post({ type: 'reopen-log' });
+  }
+
+  /** SIGTERM: readiness goes false, workers drain in-flight requests, then everything closes. */
+  async drain(): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
+    for (const w of this.#watchers) w.close();
+    const deadlineMs = this.#opts.drainTimeoutMs ?? 25_000;
+    const exits = this.#slots.map((s) => (s.worker ? new Promise<void>((r) => s.worker!.once('exit', () => r())) : Promise.resolve()));
+    this.#post({ type: 'drain', deadlineMs });
+    const hard = new Promise<void>((r) => setTimeout(r, deadlineMs + 2000).unref());
+    await Promise.race([Promise.all(exits), hard]);
+    for (const s of this.#slots) await s.worker?.terminate();
+    await this.#admin?.close();
+    this.#log('info', 'gateway stopped');
+  }
+}

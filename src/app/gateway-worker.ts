@@ -1,0 +1,56 @@
+// Entry of one data-plane worker thread: runs a DataPlane and answers the supervisor's messages.
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Config } from '../model/types.ts';
+import { DataPlane } from './data-plane.ts';
+
+export type ToWorker =
+  | { type: 'config'; config: Config }
+  | { type: 'metrics'; id: number }
+  | { type: 'drain'; deadlineMs: number }
+  | { type: 'reopen-log' };
+
+export type FromWorker =
+  | { type: 'listening'; ports: Record<string, number> }
+  | { type: 'applied'; version: string; ok: boolean; problems: string[] }
+  | { type: 'metrics'; id: number; snapshot: ReturnType<DataPlane['metricsSnapshot']> }
+  | { type: 'drained' }
+  | { type: 'fatal'; message: string };
+
+interface Init {
+  config: Config;
+  ports: Record<string, number>;
+}
+
+const port = parentPort!;
+const init = workerData as Init;
+const send = (m: FromWorker): void => port.postMessage(m);
+
+try {
+  const plane = new DataPlane(init.config, { ports: init.ports });
+  const ports = await plane.listen();
+  send({ type: 'listening', ports });
+  port.on('message', (m: ToWorker) => {
+    switch (m.type) {
+      case 'config': {
+        const r = plane.apply(m.config);
+        send({ type: 'applied', version: m.config.version, ok: r.ok, problems: r.problems });
+        break;
+      }
+      case 'metrics':
+        send({ type: 'metrics', id: m.id, snapshot: plane.metricsSnapshot() });
+        break;
+      case 'reopen-log':
+        plane.reopenLog();
+        break;
+      case 'drain':
+        void plane.drain(m.deadlineMs).then(() => {
+          send({ type: 'drained' });
+          port.close();
+        });
+        break;
+    }
+  });
+} catch (err) {
+  send({ type: 'fatal', message: (err as Error).message });
+  process.exitCode = 1;
+}

@@ -1,0 +1,59 @@
+// CLI entry: dispatches to one file per verb; exit codes 0 ok, 1 user error, 2 internal error.
+import { readFileSync } from 'node:fs';
+import type { Verb } from './verb.ts';
+
+const VERBS: Record<string, () => Promise<Verb>> = {
+  gateway: async () => (await import('./gateway.ts')).gatewayVerb,
+  validate: async () => (await import('./validate.ts')).validateVerb,
+  schema: async () => (await import('./schema.ts')).schemaVerb,
+  up: async () => (await import('./up.ts')).upVerb,
+};
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function help(): Promise<string> {
+  const lines = ['lockgate: one trust model from the public edge to every service', '', 'Usage: lockgate <command> [options]', '', 'Commands:'];
+  for (const [name, load] of Object.entries(VERBS)) lines.push(`  ${name.padEnd(10)} ${(await load()).summary}`);
+  lines.push('', 'Options:', '  --help     help for any command (lockgate <command> --help)', '  --version  print the version', '');
+  return lines.join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+      if (cmd === 'help' && rest[0] && VERBS[rest[0]]) {
+        process.stdout.write((await VERBS[rest[0]]()).usage + '\n');
+        return 0;
+      }
+      process.stdout.write(await help());
+      return cmd ? 0 : 1;
+    }
+    if (cmd === '--version' || cmd === '-v' || cmd === 'version') {
+      process.stdout.write(`lockgate ${version()} (node ${process.version})\n`);
+      return 0;
+    }
+    const load = VERBS[cmd];
+    if (!load) {
+      process.stderr.write(`lockgate: unknown command "${cmd}"\n\n${await help()}`);
+      return 1;
+    }
+    const verb = await load();
+    if (rest.includes('--help') || rest.includes('-h')) {
+      process.stdout.write(verb.usage + '\n');
+      return 0;
+    }
+    return await verb.run(rest);
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || e.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+      process.stderr.write(`lockgate ${cmd}: ${e.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`lockgate ${cmd}: internal error: ${e.stack ?? e.message}\n`);
+    return 2;
+  }
+}

@@ -1,0 +1,69 @@
+// The Api kind's fields, defaults and descriptions (the single source for decoding, docs and the JSON Schema).
+import { bool, list, obj, oneOf, str } from './field.ts';
+import {
+  checkApiPath,
+  checkBackendRef,
+  checkHeaderName,
+  checkHostPattern,
+  checkMethod,
+  checkName,
+  checkUrlTemplate,
+} from './value-checks.ts';
+
+const headerMatch = obj(
+  {
+    name: str('Header name (case-insensitive).', { required: true, check: checkHeaderName }),
+    exact: str('Matches when the value equals this.', { optional: true }),
+    prefix: str('Matches when the value starts with this.', { optional: true }),
+    present: bool('true: the header must be present; false: it must be absent. Implied true when neither exact nor prefix is set.'),
+  },
+  'A request header condition; set at most one of exact, prefix, present.',
+);
+
+const operation = obj(
+  {
+    name: str('Unique name within the Api.', { check: checkName, defaultText: 'methods and template, e.g. "get-items-id"' }),
+    methods: list(str('HTTP method', { check: checkMethod }), 'Methods matched (upper-cased); ["*"] matches any.', {
+      default: ['*'],
+      minItems: 1,
+    }),
+    urlTemplate: str(
+      'Path relative to the Api path: "/items" exact, "/items/{id}" one segment, "/items/*" the rest (last segment only).',
+      { required: true, check: checkUrlTemplate },
+    ),
+    headers: list(headerMatch, 'Header conditions; all must hold.', { default: [] }),
+    backend: str('Backend for this operation instead of the Api\'s ("name" or "namespace/name").', {
+      optional: true,
+      check: checkBackendRef,
+    }),
+  },
+  'A method and URL template served by the Api.',
+);
+
+export const apiFields = obj(
+  {
+    displayName: str('Human-readable name.', { optional: true }),
+    hostnames: list(str('Hostname', { check: checkHostPattern }), 'Hosts served: "api.example.com" or "*.example.com"; empty serves any host.', {
+      default: [],
+    }),
+    path: str('Base path: "/" or "/orders" (no trailing slash).', { default: '/', check: checkApiPath }),
+    backend: str('Backend receiving requests: "name" in this namespace or "namespace/name".', {
+      required: true,
+      check: checkBackendRef,
+    }),
+    errorStyle: oneOf(['lockgate', 'apim'], 'Shape of error bodies.', { default: 'lockgate' }),
+    stripPath: bool('Remove the base path before forwarding.', false),
+    pathOptions: obj(
+      {
+        escapedSlashes: oneOf(['reject', 'decode'], '%2F and %5C in the path: reject with 400, or decode.', { default: 'reject' }),
+        backslash: oneOf(['reject', 'slash'], 'A literal "\\" in the path: reject with 400, or treat as "/".', { default: 'reject' }),
+        semicolon: oneOf(['keep', 'strip', 'reject'], 'Path parameters after ";": keep, strip before matching, or reject.', {
+          default: 'keep',
+        }),
+      },
+      'How ambiguous request paths are handled before matching.',
+    ),
+    operations: list(operation, 'Operations; empty sends every method and path under the base path to backend.', { default: [] }),
+  },
+  'An API published on the gateway: hosts, base path, operations and the backend they go to.',
+);

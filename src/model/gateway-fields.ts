@@ -1,0 +1,120 @@
+// The Gateway kind's fields, defaults and descriptions (the single source for decoding, docs and the JSON Schema).
+import { bool, duration, int, list, num, obj, oneOf, size, str } from './field.ts';
+import { checkBindAddress, checkCidr, checkHostPattern, checkHttpUrl, checkName, checkNotEmpty } from './value-checks.ts';
+
+const tlsCertificate = obj(
+  {
+    certFile: str('PEM certificate chain file; a relative path resolves against the config file, and the file must exist.', {
+      required: true,
+      check: checkNotEmpty,
+    }),
+    keyFile: str('PEM private key file; resolved like certFile.', { required: true, check: checkNotEmpty }),
+    hostnames: list(str('SNI name', { check: checkHostPattern }), 'SNI names this certificate serves; empty makes it the default certificate.', {
+      default: [],
+    }),
+  },
+  'A certificate with its key.',
+);
+
+const listenerTls = obj(
+  {
+    certificates: list(tlsCertificate, 'Certificates, chosen by SNI.', { required: true, minItems: 1 }),
+    minVersion: oneOf(['TLSv1.2', 'TLSv1.3'], 'Oldest TLS version accepted.', { default: 'TLSv1.2' }),
+  },
+  'TLS settings; required when protocol is https.',
+  { optional: true },
+);
+
+export const DEFAULT_LISTENER = { name: 'http-8080', address: '0.0.0.0', port: 8080, protocol: 'http', proxyProtocol: 'off' };
+
+const listener = obj(
+  {
+    name: str('Unique name within the Gateway.', { check: checkName, defaultText: '"<protocol>-<port>", e.g. "http-8080"' }),
+    address: str('Address to bind.', { default: '0.0.0.0', check: checkBindAddress }),
+    port: int('TCP port; 0 lets the OS pick one.', { required: true, min: 0, max: 65535 }),
+    protocol: oneOf(
+      ['http', 'https', 'h2'],
+      'http: HTTP/1.1 in clear; https: TLS with ALPN (h2 and http/1.1); h2: HTTP/2 only (over TLS when tls is set, else cleartext prior knowledge).',
+      { default: 'http' },
+    ),
+    tls: listenerTls,
+    proxyProtocol: oneOf(['off', 'v1', 'v2', 'any'], 'Expect a PROXY protocol header before HTTP (only behind a load balancer that sends one).', {
+      default: 'off',
+    }),
+  },
+  'A socket the gateway accepts connections on.',
+);
+
+const http2 = obj(
+  {
+    maxConcurrentStreams: int('Streams a client may open at once on one connection.', { default: 100, min: 1 }),
+    maxHeaderListSize: size('Largest decoded header list accepted.', { default: 16 * 1024, min: 1 }),
+    maxResetsPerSecond: int('RST_STREAM frames per second before the connection is closed (rapid-reset defence).', {
+      default: 100,
+      min: 1,
+    }),
+    maxContinuationFrames: int('CONTINUATION frames per header block (CONTINUATION-flood defence).', { default: 16, min: 1 }),
+  },
+  'HTTP/2 limits.',
+);
+
+const limits = obj(
+  {
+    maxConnections: int('Open client connections across all listeners.', { default: 10_000, min: 1 }),
+    maxHeaderSize: size('Largest request header block.', { default: 16 * 1024, min: 1 }),
+    maxHeaderCount: int('Most request header fields.', { default: 100, min: 1 }),
+    maxBodySize: size('Largest request body; 413 beyond it.', { default: 10 * 1024 * 1024, min: 0 }),
+    maxUrlLength: size('Longest request target; 414 beyond it.', { default: 8 * 1024, min: 1 }),
+    headerTimeout: duration('Time to receive the whole header block.', { default: 10_000, min: 1 }),
+    requestTimeout: duration('Time to receive the whole request.', { default: 60_000, min: 1 }),
+    idleTimeout: duration('Keep-alive idle timeout; above the 60 s of common load balancers so they close first.', {
+      default: 75_000,
+      min: 1,
+    }),
+    http2,
+  },
+  'Resource limits that protect the gateway from slow or abusive clients.',
+);
+
+export const gatewayFields = obj(
+  {
+    listeners: list(listener, 'Sockets to accept connections on.', { default: [DEFAULT_LISTENER], minItems: 1 }),
+    limits,
+    trustedProxies: list(str('CIDR', { check: checkCidr, format: 'cidr' }), 'Peers (CIDRs or addresses) whose X-Forwarded-* and x-request-id headers are trusted.', {
+      default: [],
+    }),
+    maxHops: int('Most `Via` hops before answering 508 Loop Detected.', { default: 10, min: 1, max: 255 }),
+    admin: obj(
+      {
+        address: str('Address of the local admin port.', { default: '127.0.0.1', check: checkBindAddress }),
+        port: int('Admin port.', { default: 9901, min: 0, max: 65535 }),
+        enabled: bool('Serve the admin port.', true),
+      },
+      'Local admin endpoint (health, metrics, config).',
+    ),
+    accessLog: obj(
+      {
+        enabled: bool('Write access logs.', true),
+        path: str('"stdout", "stderr" or a file path.', { default: 'stdout', check: checkNotEmpty }),
+        bufferLines: int('Lines buffered before writes block the log (never the request).', { default: 10_000, min: 1 }),
+      },
+      'JSON access log.',
+    ),
+    overload: obj(
+      {
+        maxEventLoopDelay: duration('Event-loop delay above which new requests are shed with 503.', { default: 500, min: 1 }),
+        retryAfter: duration('Retry-After sent with shed requests.', { default: 1000, min: 0 }),
+      },
+      'Load shedding.',
+    ),
+    tracing: obj(
+      {
+        otlpEndpoint: str('OTLP/HTTP endpoint for spans; unset keeps spans local.', { optional: true, check: checkHttpUrl, format: 'uri' }),
+        sampleRatio: num('Share of new traces sampled (0 to 1).', { default: 0.01, min: 0, max: 1 }),
+        serviceName: str('service.name of exported spans.', { default: 'lockgate', check: checkNotEmpty }),
+      },
+      'Distributed tracing.',
+    ),
+  },
+  'Edge listeners, TLS and process-wide limits. At most one per config; without one a default Gateway listens on 0.0.0.0:8080.',
+);

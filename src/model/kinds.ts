@@ -1,0 +1,58 @@
+// The table of document kinds: each kind's fields and its cross-field checks. Adding a kind is adding a row.
+import { apiFields } from './api-fields.ts';
+import { backendFields } from './backend-fields.ts';
+import type { DocContext } from './doc-context.ts';
+import { dict, obj, oneOf, str } from './field.ts';
+import type { ObjField } from './field.ts';
+import { gatewayFields } from './gateway-fields.ts';
+import type { ApiSpec, BackendSpec, GatewaySpec } from './types.ts';
+import { finishApi } from './validate-api.ts';
+import { finishBackend } from './validate-backend.ts';
+import { finishGateway } from './validate-gateway.ts';
+import { checkLabelKey, checkName } from './value-checks.ts';
+
+export const API_VERSION = 'lockgate.dev/v1alpha1';
+
+export interface KindDef {
+  spec: ObjField;
+  /** Whether a document of this kind may leave out `spec` (every field has a default). */
+  specOptional: boolean;
+  /** Derived defaults and checks across fields of one resource; mutates the decoded spec. */
+  finish: (spec: never, cx: DocContext) => void;
+}
+
+export const KINDS: Record<string, KindDef> = {
+  Gateway: { spec: gatewayFields, specOptional: true, finish: (s: GatewaySpec, cx) => finishGateway(s, cx) },
+  Api: { spec: apiFields, specOptional: false, finish: (s: ApiSpec, cx) => finishApi(s, cx) },
+  Backend: { spec: backendFields, specOptional: false, finish: (s: BackendSpec, cx) => finishBackend(s, cx) },
+};
+
+export const metadataFields = obj(
+  {
+    name: str('Name, unique per kind and namespace: lower-case letters, digits and "-".', { required: true, check: checkName }),
+    namespace: str('Namespace; references without one resolve in the same namespace.', { default: 'default', check: checkName }),
+    labels: dict(str('Label value'), 'Free-form string labels.', { default: {}, keyCheck: checkLabelKey }),
+  },
+  'Identity of the resource.',
+);
+
+const documents = new Map<string, ObjField>();
+
+/** The fields of a whole document of this kind: apiVersion, kind, metadata, spec. */
+export function documentFields(kind: string): ObjField {
+  let d = documents.get(kind);
+  if (!d) {
+    const def = KINDS[kind];
+    d = obj(
+      {
+        apiVersion: oneOf([API_VERSION], 'Schema version.', { required: true }),
+        kind: oneOf(Object.keys(KINDS), 'Resource kind.', { required: true }),
+        metadata: { ...metadataFields, required: true },
+        spec: { ...def.spec, required: !def.specOptional },
+      },
+      `A ${kind} document.`,
+    );
+    documents.set(kind, d);
+  }
+  return d;
+}

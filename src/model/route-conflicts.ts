@@ -1,0 +1,50 @@
+// Reports operations (in one Api or across Apis) that claim the same host, method and full path template.
+import { report } from './doc-context.ts';
+import type { ParsedResource } from './parse-documents.ts';
+import type { ApiSpec } from './types.ts';
+
+/** `/orders` + `/items/{id}` → `/orders/items/{id}`. */
+export function joinPath(base: string, template: string): string {
+  if (base === '/') return template;
+  return template === '/' ? base : base + template;
+}
+
+// Parameter names do not change what a template matches: `/items/{id}` and `/items/{itemId}` collide.
+function routeKey(route: string): string {
+  return route.replace(/\{[^/}]*\}/g, '{}');
+}
+
+export function findRouteConflicts(apis: ParsedResource[]): void {
+  const claims = new Map<string, string>();
+  for (const { resource, cx } of apis) {
+    const spec = resource.spec as ApiSpec;
+    if (!spec || typeof spec.path !== 'string' || !spec.hostnames || !spec.operations) continue;
+    const id = `${resource.metadata.namespace}/${resource.metadata.name}`;
+    const src = resource.source ? ` (${resource.source.file}:${resource.source.line})` : '';
+    const hosts = spec.hostnames.length > 0 ? spec.hostnames : [''];
+    const ops =
+      spec.operations.length > 0
+        ? spec.operations.map((op, i) => ({ op, path: `spec.operations[${i}].urlTemplate` }))
+        : [{ op: { name: '', methods: ['*'], urlTemplate: '/*' }, path: 'spec.path' }];
+    for (const { op, path } of ops) {
+      if (!op?.methods || typeof op.urlTemplate !== 'string') continue;
+      const route = joinPath(spec.path, op.urlTemplate);
+      const owner = op.name ? `Api "${id}" operation "${op.name}"${src}` : `Api "${id}"${src}`;
+      let reported = false;
+      for (const host of hosts) {
+        for (const method of op.methods) {
+          const key = `${host} ${method} ${routeKey(route)}`;
+          const first = claims.get(key);
+          if (!first) {
+            claims.set(key, owner);
+            continue;
+          }
+          if (reported) continue;
+          reported = true;
+          const what = `${method === '*' ? 'any method' : method} ${host || '(any host)'}${route}`;
+          report(cx, path, `route conflict: ${what} is already claimed by ${first}`);
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,68 @@
+// Api checks that span several fields (methods, header matches, operation names) and derived defaults.
+import { report } from './doc-context.ts';
+import type { DocContext } from './doc-context.ts';
+import type { ApiSpec, HeaderMatch, Operation } from './types.ts';
+
+/** `GET /items/{id}` → `get-items-id`; `*` methods read `any`, a `*` segment reads `rest`. */
+export function operationName(methods: string[], urlTemplate: string): string {
+  const verb = methods.map((m) => (m === '*' ? 'any' : m.toLowerCase())).join('-');
+  const segments = urlTemplate
+    .split('/')
+    .filter(Boolean)
+    .map((s) => (s === '*' ? 'rest' : s.replace(/[{}]/g, '')));
+  const slug = `${verb}-${segments.join('-') || 'root'}`
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '');
+  return slug.slice(0, 63).replace(/-+$/, '');
+}
+
+function finishHeader(h: HeaderMatch, p: string, cx: DocContext): void {
+  h.name = h.name?.toLowerCase();
+  const set = (['exact', 'prefix', 'present'] as const).filter((k) => h[k] !== undefined);
+  if (set.length > 1) report(cx, p, `header match sets ${set.join(' and ')}; set at most one of exact, prefix, present`);
+  if (set.length === 0) h.present = true;
+}
+
+function finishMethods(op: Operation, p: string, cx: DocContext): void {
+  if (!op.methods) return;
+  op.methods = op.methods.map((m) => m?.toUpperCase());
+  if (op.methods.includes('*') && op.methods.length > 1) report(cx, `${p}.methods`, '"*" already matches every method; list it alone');
+  const seen = new Set<string>();
+  op.methods.forEach((m, j) => {
+    if (m !== undefined && seen.has(m)) report(cx, `${p}.methods[${j}]`, `method ${m} is listed twice`);
+    seen.add(m);
+  });
+}
+
+/** Normalises hosts, methods and header names, names operations, reports clashes inside one Api. Mutates in place. */
+export function finishApi(spec: ApiSpec, cx: DocContext): void {
+  const hosts = new Set<string>();
+  spec.hostnames = (spec.hostnames ?? []).map((h, i) => {
+    const host = h?.toLowerCase();
+    if (host !== undefined && hosts.has(host)) report(cx, `spec.hostnames[${i}]`, `hostname ${JSON.stringify(host)} is listed twice`);
+    hosts.add(host);
+    return host;
+  });
+  const explicit = new Set<string>();
+  for (const op of spec.operations ?? []) if (op?.name) explicit.add(op.name);
+  const names = new Set<string>();
+  (spec.operations ?? []).forEach((op, i) => {
+    if (!op) return;
+    const p = `spec.operations[${i}]`;
+    finishMethods(op, p, cx);
+    (op.headers ?? []).forEach((h, j) => h && finishHeader(h, `${p}.headers[${j}]`, cx));
+    if (op.name !== undefined) {
+      if (names.has(op.name)) report(cx, `${p}.name`, `duplicate operation name ${JSON.stringify(op.name)}`);
+      names.add(op.name);
+      return;
+    }
+    if (!op.methods || !op.urlTemplate) return;
+    // A derived name never clashes: `-2`, `-3` … are appended, skipping names given explicitly.
+    const base = operationName(op.methods, op.urlTemplate);
+    let name = base;
+    for (let n = 2; names.has(name) || explicit.has(name); n++) name = `${base}-${n}`;
+    op.name = name;
+    names.add(name);
+  });
+}

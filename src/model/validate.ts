@@ -1,0 +1,90 @@
+// Checks across resources (one Gateway, unique names, Backend references, route conflicts) and assembles the Config.
+import { createHash } from 'node:crypto';
+import { defaultGateway } from './default-gateway.ts';
+import { report } from './doc-context.ts';
+import type { ParsedResource } from './parse-documents.ts';
+import { findRouteConflicts } from './route-conflicts.ts';
+import { didYouMean } from './suggest.ts';
+import type { ApiResource, BackendResource, Config, GatewayResource, Problem } from './types.ts';
+
+function where(r: ParsedResource): string {
+  const s = r.resource.source;
+  return s ? `${s.file}:${s.line}:${s.col}` : r.cx.file;
+}
+
+/** Qualifies `name` with the referring namespace; `ns/name` stays as it is. */
+export function qualifyRef(ref: string, namespace: string): string {
+  return ref.includes('/') ? ref : `${namespace}/${ref}`;
+}
+
+function resolveBackendRefs(apis: ParsedResource[], backends: Map<string, BackendResource>): void {
+  const check = (item: ParsedResource, ref: string, path: string): string => {
+    const key = qualifyRef(ref, item.resource.metadata.namespace);
+    if (backends.has(key)) return key;
+    const [ns, name] = key.split('/');
+    const sameNs = [...backends.values()].filter((b) => b.metadata.namespace === ns).map((b) => b.metadata.name);
+    report(item.cx, path, `Backend ${JSON.stringify(name)} not found in namespace ${JSON.stringify(ns)}${didYouMean(name, sameNs)}`);
+    return key;
+  };
+  for (const item of apis) {
+    const spec = (item.resource as ApiResource).spec;
+    if (!spec) continue;
+    if (typeof spec.backend === 'string') spec.backend = check(item, spec.backend, 'spec.backend');
+    (spec.operations ?? []).forEach((op, i) => {
+      if (typeof op?.backend === 'string') op.backend = check(item, op.backend, `spec.operations[${i}].backend`);
+    });
+  }
+}
+
+function sortProblems(problems: Problem[], files: string[]): Problem[] {
+  const order = (f: string) => {
+    const i = files.indexOf(f);
+    return i < 0 ? files.length : i;
+  };
+  return problems.sort((a, b) => order(a.file) - order(b.file) || a.line - b.line || a.col - b.col);
+}
+
+/**
+ * Cross-resource checks over everything parsed from all files, then the Config when nothing is wrong.
+ * `texts` are the source texts in load order (they make the version); `problems` already holds per-document ones.
+ */
+export function assembleConfig(
+  parsed: ParsedResource[],
+  problems: Problem[],
+  texts: string[],
+  files: string[],
+): { config?: Config; problems: Problem[] } {
+  const seen = new Map<string, ParsedResource>();
+  for (const item of parsed) {
+    const { kind, metadata } = item.resource;
+    const key = `${kind}/${metadata.namespace}/${metadata.name}`;
+    const first = seen.get(key);
+    if (first) {
+      report(item.cx, 'metadata.name', `duplicate ${kind} "${metadata.namespace}/${metadata.name}" (first defined at ${where(first)})`);
+    } else seen.set(key, item);
+  }
+  const gateways = parsed.filter((p) => p.resource.kind === 'Gateway');
+  for (const extra of gateways.slice(1)) {
+    report(extra.cx, 'kind', `only one Gateway is allowed (first defined at ${where(gateways[0])})`);
+  }
+  const backends = new Map<string, BackendResource>();
+  for (const p of parsed) {
+    if (p.resource.kind !== 'Backend') continue;
+    const key = `${p.resource.metadata.namespace}/${p.resource.metadata.name}`;
+    if (!backends.has(key)) backends.set(key, p.resource);
+  }
+  const apis = parsed.filter((p) => p.resource.kind === 'Api');
+  resolveBackendRefs(apis, backends);
+  findRouteConflicts(apis);
+  sortProblems(problems, files);
+  if (problems.length > 0) return { problems };
+  const version = createHash('sha256').update(texts.join('')).digest('hex').slice(0, 12);
+  const config: Config = {
+    gateway: (gateways[0]?.resource as GatewayResource | undefined) ?? defaultGateway(),
+    apis: apis.map((p) => p.resource as ApiResource),
+    backends,
+    version,
+    files,
+  };
+  return { config, problems };
+}

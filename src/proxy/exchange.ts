@@ -1,0 +1,46 @@
+// The per-request record: everything the access log, metrics and traces need, filled in as the request moves.
+import type { ErrorCode } from '../lib/errors.ts';
+
+/** One request's facts. A plain class with fixed shape so V8 keeps it monomorphic. */
+export class Exchange {
+  requestId = '';
+  traceId = '';
+  spanId = '';
+  parentSpanId = '';
+  traceFlags = 0;
+  listener: string;
+  clientIp: string;
+  method: string;
+  host = '';
+  path = '';
+  api = '';
+  operation = '';
+  backend = '';
+  endpoint = '';
+  configVersion = '';
+  status = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  attempts = 0;
+  errorCode: ErrorCode | '' = '';
+  errorDetail = '';
+  /** performance.now() milliseconds at each phase boundary; 0 when the phase did not happen. */
+  tStart: number;
+  tDispatch = 0;
+  tUpstreamStart = 0;
+  tResponseStart = 0;
+  tEnd = 0;
+  /** Wall-clock start (ms since epoch) for log timestamps. */
+  wallStart: number;
+  userAgent = '';
+  /** Route-level object telemetry may key caches on (stable per config version). */
+  routeKey: object | null = null;
+
+  constructor(listener: string, clientIp: string, method: string, tStart: number, wallStart: number) {
+    this.listener = listener;
+    this.clientIp = clientIp;
+    this.method = method;
+    this.tStart = tStart;
+    this.wallStart = wallStart;
+  }
+}

@@ -1,0 +1,225 @@
+// The undici dispatch handler for one proxied request: streams the response back with backpressure, retries, and records outcomes.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerResponse } from 'node:http2';
+import { performance } from 'node:perf_hooks';
+import type { Dispatcher } from 'undici';
+import { upstreamErrorCode, type ErrorCode } from '../lib/errors.ts';
+import type { Exchange } from './exchange.ts';
+import type { UpstreamCluster } from './upstream-cluster.ts';
+import type { EndpointState } from './endpoint-state.ts';
+import { sendError, type ErrorStyle } from './error-response.ts';
+import { shouldRetry } from './retry-decision.ts';
+
+type Controller = Dispatcher.DispatchController;
+type Res = ServerResponse | Http2ServerResponse;
+
+/** What the handler reports when the exchange is over (to telemetry and in-flight accounting). */
+export type FinishFn = (ex: Exchange) => void;
+
+/** Response headers we never pass back: hop-by-hop and framing (Node re-frames the body for the client). */
+function skipResponseHeader(n: string): boolean {
+  switch (n.length) {
+    case 7:
+      return n === 'trailer' || n === 'upgrade';
+    case 10:
+      return n === 'connection' || n === 'keep-alive';
+    case 16:
+      return n === 'proxy-connection';
+    case 17:
+      return n === 'transfer-encoding';
+    default:
+      return false;
+  }
+}
+
+export interface ForwardOptions {
+  method: string;
+  path: string;
+  headers: string[];
+  /** The request body stream, or null when there is none. */
+  body: IncomingMessage | null;
+  hashKey: string | undefined;
+  errorStyle: ErrorStyle;
+  h2: boolean;
+}
+
+/** Handler class (not closures) so a request costs one object; reused across retry attempts. */
+export class ForwardHandler implements Dispatcher.DispatchHandler {
+  readonly #ex: Exchange;
+  readonly #res: Res;
+  readonly #cluster: UpstreamCluster;
+  readonly #opts: ForwardOptions;
+  readonly #finish: FinishFn;
+  #endpoint: EndpointState | undefined;
+  #controller: Controller | null = null;
+  #discarding = false;
+  #done = false;
+  #clientGone = false;
+  #attemptStart = 0;
+
+  constructor(ex: Exchange, res: Res, cluster: UpstreamCluster, opts: ForwardOptions, finish: FinishFn) {
+    this.#ex = ex;
+    this.#res = res;
+    this.#cluster = cluster;
+    this.#opts = opts;
+    this.#finish = finish;
+    res.once('close', this.#onClientClose);
+  }
+
+  /** Picks an endpoint and dispatches; answers 503 itself when nothing can take the request. */
+  start(): void {
+    const cluster = this.#cluster;
+    if (cluster.breaker !== null && !cluster.breaker.allow()) {
+      return this.#fail('breaker_open', '', cluster.breaker.retryAfterSeconds());
+    }
+    const ep = cluster.pick(this.#opts.hashKey);
+    if (ep === undefined) return this.#fail('no_healthy_endpoint', '');
+    if (ep.inflight >= cluster.maxInflightPerEndpoint) return this.#fail('pending_limit', '', 1);
+    this.#endpoint = ep;
+    const ex = this.#ex;
+    ex.attempts++;
+    ex.endpoint = ep.url;
+    if (ex.attempts === 1) cluster.budget.recordRequest();
+    ep.onStart();
+    this.#discarding = false;
+    this.#controller = null;
+    this.#attemptStart = ex.tDispatch = performance.now();
+    const base = cluster.basePaths[ep.index];
+    cluster.pools[ep.index].dispatch(
+      { method: this.#opts.method, path: base ? base + this.#opts.path : this.#opts.path, headers: this.#opts.headers, body: this.#opts.body },
+      this,
+    );
+  }
+
+  onRequestStart(controller: Controller): void {
+    this.#controller = controller;
+    this.#ex.tUpstreamStart = performance.now();
+    if (this.#clientGone) controller.abort(new Error('client closed'));
+  }
+
+  onResponseStart(controller: Controller, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    const ex = this.#ex;
+    ex.tResponseStart = performance.now();
+    if (this.#canRetry(statusCode, undefined)) {
+      // Read and drop this body so the connection stays reusable, then try again at onResponseEnd.
+      this.#discarding = true;
+      this.#record(statusCode, false, headers['retry-after']);
+      return;
+    }
+    ex.status = statusCode;
+    const res = this.#res;
+    if (this.#clientGone || res.destroyed) return controller.abort(new Error('client closed'));
+    const tokens = headers.connection;
+    const out: string[] = [];
+    for (const name in headers) {
+      if (skipResponseHeader(name)) continue;
+      if (tokens !== undefined && typeof tokens === 'string' && tokens.toLowerCase().includes(name)) continue;
+      const v = headers[name];
+      if (v === undefined) continue;
+      if (typeof v === 'string') out.push(name, v);
+      else for (let i = 0; i < v.length; i++) out.push(name, v[i]);
+    }
+    out.push('x-request-id', ex.requestId);
+    this.#record(statusCode, false, statusCode === 503 ? headers['retry-after'] : undefined);
+    if (this.#opts.h2) {
+      const obj: Record<string, string | string[]> = {};
+      for (let i = 0; i < out.length; i += 2) {
+        const prev = obj[out[i]];
+        obj[out[i]] = prev === undefined ? out[i + 1] : Array.isArray(prev) ? [...prev, out[i + 1]] : [prev, out[i + 1]];
+      }
+      (res as Http2ServerResponse).writeHead(statusCode, obj);
+    } else {
+      (res as ServerResponse).writeHead(statusCode, out);
+    }
+  }
+
+  onResponseData(controller: Controller, chunk: Buffer): void {
+    if (this.#discarding) return;
+    this.#ex.bytesOut += chunk.length;
+    const res = this.#res;
+    if (res.destroyed) return controller.abort(new Error('client closed'));
+    if (!(res as ServerResponse).write(chunk)) {
+      controller.pause();
+      res.once('drain', this.#onDrain);
+    }
+  }
+
+  onResponseEnd(): void {
+    if (this.#discarding) {
+      this.#release(false);
+      return this.#retryLater();
+    }
+    this.#release(false);
+    this.#res.end();
+    this.#complete();
+  }
+
+  onResponseError(_controller: Controller, err: Error): void {
+    const responded = this.#res.headersSent;
+    const code: ErrorCode = this.#clientGone ? 'upstream_reset' : upstreamErrorCode(err);
+    if (!this.#discarding && !responded) this.#record(undefined, true, undefined);
+    this.#release(true);
+    if (this.#clientGone) {
+      this.#ex.status ||= 499;
+      return this.#complete();
+    }
+    if (!responded && (this.#discarding || this.#canRetry(undefined, (err as { code?: string }).code))) return this.#retryLater();
+    this.#fail(code, err.message);
+  }
+
+  #canRetry(status: number | undefined, errCode: string | undefined): boolean {
+    const c = this.#cluster;
+    const retries = c.spec.retries;
+    if (this.#ex.attempts > retries.attempts) return false;
+    if (!shouldRetry(retries, this.#opts.method, this.#ex.attempts - 1, status, errCode, this.#opts.body === null)) return false;
+    return c.budget.tryAcquireRetry();
+  }
+
+  #retryLater(): void {
+    if (this.#clientGone) return this.#complete();
+    const delay = this.#cluster.spec.retries.backoff;
+    if (delay > 0) setTimeout(() => this.start(), delay * (0.5 + Math.random() * 0.5) * this.#ex.attempts);
+    else this.start();
+  }
+
+  /** Passive health: outliers, breaker, latency. */
+  #record(status: number | undefined, failed: boolean, retryAfter: string | string[] | undefined): void {
+    const c = this.#cluster;
+    const ep = this.#endpoint;
+    const isFailure = failed || (status !== undefined && status >= 500);
+    if (ep !== undefined && c.outliers !== null) c.outliers.record(ep, isFailure);
+    if (c.breaker !== null) c.breaker.record(status, typeof retryAfter === 'string' ? retryAfter : undefined);
+  }
+
+  #release(failed: boolean): void {
+    const ep = this.#endpoint;
+    if (ep === undefined) return;
+    const now = performance.now();
+    ep.onEnd(now, now - this.#attemptStart, failed);
+    this.#endpoint = undefined;
+  }
+
+  #fail(code: ErrorCode, detail: string, retryAfterSeconds?: number): void {
+    sendError(this.#res, this.#ex, code, detail, { style: this.#opts.errorStyle, close: this.#opts.body !== null, retryAfterSeconds });
+    this.#complete();
+  }
+
+  #complete(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#ex.tEnd = performance.now();
+    this.#finish(this.#ex);
+  }
+
+  readonly #onDrain = (): void => {
+    this.#controller?.resume();
+  };
+
+  readonly #onClientClose = (): void => {
+    if (this.#done) return;
+    const res = this.#res as ServerResponse;
+    if (res.writableFinished) return;
+    this.#clientGone = true;
+    this.#controller?.abort(new Error('client closed'));
+  };
+}

@@ -1,0 +1,74 @@
+// Reads a PROXY protocol v1 or v2 header off a fresh connection, so the real client address survives a TCP load balancer.
+import type { Socket } from 'node:net';
+
+const V2_SIG = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
+
+export interface ProxyHeader {
+  /** null for LOCAL / UNKNOWN: use the socket's own address. */
+  sourceAddress: string | null;
+  sourcePort: number;
+  /** Bytes consumed by the header. */
+  length: number;
+}
+
+/** Parses a header from the start of `buf`: a result, 'incomplete', or an error message. */
+export function parseProxyHeader(buf: Buffer, accept: 'v1' | 'v2' | 'any'): ProxyHeader | 'incomplete' | { error: string } {
+  if (buf.length >= 1 && buf[0] === 0x0d && accept !== 'v1') {
+    if (buf.length < 16) return V2_SIG.subarray(0, buf.length).equals(buf) ? 'incomplete' : { error: 'bad PROXY v2 signature' };
+    if (!buf.subarray(0, 12).equals(V2_SIG)) return { error: 'bad PROXY v2 signature' };
+    const verCmd = buf[12];
+    if (verCmd >> 4 !== 2) return { error: 'bad PROXY v2 version' };
+    const len = buf.readUInt16BE(14);
+    if (buf.length < 16 + len) return 'incomplete';
+    const cmd = verCmd & 0x0f;
+    const fam = buf[13] >> 4;
+    if (cmd === 0) return { sourceAddress: null, sourcePort: 0, length: 16 + len };
+    if (cmd !== 1) return { error: 'bad PROXY v2 command' };
+    if (fam === 1 && len >= 12) {
+      const a = buf.subarray(16, 20);
+      return { sourceAddress: `${a[0]}.${a[1]}.${a[2]}.${a[3]}`, sourcePort: buf.readUInt16BE(24), length: 16 + len };
+    }
+    if (fam === 2 && len >= 36) {
+      const parts: string[] = [];
+      for (let i = 0; i < 16; i += 2) parts.push(buf.readUInt16BE(16 + i).toString(16));
+      return { sourceAddress: parts.join(':'), sourcePort: buf.readUInt16BE(48), length: 16 + len };
+    }
+    return { sourceAddress: null, sourcePort: 0, length: 16 + len };
+  }
+  if (accept === 'v2') return { error: 'expected a PROXY v2 header' };
+  const end = buf.indexOf('\r\n');
+  if (end === -1) return buf.length > 107 ? { error: 'PROXY v1 header too long' } : 'incomplete';
+  if (end > 105) return { error: 'PROXY v1 header too long' };
+  const line = buf.toString('latin1', 0, end);
+  const f = line.split(' ');
+  if (f[0] !== 'PROXY') return { error: 'missing PROXY header' };
+  if (f[1] === 'UNKNOWN') return { sourceAddress: null, sourcePort: 0, length: end + 2 };
+  if ((f[1] !== 'TCP4' && f[1] !== 'TCP6') || f.length !== 6) return { error: 'bad PROXY v1 header' };
+  const port = Number(f[4]);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) return { error: 'bad PROXY v1 port' };
+  return { sourceAddress: f[2], sourcePort: port, length: end + 2 };
+}
+
+/** Consumes the header from `socket`, then hands the socket (with any leftover bytes unshifted) to `next`. */
+export function acceptProxyProtocol(socket: Socket, accept: 'v1' | 'v2' | 'any', timeoutMs: number, next: (s: Socket) => void): void {
+  let buf: Buffer = Buffer.alloc(0);
+  const timer = setTimeout(() => socket.destroy(), timeoutMs);
+  const onData = (chunk: Buffer): void => {
+    buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+    const r = parseProxyHeader(buf, accept);
+    if (r === 'incomplete') return;
+    clearTimeout(timer);
+    socket.off('data', onData);
+    if ('error' in r) {
+      socket.destroy();
+      return;
+    }
+    if (r.sourceAddress !== null) (socket as Socket & { proxiedAddress?: string }).proxiedAddress = r.sourceAddress;
+    socket.pause();
+    if (buf.length > r.length) socket.unshift(buf.subarray(r.length));
+    next(socket);
+    socket.resume();
+  };
+  socket.on('data', onData);
+  socket.once('close', () => clearTimeout(timer));
+}

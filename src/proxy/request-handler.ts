@@ -1,0 +1,170 @@
+// The per-request path: strict checks, canonical path, routing, forwarding headers, then dispatch to the upstream cluster.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { performance } from 'node:perf_hooks';
+import { canonicalPath } from '../lib/canonical-path.ts';
+import { parseTraceparent, newTraceId, newSpanId, formatTraceparent } from '../lib/trace-context.ts';
+import { newRequestId, isValidRequestId } from '../lib/request-id.ts';
+import type { ErrorCode } from '../lib/errors.ts';
+import { checkRequest } from './strict-request.ts';
+import { Exchange } from './exchange.ts';
+import { sendError, type AnyResponse } from './error-response.ts';
+import { buildUpstreamHeaders } from './upstream-headers.ts';
+import { ForwardHandler, type FinishFn } from './forward-handler.ts';
+import type { Runtime, RouteTarget } from './runtime.ts';
+
+/** Mutable state shared by every listener of one worker: the live runtime and the load flags. */
+export interface DataPlaneState {
+  runtime: Runtime;
+  /** Set by the event-loop monitor: shed new requests while true. */
+  overloaded: boolean;
+  draining: boolean;
+  /** Called once per finished request (publishes to telemetry). */
+  finish: FinishFn;
+}
+
+export interface ListenerInfo {
+  name: string;
+  proto: 'http' | 'https';
+}
+
+type AnyRequest = IncomingMessage | Http2ServerRequest;
+
+const DEFAULT_OPTS = { escapedSlashes: 'reject', backslash: 'reject', semicolon: 'keep' } as const;
+
+function clientIpOf(req: AnyRequest): string {
+  const socket = req.socket as (typeof req.socket & { proxiedAddress?: string }) | undefined;
+  const ip = socket?.proxiedAddress ?? socket?.remoteAddress ?? '';
+  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+}
+
+function cookieValue(raw: string[], name: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length !== 6 || raw[i].toLowerCase() !== 'cookie') continue;
+    for (const part of raw[i + 1].split(';')) {
+      const eq = part.indexOf('=');
+      if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+    }
+  }
+  return undefined;
+}
+
+function headerValue(raw: string[], lower: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) if (raw[i].length === lower.length && raw[i].toLowerCase() === lower) return raw[i + 1];
+  return undefined;
+}
+
+/** Creates the 'request' listener for one listener. Never throws: every failure becomes a JSON error response. */
+export function createRequestHandler(state: DataPlaneState, listener: ListenerInfo) {
+  return function onRequest(req: AnyRequest, res: AnyResponse): void {
+    const rt = state.runtime;
+    const ex = new Exchange(listener.name, clientIpOf(req), req.method ?? '', performance.now(), Date.now());
+    ex.configVersion = rt.version;
+    try {
+      handle(state, rt, listener, req, res, ex);
+    } catch (err) {
+      // A bug must never become an empty 200 or a crash: answer 500 and log the cause.
+      ex.requestId ||= newRequestId();
+      fail(state, res, ex, 'internal', (err as Error)?.message ?? String(err), true, 'lockgate');
+    }
+  };
+}
+
+function fail(state: DataPlaneState, res: AnyResponse, ex: Exchange, code: ErrorCode, detail: string, close: boolean, style: 'lockgate' | 'apim', retryAfter?: number): void {
+  sendError(res, ex, code, detail, { style, close, retryAfterSeconds: retryAfter });
+  ex.tEnd = performance.now();
+  state.finish(ex);
+}
+
+function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req: AnyRequest, res: AnyResponse, ex: Exchange): void {
+  const raw = req.rawHeaders;
+  const h2 = req.httpVersionMajor === 2;
+  const trusted = rt.trusted.contains(ex.clientIp);
+
+  // Identity of the request first, so even a rejected request is traceable.
+  const incomingId = trusted ? headerValue(raw, 'x-request-id') : undefined;
+  ex.requestId = incomingId !== undefined && isValidRequestId(incomingId) ? incomingId : newRequestId();
+  const tp = headerValue(raw, 'traceparent');
+  const parent = tp === undefined ? undefined : parseTraceparent(tp);
+  if (parent) {
+    ex.traceId = parent.traceId;
+    ex.parentSpanId = parent.parentId;
+    ex.traceFlags = parent.flags;
+  } else {
+    ex.traceId = newTraceId();
+    ex.traceFlags = 0;
+  }
+  ex.spanId = newSpanId();
+
+  const target = h2 ? ((req as Http2ServerRequest).headers[':path'] ?? '') : (req.url ?? '');
+  const facts = checkRequest(ex.method, req.httpVersion, target, raw, rt.gateway.limits);
+  if (!facts.ok) {
+    const code: ErrorCode = facts.status === 414 ? 'uri_too_long' : facts.status === 431 ? 'header_too_large' : facts.status === 501 ? 'not_implemented' : 'bad_request';
+    return fail(state, res, ex, code, facts.error, true, 'lockgate');
+  }
+  ex.host = facts.hostname;
+  if (state.overloaded) return fail(state, res, ex, 'overloaded', '', facts.hasBody, 'lockgate', rt.gateway.overload.retryAfter / 1000);
+  if (facts.hasBody && facts.contentLength > rt.gateway.limits.maxBodySize) {
+    return fail(state, res, ex, 'payload_too_large', '', true, 'lockgate');
+  }
+
+  let cp = canonicalPath(target, DEFAULT_OPTS);
+  let match = 'error' in cp ? undefined : rt.router.match(facts.hostname, cp.path, ex.method, raw);
+  if ('error' in cp) {
+    // Only an Api that opted into lenient handling may accept what the strict default rejects.
+    for (const opts of rt.lenientPathOptions) {
+      const alt = canonicalPath(target, opts);
+      if ('error' in alt) continue;
+      const m = rt.router.match(facts.hostname, alt.path, ex.method, raw);
+      if (m && m.value.pathOptions === opts) {
+        cp = alt;
+        match = m;
+        break;
+      }
+    }
+    if ('error' in cp) return fail(state, res, ex, 'bad_request', cp.error, true, 'lockgate');
+  }
+  ex.path = cp.path;
+  if (match === undefined) return fail(state, res, ex, 'no_route', '', facts.hasBody, 'lockgate');
+  const route: RouteTarget = match.value;
+  ex.api = route.api;
+  ex.operation = route.operation;
+  ex.backend = route.cluster.name;
+  ex.routeKey = route;
+
+  const traceparent = formatTraceparent(ex.traceId, ex.spanId, ex.traceFlags);
+  const headers = buildUpstreamHeaders(raw, {
+    clientIp: ex.clientIp,
+    trusted,
+    proto: listener.proto,
+    host: facts.host,
+    requestId: ex.requestId,
+    traceparent,
+    connectionTokens: facts.connectionTokens,
+    contentLength: facts.hasBody && !facts.chunked ? facts.contentLength : -1,
+    maxHops: rt.gateway.maxHops,
+    keepTracestate: parent !== undefined,
+  });
+  if (headers === null) return fail(state, res, ex, 'loop_detected', '', facts.hasBody, route.errorStyle);
+
+  let path = cp.path;
+  if (route.stripPrefix) path = path.length === route.stripPrefix.length ? '/' : path.slice(route.stripPrefix.length);
+  if (cp.query) path += cp.query;
+
+  let hashKey: string | undefined;
+  if (route.hashHeader) hashKey = headerValue(raw, route.hashHeader);
+  else if (route.hashCookie) hashKey = cookieValue(raw, route.hashCookie);
+  else if (route.hashClientIp) hashKey = ex.clientIp;
+
+  if (facts.expectContinue && !h2) (res as ServerResponse).writeContinue();
+  if (state.draining && !h2) (res as ServerResponse).shouldKeepAlive = false;
+
+  const handler = new ForwardHandler(
+    ex,
+    res as ServerResponse | Http2ServerResponse,
+    route.cluster,
+    { method: ex.method, path, headers, body: facts.hasBody ? (req as IncomingMessage) : null, hashKey, errorStyle: route.errorStyle, h2 },
+    state.finish,
+  );
+  handler.start();
+}

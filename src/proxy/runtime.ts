@@ -1,0 +1,120 @@
+// One compiled config version: router, upstream clusters and the settings the request path reads. Swapped atomically on reload.
+import type { ApiResource, Config, GatewaySpec, Operation, PathOptions } from '../model/types.ts';
+import { compileCidrs } from '../lib/cidr.ts';
+import { buildRouter, type Router } from './router.ts';
+import { UpstreamCluster, type ClusterHooks } from './upstream-cluster.ts';
+import type { ErrorStyle } from './error-response.ts';
+
+/** What a route resolves to. One object per operation per version; telemetry may key caches on it. */
+export interface RouteTarget {
+  api: string;
+  operation: string;
+  cluster: UpstreamCluster;
+  errorStyle: ErrorStyle;
+  /** Removed from the front of the path before forwarding ('' when the Api keeps its path). */
+  stripPrefix: string;
+  pathOptions: PathOptions;
+  /** consistent-hash input: a header name (lowercase), a cookie name, or the client IP. */
+  hashHeader: string;
+  hashCookie: string;
+  hashClientIp: boolean;
+}
+
+export interface Runtime {
+  readonly version: string;
+  readonly config: Config;
+  readonly gateway: GatewaySpec;
+  readonly router: Router<RouteTarget>;
+  readonly clusters: Map<string, UpstreamCluster>;
+  readonly trusted: { contains(ip: string): boolean };
+  /** Non-default path options some Api uses; tried only when the strict default canonicalization fails. */
+  readonly lenientPathOptions: PathOptions[];
+  /** Requests in flight on this version; a retired version closes its own clusters when this reaches 0. */
+  inflight: number;
+  retired: boolean;
+}
+
+const DEFAULT_PATH_OPTIONS: PathOptions = { escapedSlashes: 'reject', backslash: 'reject', semicolon: 'keep' };
+
+function sameOptions(a: PathOptions, b: PathOptions): boolean {
+  return a.escapedSlashes === b.escapedSlashes && a.backslash === b.backslash && a.semicolon === b.semicolon;
+}
+
+function joinPath(base: string, template: string): string {
+  if (base === '/' || base === '') return template.startsWith('/') ? template : `/${template}`;
+  if (template === '/' || template === '') return base;
+  return base + (template.startsWith('/') ? template : `/${template}`);
+}
+
+function backendKey(api: ApiResource, ref: string): string {
+  return ref.includes('/') ? ref : `${api.metadata.namespace}/${ref}`;
+}
+
+/**
+ * Builds a runtime. Clusters whose Backend spec is unchanged are taken over from `previous`, so a
+ * reload keeps warm keep-alive pools and balancer state.
+ */
+export function buildRuntime(config: Config, previous: Runtime | undefined, hooks: ClusterHooks = {}): { runtime?: Runtime; problems: string[] } {
+  const clusters = new Map<string, UpstreamCluster>();
+  const reused = new Set<UpstreamCluster>();
+  for (const [key, b] of config.backends) {
+    const old = previous?.clusters.get(key);
+    if (old && JSON.stringify(old.spec) === JSON.stringify(b.spec)) {
+      clusters.set(key, old);
+      reused.add(old);
+    } else {
+      clusters.set(key, new UpstreamCluster(key, b.spec, hooks));
+    }
+  }
+  const entries = [];
+  const lenient: PathOptions[] = [];
+  for (const api of config.apis) {
+    const s = api.spec;
+    if (!sameOptions(s.pathOptions, DEFAULT_PATH_OPTIONS) && !lenient.some((o) => sameOptions(o, s.pathOptions))) lenient.push(s.pathOptions);
+    const ops: Operation[] = s.operations.length
+      ? s.operations
+      : [{ name: '*', methods: ['*'], urlTemplate: '/*', headers: [] }];
+    for (const op of ops) {
+      const cluster = clusters.get(backendKey(api, op.backend ?? s.backend));
+      if (!cluster) continue; // validation guarantees the reference; be defensive anyway
+      const hashOn = cluster.spec.loadBalancing.hashOn;
+      const target: RouteTarget = {
+        api: api.metadata.name,
+        operation: op.name,
+        cluster,
+        errorStyle: s.errorStyle,
+        stripPrefix: s.stripPath && s.path !== '/' ? s.path : '',
+        pathOptions: s.pathOptions,
+        hashHeader: hashOn?.header?.toLowerCase() ?? '',
+        hashCookie: hashOn?.cookie ?? '',
+        hashClientIp: hashOn?.clientIp === true,
+      };
+      entries.push({ hostnames: s.hostnames, path: joinPath(s.path, op.urlTemplate), methods: op.methods, headers: op.headers, value: target });
+    }
+  }
+  const built = buildRouter(entries);
+  if (built.problems.length) {
+    for (const c of clusters.values()) if (!reused.has(c)) void c.close();
+    return { problems: built.problems };
+  }
+  const runtime: Runtime = {
+    version: config.version,
+    config,
+    gateway: config.gateway.spec,
+    router: built.router,
+    clusters,
+    trusted: compileCidrs(config.gateway.spec.trustedProxies),
+    lenientPathOptions: lenient,
+    inflight: 0,
+    retired: false,
+  };
+  return { runtime, problems: [] };
+}
+
+/** Closes the clusters of a retired runtime that the current one does not use, once its requests are done. */
+export function retireRuntime(old: Runtime, current: Runtime | undefined): Promise<void> {
+  old.retired = true;
+  const keep = new Set(current ? [...current.clusters.values()] : []);
+  const closing = [...old.clusters.values()].filter((c) => !keep.has(c));
+  return Promise.all(closing.map((c) => c.close())).then(() => undefined);
+}

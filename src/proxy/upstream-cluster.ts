@@ -1,0 +1,93 @@
+// One Backend at runtime: its endpoints, one undici Pool each, the balancer, breaker, retry budget, outlier and health state.
+import { performance } from 'node:perf_hooks';
+import { readFileSync } from 'node:fs';
+import { Pool, type Dispatcher } from 'undici';
+import type { BackendSpec } from '../model/types.ts';
+import { EndpointState } from './endpoint-state.ts';
+import { createBalancer, type Balancer } from './balancers/create-balancer.ts';
+import { CircuitBreaker } from './circuit-breaker.ts';
+import { RetryBudget } from './retry-budget.ts';
+import { OutlierDetector } from './outlier-detector.ts';
+import { HealthChecker } from './health-checker.ts';
+import { createCachedLookup } from './dns-cache.ts';
+
+export interface ClusterHooks {
+  onBreakerState?: (backend: string, state: string) => void;
+}
+
+/** The upstream of one Backend. Lifecycle: built per config version (or reused when unchanged), closed when retired. */
+export class UpstreamCluster {
+  readonly name: string;
+  readonly spec: BackendSpec;
+  readonly endpoints: EndpointState[];
+  /** Pools and per-endpoint path prefixes, indexed like `endpoints`. */
+  readonly pools: Dispatcher[];
+  readonly basePaths: string[];
+  readonly breaker: CircuitBreaker | null;
+  readonly budget: RetryBudget;
+  readonly outliers: OutlierDetector | null;
+  /** Cap on requests in flight or queued per endpoint. */
+  readonly maxInflightPerEndpoint: number;
+  readonly #balancer: Balancer;
+  readonly #health: HealthChecker | null;
+
+  constructor(name: string, spec: BackendSpec, hooks: ClusterHooks = {}) {
+    this.name = name;
+    this.spec = spec;
+    const clock = () => performance.now();
+    const now = clock();
+    this.endpoints = spec.endpoints.map((e, i) => new EndpointState(i, e, now));
+    this.#balancer = createBalancer(spec.loadBalancing, this.endpoints);
+    this.breaker = spec.circuitBreaker.rules.length
+      ? new CircuitBreaker(spec.circuitBreaker.rules, clock, { onStateChange: (state) => hooks.onBreakerState?.(name, state) })
+      : null;
+    this.budget = new RetryBudget({ budgetPercent: spec.retries.budgetPercent, minPerSecond: spec.retries.minPerSecond }, clock);
+    this.outliers = spec.outlierDetection.enabled ? new OutlierDetector(this.endpoints, spec.outlierDetection, clock) : null;
+    this.maxInflightPerEndpoint = spec.maxConnections + spec.maxPendingRequests;
+    const lookup = createCachedLookup(spec.dnsRefresh);
+    const tls = spec.tls;
+    const connect: Record<string, unknown> = { lookup, timeout: spec.timeouts.connect };
+    if (tls) {
+      if (tls.caFile) connect.ca = readFileSync(tls.caFile);
+      if (tls.serverName) connect.servername = tls.serverName;
+      connect.rejectUnauthorized = tls.verify;
+      if (tls.certFile && tls.keyFile) {
+        connect.cert = readFileSync(tls.certFile);
+        connect.key = readFileSync(tls.keyFile);
+      }
+    }
+    this.pools = [];
+    this.basePaths = [];
+    for (const e of spec.endpoints) {
+      const u = new URL(e.url);
+      const isIp = /^[\d.]+$|^\[/.test(u.hostname);
+      this.pools.push(
+        new Pool(u.origin, {
+          connections: spec.maxConnections,
+          pipelining: 1,
+          keepAliveTimeout: spec.timeouts.idle,
+          connectTimeout: spec.timeouts.connect,
+          headersTimeout: spec.timeouts.perTry,
+          bodyTimeout: spec.timeouts.perTry,
+          allowH2: spec.protocol === 'h2',
+          // Hostname endpoints: cap connection age so new connections pick up re-resolved addresses.
+          clientTtl: isIp ? null : spec.dnsRefresh,
+          connect,
+        }),
+      );
+      this.basePaths.push(u.pathname === '/' ? '' : u.pathname.replace(/\/$/, ''));
+    }
+    this.#health = spec.healthCheck.enabled ? new HealthChecker(this.endpoints, spec.healthCheck, {}) : null;
+    this.#health?.start();
+  }
+
+  /** The endpoint to use now, or undefined when none is available. */
+  pick(hashKey: string | undefined): EndpointState | undefined {
+    return this.#balancer.pick(performance.now(), hashKey);
+  }
+
+  async close(): Promise<void> {
+    this.#health?.close();
+    await Promise.all(this.pools.map((p) => p.close().catch(() => p.destroy())));
+  }
+}

@@ -1,0 +1,9 @@
+// Fast JSON string quoting for log lines: plain strings are copied, anything needing escapes goes through JSON.stringify.
+
+export function q(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || c > 0x7e) return JSON.stringify(s);
+  }
+  return `"${s}"`;
+}

@@ -1,0 +1,175 @@
+// Per-worker request metrics fed by the channels, exported as plain snapshots that the main thread sums and renders.
+import type { Exchange } from '../proxy/exchange.ts';
+import { breakerState, requestEnd, requestShed } from './channels.ts';
+
+/** Seconds; Prometheus-style upper bounds. */
+export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export interface HistogramData {
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
+/** One worker's metrics as plain data (crosses the worker boundary by postMessage). */
+export interface MetricsSnapshot {
+  counters: Record<string, number>;
+  gauges: Record<string, number>;
+  histograms: Record<string, HistogramData>;
+}
+
+function newHistogram(): HistogramData {
+  return { counts: new Array(LATENCY_BUCKETS.length + 1).fill(0), sum: 0, count: 0 };
+}
+
+function observe(h: HistogramData, seconds: number): void {
+  let i = 0;
+  while (i < LATENCY_BUCKETS.length && seconds > LATENCY_BUCKETS[i]) i++;
+  h.counts[i]++;
+  h.sum += seconds;
+  h.count++;
+}
+
+function esc(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+/** Series keys are the exposition's `name{labels}` text, so merging and rendering need no parsing. */
+function key(name: string, labels: Record<string, string>): string {
+  const parts = Object.entries(labels).map(([k, v]) => `${k}="${esc(v)}"`);
+  return parts.length ? `${name}{${parts.join(',')}}` : name;
+}
+
+interface RouteSeries {
+  byStatus: Map<number, string>;
+  duration: HistogramData;
+  upstream: HistogramData;
+  labels: Record<string, string>;
+}
+
+export class MetricsRegistry {
+  readonly counters: Record<string, number> = Object.create(null);
+  readonly gauges: Record<string, number> = Object.create(null);
+  readonly histograms: Record<string, HistogramData> = Object.create(null);
+  /** Per route target (stable object per config version): the series keys, built once. */
+  readonly #routes = new WeakMap<object, RouteSeries>();
+  readonly #noRoute: RouteSeries;
+  readonly #onEnd = (m: unknown): void => this.record(m as Exchange);
+  readonly #onShed = (): void => this.inc('lockgate_requests_shed_total', {});
+  readonly #onBreaker = (m: unknown): void => {
+    const { backend, state } = m as { backend: string; state: string };
+    this.gauges[key('lockgate_breaker_open', { backend })] = state === 'closed' ? 0 : state === 'open' ? 1 : 0.5;
+  };
+
+  constructor() {
+    this.#noRoute = this.#series({ api: '', operation: '', backend: '' });
+    requestEnd.subscribe(this.#onEnd);
+    requestShed.subscribe(this.#onShed);
+    breakerState.subscribe(this.#onBreaker);
+  }
+
+  #series(labels: Record<string, string>): RouteSeries {
+    const s: RouteSeries = { byStatus: new Map(), duration: newHistogram(), upstream: newHistogram(), labels };
+    this.histograms[key('lockgate_request_duration_seconds', labels)] = s.duration;
+    if (labels.backend) this.histograms[key('lockgate_upstream_duration_seconds', labels)] = s.upstream;
+    return s;
+  }
+
+  inc(name: string, labels: Record<string, string>, by = 1): void {
+    const k = key(name, labels);
+    this.counters[k] = (this.counters[k] ?? 0) + by;
+  }
+
+  record(ex: Exchange): void {
+    let s: RouteSeries | undefined = this.#noRoute;
+    if (ex.routeKey !== null) {
+      s = this.#routes.get(ex.routeKey);
+      if (s === undefined) {
+        s = this.#series({ api: ex.api, operation: ex.operation, backend: ex.backend });
+        this.#routes.set(ex.routeKey, s);
+      }
+    }
+    let k = s.byStatus.get(ex.status);
+    if (k === undefined) {
+      k = key('lockgate_requests_total', { ...s.labels, status: String(ex.status) });
+      s.byStatus.set(ex.status, k);
+    }
+    this.counters[k] = (this.counters[k] ?? 0) + 1;
+    observe(s.duration, (ex.tEnd - ex.tStart) / 1000);
+    if (ex.tResponseStart > 0) observe(s.upstream, (ex.tResponseStart - ex.tDispatch) / 1000);
+    if (ex.errorCode !== '') {
+      this.inc('lockgate_request_errors_total', { code: ex.errorCode });
+      if (ex.errorCode === 'upstream_connect') this.inc('lockgate_upstream_connect_errors_total', { backend: ex.backend });
+    }
+  }
+
+  snapshot(): MetricsSnapshot {
+    return { counters: { ...this.counters }, gauges: { ...this.gauges }, histograms: structuredClone(this.histograms) };
+  }
+
+  close(): void {
+    requestEnd.unsubscribe(this.#onEnd);
+    requestShed.unsubscribe(this.#onShed);
+    breakerState.unsubscribe(this.#onBreaker);
+  }
+}
+
+/** Sums snapshots from every worker; gauges take the maximum. */
+export function mergeSnapshots(list: MetricsSnapshot[]): MetricsSnapshot {
+  const out: MetricsSnapshot = { counters: {}, gauges: {}, histograms: {} };
+  for (const s of list) {
+    for (const [k, v] of Object.entries(s.counters)) out.counters[k] = (out.counters[k] ?? 0) + v;
+    for (const [k, v] of Object.entries(s.gauges)) out.gauges[k] = Math.max(out.gauges[k] ?? -Infinity, v);
+    for (const [k, h] of Object.entries(s.histograms)) {
+      const t = (out.histograms[k] ??= newHistogram());
+      for (let i = 0; i < t.counts.length; i++) t.counts[i] += h.counts[i];
+      t.sum += h.sum;
+      t.count += h.count;
+    }
+  }
+  return out;
+}
+
+function family(k: string): string {
+  const i = k.indexOf('{');
+  return i < 0 ? k : k.slice(0, i);
+}
+
+function withLabel(k: string, label: string): string {
+  const i = k.indexOf('{');
+  return i < 0 ? `${k}_bucket{${label}}` : `${k.slice(0, i)}_bucket{${k.slice(i + 1, -1)},${label}}`;
+}
+
+/** Prometheus text exposition format 0.0.4. */
+export function renderPrometheus(s: MetricsSnapshot, extra: Record<string, number> = {}): string {
+  const lines: string[] = [];
+  const typed = new Set<string>();
+  const type = (name: string, t: string): void => {
+    if (!typed.has(name)) {
+      typed.add(name);
+      lines.push(`# TYPE ${name} ${t}`);
+    }
+  };
+  for (const k of Object.keys(s.counters).sort()) {
+    type(family(k), 'counter');
+    lines.push(`${k} ${s.counters[k]}`);
+  }
+  for (const [k, v] of Object.entries({ ...s.gauges, ...extra }).sort()) {
+    type(family(k), 'gauge');
+    lines.push(`${k} ${v}`);
+  }
+  for (const k of Object.keys(s.histograms).sort()) {
+    const h = s.histograms[k];
+    const name = family(k);
+    type(name, 'histogram');
+    let cum = 0;
+    for (let i = 0; i < LATENCY_BUCKETS.length; i++) {
+      cum += h.counts[i];
+      lines.push(`${withLabel(k, `le="${LATENCY_BUCKETS[i]}"`)} ${cum}`);
+    }
+    lines.push(`${withLabel(k, 'le="+Inf"')} ${h.count}`);
+    const labels = k.slice(name.length);
+    lines.push(`${name}_sum${labels} ${h.sum}`, `${name}_count${labels} ${h.count}`);
+  }
+  return lines.join('\n') + '\n';
+}
