@@ -12,7 +12,7 @@ export interface BenchApi {
   name: string;
   hostnames: string[];
   path: string;
-  operations: Array<{ method: string; urlTemplate: string }>;
+  operations: Array<{ methods: string[]; urlTemplate: string }>;
 }
 
 export interface RouteSet {
@@ -49,15 +49,16 @@ export function generateRoutes(count: number, seed = 1): RouteSet {
   const apis: BenchApi[] = [];
   const requests: BenchRequest[] = [];
   let made = 0;
+  let bound = 0;
   for (let i = 0; i < apiCount && made < count; i++) {
     const anyHost = i % 10 === 9 || (apiCount < 10 && i === apiCount - 1);
-    const host = anyHost ? ANY_HOST : `h${i % hostCount}.example.com`;
+    const host = anyHost ? ANY_HOST : `h${bound++ % hostCount}.example.com`;
     const api: BenchApi = { name: `api-${i}`, hostnames: anyHost ? [] : [host], path: `/svc${i}`, operations: [] };
     for (let j = 0; j < perApi && made < count; j++, made++) {
       const kind = j % 3;
       const template = kind === 0 ? `/r${j}` : kind === 1 ? `/p${j}/*` : `/t${j}/{id}`;
       const path = kind === 0 ? `/svc${i}/r${j}` : kind === 1 ? `/svc${i}/p${j}/a/b` : `/svc${i}/t${j}/${1000 + j}`;
-      api.operations.push({ method: 'GET', urlTemplate: template });
+      api.operations.push({ methods: ['GET'], urlTemplate: template });
       requests.push({ method: 'GET', host, path });
     }
     apis.push(api);

@@ -1,5 +1,5 @@
 // `npm run bench`: Lockgate side by side with nginx, Node peers and a bare undici proxy, in one run.
-// Flags: --only NAMES (scenarios and/or systems, comma-separated), --duration S, --warmup S, --rounds N.
+// Flags: --only NAMES (scenarios and/or systems, comma-separated), --duration S, --warmup S, --rounds N, --dry-run.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,22 +19,26 @@ import { ROOT, unavailable } from './systems.ts';
 
 const LOAD_CPU = 0;
 const PROXY_CPU = 1;
-/** Seconds per unit beyond warm-up and measurement: start, readiness, checks, stop. */
-const OVERHEAD_S = 1.5;
+/** Seconds per unit beyond warm-up and measurement (start, readiness, checks, stop), measured on a 2-vCPU VM. */
+const OVERHEAD_S: Partial<Record<SystemName, number>> = { direct: 0.1, nginx: 0.3, lockgate: 2 };
+const NODE_OVERHEAD_S = 0.8;
+/** Native systems do not JIT: their warm-up only opens connections, so one second is enough. */
+const NATIVE: SystemName[] = ['direct', 'nginx'];
 
 const { values } = parseArgs({
   options: {
     only: { type: 'string' },
-    duration: { type: 'string', default: '5' },
+    duration: { type: 'string', default: '4' },
     warmup: { type: 'string', default: '2' },
     rounds: { type: 'string', default: '3' },
+    'dry-run': { type: 'boolean', default: false },
   },
 });
 const durationS = Number(values.duration);
 const warmupS = Number(values.warmup);
 const rounds = Number(values.rounds);
 if (!(durationS >= 1) || !(warmupS >= 0) || !Number.isInteger(rounds) || rounds < 1) {
-  console.error('usage: node bench/run.ts [--only NAMES] [--duration S>=1] [--warmup S>=0] [--rounds N>=1]');
+  console.error('usage: node bench/run.ts [--only NAMES] [--duration S>=1] [--warmup S>=0] [--rounds N>=1] [--dry-run]');
   process.exit(2);
 }
 if (availableParallelism() < 2) console.error('warning: fewer than 2 CPUs; the proxy and the load generator share a core');
@@ -50,8 +54,13 @@ for (const scenario of scenarios) {
 }
 for (const [system, reason] of skipped) console.error(`skipping ${system}: ${reason}`);
 const units = scenarios.flatMap((s) => s.systems.filter((y) => !skipped.has(y)).map((system) => ({ scenario: s, system })));
-const plannedS = units.length * rounds * (warmupS + durationS + OVERHEAD_S);
-console.log(`plan: ${units.length} system×scenario pairs × ${rounds} rounds × (${warmupS}s warm-up + ${durationS}s measured + ~${OVERHEAD_S}s overhead) ≈ ${(plannedS / 60).toFixed(1)} min`);
+const warmupFor = (system: SystemName): number => (NATIVE.includes(system) ? Math.min(warmupS, 1) : warmupS);
+const plannedS = rounds * units.reduce((sum, { system }) => sum + warmupFor(system) + durationS + (OVERHEAD_S[system] ?? NODE_OVERHEAD_S), 0);
+console.log(`plan: ${units.length} system×scenario pairs × ${rounds} rounds, ${warmupS}s warm-up (1s for nginx/direct) + ${durationS}s measured each ≈ ${(plannedS / 60).toFixed(1)} min`);
+if (values['dry-run']) {
+  for (const { scenario, system } of units) console.log(`  ${scenario.name}/${system}`);
+  process.exit(0);
+}
 
 const dir = mkdtempSync(join(tmpdir(), 'lockgate-bench-'));
 const cleanup = (): void => {
@@ -91,7 +100,7 @@ for (let round = 1; round <= rounds; round++) {
     if (failed.has(key)) continue;
     const label = `round ${round}/${rounds} ${key}`;
     try {
-      const sample = await measureUnit(system, scenario, ctx, files.get(scenario.name) ?? '', { warmupS, durationS, loadCpu: LOAD_CPU });
+      const sample = await measureUnit(system, scenario, ctx, files.get(scenario.name) ?? '', { warmupS: warmupFor(system), durationS, loadCpu: LOAD_CPU });
       const list = samples.get(scenario.name)?.get(system) ?? [];
       list.push(sample);
       samples.get(scenario.name)?.set(system, list);

@@ -79,7 +79,7 @@ export async function startSystem(system: SystemName, scenario: Scenario, ctx: C
   const alive = (): boolean => !child.exited;
   // Lockgate compiles its routes before /readyz says 200; 10,000 routes get a generous deadline.
   const ready = system === 'lockgate'
-    ? await waitUntil(async () => (await httpGet(adminPort, '/readyz')).status === 200, 60_000, alive)
+    ? await waitUntil(async () => (await httpGet(adminPort, '/readyz')).status === 200, 30_000, alive)
     : await waitUntil(async () => (await httpGet(port, '/')).status > 0, 15_000, alive);
   let problem = ready ? null : `not ready (${child.exited ? 'exited' : 'timed out'})`;
   if (problem === null) problem = await verify(port, scenario).catch((error: Error) => error.message);

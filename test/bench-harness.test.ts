@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseAllDocuments } from 'yaml';
-import { ANY_HOST, generateRoutes, lockgateYaml, requestsFileText } from '../bench/config.ts';
+import { ANY_HOST, catchAllApi, generateRoutes, lockgateYaml, requestsFileText } from '../bench/config.ts';
 import type { BenchApi } from '../bench/config.ts';
 import { coreBusy, cpuUsPerRequest, parseCoreTicks, parseKbField, parseStat } from '../bench/measure.ts';
 import { proxyConfig, upstreamConfig } from '../bench/nginx.ts';
@@ -10,6 +10,7 @@ import { computeRatios, medianRound, replaceReadmeSection } from '../bench/repor
 import type { SystemResult } from '../bench/report.ts';
 import { buildScenarios, parseOnly, selectScenarios } from '../bench/scenarios.ts';
 import { parseWrkOutput, wrkArgs } from '../bench/wrk.ts';
+import { parseConfigText } from '../src/model/load-config.ts';
 
 test('parseStat reads utime and stime after a command name holding spaces and parentheses', () => {
   const line = '4242 (node (x) y) S 1 4242 4242 0 -1 4194560 9000 0 3 0 1234 567 0 0 20 0 11 0 28198 1478448 35000 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n';
@@ -163,7 +164,17 @@ test('lockgateYaml writes Gateway, Backend and Apis with the access log to a fil
   assert.deepEqual(docs[0].spec.listeners, [{ name: 'http', address: '127.0.0.1', port: 18080, protocol: 'http' }]);
   assert.deepEqual(docs[1].spec, { url: 'http://127.0.0.1:18000', maxConnections: 128 });
   assert.equal(docs[3].spec.hostnames, undefined);
-  assert.deepEqual((docs[2].spec.operations as unknown[])[0], { method: 'GET', urlTemplate: '/r0' });
+  assert.deepEqual((docs[2].spec.operations as unknown[])[0], { methods: ['GET'], urlTemplate: '/r0' });
+});
+
+test('the generated configs pass Lockgate\'s own validation', () => {
+  for (const apis of [[catchAllApi()], generateRoutes(10).apis, generateRoutes(10_000).apis]) {
+    const text = lockgateYaml({ port: 18080, adminPort: 19901, upstreamPort: 18000, accessLogPath: '/tmp/b/access.log', apis });
+    const { config, problems } = parseConfigText(text, 'bench.yaml');
+    assert.deepEqual(problems.slice(0, 3), []);
+    assert.equal(config?.apis.reduce((n, a) => n + Math.max(1, a.spec.operations.length), 0), Math.max(1, apis.reduce((n, a) => n + a.operations.length, 0)));
+    assert.equal(config?.gateway.spec.accessLog.path, '/tmp/b/access.log');
+  }
 });
 
 test('nginx configs keep every path in the temp dir and proxy with upstream keepalive', () => {

@@ -92,7 +92,7 @@ spec:
   backend: orders
   operations:
     - { name: list-orders, method: GET, urlTemplate: / }
-    - { name: get-order, method: GET, urlTemplate: /{id} }
+    - { name: get-order, method: GET, urlTemplate: "/{id}" }
     - { name: create-order, method: POST, urlTemplate: / }
 ---
 apiVersion: lockgate.dev/v1alpha1

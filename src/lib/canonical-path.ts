@@ -22,14 +22,19 @@ const QMARK = 0x3f;
 
 const HEX = '0123456789ABCDEF';
 
-const E_FORM = { error: 'request target must start with "/"' } as const;
-const E_CHAR = { error: 'control character, space, non-ASCII or "#" in request target' } as const;
-const E_PCT = { error: 'malformed percent-encoding in request target' } as const;
-const E_NUL = { error: '%00 in path' } as const;
-const E_HIGH = { error: 'non-ASCII byte after percent-decoding the path' } as const;
-const E_ESC_SLASH = { error: 'escaped slash (%2F or %5C) in path' } as const;
-const E_BACKSLASH = { error: 'backslash in path' } as const;
-const E_SEMI = { error: '";" in path' } as const;
+/** Errors are shared frozen constants: a flood of bad targets allocates nothing. */
+function fail(error: string): { error: string } {
+  return Object.freeze({ error });
+}
+
+const E_FORM = fail('request target must start with "/"');
+const E_CHAR = fail('control character, space, non-ASCII or "#" in request target');
+const E_PCT = fail('malformed percent-encoding in request target');
+const E_NUL = fail('%00 in path');
+const E_HIGH = fail('non-ASCII byte after percent-decoding the path');
+const E_ESC_SLASH = fail('escaped slash (%2F or %5C) in path');
+const E_BACKSLASH = fail('backslash in path');
+const E_SEMI = fail('";" in path');
 
 function hexValue(c: number): number {
   if (c >= 0x30 && c <= 0x39) return c - 0x30;

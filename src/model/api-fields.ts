@@ -23,6 +23,7 @@ const headerMatch = obj(
 const operation = obj(
   {
     name: str('Unique name within the Api.', { check: checkName, defaultText: 'methods and template, e.g. "get-items-id"' }),
+    method: str('One HTTP method, as in API Management; shorthand for methods: [METHOD].', { optional: true, check: checkMethod }),
     methods: list(str('HTTP method', { check: checkMethod }), 'Methods matched (upper-cased); ["*"] matches any.', {
       default: ['*'],
       minItems: 1,

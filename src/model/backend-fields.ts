@@ -93,8 +93,8 @@ export const backendFields = obj(
         methods: list(str('Method', { check: checkMethod }), 'Only idempotent methods by default.', {
           default: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'],
         }),
-        budgetPercent: num('Retries may add at most this percent of the request rate...', { default: 20, min: 0, max: 100 }),
-        minPerSecond: num('...plus this many per second.', { default: 10, min: 0 }),
+        budgetPercent: num('Retries may add at most this percent of the request rate (plus minPerSecond).', { default: 20, min: 0, max: 100 }),
+        minPerSecond: num('Retries per second always allowed, on top of budgetPercent.', { default: 10, min: 0 }),
         backoff: duration('Base backoff between attempts (with jitter).', { default: 25, min: 0 }),
       },
       'Retries.',

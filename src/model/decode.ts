@@ -1,14 +1,15 @@
 // Walks a YAML node against a field descriptor: converts values, fills defaults, and records problems with positions.
 import { isAlias, isMap, isScalar, isSeq } from 'yaml';
-import { parseDuration, parseSize } from '../lib/duration.ts';
+import { formatDuration, formatSize, parseDuration, parseSize } from '../lib/duration.ts';
 import { childPath, report, show } from './doc-context.ts';
 import type { DocContext } from './doc-context.ts';
 import { defaultOf } from './field.ts';
 import type { DictField, Field, ListField, ObjField } from './field.ts';
 import { didYouMean } from './suggest.ts';
+import { parseStatusRange } from './value-checks.ts';
 
 function isAbsent(node: unknown): boolean {
-  return node == null || (isScalar(node) && node.value === null);
+  return node === null || node === undefined || (isScalar(node) && node.value === null);
 }
 
 function kindOf(node: unknown): string {
@@ -31,30 +32,19 @@ function inRange(value: number, f: { min?: number; max?: number }): boolean {
   return (f.min === undefined || value >= f.min) && (f.max === undefined || value <= f.max);
 }
 
-/** `200` → 200..200, `"500-599"`, `"5xx"`. */
-export function parseStatusRange(v: unknown): { min: number; max: number } | undefined {
-  let min: number;
-  let max: number;
-  if (typeof v === 'number') min = max = v;
-  else if (typeof v !== 'string') return undefined;
-  else if (/^[1-5]xx$/.test(v)) [min, max] = [Number(v[0]) * 100, Number(v[0]) * 100 + 99];
-  else {
-    const m = /^(\d{3})-(\d{3})$/.exec(v);
-    if (!m) return undefined;
-    [min, max] = [Number(m[1]), Number(m[2])];
-  }
-  const ok = Number.isInteger(min) && Number.isInteger(max) && min >= 100 && max <= 599 && min <= max;
-  return ok ? { min, max } : undefined;
-}
-
 /**
  * The decoded value, or undefined when the node is not acceptable (a problem has been recorded).
  * The caller handles absence; `node` is a present YAML node.
  */
 export function decode(node: unknown, field: Field, cx: DocContext, path: string): unknown {
-  if (isAlias(node) && cx.doc) node = node.resolve(cx.doc);
+  // Positions point at the use site, so an alias reports where it is used, not where the anchor is.
   const range = (node as { range?: [number, number, number] } | undefined)?.range;
   if (range) cx.values.set(path, cx.lineAt(range[0]));
+  if (isAlias(node)) {
+    const target = cx.doc ? node.resolve(cx.doc) : undefined;
+    if (!target) return fail(cx, path, `unknown alias *${node.source} (anchors only reach within one document)`);
+    node = target;
+  }
   if (field.t === 'obj') return decodeObj(node, field, cx, path);
   if (field.t === 'list') return decodeList(node, field, cx, path);
   if (field.t === 'dict') return decodeDict(node, field, cx, path);
@@ -110,7 +100,8 @@ function decodeScalar(v: unknown, field: Field, cx: DocContext, path: string): u
     case 'size': {
       const n = typeof v === 'string' || typeof v === 'number' ? (field.t === 'size' ? parseSize : parseDuration)(v) : undefined;
       if (n === undefined) return bad();
-      return field.min === undefined || n >= field.min ? n : fail(cx, path, `must be at least ${show(field.min)}, got ${show(v)}`);
+      if (field.min === undefined || n >= field.min) return n;
+      return fail(cx, path, `must be at least ${(field.t === 'size' ? formatSize : formatDuration)(field.min)}, got ${show(v)}`);
     }
     case 'enum':
       if (typeof v === 'string' && field.values.includes(v)) return v;
@@ -137,7 +128,7 @@ function decodeObj(node: unknown, field: ObjField, cx: DocContext, path: string)
     }
     const p = childPath(path, key);
     if (keyRange) cx.keys.set(p, cx.lineAt(keyRange[0]));
-    const f = field.fields[key];
+    const f = Object.hasOwn(field.fields, key) ? field.fields[key] : undefined;
     if (!f) {
       report(cx, p, `unknown field ${JSON.stringify(key)} in ${where(cx, path)}${didYouMean(key, Object.keys(field.fields))}`, 'key');
       continue;
@@ -205,7 +196,8 @@ function decodeDict(node: unknown, field: DictField, cx: DocContext, path: strin
       continue;
     }
     const v = decode(pair.value, field.values, cx, p);
-    if (v !== undefined) out[key as string] = v;
+    // defineProperty, so that a `__proto__` key is data and never a prototype.
+    if (v !== undefined) Object.defineProperty(out, key as string, { value: v, enumerable: true, writable: true, configurable: true });
   }
   return out;
 }

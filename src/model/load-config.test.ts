@@ -1,7 +1,7 @@
 // Tests for loading config text and files: defaults, positions of problems, suggestions, directories.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultGateway, formatProblems, loadConfigFiles, parseConfigText } from './load-config.ts';
@@ -186,11 +186,13 @@ test('sizes, durations and statuses in the Backend are converted or rejected', (
   assert.deepEqual(sizes.problems, []);
   const limits = sizes.config?.gateway.spec.limits;
   assert.deepEqual([limits?.maxBodySize, limits?.maxHeaderSize, limits?.maxUrlLength], [65_536, 8000, 1536]);
-  const bad = parseConfigText(`${HEAD}\nkind: Gateway\nmetadata: { name: g }\nspec:\n  limits: { maxBodySize: 1.5B, maxHeaderSize: 1kb }\n`, 'g.yaml');
-  assert.deepEqual(
-    bad.problems.map((p) => p.message),
-    ['expected a size such as "512B", "64KiB" or "1MiB", got "1.5B"', 'expected a size such as "512B", "64KiB" or "1MiB", got "1kb"'],
-  );
+  const bad = parseConfigText(`${HEAD}\nkind: Gateway\nmetadata: { name: g }\nspec:\n  limits: { maxBodySize: 1.5B, maxHeaderSize: 1kb, headerTimeout: 0, maxUrlLength: 0 }\n`, 'g.yaml');
+  assert.deepEqual(bad.problems.map((p) => p.message), [
+    'expected a size such as "512B", "64KiB" or "1MiB", got "1.5B"',
+    'expected a size such as "512B", "64KiB" or "1MiB", got "1kb"',
+    'must be at least 1ms, got 0',
+    'must be at least 1B, got 0',
+  ]);
 });
 
 test('TLS certificate files must exist and resolve against the config file', async () => {
@@ -261,4 +263,42 @@ test('formatProblems writes file:line:col: message (path)', () => {
     ]),
     'a.yaml:3:5: bad (spec.x)\nb.yaml:1:1: worse',
   );
+});
+
+test('the complete example in docs/config.md loads without problems', async () => {
+  const markdown = await readFile(new URL('../../docs/config.md', import.meta.url), 'utf8');
+  const example = /## Complete example\s+```yaml\n([\s\S]*?)```/.exec(markdown)?.[1];
+  assert.ok(example, 'docs/config.md has a "## Complete example" yaml block');
+  const dir = await mkdtemp(join(tmpdir(), 'lockgate-docs-'));
+  try {
+    await mkdir(join(dir, 'certs'));
+    for (const name of ['example.com.crt', 'example.com.key', 'default.crt', 'default.key', 'internal-ca.pem']) {
+      await writeFile(join(dir, 'certs', name), 'pem');
+    }
+    await writeFile(join(dir, 'lockgate.yaml'), example);
+    const { config, problems } = await loadConfigFiles([dir]);
+    assert.equal(formatProblems(problems), '');
+    assert.ok(config);
+    assert.deepEqual(
+      config.gateway.spec.listeners.map((l) => [l.name, l.port, l.protocol]),
+      [['public-http', 8080, 'http'], ['public-https', 8443, 'https']],
+    );
+    assert.equal(config.gateway.spec.limits.maxBodySize, 5 * 1024 * 1024);
+    assert.deepEqual([...config.backends.keys()], ['shop/orders', 'shop/payments']);
+    assert.equal(config.backends.get('shop/orders')?.spec.circuitBreaker.rules[0].tripDuration, 60_000);
+    assert.deepEqual(
+      config.apis[0].spec.operations.map((o) => [o.name, o.backend]),
+      [['list-orders', undefined], ['get-put-delete-orderid', undefined], ['post-orderid-pay', 'shop/payments'], ['get-exports-rest', undefined]],
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('anchors and aliases work within a document; an alias to another document is a problem', () => {
+  const text = `${HEAD}\nkind: Backend\nmetadata: { name: a }\nspec:\n  url: http://h:1\n  timeouts: &t { connect: 1s }\n  retries: { attempts: 0 }\n---\n${HEAD}\nkind: Backend\nmetadata: { name: b }\nspec:\n  url: http://h:1\n  timeouts: *t\n`;
+  const { problems } = parseConfigText(text, 'a.yaml');
+  assert.deepEqual(formatProblems(problems), 'a.yaml:14:13: unknown alias *t (anchors only reach within one document) (spec.timeouts)');
+  const shared = parseConfigText(`${HEAD}\nkind: Gateway\nmetadata: { name: g }\nspec:\n  limits: { headerTimeout: &d 7s, requestTimeout: *d }\n`, 'g.yaml');
+  assert.equal(shared.config?.gateway.spec.limits.requestTimeout, 7000);
 });

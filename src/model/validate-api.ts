@@ -24,7 +24,13 @@ function finishHeader(h: HeaderMatch, p: string, cx: DocContext): void {
   if (set.length === 0) h.present = true;
 }
 
-function finishMethods(op: Operation, p: string, cx: DocContext): void {
+function finishMethods(op: Operation & { method?: string }, p: string, cx: DocContext): void {
+  if (op.method !== undefined) {
+    const explicit = op.methods && !(op.methods.length === 1 && op.methods[0] === '*');
+    if (explicit) report(cx, `${p}.method`, 'set either method or methods, not both');
+    else op.methods = [op.method];
+    delete op.method;
+  }
   if (!op.methods) return;
   op.methods = op.methods.map((m) => m?.toUpperCase());
   if (op.methods.includes('*') && op.methods.length > 1) report(cx, `${p}.methods`, '"*" already matches every method; list it alone');

@@ -40,7 +40,8 @@ export function finishGateway(spec: GatewaySpec, cx: DocContext): void {
     checkTls(l, p, cx);
   });
   const admin = spec.admin;
-  if (admin?.enabled && admin.port !== 0 && byPort.has(admin.port)) {
-    report(cx, 'spec.admin.port', `admin port ${admin.port} is already used by listener ${JSON.stringify(byPort.get(admin.port))}`);
+  const clash = admin?.enabled && admin.port !== 0 ? spec.listeners?.findIndex((l) => l?.port === admin.port) : -1;
+  if (clash !== undefined && clash >= 0) {
+    report(cx, `spec.listeners[${clash}].port`, `port ${admin.port} is also the admin port (spec.admin.port); change one of them`);
   }
 }

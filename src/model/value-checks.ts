@@ -117,3 +117,19 @@ export const checkBackendRef: Check = (v) => {
 /** A request path sent by health checks: `/healthz`, optionally with a query. */
 export const checkRequestPath: Check = (v) =>
   /^\/[^\s#]*$/.test(v) ? undefined : `${JSON.stringify(v)} is not a request path such as "/healthz"`;
+
+/** `200` → 200..200, `"500-599"`, `"5xx"`. */
+export function parseStatusRange(v: unknown): { min: number; max: number } | undefined {
+  let min: number;
+  let max: number;
+  if (typeof v === 'number') min = max = v;
+  else if (typeof v !== 'string') return undefined;
+  else if (/^[1-5]xx$/.test(v)) [min, max] = [Number(v[0]) * 100, Number(v[0]) * 100 + 99];
+  else {
+    const m = /^(\d{3})-(\d{3})$/.exec(v);
+    if (!m) return undefined;
+    [min, max] = [Number(m[1]), Number(m[2])];
+  }
+  const ok = Number.isInteger(min) && Number.isInteger(max) && min >= 100 && max <= 599 && min <= max;
+  return ok ? { min, max } : undefined;
+}

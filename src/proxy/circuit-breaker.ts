@@ -75,7 +75,8 @@ export function parseRetryAfter(value: string | undefined, wallNow: number): num
  * Closed: everything passes and results are counted. Open: nothing passes until the trip ends.
  * Half-open: one probe at a time; its success closes the breaker, its failure opens it again.
  * Several rules may be given (API Management allows one); the first that holds trips.
- * Per process and approximate, as in API Management.
+ * Per process and approximate, as in API Management: in half-open the first result reported
+ * decides, even a late one from a request sent before the trip.
  */
 export class CircuitBreaker {
   readonly #windows: RuleWindow[];

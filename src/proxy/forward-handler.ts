@@ -8,7 +8,7 @@ import type { Exchange } from './exchange.ts';
 import type { UpstreamCluster } from './upstream-cluster.ts';
 import type { EndpointState } from './endpoint-state.ts';
 import { sendError, type ErrorStyle } from './error-response.ts';
-import { shouldRetry } from './retry-decision.ts';
+import { shouldRetry, backoffMs } from './retry-decision.ts';
 
 type Controller = Dispatcher.DispatchController;
 type Res = ServerResponse | Http2ServerResponse;
@@ -120,7 +120,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       else for (let i = 0; i < v.length; i++) out.push(name, v[i]);
     }
     out.push('x-request-id', ex.requestId);
-    this.#record(statusCode, false, statusCode === 503 ? headers['retry-after'] : undefined);
+    this.#record(statusCode, false, headers['retry-after']);
     if (this.#opts.h2) {
       const obj: Record<string, string | string[]> = {};
       for (let i = 0; i < out.length; i += 2) {
@@ -170,15 +170,14 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   #canRetry(status: number | undefined, errCode: string | undefined): boolean {
     const c = this.#cluster;
     const retries = c.spec.retries;
-    if (this.#ex.attempts > retries.attempts) return false;
-    if (!shouldRetry(retries, this.#opts.method, this.#ex.attempts - 1, status, errCode, this.#opts.body === null)) return false;
+    if (!shouldRetry(retries, this.#opts.method, this.#ex.attempts, status, errCode, this.#opts.body === null)) return false;
     return c.budget.tryAcquireRetry();
   }
 
   #retryLater(): void {
     if (this.#clientGone) return this.#complete();
-    const delay = this.#cluster.spec.retries.backoff;
-    if (delay > 0) setTimeout(() => this.start(), delay * (0.5 + Math.random() * 0.5) * this.#ex.attempts);
+    const delay = backoffMs(this.#cluster.spec.retries, this.#ex.attempts);
+    if (delay > 0) setTimeout(() => this.start(), delay);
     else this.start();
   }
 

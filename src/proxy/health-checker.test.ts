@@ -58,6 +58,15 @@ function changes() {
   return { onChange, next, log };
 }
 
+/** Polls until `cond` holds; fails after `ms` rather than guessing how long a cold start takes. */
+async function until(cond: () => boolean, ms = 2000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 test('flips a real endpoint down on bad statuses and back up when it recovers', async () => {
   const a = await backend();
   const b = await backend();
@@ -66,9 +75,8 @@ test('flips a real endpoint down on bad statuses and back up when it recovers', 
   const checker = new HealthChecker(eps, cfg, { onChange: c.onChange });
   checker.start();
   try {
-    await new Promise((r) => setTimeout(r, 60));
+    await until(() => a.state.hits >= 3 && b.state.hits >= 3);
     assert.deepEqual(c.log, [], 'healthy endpoints stay healthy');
-    assert.ok(a.state.hits >= 2 && b.state.hits >= 2);
     assert.deepEqual([...a.state.paths], ['/healthz']);
     a.state.status = 503;
     const [down, healthy] = await c.next();
@@ -117,7 +125,7 @@ test('close() stops checking and closes the dispatcher it made', async () => {
   let agent: Agent | undefined;
   const checker = new HealthChecker(eps, cfg, { dispatcherFactory: () => (agent = new Agent()) });
   checker.start();
-  await new Promise((r) => setTimeout(r, 50));
+  await until(() => a.state.hits >= 2);
   await checker.close();
   assert.ok(agent !== undefined && agent.closed, 'agent closed');
   const hits = a.state.hits;

@@ -1,7 +1,7 @@
 // Tests for hostname lookup: exact, wildcard suffixes longest first, any-host last.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ANY_HOST, createHostTable, hostTableEntry, normalizeHostPattern, resolveHosts } from './host-table.ts';
+import { ANY_HOST, createHostTable, hostTableEntry, normalizeHostPattern, resolveHosts, suffixHash } from './host-table.ts';
 
 test('normalizeHostPattern lower-cases, drops a trailing dot and rejects malformed names', () => {
   assert.equal(normalizeHostPattern('API.Example.com.'), 'api.example.com');
@@ -44,4 +44,14 @@ test('entries are created once per key and shared', () => {
   assert.equal(hostTableEntry(t, ANY_HOST, () => a), a);
   const out: object[] = [];
   assert.equal(resolveHosts(t, 'a.com', out), 2);
+});
+
+test('wildcard suffixes whose hashes collide are told apart by their text', () => {
+  // Found once by brute force over `s<i>.com`; the assertion keeps the test honest if the hash changes.
+  const [a, b] = ['s8908.com', 's120934.com'];
+  assert.equal(suffixHash(a), suffixHash(b));
+  const t = table([`*.${a}`, `*.${b}`]);
+  assert.deepEqual(resolve(t, `x.${a}`), [`*.${a}`]);
+  assert.deepEqual(resolve(t, `x.${b}`), [`*.${b}`]);
+  assert.deepEqual(resolve(t, 'x.zzz.com'), []);
 });

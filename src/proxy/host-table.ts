@@ -1,12 +1,17 @@
 // Hostname → value lookup: exact names, `*.suffix` wildcards (longest suffix first), then the any-host value.
 
+/** A wildcard's suffix (after `*.`) and value; `next` chains suffixes whose hashes collide. */
+interface WildcardSlot<V> {
+  suffix: string;
+  value: V;
+  next: WildcardSlot<V> | null;
+}
+
 export interface HostTable<V> {
   exact: Map<string, V>;
-  /** Keyed by the suffix after `*.`: `*.example.com` → `example.com`. */
-  wildcard: Map<string, V>;
+  /** Keyed by suffixHash of the part after `*.`: `*.example.com` → hash of `example.com`. */
+  wildcard: Map<number, WildcardSlot<V>>;
   any: V | undefined;
-  /** wildcardLengths[n] is 1 when some wildcard suffix has n characters: skips slicing hopeless labels. */
-  wildcardLengths: Uint8Array;
 }
 
 /** Key of the any-host entry, as returned by normalizeHostPattern for `*` or an empty list. */
@@ -14,9 +19,12 @@ export const ANY_HOST = '';
 
 const MAX_HOST = 253;
 const BAD_EXACT = /[\s/*]/;
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+const SMI_MASK = 0x3fffffff;
 
 export function createHostTable<V>(): HostTable<V> {
-  return { exact: new Map(), wildcard: new Map(), any: undefined, wildcardLengths: new Uint8Array(MAX_HOST + 1) };
+  return { exact: new Map(), wildcard: new Map(), any: undefined };
 }
 
 /**
@@ -38,24 +46,33 @@ export function normalizeHostPattern(pattern: string): string | undefined {
 /** Returns (creating it with `create`) the value for a key from normalizeHostPattern. */
 export function hostTableEntry<V>(table: HostTable<V>, key: string, create: () => V): V {
   if (key === ANY_HOST) return (table.any ??= create());
-  const wildcard = key.startsWith('*.');
-  const map = wildcard ? table.wildcard : table.exact;
-  const name = wildcard ? key.slice(2) : key;
-  let v = map.get(name);
-  if (v === undefined) {
-    v = create();
-    map.set(name, v);
-    if (wildcard) table.wildcardLengths[name.length] = 1;
+  if (!key.startsWith('*.')) {
+    let v = table.exact.get(key);
+    if (v === undefined) table.exact.set(key, (v = create()));
+    return v;
   }
-  return v;
+  const suffix = key.slice(2);
+  const h = suffixHash(suffix);
+  const head = table.wildcard.get(h);
+  for (let s: WildcardSlot<V> | null | undefined = head; s !== undefined && s !== null; s = s.next) if (s.suffix === suffix) return s.value;
+  const slot: WildcardSlot<V> = { suffix, value: create(), next: head ?? null };
+  table.wildcard.set(h, slot);
+  return slot.value;
+}
+
+/** FNV-1a over the characters from last to first, so a backward walk has every suffix's hash on the way. */
+export function suffixHash(s: string): number {
+  let h = FNV_OFFSET;
+  for (let i = s.length - 1; i >= 0; i--) h = Math.imul(h ^ s.charCodeAt(i), FNV_PRIME);
+  return h & SMI_MASK;
 }
 
 /**
  * Writes into `out` the values that apply to `hostname` (lower-case, no port, no trailing dot),
  * most specific first: the exact name, then each matching wildcard from the longest suffix to
  * the shortest (a wildcard matches one or more labels: `*.example.com` takes `a.b.example.com`
- * but not `example.com`), then the any-host value. Returns how many were written. Walks the
- * label boundaries of `hostname`, never the list of wildcards; `out` is reused by the caller.
+ * but not `example.com`), then the any-host value. Returns how many were written. One backward
+ * pass over `hostname` hashes each suffix at its dot: no slicing, no scan over the wildcards.
  */
 export function resolveHosts<V>(table: HostTable<V>, hostname: string, out: V[]): number {
   let n = 0;
@@ -64,12 +81,28 @@ export function resolveHosts<V>(table: HostTable<V>, hostname: string, out: V[])
     if (v !== undefined) out[n++] = v;
   }
   if (table.wildcard.size !== 0) {
+    const first = n;
     const len = hostname.length;
-    for (let dot = hostname.indexOf('.'); dot !== -1; dot = hostname.indexOf('.', dot + 1)) {
-      const rest = len - dot - 1;
-      if (rest > MAX_HOST || table.wildcardLengths[rest] === 0) continue;
-      const v = table.wildcard.get(hostname.slice(dot + 1));
-      if (v !== undefined) out[n++] = v;
+    let h = FNV_OFFSET;
+    // i > 0: the label before the suffix may not be empty.
+    for (let i = len - 1; i > 0; i--) {
+      const c = hostname.charCodeAt(i);
+      if (c === 46) {
+        const rest = len - i - 1;
+        for (let s: WildcardSlot<V> | null | undefined = table.wildcard.get(h & SMI_MASK); s !== undefined && s !== null; s = s.next) {
+          if (s.suffix.length === rest && hostname.endsWith(s.suffix)) {
+            out[n++] = s.value;
+            break;
+          }
+        }
+      }
+      h = Math.imul(h ^ c, FNV_PRIME);
+    }
+    // Found shortest suffix first; the contract is longest first.
+    for (let lo = first, hi = n - 1; lo < hi; lo++, hi--) {
+      const t = out[lo];
+      out[lo] = out[hi];
+      out[hi] = t;
     }
   }
   if (table.any !== undefined) out[n++] = table.any;

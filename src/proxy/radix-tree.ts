@@ -18,6 +18,9 @@ export interface TreeNode<C> {
   segment: string;
   /** Next static sibling whose segment has the same hash (collision chain). */
   next: TreeNode<C> | null;
+  /** The static child when there is exactly one: no Map, no hash, one less cache miss per level. */
+  only: TreeNode<C> | null;
+  /** Static children by segmentHash, once there are two or more. */
   statics: Map<number, TreeNode<C>> | null;
   param: TreeNode<C> | null;
   /** Candidates of templates that end exactly here. */
@@ -57,7 +60,7 @@ export function parseTemplate(path: string): Template | string {
 }
 
 export function createNode<C>(segment = ''): TreeNode<C> {
-  return { segment, next: null, statics: null, param: null, end: null, prefix: null };
+  return { segment, next: null, only: null, statics: null, param: null, end: null, prefix: null };
 }
 
 /** Returns (creating it) the candidate list where `template` ends; the caller orders the list. */
@@ -69,22 +72,36 @@ export function terminalList<C>(root: TreeNode<C>, template: Template): C[] {
 }
 
 function staticChild<C>(node: TreeNode<C>, seg: string): TreeNode<C> {
-  const h = segmentHash(seg, 0, seg.length);
-  node.statics ??= new Map();
-  const head = node.statics.get(h);
-  for (let c: TreeNode<C> | null | undefined = head; c !== undefined && c !== null; c = c.next) if (c.segment === seg) return c;
-  const child = createNode<C>(seg);
-  child.next = head ?? null;
-  node.statics.set(h, child);
+  if (node.only !== null && node.only.segment === seg) return node.only;
+  if (node.only === null && node.statics === null) return (node.only = createNode<C>(seg));
+  if (node.statics === null) {
+    node.statics = new Map();
+    linkChild(node.statics, node.only as TreeNode<C>);
+    node.only = null;
+  }
+  for (let c: TreeNode<C> | null | undefined = node.statics.get(segmentHash(seg, 0, seg.length)); c !== undefined && c !== null; c = c.next) {
+    if (c.segment === seg) return c;
+  }
+  return linkChild(node.statics, createNode<C>(seg));
+}
+
+function linkChild<C>(statics: Map<number, TreeNode<C>>, child: TreeNode<C>): TreeNode<C> {
+  const h = segmentHash(child.segment, 0, child.segment.length);
+  child.next = statics.get(h) ?? null;
+  statics.set(h, child);
   return child;
 }
 
 /** FNV-1a over char codes, kept in Smi range so Map lookups stay on the fast integer path. */
 export function segmentHash(s: string, from: number, to: number): number {
-  let h = 0x811c9dc5;
-  for (let i = from; i < to; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  return h & 0x3fffffff;
+  let h = FNV_OFFSET;
+  for (let i = from; i < to; i++) h = Math.imul(h ^ s.charCodeAt(i), FNV_PRIME);
+  return h & SMI_MASK;
 }
+
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+const SMI_MASK = 0x3fffffff;
 
 /**
  * Depth-first lookup in precedence order: at each segment the static child, then the param
@@ -122,19 +139,27 @@ function walk<C, A, B>(
       if (c !== undefined) return c;
     }
   } else {
-    // path[pos] is '/': the next segment is [start, end).
+    // path[pos] is '/': the next segment is [start, end). One pass finds its end and, when
+    // there are static children to look up, its hash (a char loop beats indexOf here).
     const start = pos + 1;
-    let end = path.indexOf('/', start);
-    if (end === -1) end = len;
+    let end = start;
     if (node.statics !== null) {
-      const n = end - start;
-      let child: TreeNode<C> | null | undefined = node.statics.get(segmentHash(path, start, end));
+      let h = FNV_OFFSET;
+      for (let c = 0; end < len && (c = path.charCodeAt(end)) !== 47; end++) h = Math.imul(h ^ c, FNV_PRIME);
+      let child: TreeNode<C> | null | undefined = node.statics.get(h & SMI_MASK);
       for (; child !== undefined && child !== null; child = child.next) {
-        if (child.segment.length === n && path.startsWith(child.segment, start)) {
+        if (child.segment.length === end - start && path.startsWith(child.segment, start)) {
           const c = walk(child, path, end, depth, select, a, b, params);
           if (c !== undefined) return c;
           break;
         }
+      }
+    } else {
+      while (end < len && path.charCodeAt(end) !== 47) end++;
+      const child = node.only;
+      if (child !== null && child.segment.length === end - start && path.startsWith(child.segment, start)) {
+        const c = walk(child, path, end, depth, select, a, b, params);
+        if (c !== undefined) return c;
       }
     }
     if (node.param !== null && end > start) {

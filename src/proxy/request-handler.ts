@@ -78,7 +78,8 @@ function fail(state: DataPlaneState, res: AnyResponse, ex: Exchange, code: Error
 
 function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req: AnyRequest, res: AnyResponse, ex: Exchange): void {
   const raw = req.rawHeaders;
-  const h2 = req.httpVersionMajor === 2;
+  // By transport, not by the version the client claims (`GET / HTTP/2.0` over HTTP/1 is not HTTP/2).
+  const h2 = 'stream' in req;
   const trusted = rt.trusted.contains(ex.clientIp);
 
   // Identity of the request first, so even a rejected request is traceable.

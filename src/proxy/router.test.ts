@@ -233,16 +233,16 @@ test('matches a naive reference model of the documented precedence (property)', 
     return prefix ? `${body}/*` : body || '/';
   });
   const entry = fc.record({
-    hostnames: fc.constantFrom([], ['a.x.com'], ['*.x.com'], ['*.com'], ['a.x.com', '*.com']),
+    hostnames: fc.constantFrom<string[]>([], ['a.x.com'], ['*.x.com'], ['*.com'], ['a.x.com', '*.com']),
     path: template,
-    methods: fc.constantFrom(['*'], ['GET'], ['POST'], ['GET', 'POST']),
+    methods: fc.constantFrom<string[]>(['*'], ['GET'], ['POST'], ['GET', 'POST']),
     headers: fc.constantFrom<HeaderMatch[]>([], [{ name: 'X-V', exact: '1' }], [{ name: 'x-v', prefix: '1' }], [{ name: 'x-v' }], [{ name: 'x-v', present: false }]),
   });
   const req = fc.record({
     host: fc.constantFrom('a.x.com', 'b.a.x.com', 'x.com', 'q.org'),
     path: fc.array(fc.constantFrom('a', 'b', 'c', 'd', ''), { maxLength: 4 }).map((s) => '/' + s.join('/')),
     method: fc.constantFrom('GET', 'POST', 'PUT'),
-    raw: fc.constantFrom([], ['X-V', '1'], ['x-v', '12'], ['X-V', '2']),
+    raw: fc.constantFrom<string[]>([], ['X-V', '1'], ['x-v', '12'], ['X-V', '2']),
   });
   fc.assert(fc.property(fc.array(entry, { maxLength: 12 }), fc.array(req, { minLength: 1, maxLength: 10 }), (raw, reqs) => {
     const entries = raw.map((e, i) => ({ ...e, value: i }));

@@ -87,7 +87,7 @@ export class UpstreamCluster {
   }
 
   async close(): Promise<void> {
-    this.#health?.close();
+    await this.#health?.close();
     await Promise.all(this.pools.map((p) => p.close().catch(() => p.destroy())));
   }
 }

@@ -1,14 +1,35 @@
 // Consistent hashing on a ring of virtual nodes: one key keeps its endpoint, and losing 1 of N endpoints moves ~1/N keys.
 import type { EndpointState } from '../endpoint-state.ts';
+import { seed32 } from './least-request.ts';
 
-const FNV_OFFSET = 0x811c9dc5;
+const FNV_OFFSET = 0x811c9dc5 | 0; // as int32, so `h` is a small integer from the start
 const FNV_PRIME = 0x01000193;
 
-/** 32-bit FNV-1a over the UTF-8 bytes of `s`, encoded on the fly so hashing allocates nothing. */
+/** 32-bit FNV-1a over the UTF-8 bytes of `s`, unsigned (as the published test vectors). */
 export function fnv1a32(s: string): number {
+  return fnv1a(s) >>> 0;
+}
+
+/**
+ * FNV-1a as a signed int32: UTF-8 is encoded on the fly so hashing allocates nothing, and an
+ * int32 stays an unboxed small integer in V8 where an unsigned value above 2^31 would not.
+ */
+function fnv1a(s: string): number {
   let h = FNV_OFFSET;
   const len = s.length;
-  for (let i = 0; i < len; i++) {
+  let i = 0;
+  // Keys are nearly always ASCII: a tight loop for that, the general encoder only past it.
+  for (; i < len; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) return fnv1aUtf8(s, i, h);
+    h = Math.imul(h ^ c, FNV_PRIME);
+  }
+  return h;
+}
+
+function fnv1aUtf8(s: string, from: number, h: number): number {
+  const len = s.length;
+  for (let i = from; i < len; i++) {
     let c = s.charCodeAt(i);
     if (c < 0x80) {
       h = Math.imul(h ^ c, FNV_PRIME);
@@ -36,21 +57,24 @@ export function fnv1a32(s: string): number {
     }
     h = Math.imul(h ^ (0x80 | (c & 63)), FNV_PRIME);
   }
-  return h >>> 0;
+  return h;
 }
 
-/** murmur3's finaliser: FNV-1a alone clusters keys that differ only in their last characters (`url#1`, `url#2`). */
+/**
+ * murmur3's finaliser: FNV-1a alone clusters keys that differ only in their last characters
+ * (`url#1`, `url#2`). Returns a signed int32.
+ */
 export function mix32(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return h ^ (h >>> 16);
 }
 
+/** The ring's hash: signed int32, so the ring is ordered as signed numbers (any fixed order works). */
 export function hashString(s: string): number {
-  return mix32(fnv1a32(s));
+  return mix32(fnv1a(s));
 }
 
 /** Virtual nodes for the lightest endpoint; 160 as ketama, which keeps load within ~10%. */
@@ -75,29 +99,34 @@ export function consistentHash(endpoints: readonly EndpointState[], random: () =
   let scale = totalWeight > 0 ? VNODES / minWeight : 0;
   if (totalWeight * scale > MAX_RING) scale = MAX_RING / totalWeight;
 
-  // hash × 2^16 + position fits a double exactly and sorts by hash, ties broken by position.
+  // (hash + 2^31) × 2^16 + position is a non-negative integer below 2^48: exact in a double,
+  // sorting by hash with ties broken by position.
   const entries: number[] = [];
   for (let p = 0; p < endpoints.length; p++) {
     const ep = endpoints[p];
     if (!(ep.weight > 0)) continue;
     const count = Math.max(1, Math.round(ep.weight * scale));
-    for (let v = 0; v < count; v++) entries.push(hashString(`${ep.url}#${v}`) * 65_536 + p);
+    for (let v = 0; v < count; v++) entries.push((hashString(`${ep.url}#${v}`) + 2 ** 31) * 65_536 + p);
   }
   const sorted = Float64Array.from(entries).sort();
   const size = sorted.length;
-  const points = new Uint32Array(size);
+  const points = new Int32Array(size);
   const owners = new Uint16Array(size);
   for (let k = 0; k < size; k++) {
-    points[k] = Math.floor(sorted[k] / 65_536);
+    points[k] = Math.floor(sorted[k] / 65_536) - 2 ** 31;
     owners[k] = sorted[k] % 65_536;
   }
+  let s = seed32(random);
 
   return {
     pick(now: number, hashKey?: string): EndpointState | undefined {
       if (size === 0) return undefined;
       let k: number;
       if (hashKey === undefined) {
-        k = Math.floor(random() * size) % size;
+        s ^= s << 13;
+        s ^= s >>> 17;
+        s ^= s << 5;
+        k = (s >>> 1) % size;
       } else {
         const h = hashString(hashKey);
         let lo = 0;
@@ -111,7 +140,7 @@ export function consistentHash(endpoints: readonly EndpointState[], random: () =
       }
       for (let step = 0; step < size; step++) {
         const ep = endpoints[owners[k]];
-        if (ep.available(now)) return ep;
+        if (ep.weight > 0 && ep.available(now)) return ep;
         k = k + 1 === size ? 0 : k + 1;
       }
       return undefined;

@@ -15,20 +15,35 @@ function scan(endpoints: readonly EndpointState[], from: number, skip: number, n
   return -1;
 }
 
+/** A non-zero 32-bit seed for the inline xorshift generators below. */
+export function seed32(random: () => number): number {
+  return (Math.floor(random() * 4294967296) | 0) || 0x2545f491;
+}
+
 /**
  * Sample two distinct endpoints uniformly and keep the cheaper: nearly as good as scanning for
  * the least loaded, in O(1), and it never herds every worker onto the same "best" endpoint.
  * When a sampled endpoint is unavailable the next usable one after it stands in.
+ * The injected `random` only seeds an inline xorshift32: calling a random function per pick
+ * returns a boxed double, which allocates on every request.
  */
 export function powerOfTwoChoices(endpoints: readonly EndpointState[], random: () => number, cost: EndpointCost) {
   const n = endpoints.length;
+  let s = seed32(random);
   return {
     pick(now: number): EndpointState | undefined {
       if (n === 0) return undefined;
-      const i = scan(endpoints, Math.floor(random() * n) % n, -1, now);
+      s ^= s << 13;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      // `>>> 1` keeps the value a small integer, so `%` is an integer division rather than fmod.
+      const i = scan(endpoints, (s >>> 1) % n, -1, now);
       if (i < 0) return undefined;
       if (n === 1) return endpoints[i];
-      let j = Math.floor(random() * (n - 1)) % (n - 1);
+      s ^= s << 13;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      let j = (s >>> 1) % (n - 1);
       if (j >= i) j++;
       j = scan(endpoints, j, i, now);
       if (j < 0) return endpoints[i];
