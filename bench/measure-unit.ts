@@ -1,5 +1,5 @@
 // One measurement: start a system, warm it up, measure one interval with wrk and /proc, stop it.
-import { writeFileSync } from 'node:fs';
+import { existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requestsFileText } from './config.ts';
 import { coreBusy, cpuUsPerRequest, readCores, readCpu, readMemory, ticksPerSecond } from './measure.ts';
@@ -72,6 +72,11 @@ export async function measureUnit(system: SystemName, scenario: Scenario, ctx: C
     const stopped = await running.stop();
     if (!stopped.clean) warnings.push(`${system} did not exit cleanly (code ${stopped.code}, signal ${stopped.signal})`);
     if (system !== 'direct' && !(await portIsFree(running.port))) warnings.push(`port ${running.port} still in use after stop`);
+    if (running.accessLog !== null) {
+      // The access log is part of what is measured: an empty one means logging was not on.
+      if (!existsSync(running.accessLog) || statSync(running.accessLog).size === 0) warnings.push('access log is empty');
+      rmSync(running.accessLog, { force: true });
+    }
     for (const warning of warnings) console.error(`  ! ${scenario.name}/${system}: ${warning}`);
   }
 }

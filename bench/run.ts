@@ -16,12 +16,13 @@ import type { SystemResult } from './report.ts';
 import { buildScenarios, parseOnly, selectScenarios } from './scenarios.ts';
 import type { SystemName } from './scenarios.ts';
 import { ROOT, unavailable } from './systems.ts';
+import { killWrk } from './wrk.ts';
 
 const LOAD_CPU = 0;
 const PROXY_CPU = 1;
 /** Seconds per unit beyond warm-up and measurement (start, readiness, checks, stop), measured on a 2-vCPU VM. */
-const OVERHEAD_S: Partial<Record<SystemName, number>> = { direct: 0.1, nginx: 0.3, lockgate: 2 };
-const NODE_OVERHEAD_S = 0.8;
+const OVERHEAD_S: Partial<Record<SystemName, number>> = { direct: 0.2, nginx: 0.5, lockgate: 2 };
+const NODE_OVERHEAD_S = 1;
 /** Native systems do not JIT: their warm-up only opens connections, so one second is enough. */
 const NATIVE: SystemName[] = ['direct', 'nginx'];
 
@@ -64,13 +65,18 @@ if (values['dry-run']) {
 
 const dir = mkdtempSync(join(tmpdir(), 'lockgate-bench-'));
 const cleanup = (): void => {
+  killWrk();
   killAllPinned();
   rmSync(dir, { recursive: true, force: true });
 };
-process.once('SIGINT', () => {
-  cleanup();
-  process.exit(130);
-});
+// An interrupted or timed-out run must not leave nginx or a proxy holding a CPU.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    console.error(`\n${signal}: stopping`);
+    cleanup();
+    process.exit(130);
+  });
+}
 process.once('exit', cleanup);
 
 const runStarted = Date.now();
@@ -99,12 +105,13 @@ for (let round = 1; round <= rounds; round++) {
     const key = `${scenario.name}/${system}`;
     if (failed.has(key)) continue;
     const label = `round ${round}/${rounds} ${key}`;
+    const unitStarted = Date.now();
     try {
       const sample = await measureUnit(system, scenario, ctx, files.get(scenario.name) ?? '', { warmupS: warmupFor(system), durationS, loadCpu: LOAD_CPU });
       const list = samples.get(scenario.name)?.get(system) ?? [];
       list.push(sample);
       samples.get(scenario.name)?.set(system, list);
-      console.log(`${label}: ${Math.round(sample.rps)} req/s, p99 ${sample.p99Ms.toFixed(2)} ms, ${sample.cpuUsPerReq.toFixed(1)} µs/req, proxy ${sample.proxyCpuPct.toFixed(0)}% core0 ${sample.core0Pct.toFixed(0)}%`);
+      console.log(`${label}: ${Math.round(sample.rps)} req/s, p99 ${sample.p99Ms.toFixed(2)} ms, ${sample.cpuUsPerReq.toFixed(1)} µs/req, proxy ${sample.proxyCpuPct.toFixed(0)}% core0 ${sample.core0Pct.toFixed(0)}% (${((Date.now() - unitStarted) / 1000).toFixed(1)}s)`);
     } catch (error) {
       // A system that fails once is dropped from this scenario so one broken build cannot eat the budget.
       failed.add(key);

@@ -26,6 +26,14 @@ export interface Running {
   stop(): Promise<StopResult>;
   /** True when a started process died on its own. */
   crashed(): boolean;
+  /** The access log file the system writes, checked and deleted after the stop (tens of MB per interval). */
+  accessLog: string | null;
+}
+
+function accessLogOf(system: SystemName, scenario: Scenario, dir: string): string | null {
+  if (system === 'lockgate') return join(dir, `lockgate-access-${scenario.name}.log`);
+  if (system === 'nginx') return join(dir, 'proxy-access.log');
+  return null;
 }
 
 const NODE_SCRIPTS: Partial<Record<SystemName, string>> = {
@@ -46,7 +54,7 @@ function launch(system: SystemName, scenario: Scenario, ctx: Context, port: numb
   if (system === 'nginx') return startNginx(ctx.dir, 'proxy', proxyConfig(ctx.dir, port, ctx.upstreamPort), ctx.proxyCpu);
   if (system === 'lockgate') {
     const config = join(ctx.dir, `lockgate-${scenario.name}.yaml`);
-    const accessLogPath = join(ctx.dir, `lockgate-access-${scenario.name}.log`);
+    const accessLogPath = accessLogOf(system, scenario, ctx.dir) ?? '';
     writeFileSync(config, lockgateYaml({ port, adminPort, upstreamPort: ctx.upstreamPort, accessLogPath, apis: scenario.apis }));
     return new PinnedProcess(ctx.proxyCpu, process.execPath, [LOCKGATE_BIN, 'gateway', '-c', config, '--workers', '1'], log);
   }
@@ -71,7 +79,7 @@ export async function verify(port: number, scenario: Scenario): Promise<string |
 /** Starts `system` for `scenario`; throws with the process's last output when it is not ready in time. */
 export async function startSystem(system: SystemName, scenario: Scenario, ctx: Context): Promise<Running> {
   if (system === 'direct') {
-    return { pid: ctx.upstreamPid, port: ctx.upstreamPort, stop: async () => ({ clean: true, code: 0, signal: null }), crashed: () => false };
+    return { pid: ctx.upstreamPid, port: ctx.upstreamPort, stop: async () => ({ clean: true, code: 0, signal: null }), crashed: () => false, accessLog: null };
   }
   const port = await freePort();
   const adminPort = await freePort();
@@ -87,5 +95,5 @@ export async function startSystem(system: SystemName, scenario: Scenario, ctx: C
     await child.stop();
     throw new Error(`${system} in ${scenario.name}: ${problem}\n${child.tail()}`);
   }
-  return { pid: child.pid, port, stop: () => child.stop(), crashed: () => child.exited };
+  return { pid: child.pid, port, stop: () => child.stop(), crashed: () => child.exited, accessLog: accessLogOf(system, scenario, ctx.dir) };
 }

@@ -1,5 +1,6 @@
 // Runs wrk (pinned, with the rotating Lua script) and parses its output into numbers.
 import { execFile } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const WRK_BIN = process.env.LOCKGATE_BENCH_WRK ?? '/usr/bin/wrk';
@@ -83,10 +84,18 @@ export function parseWrkOutput(text: string): WrkResult {
   };
 }
 
+const RUNNING = new Set<ChildProcess>();
+
+/** SIGKILLs any wrk still running (for an interrupted run). */
+export function killWrk(): void {
+  for (const child of RUNNING) child.kill('SIGKILL');
+}
+
 /** Runs wrk once; bounded by a kill timer well past its own -d. */
 export function runWrk(run: WrkRun): Promise<WrkResult> {
   return new Promise((resolve, reject) => {
-    execFile('taskset', wrkArgs(run), { encoding: 'utf8', timeout: (run.durationS + 15) * 1000, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
+    const child = execFile('taskset', wrkArgs(run), { encoding: 'utf8', timeout: (run.durationS + 15) * 1000, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
+      RUNNING.delete(child);
       if (error !== null) {
         reject(new Error(`wrk failed: ${error.message}\n${stderr}`));
         return;
@@ -97,5 +106,6 @@ export function runWrk(run: WrkRun): Promise<WrkResult> {
         reject(parseError as Error);
       }
     });
+    RUNNING.add(child);
   });
 }

@@ -58,8 +58,8 @@ export const apiFields = obj(
       {
         escapedSlashes: oneOf(['reject', 'decode'], '%2F and %5C in the path: reject with 400, or decode.', { default: 'reject' }),
         backslash: oneOf(['reject', 'slash'], 'A literal "\\" in the path: reject with 400, or treat as "/".', { default: 'reject' }),
-        semicolon: oneOf(['keep', 'strip', 'reject'], 'Path parameters after ";": keep, strip before matching, or reject.', {
-          default: 'keep',
+        semicolon: oneOf(['keep', 'strip', 'reject'], 'Path parameters after ";": reject with 400 (servlet backends read /..;/ as /../), strip before matching, or keep.', {
+          default: 'reject',
         }),
       },
       'How ambiguous request paths are handled before matching.',

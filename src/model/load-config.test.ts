@@ -79,7 +79,7 @@ test('a file without a Gateway gets the default one; Backend and Api defaults ar
   assert.equal(api.spec.path, '/');
   assert.equal(api.spec.errorStyle, 'lockgate');
   assert.equal(api.spec.stripPath, false);
-  assert.deepEqual(api.spec.pathOptions, { escapedSlashes: 'reject', backslash: 'reject', semicolon: 'keep' });
+  assert.deepEqual(api.spec.pathOptions, { escapedSlashes: 'reject', backslash: 'reject', semicolon: 'reject' });
   assert.deepEqual(api.spec.operations, [{ name: 'get-items-id', methods: ['GET'], urlTemplate: '/items/{id}', headers: [] }]);
   assert.deepEqual(api.source, { file: 'inline.yaml', line: 7, col: 1 });
   assert.match(config.version, /^[0-9a-f]{12}$/);

@@ -5,6 +5,12 @@ import { ERROR_TABLE, type ErrorCode } from '../lib/errors.ts';
 import type { Exchange } from './exchange.ts';
 
 export type ErrorStyle = 'lockgate' | 'apim';
+
+/**
+ * Set on an HTTP/1 socket once we answered with `Connection: close`: later pipelined requests on it are
+ * never handled (they would be read from bytes we refused to frame), and parse errors write nothing more.
+ */
+export const CLOSING = Symbol('lockgate.closing');
 export type AnyResponse = ServerResponse | Http2ServerResponse;
 
 /** API Management's own bodies (reference/apim.md §2.18): backend failures surface as 500 with an activityId. */
@@ -69,6 +75,9 @@ export function sendError(res: AnyResponse, ex: Exchange, code: ErrorCode, detai
   if (opts.close && h1) {
     headers.connection = 'close';
     (res as ServerResponse).shouldKeepAlive = false;
+    // A pipelined response has no socket until its turn: mark the request's socket.
+    const socket = ((res as ServerResponse).req?.socket ?? res.socket) as (NonNullable<typeof res.socket> & { [CLOSING]?: boolean }) | null;
+    if (socket) socket[CLOSING] = true;
   }
   try {
     (res as ServerResponse).writeHead(status, headers);

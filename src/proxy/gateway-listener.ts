@@ -10,8 +10,51 @@ import { createRequestHandler, type DataPlaneState } from './request-handler.ts'
 import { createUpgradeHandler } from './websocket.ts';
 import { buildSniTable, selectContext, type SniTable } from './tls-contexts.ts';
 import { acceptProxyProtocol } from './proxy-protocol.ts';
+import { CLOSING } from './error-response.ts';
 
-type AnyServer = http.Server | https.Server | http2.Http2SecureServer;
+type AnyServer = http.Server | https.Server | http2.Http2SecureServer | http2.Http2Server;
+
+type ParseError = NodeJS.ErrnoException & { rawPacket?: Buffer };
+type ClientSocket = Duplex & { [CLOSING]?: boolean; _httpMessage?: http.ServerResponse | null };
+
+/** What llhttp rejected, as a status: 414 when the request line alone overflowed, 501 for an over-long method. */
+function parseErrorStatus(err: ParseError): { status: number; message: string } {
+  const raw = err.rawPacket;
+  if (err.code === 'HPE_HEADER_OVERFLOW') {
+    return raw && raw.indexOf('\r\n') === -1 ? { status: 414, message: 'URI too long' } : { status: 431, message: 'Request header fields too large' };
+  }
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT') return { status: 408, message: 'Request timeout' };
+  if (err.code === 'HPE_INVALID_METHOD' && raw) {
+    const sp = raw.indexOf(0x20);
+    if ((sp === -1 ? raw.length : sp) > 32) return { status: 501, message: 'Not implemented' };
+  }
+  return { status: 400, message: 'Bad request' };
+}
+
+/**
+ * llhttp refused the bytes. Never write a second answer on a socket we already answered with close,
+ * and never write over a response still in flight: let it finish, then close.
+ */
+function onClientError(err: ParseError, socket: ClientSocket): void {
+  if (!socket.writable || err.code === 'ECONNRESET') return void socket.destroy();
+  if (socket[CLOSING] === true) return;
+  const pending = socket._httpMessage;
+  // The error is in the body of the request being answered: that request is broken, answer 400 below.
+  const currentBroken = pending != null && !(pending.req as http.IncomingMessage | undefined)?.complete;
+  if (pending && currentBroken && pending.headersSent) return void socket.destroy();
+  const { status, message } = parseErrorStatus(err);
+  const body = `{"statusCode":${status},"message":"${message}"}`;
+  const answer = `HTTP/1.1 ${status} ${message}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`;
+  socket[CLOSING] = true;
+  if (pending && !currentBroken && !pending.writableFinished) {
+    // Answer the bad request in order: after the response before it is fully written.
+    pending.once('finish', () => {
+      if (!socket.destroyed) socket.end(answer);
+    });
+    return;
+  }
+  socket.end(answer);
+}
 
 export class GatewayListener {
   readonly spec: Listener;
@@ -23,7 +66,7 @@ export class GatewayListener {
 
   constructor(spec: Listener, limits: GatewayLimits, state: DataPlaneState) {
     this.spec = spec;
-    const info = { name: spec.name, proto: spec.protocol === 'http' ? ('http' as const) : ('https' as const) };
+    const info = { name: spec.name, proto: spec.tls ? ('https' as const) : ('http' as const) };
     const onRequest = createRequestHandler(state, info);
     const serverOpts = {
       maxHeaderSize: limits.maxHeaderSize,
@@ -36,6 +79,17 @@ export class GatewayListener {
     };
     if (spec.protocol === 'http') {
       this.#server = http.createServer(serverOpts, onRequest as http.RequestListener);
+    } else if (spec.protocol === 'h2' && !spec.tls) {
+      // Cleartext HTTP/2 with prior knowledge (h2c), e.g. behind a TLS-terminating load balancer.
+      const h2 = limits.http2;
+      const server = http2.createServer({
+        maxSessionInvalidFrames: 100,
+        maxSessionRejectedStreams: 100,
+        settings: { maxConcurrentStreams: h2.maxConcurrentStreams, maxHeaderListSize: h2.maxHeaderListSize },
+        maxHeaderListPairs: limits.maxHeaderCount + 4,
+      }, onRequest as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+      server.on('session', (s) => this.#trackSession(s, h2.maxResetsPerSecond));
+      this.#server = server;
     } else {
       this.#sni = buildSniTable(spec.tls!, spec.protocol === 'h2' ? ['h2', 'http/1.1'] : ['http/1.1']);
       const tlsOpts = {
@@ -64,13 +118,7 @@ export class GatewayListener {
     server.maxConnections = limits.maxConnections;
     server.on('checkContinue', onRequest as http.RequestListener);
     if (spec.protocol !== 'h2') server.on('upgrade', createUpgradeHandler(state, info));
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-      if (!socket.writable || (err.code === 'ECONNRESET')) return socket.destroy();
-      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-      const msg = status === 431 ? 'Request header fields too large' : status === 408 ? 'Request timeout' : 'Bad request';
-      const body = `{"statusCode":${status},"message":"${msg}"}`;
-      socket.end(`HTTP/1.1 ${status} ${msg}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
-    });
+    server.on('clientError', onClientError);
     this.#front = spec.proxyProtocol === 'off' ? null : net.createServer((socket) => {
       acceptProxyProtocol(socket, spec.proxyProtocol as 'v1' | 'v2' | 'any', limits.headerTimeout, (s) => server.emit('connection', s));
     });

@@ -1,7 +1,7 @@
 // Tests for the path-template segment tree: parsing, precedence of the depth-first lookup, param offsets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createNode, lookupTree, parseTemplate, segmentHash, terminalList } from './radix-tree.ts';
+import { createNode, lookupTree, parseTemplate, segmentHash, terminalNode } from './radix-tree.ts';
 import type { TreeNode } from './radix-tree.ts';
 
 test('parseTemplate splits segments, params and the prefix marker', () => {
@@ -11,23 +11,35 @@ test('parseTemplate splits segments, params and the prefix marker', () => {
   assert.deepEqual(parseTemplate('/a/{x}/{y}'), { segments: ['a', null, null], paramNames: ['x', 'y'], prefix: false });
 });
 
+test('parseTemplate interns segments and names through the given map', () => {
+  const intern = new Map<string, string>();
+  const a = parseTemplate('/items/{id}', intern);
+  const b = parseTemplate('/x/items/{id}/*', intern);
+  assert.ok(typeof a !== 'string' && typeof b !== 'string');
+  assert.equal(intern.size, 3);
+  assert.equal(intern.get('items'), 'items');
+});
+
 test('parseTemplate returns a problem for malformed templates', () => {
   for (const bad of ['orders', '/a*', '/*/b', '/a/{id', '/a/x{id}', '/a/{}', '/a/{1x}', '/{x}/{x}', '/{__proto__}']) {
     assert.equal(typeof parseTemplate(bad), 'string', bad);
   }
 });
 
-// Builds a tree whose candidates are the template strings themselves; select takes the first.
+// Builds a tree whose candidates are the template strings themselves (one per terminal); select takes it.
 function tree(templates: string[]): TreeNode<string> {
   const root = createNode<string>();
   for (const t of templates) {
     const parsed = parseTemplate(t);
     assert.notEqual(typeof parsed, 'string', t);
-    terminalList(root, parsed as Exclude<typeof parsed, string>).push(t);
+    const template = parsed as Exclude<typeof parsed, string>;
+    const node = terminalNode(root, template);
+    if (template.prefix) node.prefix = t;
+    else node.end = t;
   }
   return root;
 }
-const first = (list: string[]) => list[0];
+const first = (head: string) => head;
 function find(root: TreeNode<string>, path: string, offsets = new Int32Array(8)): string | undefined {
   return lookupTree(root, path, first, undefined, undefined, offsets);
 }
@@ -74,7 +86,7 @@ test('params need a non-empty segment and report offsets on the accepted branch'
 test('a rejecting select makes the lookup backtrack to less specific routes', () => {
   const root = tree(['/a/b', '/a/{x}', '/a/*']);
   const seen: string[] = [];
-  const none = (list: string[]) => void seen.push(list[0]);
+  const none = (head: string) => void seen.push(head);
   assert.equal(lookupTree(root, '/a/b', none, undefined, undefined, new Int32Array(2)), undefined);
   assert.deepEqual(seen, ['/a/b', '/a/{x}', '/a/*']);
 });

@@ -23,19 +23,23 @@ export interface TreeNode<C> {
   /** Static children by segmentHash, once there are two or more. */
   statics: Map<number, TreeNode<C>> | null;
   param: TreeNode<C> | null;
-  /** Candidates of templates that end exactly here. */
-  end: C[] | null;
-  /** Candidates of `/*` templates whose static part ends here. */
-  prefix: C[] | null;
+  /** First candidate of the templates that end exactly here; the caller chains and orders the rest. */
+  end: C | null;
+  /** First candidate of the `/*` templates whose static part ends here. */
+  prefix: C | null;
 }
 
-/** Picks one candidate of a terminal list or none, which makes the lookup backtrack. */
-export type Select<C, A, B> = (list: C[], a: A, b: B) => C | undefined;
+/** Picks a candidate from a terminal's chain (given its head) or none, which makes the lookup backtrack. */
+export type Select<C, A, B> = (head: C, a: A, b: B) => C | undefined;
 
 const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 
-/** Parses a full path template; a string result is the problem with it. */
-export function parseTemplate(path: string): Template | string {
+/**
+ * Parses a full path template; a string result is the problem with it. Segments and names go
+ * through `intern`, so the thousands of `items` or `id` in a big config are one hot string.
+ */
+export function parseTemplate(path: string, intern = new Map<string, string>()): Template | string {
+  const one = (s: string) => intern.get(s) ?? (intern.set(s, s), s);
   if (path.charCodeAt(0) !== 47) return 'must start with "/"';
   const prefix = path.endsWith('/*');
   const body = prefix ? path.slice(0, -2) : path;
@@ -48,12 +52,12 @@ export function parseTemplate(path: string): Template | string {
       const name = seg.slice(1, -1);
       if (!PARAM_NAME.test(name) || name === '__proto__') return `bad parameter name "${name}"`;
       if (paramNames.includes(name)) return `parameter "${name}" appears twice`;
-      paramNames.push(name);
+      paramNames.push(one(name));
       segments.push(null);
     } else if (seg.includes('{') || seg.includes('}')) {
       return `a parameter must be a whole segment ("{name}"), got "${seg}"`;
     } else {
-      segments.push(seg);
+      segments.push(one(seg));
     }
   }
   return { segments, paramNames, prefix };
@@ -63,12 +67,11 @@ export function createNode<C>(segment = ''): TreeNode<C> {
   return { segment, next: null, only: null, statics: null, param: null, end: null, prefix: null };
 }
 
-/** Returns (creating it) the candidate list where `template` ends; the caller orders the list. */
-export function terminalList<C>(root: TreeNode<C>, template: Template): C[] {
+/** Returns (creating the path to it) the node where `template` ends: its `end` or, for `/*`, its `prefix`. */
+export function terminalNode<C>(root: TreeNode<C>, template: Template): TreeNode<C> {
   let node = root;
   for (const seg of template.segments) node = seg === null ? (node.param ??= createNode()) : staticChild(node, seg);
-  if (template.prefix) return (node.prefix ??= []);
-  return (node.end ??= []);
+  return node;
 }
 
 function staticChild<C>(node: TreeNode<C>, seg: string): TreeNode<C> {

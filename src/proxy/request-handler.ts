@@ -8,10 +8,10 @@ import { newRequestId, isValidRequestId } from '../lib/request-id.ts';
 import type { ErrorCode } from '../lib/errors.ts';
 import { checkRequest } from './strict-request.ts';
 import { Exchange } from './exchange.ts';
-import { sendError, type AnyResponse } from './error-response.ts';
+import { sendError, CLOSING, type AnyResponse } from './error-response.ts';
 import { buildUpstreamHeaders } from './upstream-headers.ts';
 import { ForwardHandler, type FinishFn } from './forward-handler.ts';
-import type { Runtime, RouteTarget } from './runtime.ts';
+import { DEFAULT_PATH_OPTIONS, type Runtime, type RouteTarget } from './runtime.ts';
 
 /** Mutable state shared by every listener of one worker: the live runtime and the load flags. */
 export interface DataPlaneState {
@@ -30,7 +30,6 @@ export interface ListenerInfo {
 
 type AnyRequest = IncomingMessage | Http2ServerRequest;
 
-const DEFAULT_OPTS = { escapedSlashes: 'reject', backslash: 'reject', semicolon: 'keep' } as const;
 
 function clientIpOf(req: AnyRequest): string {
   const socket = req.socket as (typeof req.socket & { proxiedAddress?: string }) | undefined;
@@ -57,6 +56,8 @@ function headerValue(raw: string[], lower: string): string | undefined {
 /** Creates the 'request' listener for one listener. Never throws: every failure becomes a JSON error response. */
 export function createRequestHandler(state: DataPlaneState, listener: ListenerInfo) {
   return function onRequest(req: AnyRequest, res: AnyResponse): void {
+    // A request pipelined behind one we refused with close: never handled; the socket closes after that answer.
+    if ((req.socket as { [CLOSING]?: boolean } | null)?.[CLOSING] === true) return;
     const rt = state.runtime;
     const ex = new Exchange(listener.name, clientIpOf(req), req.method ?? '', performance.now(), Date.now());
     ex.configVersion = rt.version;
@@ -109,7 +110,7 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
     return fail(state, res, ex, 'payload_too_large', '', true, 'lockgate');
   }
 
-  let cp = canonicalPath(target, DEFAULT_OPTS);
+  let cp = canonicalPath(target, DEFAULT_PATH_OPTIONS);
   let match = 'error' in cp ? undefined : rt.router.match(facts.hostname, cp.path, ex.method, raw);
   if ('error' in cp) {
     // Only an Api that opted into lenient handling may accept what the strict default rejects.

@@ -2,8 +2,8 @@
 import type { HeaderMatch } from '../model/types.ts';
 import { compileHeaderMatches, headersMatch } from './header-match.ts';
 import type { CompiledHeader } from './header-match.ts';
-import { createHostTable, hostTableEntry, normalizeHostPattern, resolveHosts, ANY_HOST } from './host-table.ts';
-import { createNode, lookupTree, parseTemplate, terminalList } from './radix-tree.ts';
+import { createHostTable, hostTableEntry, normalizeHostPattern, resolveHosts, resolveWildcards, ANY_HOST } from './host-table.ts';
+import { createNode, lookupTree, parseTemplate, terminalNode } from './radix-tree.ts';
 import type { Template, TreeNode } from './radix-tree.ts';
 
 export interface RouteEntry<T> {
@@ -20,7 +20,7 @@ export interface RouteEntry<T> {
 
 export interface RouteMatch<T> {
   readonly value: T;
-  /** null when the route has no template params: static and prefix matches return a shared frozen object. */
+  /** Raw (undecoded) segments by name; null without params: such hits return one shared frozen object per route. */
   readonly params: Readonly<Record<string, string>> | null;
 }
 
@@ -29,7 +29,9 @@ export interface RouteMatch<T> {
  * then the any-host table, as nginx falls back to its default server); in each table the
  * exact static path Map, then the tree. The first table with a route whose path, method and
  * headers all match wins. Within a table, the first segment where routes differ decides
- * (static > `{param}` > prefix ending there), so a longer prefix beats a shorter one.
+ * (static > `{param}` > prefix ending there), so a longer prefix beats a shorter one; routes
+ * on one path rank by header conditions, then explicit methods before `*`, then config order.
+ * A route whose method or headers do not match is skipped for the next less specific one.
  */
 export interface Router<T> {
   /** `hostname` lower-case without port or trailing dot; `path` canonical (no decoding here). */
@@ -50,6 +52,7 @@ export interface BuiltRouter<T> {
   problems: string[];
 }
 
+/** One route in one host table; candidates at the same path node form a chain, most specific first. */
 interface Candidate<T> {
   value: T;
   /** null = any method. */
@@ -58,11 +61,14 @@ interface Candidate<T> {
   paramNames: string[];
   /** Prebuilt for routes without params, so such hits allocate nothing. */
   result: RouteMatch<T> | null;
-  order: number;
+  /** Higher first: header conditions count double, an explicit method list adds one. */
+  rank: number;
+  next: Candidate<T> | null;
 }
 
 interface PathTable<T> {
-  statics: Map<string, Candidate<T>[]>;
+  /** Exact static paths → head of the candidate chain. */
+  statics: Map<string, Candidate<T>>;
   root: TreeNode<Candidate<T>>;
 }
 
@@ -70,15 +76,19 @@ export function buildRouter<T>(entries: RouteEntry<T>[]): BuiltRouter<T> {
   const problems: string[] = [];
   const hosts = createHostTable<PathTable<T>>();
   const seen = new Map<string, number>();
+  const intern = new Map<string, string>();
+  // Equal lists (`['id']`, `['GET', 'POST']`) are shared: read on every hit, one hot copy beats thousands of cold ones.
+  const lists = new Map<string, string[]>();
+  const share = (list: string[]) => lists.get(list.join('\n')) ?? (lists.set(list.join('\n'), list), list);
   const newTable = (): PathTable<T> => ({ statics: new Map(), root: createNode() });
   let size = 0;
   let maxParams = 0;
   entries.forEach((entry, i) => {
     const where = `route #${i} (${entry.path})`;
-    const template = parseTemplate(entry.path);
+    const template = parseTemplate(entry.path, intern);
     if (typeof template === 'string') return void problems.push(`${where}: path ${template}`);
-    const methods = entry.methods.map((m) => m.toUpperCase());
-    if (methods.length === 0) return void problems.push(`${where}: no methods (use ["*"] for any)`);
+    const upper = entry.methods.map((m) => m.toUpperCase());
+    if (upper.length === 0) return void problems.push(`${where}: no methods (use ["*"] for any)`);
     const headers = compileHeaderMatches(entry.headers);
     if (typeof headers === 'string') return void problems.push(`${where}: ${headers}`);
     const keys = new Set<string>();
@@ -88,15 +98,10 @@ export function buildRouter<T>(entries: RouteEntry<T>[]): BuiltRouter<T> {
       else keys.add(key);
     }
     if (entry.hostnames.length === 0) keys.add(ANY_HOST);
-    const cand: Candidate<T> = {
-      value: entry.value,
-      methods: methods.includes('*') ? null : [...new Set(methods)].sort(),
-      headers,
-      paramNames: template.paramNames,
-      result: template.paramNames.length === 0 ? Object.freeze({ value: entry.value, params: null }) : null,
-      order: i,
-    };
-    const conflict = conflictKey(template, cand);
+    const methods = upper.includes('*') ? null : share([...new Set(upper)].sort());
+    const result = template.paramNames.length === 0 ? Object.freeze({ value: entry.value, params: null }) : null;
+    const conflict = conflictKey(template, methods, headers);
+    const isStatic = !template.prefix && template.paramNames.length === 0;
     let added = false;
     for (const key of keys) {
       const prev = seen.get(`${key}\n${conflict}`);
@@ -105,11 +110,16 @@ export function buildRouter<T>(entries: RouteEntry<T>[]): BuiltRouter<T> {
         continue;
       }
       seen.set(`${key}\n${conflict}`, i);
+      const rank = headers.length * 2 + (methods === null ? 0 : 1);
+      const cand: Candidate<T> = { value: entry.value, methods, headers, paramNames: share(template.paramNames), result, rank, next: null };
       const table = hostTableEntry(hosts, key, newTable);
-      const isStatic = !template.prefix && template.paramNames.length === 0;
-      let list = isStatic ? table.statics.get(entry.path) : terminalList(table.root, template);
-      if (list === undefined) table.statics.set(entry.path, (list = []));
-      insertOrdered(list, cand);
+      if (isStatic) {
+        table.statics.set(entry.path, insertOrdered(table.statics.get(entry.path) ?? null, cand));
+      } else {
+        const node = terminalNode(table.root, template);
+        if (template.prefix) node.prefix = insertOrdered(node.prefix, cand);
+        else node.end = insertOrdered(node.end, cand);
+      }
       added = true;
     }
     if (added) size++;
@@ -121,30 +131,30 @@ export function buildRouter<T>(entries: RouteEntry<T>[]): BuiltRouter<T> {
   const router: Router<T> = {
     size,
     match(hostname, path, method, rawHeaders) {
-      const n = resolveHosts(hosts, hostname, chain);
-      for (let i = 0; i < n; i++) {
-        const table = chain[i];
-        const list = table.statics.size === 0 ? undefined : table.statics.get(path);
-        if (list !== undefined) {
-          const c = selectCandidate(list, method, rawHeaders);
-          if (c !== undefined) return c.result as RouteMatch<T>;
-        }
-        const c = lookupTree(table.root, path, selectCandidate, method, rawHeaders, offsets);
-        if (c !== undefined) return c.result ?? withParams(c, path, offsets);
+      // Host tables are resolved lazily: most requests are answered by the first one tried.
+      const exact = hosts.exact.size === 0 ? undefined : hosts.exact.get(hostname);
+      if (exact !== undefined) {
+        const m = matchTable(exact, path, method, rawHeaders, offsets);
+        if (m !== undefined) return m;
       }
-      return undefined;
+      const n = resolveWildcards(hosts, hostname, chain, 0);
+      for (let i = 0; i < n; i++) {
+        const m = matchTable(chain[i], path, method, rawHeaders, offsets);
+        if (m !== undefined) return m;
+      }
+      return hosts.any === undefined ? undefined : matchTable(hosts.any, path, method, rawHeaders, offsets);
     },
     allowedMethods(hostname, path, rawHeaders) {
-      const lists: Candidate<T>[][] = [];
+      const heads: Candidate<T>[] = [];
       const n = resolveHosts(hosts, hostname, chain);
       for (let i = 0; i < n; i++) {
-        const list = chain[i].statics.get(path);
-        if (list !== undefined) lists.push(list);
-        lookupTree(chain[i].root, path, collectList, lists, undefined, offsets);
+        const head = chain[i].statics.get(path);
+        if (head !== undefined) heads.push(head);
+        lookupTree(chain[i].root, path, collectHead, heads, undefined, offsets);
       }
       const allowed = new Set<string>();
-      for (const list of lists) {
-        for (const c of list) {
+      for (const head of heads) {
+        for (let c: Candidate<T> | null = head; c !== null; c = c.next) {
           if (!headersMatch(c.headers, rawHeaders)) continue;
           if (c.methods === null) return ['*'];
           for (const m of c.methods) allowed.add(m);
@@ -156,8 +166,19 @@ export function buildRouter<T>(entries: RouteEntry<T>[]): BuiltRouter<T> {
   return { router, problems };
 }
 
-function collectList<T>(list: Candidate<T>[], out: Candidate<T>[][]): undefined {
-  out.push(list);
+function matchTable<T>(table: PathTable<T>, path: string, method: string, rawHeaders: string[], offsets: Int32Array): RouteMatch<T> | undefined {
+  const head = table.statics.size === 0 ? undefined : table.statics.get(path);
+  if (head !== undefined) {
+    const c = selectCandidate(head, method, rawHeaders);
+    if (c !== undefined) return c.result as RouteMatch<T>;
+  }
+  const c = lookupTree(table.root, path, selectCandidate, method, rawHeaders, offsets);
+  return c === undefined ? undefined : c.result ?? withParams(c, path, offsets);
+}
+
+/** A select that never picks, so lookupTree visits every terminal matching the path. */
+function collectHead<T>(head: Candidate<T>, out: Candidate<T>[]): undefined {
+  out.push(head);
   return undefined;
 }
 
@@ -168,10 +189,9 @@ function withParams<T>(c: Candidate<T>, path: string, offsets: Int32Array): Rout
   return { value: c.value, params };
 }
 
-/** First candidate in list order whose method and headers match; candidates are few per node. */
-function selectCandidate<T>(list: Candidate<T>[], method: string, rawHeaders: string[]): Candidate<T> | undefined {
-  for (let i = 0; i < list.length; i++) {
-    const c = list[i];
+/** First candidate in chain order whose method and headers match; chains are short. */
+function selectCandidate<T>(head: Candidate<T>, method: string, rawHeaders: string[]): Candidate<T> | undefined {
+  for (let c: Candidate<T> | null = head; c !== null; c = c.next) {
     if (c.methods !== null && c.methods.indexOf(method) === -1) continue;
     if (c.headers.length !== 0 && !headersMatch(c.headers, rawHeaders)) continue;
     return c;
@@ -179,17 +199,22 @@ function selectCandidate<T>(list: Candidate<T>[], method: string, rawHeaders: st
   return undefined;
 }
 
-/** More header conditions first, then explicit methods before `*`, then config order. */
-function insertOrdered<T>(list: Candidate<T>[], cand: Candidate<T>): void {
-  const rank = (c: Candidate<T>) => c.headers.length * 2 + (c.methods === null ? 0 : 1);
-  let i = list.length;
-  while (i > 0 && rank(list[i - 1]) < rank(cand)) i--;
-  list.splice(i, 0, cand);
+/** Inserts by rank (higher first), after equals so config order breaks ties; returns the new head. */
+function insertOrdered<T>(head: Candidate<T> | null, cand: Candidate<T>): Candidate<T> {
+  if (head === null || head.rank < cand.rank) {
+    cand.next = head;
+    return cand;
+  }
+  let p = head;
+  while (p.next !== null && p.next.rank >= cand.rank) p = p.next;
+  cand.next = p.next;
+  p.next = cand;
+  return head;
 }
 
-function conflictKey<T>(template: Template, cand: Candidate<T>): string {
+function conflictKey(template: Template, methods: string[] | null, headers: CompiledHeader[]): string {
   // Param names do not matter: `/a/{x}` and `/a/{y}` are the same route.
   const path = template.segments.map((s) => (s === null ? '{}' : s)).join('/') + (template.prefix ? '/*' : '');
-  const headers = cand.headers.map((h) => `${h.name}:${h.kind}:${h.value}`).sort();
-  return JSON.stringify([path, cand.methods ?? ['*'], headers]);
+  const conditions = headers.map((h) => `${h.name}:${h.kind}:${h.value}`).sort();
+  return JSON.stringify([path, methods ?? ['*'], conditions]);
 }

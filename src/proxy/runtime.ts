@@ -34,7 +34,8 @@ export interface Runtime {
   retired: boolean;
 }
 
-const DEFAULT_PATH_OPTIONS: PathOptions = { escapedSlashes: 'reject', backslash: 'reject', semicolon: 'keep' };
+/** The strict default; an Api may relax it (tried only when the default rejects a path). */
+export const DEFAULT_PATH_OPTIONS: PathOptions = Object.freeze({ escapedSlashes: 'reject', backslash: 'reject', semicolon: 'reject' });
 
 function sameOptions(a: PathOptions, b: PathOptions): boolean {
   return a.escapedSlashes === b.escapedSlashes && a.backslash === b.backslash && a.semicolon === b.semicolon;

@@ -8,6 +8,7 @@ import { checkRequest } from './strict-request.ts';
 import { buildUpstreamHeaders } from './upstream-headers.ts';
 import { newSpanId, newTraceId, formatTraceparent } from '../lib/trace-context.ts';
 import type { DataPlaneState, ListenerInfo } from './request-handler.ts';
+import { DEFAULT_PATH_OPTIONS } from './runtime.ts';
 
 function reject(socket: Duplex, status: number, message: string, requestId: string): void {
   const body = JSON.stringify({ statusCode: status, message, requestId });
@@ -25,7 +26,7 @@ export function createUpgradeHandler(state: DataPlaneState, listener: ListenerIn
     const facts = checkRequest(req.method ?? '', req.httpVersion, req.url ?? '', req.rawHeaders, rt.gateway.limits);
     if (!facts.ok) return reject(socket, facts.status, facts.error, requestId);
     if (!facts.upgrade || req.method !== 'GET') return reject(socket, 400, 'Only WebSocket upgrades are supported', requestId);
-    const cp = canonicalPath(req.url ?? '', { escapedSlashes: 'reject', backslash: 'reject', semicolon: 'keep' });
+    const cp = canonicalPath(req.url ?? '', DEFAULT_PATH_OPTIONS);
     if ('error' in cp) return reject(socket, 400, cp.error, requestId);
     const m = rt.router.match(facts.hostname, cp.path, 'GET', req.rawHeaders);
     if (!m) return reject(socket, 404, 'Resource not found', requestId);

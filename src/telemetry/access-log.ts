@@ -8,11 +8,25 @@ function ms(a: number, b: number): string {
   return a > 0 && b > 0 ? (b - a).toFixed(3) : '0';
 }
 
-/** Formats one line. Field names are the same at every tier (DESIGN §7). */
+let lastMs = 0;
+let lastIso = '';
+/** ISO time, formatted at most once per millisecond. */
+function isoTime(ms: number): string {
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
+}
+
+/**
+ * Formats one line. Field names are the same at every tier (DESIGN §7). Values that validation or
+ * generation already restricts to safe characters (ids, config names, method, host) are not re-escaped.
+ */
 export function formatAccessLine(ex: Exchange): string {
-  return `{"time":"${new Date(ex.wallStart).toISOString()}","requestId":${q(ex.requestId)},"traceId":"${ex.traceId}","spanId":"${ex.spanId}",` +
-    `"listener":${q(ex.listener)},"clientIp":${q(ex.clientIp)},"method":${q(ex.method)},"host":${q(ex.host)},"path":${q(ex.path)},` +
-    `"api":${q(ex.api)},"operation":${q(ex.operation)},"backend":${q(ex.backend)},"endpoint":${q(ex.endpoint)},` +
+  return `{"time":"${isoTime(ex.wallStart)}","requestId":${q(ex.requestId)},"traceId":"${ex.traceId}","spanId":"${ex.spanId}",` +
+    `"listener":"${ex.listener}","clientIp":"${ex.clientIp}","method":${q(ex.method)},"host":${q(ex.host)},"path":${q(ex.path)},` +
+    `"api":"${ex.api}","operation":"${ex.operation}","backend":"${ex.backend}","endpoint":"${ex.endpoint}",` +
     `"status":${ex.status},"bytesIn":${ex.bytesIn},"bytesOut":${ex.bytesOut},"attempts":${ex.attempts},` +
     `"error":${q(ex.errorCode)},"configVersion":${q(ex.configVersion)},` +
     `"durations":{"routing":${ms(ex.tStart, ex.tDispatch || ex.tEnd)},"upstreamConnect":${ms(ex.tDispatch, ex.tUpstreamStart)},` +

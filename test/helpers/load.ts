@@ -40,6 +40,8 @@ export interface LoadResult {
   statuses: Record<number, number>;
   /** Count per error code (or message) for requests that got no complete response. */
   errors: Record<string, number>;
+  /** The first few responses with a status of 400 or more, for assertion messages. */
+  samples: Array<{ status: number; body: string }>;
   elapsedMs: number;
 }
 
@@ -52,7 +54,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const deadline = started + Math.min(opts.durationMs ?? Infinity, opts.maxDurationMs ?? 60_000);
   const timeout = opts.timeoutMs ?? 10_000;
   const pool = new Pool(opts.origin, { connections: opts.concurrency, pipelining: 1, headersTimeout: timeout, bodyTimeout: timeout });
-  const result: LoadResult = { sent: 0, statuses: {}, errors: {}, elapsedMs: 0 };
+  const result: LoadResult = { sent: 0, statuses: {}, errors: {}, samples: [], elapsedMs: 0 };
   const more = (): boolean =>
     (opts.count === undefined || result.sent < opts.count) && performance.now() < deadline && opts.signal?.aborted !== true;
 
@@ -66,8 +68,9 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
         body: r.body,
         reset: opts.reset === true,
       });
-      const body = opts.onResponse ? await res.body.text() : (await res.body.dump(), '');
+      const body = opts.onResponse || res.statusCode >= 400 ? await res.body.text() : (await res.body.dump(), '');
       result.statuses[res.statusCode] = (result.statuses[res.statusCode] ?? 0) + 1;
+      if (res.statusCode >= 400 && result.samples.length < 5) result.samples.push({ status: res.statusCode, body });
       opts.onResponse?.(i, res.statusCode, res.headers, body);
     } catch (err) {
       const key = (err as { code?: string }).code ?? (err as Error).message;
