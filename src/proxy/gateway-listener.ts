@@ -40,7 +40,7 @@ function onClientError(err: ParseError, socket: ClientSocket): void {
   if (socket[CLOSING] === true) return;
   const pending = socket._httpMessage;
   // The error is in the body of the request being answered: that request is broken, answer 400 below.
-  const currentBroken = pending != null && !(pending.req as http.IncomingMessage | undefined)?.complete;
+  const currentBroken = pending !== null && pending !== undefined && !(pending.req as http.IncomingMessage | undefined)?.complete;
   if (pending && currentBroken && pending.headersSent) return void socket.destroy();
   const { status, message } = parseErrorStatus(err);
   const body = `{"statusCode":${status},"message":"${message}"}`;
