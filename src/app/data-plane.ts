@@ -37,7 +37,7 @@ export class DataPlane {
     const gw = config.gateway.spec;
     this.#accessLog = opts.accessLog === false || !gw.accessLog.enabled ? null : new AccessLog(gw.accessLog.path, gw.accessLog.bufferLines);
     this.#state = { runtime: built.runtime, overloaded: false, draining: false, finish: publishEnd };
-    this.#shedder = new LoadShedder(gw.overload.maxEventLoopDelay, (on) => {
+    this.#shedder = new LoadShedder(() => this.#state.runtime.gateway.overload.maxEventLoopDelay, (on) => {
       this.#state.overloaded = on;
     });
   }
