@@ -8,11 +8,13 @@ import type { Exchange } from '../proxy/exchange.ts';
 import { breakerState, configEvent, requestEnd, requestShed } from '../telemetry/channels.ts';
 import { AccessLog } from '../telemetry/access-log.ts';
 import { MetricsRegistry, type MetricsSnapshot } from '../telemetry/metrics.ts';
+import { createOtlpTracer, type OtlpTracer } from '../telemetry/otlp-tracer.ts';
 
 export interface DataPlaneOptions {
   /** Listener name → port to bind instead of the configured one (0 = any, or the port another worker bound). */
   ports?: Record<string, number>;
   accessLog?: boolean;
+  workerId?: number;
 }
 
 function publishEnd(ex: Exchange): void {
@@ -27,6 +29,8 @@ export class DataPlane {
   readonly #accessLog: AccessLog | null;
   readonly metrics: MetricsRegistry;
   readonly #opts: DataPlaneOptions;
+  #tracer: OtlpTracer | undefined;
+  #tracerKey = '';
 
   /** Throws when the first config cannot be built (there is nothing older to keep serving). */
   constructor(config: Config, opts: DataPlaneOptions = {}) {
@@ -50,8 +54,22 @@ export class DataPlane {
     return this.#accessLog?.dropped ?? 0;
   }
 
+  /** Starts, replaces or stops the OTLP exporter to match the config (loaded only when configured). */
+  async #syncTracer(): Promise<void> {
+    const t = this.#state.runtime.gateway.tracing;
+    const key = t.otlpEndpoint ? JSON.stringify(t) : '';
+    if (key === this.#tracerKey) return;
+    this.#tracerKey = key;
+    const old = this.#tracer;
+    this.#tracer = t.otlpEndpoint
+      ? await createOtlpTracer({ endpoint: t.otlpEndpoint, sampleRatio: t.sampleRatio, serviceName: t.serviceName, workerId: this.#opts.workerId })
+      : undefined;
+    await old?.close();
+  }
+
   /** Binds every listener; returns the bound ports by listener name. */
   async listen(): Promise<Record<string, number>> {
+    await this.#syncTracer();
     const gw = this.#state.runtime.gateway;
     const ports: Record<string, number> = {};
     for (const spec of gw.listeners) {
@@ -84,6 +102,7 @@ export class DataPlane {
     }
     this.#state.runtime = built.runtime;
     void retireRuntime(old, built.runtime);
+    void this.#syncTracer().catch((err: Error) => problems.push(`tracing: ${err.message}`));
     configEvent.publish({ version: config.version, ok: true, problems });
     return { ok: true, problems };
   }
@@ -91,6 +110,12 @@ export class DataPlane {
   metricsSnapshot(): MetricsSnapshot {
     const s = this.metrics.snapshot();
     s.counters.lockgate_access_log_dropped_total = this.accessLogDropped;
+    const t = this.#tracer?.stats();
+    if (t) {
+      s.counters.lockgate_spans_exported_total = t.exported;
+      s.counters.lockgate_spans_dropped_total = t.dropped;
+      s.counters.lockgate_span_export_failures_total = t.failed;
+    }
     return s;
   }
 
@@ -107,6 +132,8 @@ export class DataPlane {
   }
 
   async close(): Promise<void> {
+    await this.#tracer?.close();
+    this.#tracer = undefined;
     const listeners = this.#listeners.splice(0);
     await Promise.all(listeners.map((l) => l.drain(0)));
     this.#shedder.close();

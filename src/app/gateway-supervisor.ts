@@ -78,7 +78,8 @@ export class GatewaySupervisor {
   #spawn(index: number, ports: Record<string, number>): Promise<Record<string, number>> {
     const slot = (this.#slots[index] ??= { worker: null, ready: false, restarts: 0 });
     return new Promise((resolve, reject) => {
-      const worker = new Worker(WORKER_URL, { workerData: { config: this.#config, ports } });
+      const young = Number(process.env.LOCKGATE_YOUNG_MB ?? 0);
+      const worker = new Worker(WORKER_URL, { workerData: { config: this.#config, ports, workerId: index }, ...(young ? { resourceLimits: { maxYoungGenerationSizeMb: young } } : {}) });
       slot.worker = worker;
       slot.ready = false;
       worker.on('message', (m: FromWorker) => {

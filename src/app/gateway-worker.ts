@@ -19,6 +19,7 @@ export type FromWorker =
 interface Init {
   config: Config;
   ports: Record<string, number>;
+  workerId: number;
 }
 
 const port = parentPort!;
@@ -26,7 +27,7 @@ const init = workerData as Init;
 const send = (m: FromWorker): void => port.postMessage(m);
 
 try {
-  const plane = new DataPlane(init.config, { ports: init.ports });
+  const plane = new DataPlane(init.config, { ports: init.ports, workerId: init.workerId });
   const ports = await plane.listen();
   send({ type: 'listening', ports });
   port.on('message', (m: ToWorker) => {

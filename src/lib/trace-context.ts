@@ -101,3 +101,17 @@ const FLAGS_HEX: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toS
 export function formatTraceparent(traceId: string, spanId: string, flags: number): string {
   return '00-' + traceId + '-' + spanId + '-' + FLAGS_HEX[flags & 0xff];
 }
+
+/** The threshold sampledByRatio compares against: ratio × 2^32, clamped. */
+export function sampleThreshold(ratio: number): number {
+  return ratio >= 1 ? 2 ** 32 : ratio > 0 ? Math.floor(ratio * 2 ** 32) : 0;
+}
+
+/**
+ * Deterministic on the trace id, so every hop that applies the same ratio to the same trace agrees.
+ * Uses the last 8 hex: W3C Trace Context level 2 guarantees randomness only in the rightmost bytes
+ * (some generators put a timestamp first, as X-Ray does). A malformed id parses as NaN: not sampled.
+ */
+export function sampledByRatio(traceId: string, threshold: number): boolean {
+  return Number.parseInt(traceId.slice(24, 32), 16) < threshold;
+}

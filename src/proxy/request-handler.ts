@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import { canonicalPath } from '../lib/canonical-path.ts';
-import { parseTraceparent, newTraceId, newSpanId, formatTraceparent } from '../lib/trace-context.ts';
+import { parseTraceparent, newTraceId, newSpanId, formatTraceparent, sampledByRatio } from '../lib/trace-context.ts';
 import { newRequestId, isValidRequestId } from '../lib/request-id.ts';
 import type { ErrorCode } from '../lib/errors.ts';
 import { checkRequest } from './strict-request.ts';
@@ -59,7 +59,8 @@ export function createRequestHandler(state: DataPlaneState, listener: ListenerIn
     // A request pipelined behind one we refused with close: never handled; the socket closes after that answer.
     if ((req.socket as { [CLOSING]?: boolean } | null)?.[CLOSING] === true) return;
     const rt = state.runtime;
-    const ex = new Exchange(listener.name, clientIpOf(req), req.method ?? '', performance.now(), Date.now());
+    const t0 = performance.now();
+    const ex = new Exchange(listener.name, clientIpOf(req), req.method ?? '', t0, performance.timeOrigin + t0);
     ex.configVersion = rt.version;
     try {
       handle(state, rt, listener, req, res, ex);
@@ -91,10 +92,11 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
   if (parent) {
     ex.traceId = parent.traceId;
     ex.parentSpanId = parent.parentId;
-    ex.traceFlags = parent.flags;
+    // Only a trusted hop may force sampling; otherwise the gateway decides, deterministically on the trace id.
+    ex.traceFlags = trusted ? parent.flags : (parent.flags & ~1) | (sampledByRatio(ex.traceId, rt.sampleThreshold) ? 1 : 0);
   } else {
     ex.traceId = newTraceId();
-    ex.traceFlags = 0;
+    ex.traceFlags = rt.sampleThreshold > 0 && sampledByRatio(ex.traceId, rt.sampleThreshold) ? 1 : 0;
   }
   ex.spanId = newSpanId();
 

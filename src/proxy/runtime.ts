@@ -1,6 +1,7 @@
 // One compiled config version: router, upstream clusters and the settings the request path reads. Swapped atomically on reload.
 import type { ApiResource, Config, GatewaySpec, Operation, PathOptions } from '../model/types.ts';
 import { compileCidrs } from '../lib/cidr.ts';
+import { sampleThreshold } from '../lib/trace-context.ts';
 import { buildRouter, type Router } from './router.ts';
 import { UpstreamCluster, type ClusterHooks } from './upstream-cluster.ts';
 import type { ErrorStyle } from './error-response.ts';
@@ -29,6 +30,8 @@ export interface Runtime {
   readonly trusted: { contains(ip: string): boolean };
   /** Non-default path options some Api uses; tried only when the strict default canonicalization fails. */
   readonly lenientPathOptions: PathOptions[];
+  /** Trace sampling threshold (ratio × 2^32) for traces the gateway starts or an untrusted client sent. */
+  readonly sampleThreshold: number;
   /** Requests in flight on this version; a retired version closes its own clusters when this reaches 0. */
   inflight: number;
   retired: boolean;
@@ -106,6 +109,7 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, hook
     clusters,
     trusted: compileCidrs(config.gateway.spec.trustedProxies),
     lenientPathOptions: lenient,
+    sampleThreshold: config.gateway.spec.tracing.otlpEndpoint ? sampleThreshold(config.gateway.spec.tracing.sampleRatio) : 0,
     inflight: 0,
     retired: false,
   };

@@ -4,19 +4,23 @@ import type { Exchange } from '../proxy/exchange.ts';
 import { requestEnd } from './channels.ts';
 import { q } from './json-line.ts';
 
-function ms(a: number, b: number): string {
-  return a > 0 && b > 0 ? (b - a).toFixed(3) : '0';
+/** Whole microseconds between two performance.now() stamps (integers format much faster than toFixed). */
+function us(a: number, b: number): number {
+  return a > 0 && b > a ? Math.round((b - a) * 1000) : 0;
 }
 
-let lastMs = 0;
-let lastIso = '';
-/** ISO time, formatted at most once per millisecond. */
-function isoTime(ms: number): string {
-  if (ms !== lastMs) {
-    lastMs = ms;
-    lastIso = new Date(ms).toISOString();
+const MILLIS = Array.from({ length: 1000 }, (_, i) => `.${String(i).padStart(3, '0')}Z`);
+let lastSecond = -1;
+let secondPrefix = '';
+/** ISO 8601 UTC time: the date part is formatted once per second, milliseconds come from a table. */
+function isoTime(epochMs: number): string {
+  const ms = Math.floor(epochMs);
+  const second = Math.floor(ms / 1000);
+  if (second !== lastSecond) {
+    lastSecond = second;
+    secondPrefix = new Date(second * 1000).toISOString().slice(0, 19);
   }
-  return lastIso;
+  return secondPrefix + MILLIS[ms - second * 1000];
 }
 
 /**
@@ -29,19 +33,23 @@ export function formatAccessLine(ex: Exchange): string {
     `"api":"${ex.api}","operation":"${ex.operation}","backend":"${ex.backend}","endpoint":"${ex.endpoint}",` +
     `"status":${ex.status},"bytesIn":${ex.bytesIn},"bytesOut":${ex.bytesOut},"attempts":${ex.attempts},` +
     `"error":${q(ex.errorCode)},"configVersion":${q(ex.configVersion)},` +
-    `"durations":{"routing":${ms(ex.tStart, ex.tDispatch || ex.tEnd)},"upstreamConnect":${ms(ex.tDispatch, ex.tUpstreamStart)},` +
-    `"upstreamResponse":${ms(ex.tUpstreamStart, ex.tResponseStart)},"total":${ms(ex.tStart, ex.tEnd)}}}\n`;
+    `"durationsUs":{"routing":${us(ex.tStart, ex.tDispatch || ex.tEnd)},"upstreamConnect":${us(ex.tDispatch, ex.tUpstreamStart)},` +
+    `"upstreamResponse":${us(ex.tUpstreamStart, ex.tResponseStart)},"total":${us(ex.tStart, ex.tEnd)}}}\n`;
 }
 
+const FLUSH_INTERVAL_MS = 50;
+
 /**
- * Buffers lines and writes them with one outstanding fs.write at a time. Bounded: past `maxLines`
- * waiting, lines are dropped and counted rather than growing memory or blocking requests.
+ * Lines are copied into one of two preallocated buffers (they are ASCII by construction, so latin1 is
+ * exact) and written with one outstanding fs.write at a time. Bounded: when the active buffer is full
+ * while the other is still being written, lines are dropped and counted, never queued without limit.
  */
 export class AccessLog {
   readonly #path: string;
-  readonly #maxLines: number;
   #fd = -1;
-  #pending: string[] = [];
+  #active: Buffer;
+  #spare: Buffer;
+  #len = 0;
   #writing = false;
   #scheduled = false;
   #closed = false;
@@ -49,9 +57,12 @@ export class AccessLog {
   written = 0;
   readonly #onEnd = (ex: unknown): void => this.push(formatAccessLine(ex as Exchange));
 
-  constructor(path: string, maxLines: number) {
+  /** `bufferLines` sizes each of the two buffers (at 512 bytes a line, at least 64 KiB). */
+  constructor(path: string, bufferLines: number) {
     this.#path = path;
-    this.#maxLines = maxLines;
+    const bytes = Math.max(64 * 1024, bufferLines * 512);
+    this.#active = Buffer.allocUnsafe(bytes);
+    this.#spare = Buffer.allocUnsafe(bytes);
     this.#open();
     requestEnd.subscribe(this.#onEnd);
   }
@@ -65,29 +76,38 @@ export class AccessLog {
 
   push(line: string): void {
     if (this.#closed || this.#fd < 0) return;
-    if (this.#pending.length >= this.#maxLines) {
-      this.dropped++;
-      return;
+    if (this.#len + line.length > this.#active.length) {
+      if (!this.#writing) this.#flush();
+      if (this.#len + line.length > this.#active.length) {
+        this.dropped++;
+        return;
+      }
     }
-    this.#pending.push(line);
+    this.#len += this.#active.write(line, this.#len, 'latin1');
+    // One write per interval: each fs.write costs microseconds of main-thread time whatever its size.
     if (!this.#scheduled && !this.#writing) {
       this.#scheduled = true;
-      setImmediate(this.#flush);
+      setTimeout(this.#flush, FLUSH_INTERVAL_MS).unref();
     }
   }
 
   readonly #flush = (): void => {
     this.#scheduled = false;
-    if (this.#writing || this.#pending.length === 0 || this.#fd < 0) return;
-    const data = this.#pending.join('');
-    const n = this.#pending.length;
-    this.#pending = [];
+    if (this.#writing || this.#len === 0 || this.#fd < 0) return;
+    const buf = this.#active;
+    const len = this.#len;
+    this.#active = this.#spare;
+    this.#spare = buf;
+    this.#len = 0;
     this.#writing = true;
-    fs.write(this.#fd, data, (err) => {
+    fs.write(this.#fd, buf, 0, len, null, (err, n) => {
       this.#writing = false;
-      if (err) this.dropped += n;
-      else this.written += n;
-      if (this.#pending.length) this.#flush();
+      if (err || n < len) this.dropped++;
+      else this.written += len;
+      if (this.#len > 0 && !this.#closed && !this.#scheduled) {
+        this.#scheduled = true;
+        setTimeout(this.#flush, FLUSH_INTERVAL_MS).unref();
+      }
     });
   };
 
@@ -106,15 +126,19 @@ export class AccessLog {
     if (this.#closed) return;
     this.#closed = true;
     requestEnd.unsubscribe(this.#onEnd);
-    if (this.#pending.length && this.#fd >= 0) {
+    if (this.#len > 0 && this.#fd >= 0) {
       try {
-        fs.writeSync(this.#fd, this.#pending.join(''));
+        fs.writeSync(this.#fd, this.#active, 0, this.#len);
       } catch {
-        this.dropped += this.#pending.length;
+        this.dropped++;
       }
-      this.#pending = [];
+      this.#len = 0;
     }
-    if (this.#fd > 2) fs.closeSync(this.#fd);
+    if (this.#fd > 2) {
+      const fd = this.#fd;
+      // A write may still be in flight on this descriptor: close after it.
+      setTimeout(() => fs.close(fd, () => {}), 200).unref();
+    }
     this.#fd = -1;
   }
 }
