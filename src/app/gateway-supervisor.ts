@@ -15,6 +15,8 @@ export interface SupervisorOptions {
   watch?: boolean;
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   drainTimeoutMs?: number;
+  /** The worker entry module (tests substitute one that crashes). */
+  workerUrl?: URL;
 }
 
 interface Slot {
@@ -42,6 +44,11 @@ export class GatewaySupervisor {
   constructor(opts: SupervisorOptions) {
     this.#opts = opts;
     this.#log = opts.log ?? ((level, msg, fields) => process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }) + '\n'));
+  }
+
+  /** Per worker: ready or not, and how many times it was restarted. */
+  workerStats(): Array<{ index: number; ready: boolean; restarts: number }> {
+    return this.#slots.map((s, index) => ({ index, ready: s.ready, restarts: s.restarts }));
   }
 
   get ports(): Record<string, number> {
@@ -79,7 +86,7 @@ export class GatewaySupervisor {
     const slot = (this.#slots[index] ??= { worker: null, ready: false, restarts: 0 });
     return new Promise((resolve, reject) => {
       const young = Number(process.env.LOCKGATE_YOUNG_MB ?? 0);
-      const worker = new Worker(WORKER_URL, { workerData: { config: this.#config, ports, workerId: index }, ...(young ? { resourceLimits: { maxYoungGenerationSizeMb: young } } : {}) });
+      const worker = new Worker(this.#opts.workerUrl ?? WORKER_URL, { workerData: { config: this.#config, ports, workerId: index }, ...(young ? { resourceLimits: { maxYoungGenerationSizeMb: young } } : {}) });
       slot.worker = worker;
       slot.ready = false;
       worker.on('message', (m: FromWorker) => {

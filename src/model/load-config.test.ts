@@ -302,3 +302,18 @@ test('anchors and aliases work within a document; an alias to another document i
   const shared = parseConfigText(`${HEAD}\nkind: Gateway\nmetadata: { name: g }\nspec:\n  limits: { headerTimeout: &d 7s, requestTimeout: *d }\n`, 'g.yaml');
   assert.equal(shared.config?.gateway.spec.limits.requestTimeout, 7000);
 });
+
+test('files loaded together report cross-resource problems from every file, with the per-document ones', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'lockgate-multi-'));
+  const a = join(dir, 'a.yaml');
+  const b = join(dir, 'b.yaml');
+  await writeFile(a, 'apiVersion: lockgate.dev/v1alpha1\nkind: Api\nmetadata: { name: x }\nspec:\n  pth: /x\n  backend: nope\n');
+  await writeFile(b, 'apiVersion: lockgate.dev/v1alpha1\nkind: Api\nmetadata: { name: y }\nspec:\n  path: /y\n  backend: nope2\n');
+  const r = await loadConfigFiles([a, b]);
+  await rm(dir, { recursive: true, force: true });
+  assert.equal(r.config, undefined);
+  const text = formatProblems(r.problems);
+  assert.match(text, /a\.yaml:5:3: unknown field "pth"/);
+  assert.match(text, /a\.yaml:6:12: Backend "nope" not found/);
+  assert.match(text, /b\.yaml:6:12: Backend "nope2" not found/);
+});

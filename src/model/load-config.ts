@@ -62,9 +62,8 @@ export async function loadConfigFiles(paths: string[]): Promise<LoadResult> {
       continue;
     }
     texts.push(text);
-    const parsed = parseDocuments(text, file);
-    resources.push(...parsed.resources);
-    problems.push(...parsed.problems);
+    // Cross-resource checks report through each document's context later: share one problem list.
+    resources.push(...parseDocuments(text, file, problems).resources);
   }
   return assembleConfig(resources, problems, texts, files);
 }

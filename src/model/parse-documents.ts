@@ -44,8 +44,12 @@ function decodeDocument(doc: Document, cx: DocContext): AnyResource | undefined 
 }
 
 /** Every resource in the text (documents with problems included, so later checks see them) and every problem. */
-export function parseDocuments(text: string, file: string): { resources: ParsedResource[]; problems: Problem[] } {
-  const problems: Problem[] = [];
+export function parseDocuments(
+  text: string,
+  file: string,
+  /** Where problems go, now and from later cross-resource checks (one list for all files of a config). */
+  problems: Problem[] = [],
+): { resources: ParsedResource[]; problems: Problem[] } {
   const resources: ParsedResource[] = [];
   const lineCounter = new LineCounter();
   const lineAt = (offset: number) => lineCounter.linePos(offset);
