@@ -76,7 +76,7 @@ interface Handshake {
   san: string | undefined;
   serial: string;
   authorized: boolean;
-  alpn: string | false;
+  alpn: string | false | null;
   protocol: string | null;
 }
 
