@@ -44,7 +44,13 @@ if (!(durationS >= 1) || !(warmupS >= 0) || !Number.isInteger(rounds) || rounds 
 }
 if (availableParallelism() < 2) console.error('warning: fewer than 2 CPUs; the proxy and the load generator share a core');
 
-const only = parseOnly(values.only);
+let only: ReturnType<typeof parseOnly>;
+try {
+  only = parseOnly(values.only);
+} catch (error) {
+  console.error((error as Error).message);
+  process.exit(2);
+}
 const scenarios = selectScenarios(buildScenarios(), only);
 const skipped = new Map<SystemName, string>();
 for (const scenario of scenarios) {
@@ -152,7 +158,8 @@ writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
 console.log(`\nwrote ${out}`);
 const readmePath = join(ROOT, 'README.md');
 if (full && existsSync(readmePath)) {
-  const setup = `wrk -t1 -c50 on CPU ${LOAD_CPU} with the upstream nginx, the proxy alone on CPU ${PROXY_CPU}; ${warmupS}s warm-up, ${durationS}s measured, median of ${rounds} interleaved rounds.`;
+  const busy = busyBefore.some((b) => b > 0.2) ? ' Other load was on the machine when this run started, so these numbers are low and noisy.' : '';
+  const setup = `wrk -t1 -c50 on CPU ${LOAD_CPU} with the upstream nginx, the proxy alone on CPU ${PROXY_CPU}; ${warmupS}s warm-up, ${durationS}s measured, median of ${rounds} interleaved rounds.${busy}`;
   const updated = replaceReadmeSection(readFileSync(readmePath, 'utf8'), readmeSection(report, setup));
   if (updated === null) console.log('README.md has no bench markers; not updated');
   else {

@@ -85,9 +85,10 @@ export async function startSystem(system: SystemName, scenario: Scenario, ctx: C
   const adminPort = await freePort();
   const child = launch(system, scenario, ctx, port, adminPort);
   const alive = (): boolean => !child.exited;
-  // Lockgate compiles its routes before /readyz says 200; 10,000 routes get a generous deadline.
+  // Lockgate compiles its routes before /readyz says 200 (about 2 s for 10,000); a supervisor that keeps
+  // restarting a broken worker never exits, so the deadline is what bounds a broken build.
   const ready = system === 'lockgate'
-    ? await waitUntil(async () => (await httpGet(adminPort, '/readyz')).status === 200, 30_000, alive)
+    ? await waitUntil(async () => (await httpGet(adminPort, '/readyz')).status === 200, 15_000, alive)
     : await waitUntil(async () => (await httpGet(port, '/')).status > 0, 15_000, alive);
   let problem = ready ? null : `not ready (${child.exited ? 'exited' : 'timed out'})`;
   if (problem === null) problem = await verify(port, scenario).catch((error: Error) => error.message);

@@ -39,6 +39,7 @@ export class GatewaySupervisor {
   #draining = false;
   #metricsId = 0;
   #reloadTimer: NodeJS.Timeout | null = null;
+  #forceNext = false;
   readonly #pendingMetrics = new Map<number, { want: number; got: MetricsSnapshot[]; done: (s: MetricsSnapshot[]) => void }>();
 
   constructor(opts: SupervisorOptions) {
@@ -134,33 +135,49 @@ export class GatewaySupervisor {
     for (const s of this.#slots) s.worker?.postMessage(m);
   }
 
+  /** Config files, plus every certificate and key the listeners read: rotating a certificate on disk reloads it. */
+  #watchedFiles(): string {
+    const certs = this.#config.gateway.spec.listeners.flatMap((l) => l.tls?.certificates.flatMap((c) => [c.certFile, c.keyFile]) ?? []);
+    return [...new Set([...this.#opts.files, ...this.#config.files, ...certs])].join('\n');
+  }
+
   #watch(): void {
-    for (const f of this.#opts.files) {
+    for (const w of this.#watchers) w.close();
+    this.#watchers = [];
+    const certs = new Set(this.#watchedFiles().split('\n').filter((f) => !this.#config.files.includes(f) && !this.#opts.files.includes(f)));
+    for (const f of this.#watchedFiles().split('\n')) {
       try {
-        this.#watchers.push(watch(f, { persistent: false }, () => this.scheduleReload('file change')));
+        this.#watchers.push(watch(f, { persistent: false }, () => this.scheduleReload(certs.has(f) ? 'certificate change' : 'file change', certs.has(f))));
       } catch (err) {
         this.#log('warn', 'cannot watch config file', { file: f, error: (err as Error).message });
       }
     }
   }
 
-  /** Debounced: editors write files in several steps. */
-  scheduleReload(reason: string): void {
+  /** Debounced: editors write files in several steps. `force` re-applies an unchanged config (certificates may have changed). */
+  scheduleReload(reason: string, force = false): void {
     if (this.#reloadTimer) clearTimeout(this.#reloadTimer);
-    this.#reloadTimer = setTimeout(() => void this.reload(reason), 150);
+    this.#forceNext ||= force;
+    this.#reloadTimer = setTimeout(() => {
+      const f = this.#forceNext;
+      this.#forceNext = false;
+      void this.reload(reason, f);
+    }, 150);
     this.#reloadTimer.unref();
   }
 
   /** Validate, then swap in every worker; a bad config keeps the old one serving and logs every problem. */
-  async reload(reason: string): Promise<{ ok: boolean; problems: string }> {
+  async reload(reason: string, force = false): Promise<{ ok: boolean; problems: string }> {
     const { config, problems } = await loadConfigFiles(this.#opts.files);
     if (!config || problems.length) {
       const text = formatProblems(problems);
       this.#log('error', 'config rejected; still serving the previous version', { reason, version: this.#config.version, problems: text.split('\n') });
       return { ok: false, problems: text };
     }
-    if (config.version === this.#config.version) return { ok: true, problems: '' };
+    if (config.version === this.#config.version && !force) return { ok: true, problems: '' };
+    const watched = this.#watchedFiles();
     this.#config = config;
+    if (this.#opts.watch !== false && this.#watchedFiles() !== watched) this.#watch();
     this.#post({ type: 'config', config });
     this.#log('info', 'config reloaded', { reason, version: config.version });
     return { ok: true, problems: '' };

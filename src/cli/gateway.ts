@@ -52,7 +52,7 @@ Options:
     }
     // Machine-readable line for scripts and tests that start us on port 0.
     process.stdout.write(JSON.stringify({ event: 'listening', ports: sup.ports, admin: sup.adminPort, version: sup.config.version }) + '\n');
-    process.on('SIGHUP', () => sup.scheduleReload('SIGHUP'));
+    process.on('SIGHUP', () => sup.scheduleReload('SIGHUP', true));
     process.on('SIGUSR1', () => sup.reopenLogs());
     return await new Promise<number>((resolve) => {
       const stop = (): void => void sup.drain().then(() => resolve(0));

@@ -59,7 +59,7 @@ Edit ${file} and save: the gateway reloads it (a bad edit is rejected and logged
 Access log lines follow below. Ctrl-C stops everything.
 
 `);
-    process.on('SIGHUP', () => sup.scheduleReload('SIGHUP'));
+    process.on('SIGHUP', () => sup.scheduleReload('SIGHUP', true));
     await new Promise<void>((resolve) => {
       process.once('SIGINT', () => resolve());
       process.once('SIGTERM', () => resolve());

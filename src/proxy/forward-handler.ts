@@ -64,10 +64,20 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#opts = opts;
     this.#finish = finish;
     res.once('close', this.#onClientClose);
+    if (opts.h2 && opts.body !== null) {
+      // An HTTP/2 upload cancelled by RST_STREAM ends the body stream as if it were complete: never forward it.
+      const body = opts.body as unknown as { aborted: boolean; once(e: string, f: () => void): void };
+      if (body.aborted) this.#clientGone = true;
+      else body.once('aborted', this.#onClientClose);
+    }
   }
 
   /** Picks an endpoint and dispatches; answers 503 itself when nothing can take the request. */
   start(): void {
+    if (this.#clientGone || (this.#res as { closed?: boolean }).closed === true) {
+      this.#ex.status ||= 499;
+      return this.#complete();
+    }
     const cluster = this.#cluster;
     if (cluster.breaker !== null && !cluster.breaker.allow()) {
       return this.#fail('breaker_open', '', cluster.breaker.retryAfterSeconds());
@@ -217,7 +227,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   readonly #onClientClose = (): void => {
     if (this.#done) return;
     const res = this.#res as ServerResponse;
-    if (res.writableFinished) return;
+    if (res.writableFinished && !this.#opts.h2) return;
     this.#clientGone = true;
     this.#controller?.abort(new Error('client closed'));
   };

@@ -1,6 +1,5 @@
 // One configured listener: an HTTP/1.1, HTTPS or HTTP/2 (ALPN, with HTTP/1.1 fallback) server with limits, drain and cert reload.
 import http from 'node:http';
-import https from 'node:https';
 import http2 from 'node:http2';
 import net from 'node:net';
 import type { SecureContext } from 'node:tls';
@@ -12,7 +11,7 @@ import { buildSniTable, selectContext, type SniTable } from './tls-contexts.ts';
 import { acceptProxyProtocol } from './proxy-protocol.ts';
 import { CLOSING } from './error-response.ts';
 
-type AnyServer = http.Server | https.Server | http2.Http2SecureServer | http2.Http2Server;
+type AnyServer = http.Server | http2.Http2SecureServer | http2.Http2Server;
 
 type ParseError = NodeJS.ErrnoException & { rawPacket?: Buffer };
 type ClientSocket = Duplex & { [CLOSING]?: boolean; _httpMessage?: http.ServerResponse | null };
@@ -37,6 +36,11 @@ function parseErrorStatus(err: ParseError): { status: number; message: string } 
  */
 function onClientError(err: ParseError, socket: ClientSocket): void {
   if (!socket.writable || err.code === 'ECONNRESET') return void socket.destroy();
+  // TLS failures (handshake timeout, bad handshake) have no HTTP to answer in: just close.
+  const tlsSocket = socket as ClientSocket & { encrypted?: boolean; _secureEstablished?: boolean };
+  if (err.code?.startsWith('ERR_TLS') || err.code?.startsWith('ERR_SSL') || (tlsSocket.encrypted === true && tlsSocket._secureEstablished !== true)) {
+    return void socket.destroy();
+  }
   if (socket[CLOSING] === true) return;
   const pending = socket._httpMessage;
   // The error is in the body of the request being answered: that request is broken, answer 400 below.
@@ -77,46 +81,53 @@ export class GatewayListener {
       requireHostHeader: false, // checked by strict-request, with our own error body
       joinDuplicateHeaders: false,
     };
+    const h2 = limits.http2;
+    const h2Opts = {
+      maxSessionInvalidFrames: 100,
+      maxSessionRejectedStreams: 100,
+      settings: { maxConcurrentStreams: h2.maxConcurrentStreams, maxHeaderListSize: h2.maxHeaderListSize },
+      maxHeaderListPairs: limits.maxHeaderCount + 4,
+    };
+    const onH2 = onRequest as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
     if (spec.protocol === 'http') {
       this.#server = http.createServer(serverOpts, onRequest as http.RequestListener);
-    } else if (spec.protocol === 'h2' && !spec.tls) {
-      // Cleartext HTTP/2 with prior knowledge (h2c), e.g. behind a TLS-terminating load balancer.
-      const h2 = limits.http2;
-      const server = http2.createServer({
-        maxSessionInvalidFrames: 100,
-        maxSessionRejectedStreams: 100,
-        settings: { maxConcurrentStreams: h2.maxConcurrentStreams, maxHeaderListSize: h2.maxHeaderListSize },
-        maxHeaderListPairs: limits.maxHeaderCount + 4,
-      }, onRequest as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
-      server.on('session', (s) => this.#trackSession(s, h2.maxResetsPerSecond));
-      this.#server = server;
+    } else if (!spec.tls) {
+      // h2 without TLS: cleartext HTTP/2 with prior knowledge (h2c), e.g. behind a TLS-terminating load balancer.
+      this.#server = http2.createServer(h2Opts, onH2);
     } else {
-      this.#sni = buildSniTable(spec.tls!, spec.protocol === 'h2' ? ['h2', 'http/1.1'] : ['http/1.1']);
-      const tlsOpts = {
+      this.#sni = buildSniTable(spec.tls);
+      const def = this.#sni.defaultPem;
+      // `https` offers h2 and http/1.1 by ALPN; `h2` with TLS is HTTP/2 only.
+      const allowHTTP1 = spec.protocol === 'https';
+      this.#server = http2.createSecureServer({
+        ...h2Opts,
+        allowHTTP1,
+        // The default certificate serves clients that send no SNI; SNICallback picks for the others.
+        cert: def.cert,
+        key: def.key,
+        minVersion: spec.tls.minVersion,
+        // A client that never finishes the handshake is cut off like one that never sends headers.
+        handshakeTimeout: limits.headerTimeout,
         SNICallback: (name: string, cb: (err: Error | null, ctx?: SecureContext) => void) => cb(null, selectContext(this.#sni!, name)),
-        minVersion: spec.tls!.minVersion,
-      };
-      if (spec.protocol === 'https') {
-        this.#server = https.createServer({ ...serverOpts, ...tlsOpts }, onRequest as http.RequestListener);
-      } else {
-        const h2 = limits.http2;
-        const server = http2.createSecureServer({
-          ...tlsOpts,
-          allowHTTP1: true,
-          maxSessionInvalidCommands: 100,
-          maxSessionRejectedStreams: 100,
-          settings: { maxConcurrentStreams: h2.maxConcurrentStreams, maxHeaderListSize: h2.maxHeaderListSize },
-          maxHeaderListPairs: limits.maxHeaderCount + 4,
-        } as http2.SecureServerOptions, onRequest as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
-        server.on('session', (s) => this.#trackSession(s, h2.maxResetsPerSecond));
-        this.#server = server;
+      }, onH2);
+      if (allowHTTP1) {
+        // The HTTP/1.1 fallback reads these from the server object.
+        Object.assign(this.#server, {
+          keepAliveTimeout: limits.idleTimeout,
+          headersTimeout: limits.headerTimeout,
+          requestTimeout: limits.requestTimeout,
+        });
       }
+    }
+    if (spec.protocol !== 'http') {
+      (this.#server as http2.Http2Server).on('session', (sess) => this.#trackSession(sess, h2.maxResetsPerSecond));
     }
     const server = this.#server as http.Server;
     // Node truncates silently past maxHeadersCount; one more lets strict-request see the overflow and answer 431.
     server.maxHeadersCount = limits.maxHeaderCount + 1;
     server.maxConnections = limits.maxConnections;
     server.on('checkContinue', onRequest as http.RequestListener);
+    // WebSocket over HTTP/1.1 (on https through the ALPN http/1.1 fallback).
     if (spec.protocol !== 'h2') server.on('upgrade', createUpgradeHandler(state, info));
     server.on('clientError', onClientError);
     this.#front = spec.proxyProtocol === 'off' ? null : net.createServer((socket) => {
@@ -144,7 +155,9 @@ export class GatewayListener {
   /** Re-reads certificates; on failure keeps the old ones and throws the reason. */
   reloadTls(spec: Listener): void {
     if (!this.#sni || !spec.tls) return;
-    this.#sni = buildSniTable(spec.tls, []);
+    const next = buildSniTable(spec.tls);
+    (this.#server as http2.Http2SecureServer).setSecureContext({ cert: next.defaultPem.cert, key: next.defaultPem.key, minVersion: spec.tls.minVersion });
+    this.#sni = next;
   }
 
   /** Stops accepting, lets in-flight requests finish, closes idle keep-alive connections (GOAWAY on HTTP/2). */

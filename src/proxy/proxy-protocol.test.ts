@@ -23,3 +23,14 @@ test('PROXY v2 PROXY/TCP4 and LOCAL', () => {
   assert.equal(parseProxyHeader(hdr.subarray(0, 20), 'v2'), 'incomplete');
   assert.ok('error' in (parseProxyHeader(Buffer.from('PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n'), 'v2') as object));
 });
+
+test('PROXY v1 addresses must be single addresses of the declared family; v2 IPv6 is canonical', () => {
+  assert.ok('error' in (parseProxyHeader(Buffer.from('PROXY TCP4 203.0.113.7,10.1.1.1 127.0.0.1 51000 80\r\n'), 'any') as object));
+  assert.ok('error' in (parseProxyHeader(Buffer.from('PROXY TCP4 2001:db8::1 127.0.0.1 1 2\r\n'), 'any') as object));
+  assert.ok('error' in (parseProxyHeader(Buffer.from('PROXY TCP4 1.2.3.4 5.6.7.8 +1 2\r\n'), 'any') as object));
+  const sig = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
+  const addr = Buffer.alloc(36);
+  addr.writeUInt16BE(0x2001, 0); addr.writeUInt16BE(0x0db8, 2); addr.writeUInt16BE(1, 14); addr.writeUInt16BE(443, 32);
+  const hdr = Buffer.concat([sig, Buffer.from([0x21, 0x21, 0x00, 36]), addr]);
+  assert.deepEqual(parseProxyHeader(hdr, 'v2'), { sourceAddress: '2001:db8::1', sourcePort: 443, length: 52 });
+});

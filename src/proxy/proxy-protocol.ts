@@ -1,5 +1,5 @@
 // Reads a PROXY protocol v1 or v2 header off a fresh connection, so the real client address survives a TCP load balancer.
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 
 const V2_SIG = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
 
@@ -31,7 +31,9 @@ export function parseProxyHeader(buf: Buffer, accept: 'v1' | 'v2' | 'any'): Prox
     if (fam === 2 && len >= 36) {
       const parts: string[] = [];
       for (let i = 0; i < 16; i += 2) parts.push(buf.readUInt16BE(16 + i).toString(16));
-      return { sourceAddress: parts.join(':'), sourcePort: buf.readUInt16BE(48), length: 16 + len };
+      // Canonical text (RFC 5952), the same a v1 header or the socket would give.
+      const canonical = new URL(`http://[${parts.join(':')}]/`).hostname.slice(1, -1);
+      return { sourceAddress: canonical, sourcePort: buf.readUInt16BE(48), length: 16 + len };
     }
     return { sourceAddress: null, sourcePort: 0, length: 16 + len };
   }
@@ -45,7 +47,9 @@ export function parseProxyHeader(buf: Buffer, accept: 'v1' | 'v2' | 'any'): Prox
   if (f[1] === 'UNKNOWN') return { sourceAddress: null, sourcePort: 0, length: end + 2 };
   if ((f[1] !== 'TCP4' && f[1] !== 'TCP6') || f.length !== 6) return { error: 'bad PROXY v1 header' };
   const port = Number(f[4]);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) return { error: 'bad PROXY v1 port' };
+  if (!/^\d{1,5}$/.test(f[4]) || port > 65535) return { error: 'bad PROXY v1 port' };
+  // The source must be one address of the declared family: never a list a client could smuggle in.
+  if (net.isIP(f[2]) !== (f[1] === 'TCP4' ? 4 : 6) || net.isIP(f[3]) !== (f[1] === 'TCP4' ? 4 : 6)) return { error: 'bad PROXY v1 address' };
   return { sourceAddress: f[2], sourcePort: port, length: end + 2 };
 }
 

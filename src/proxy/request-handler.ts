@@ -31,9 +31,12 @@ export interface ListenerInfo {
 type AnyRequest = IncomingMessage | Http2ServerRequest;
 
 
+type ProxiedSocket = { proxiedAddress?: string; remoteAddress?: string; _parent?: { proxiedAddress?: string } };
+
 function clientIpOf(req: AnyRequest): string {
-  const socket = req.socket as (typeof req.socket & { proxiedAddress?: string }) | undefined;
-  const ip = socket?.proxiedAddress ?? socket?.remoteAddress ?? '';
+  const socket = req.socket as unknown as ProxiedSocket | undefined;
+  // PROXY protocol: the address is on the raw socket, which a TLS socket wraps as `_parent`.
+  const ip = socket?.proxiedAddress ?? socket?._parent?.proxiedAddress ?? socket?.remoteAddress ?? '';
   return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
 }
 
