@@ -78,3 +78,16 @@ test('the pool fills in blocks and hands out consecutive, non-overlapping hex', 
   assert.throws(() => mixed(257), RangeError);
   assert.throws(() => createRandomHex(() => {}, 100), RangeError);
 });
+
+test('fastRandomFill: every byte value appears, no two blocks alike, ids stay unique', async () => {
+  const { fastRandomFill, newTraceId } = await import('./trace-context.ts');
+  const a = Buffer.alloc(4096);
+  const b = Buffer.alloc(4096);
+  fastRandomFill(a);
+  fastRandomFill(b);
+  assert.notDeepEqual(a, b);
+  const seen = new Set(a);
+  assert.ok(seen.size > 250, `byte values seen: ${seen.size}`);
+  const ids = new Set(Array.from({ length: 20_000 }, () => newTraceId()));
+  assert.equal(ids.size, 20_000);
+});

@@ -41,8 +41,32 @@ export function createRandomHex(fill: RandomFill = randomFillSync, blockBytes = 
   };
 }
 
+const SEED = new Uint32Array(4);
+
+/**
+ * Fills a block with xorshift128 output, reseeded from the CSPRNG for every block. Trace, span and request
+ * ids must be unique and unguessable enough to correlate, not secret; the CSPRNG alone cost ~0.2 µs per
+ * request in profiles, this costs a few ns.
+ */
+export function fastRandomFill(buf: Buffer): void {
+  randomFillSync(SEED);
+  let x = SEED[0] | 1;
+  let y = SEED[1];
+  let z = SEED[2];
+  let w = SEED[3];
+  const words = new Uint32Array(buf.buffer, buf.byteOffset, buf.byteLength >>> 2);
+  for (let i = 0; i < words.length; i++) {
+    const t = x ^ (x << 11);
+    x = y;
+    y = z;
+    z = w;
+    w = (w ^ (w >>> 19) ^ (t ^ (t >>> 8))) >>> 0;
+    words[i] = w;
+  }
+}
+
 /** The process-wide pool that trace, span and request ids draw from. */
-export const randomHex: (chars: number) => string = createRandomHex();
+export const randomHex: (chars: number) => string = createRandomHex(fastRandomFill);
 
 const ZERO_TRACE = '0'.repeat(32);
 const ZERO_SPAN = '0'.repeat(16);

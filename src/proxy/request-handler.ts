@@ -106,6 +106,8 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
   const target = h2 ? ((req as Http2ServerRequest).headers[':path'] ?? '') : (req.url ?? '');
   const facts = checkRequest(ex.method, req.httpVersion, target, raw, rt.gateway.limits);
   if (!facts.ok) {
+    // Logs and metrics may assume a token method; an HTTP/2 :method is not parsed by llhttp.
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/.test(ex.method)) ex.method = 'INVALID';
     const code: ErrorCode = facts.status === 414 ? 'uri_too_long' : facts.status === 431 ? 'header_too_large' : facts.status === 501 ? 'not_implemented' : 'bad_request';
     return fail(state, res, ex, code, facts.error, true, 'lockgate');
   }
