@@ -46,7 +46,16 @@ ${extra}`;
 }
 
 before(async () => {
-  up = await startUpstream();
+  up = await startUpstream((req, res, body) => {
+    if (req.url?.startsWith('/files/hop') || req.url === '/hop') {
+      // Hop-by-hop response headers, including one named in Connection, must not reach the client.
+      res.writeHead(200, { connection: 'keep-alive, x-hop-secret', 'x-hop-secret': 's', 'keep-alive': 'timeout=5', 'x-end-to-end': 'e', 'content-length': '2' });
+      return res.end('ok');
+    }
+    const text = JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  });
   gw = await startGateway(config(up.port));
   base = `http://127.0.0.1:${gw.ports.http}`;
 });
@@ -86,6 +95,15 @@ test('stripPath removes the Api base path before forwarding', async () => {
   const res = await request(`${base}/files/a/b.txt`);
   const echoed = (await res.body.json()) as { url: string };
   assert.equal(echoed.url, '/a/b.txt');
+});
+
+test('hop-by-hop response headers, and those the upstream names in Connection, are not passed back', async () => {
+  const res = await request(`${base}/files/hop`);
+  assert.equal(await res.body.text(), 'ok');
+  assert.equal(res.headers['x-hop-secret'], undefined);
+  // Our own keep-alive hint (from the listener's idle timeout), never the upstream's.
+  assert.notEqual(res.headers['keep-alive'], 'timeout=5');
+  assert.equal(res.headers['x-end-to-end'], 'e');
 });
 
 test('POST bodies stream through with their length', async () => {

@@ -41,19 +41,24 @@ export function createRandomHex(fill: RandomFill = randomFillSync, blockBytes = 
   };
 }
 
-const SEED = new Uint32Array(4);
+const STATE = new Uint32Array(4);
+let blocksSinceSeed = Infinity;
 
 /**
- * Fills a block with xorshift128 output, reseeded from the CSPRNG for every block. Trace, span and request
+ * Fills a block with xorshift128 output, reseeded from the CSPRNG every 64 blocks. Trace, span and request
  * ids must be unique and unguessable enough to correlate, not secret; the CSPRNG alone cost ~0.2 µs per
  * request in profiles, this costs a few ns.
  */
 export function fastRandomFill(buf: Uint8Array): void {
-  randomFillSync(SEED);
-  let x = SEED[0] | 1;
-  let y = SEED[1];
-  let z = SEED[2];
-  let w = SEED[3];
+  if (blocksSinceSeed++ >= 64) {
+    randomFillSync(STATE);
+    STATE[0] |= 1; // xorshift128 must not start from all zeros
+    blocksSinceSeed = 0;
+  }
+  let x = STATE[0];
+  let y = STATE[1];
+  let z = STATE[2];
+  let w = STATE[3];
   const words = new Uint32Array(buf.buffer, buf.byteOffset, buf.byteLength >>> 2);
   for (let i = 0; i < words.length; i++) {
     const t = x ^ (x << 11);
@@ -63,6 +68,10 @@ export function fastRandomFill(buf: Uint8Array): void {
     w = (w ^ (w >>> 19) ^ (t ^ (t >>> 8))) >>> 0;
     words[i] = w;
   }
+  STATE[0] = x;
+  STATE[1] = y;
+  STATE[2] = z;
+  STATE[3] = w;
 }
 
 /** The process-wide pool that trace, span and request ids draw from. */

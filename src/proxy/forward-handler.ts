@@ -1,7 +1,6 @@
 // The undici dispatch handler for one proxied request: streams the response back with backpressure, retries, and records outcomes.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
-import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import { upstreamErrorCode, type ErrorCode } from '../lib/errors.ts';
 import type { Exchange } from './exchange.ts';
@@ -9,6 +8,7 @@ import type { UpstreamCluster } from './upstream-cluster.ts';
 import type { EndpointState } from './endpoint-state.ts';
 import { sendError, type ErrorStyle } from './error-response.ts';
 import { shouldRetry, backoffMs } from './retry-decision.ts';
+import { stamp } from './clock.ts';
 
 type Controller = Dispatcher.DispatchController;
 type Res = ServerResponse | Http2ServerResponse;
@@ -30,6 +30,10 @@ function skipResponseHeader(n: string): boolean {
     default:
       return false;
   }
+}
+
+function connectionTokens(value: string): string[] {
+  return value.toLowerCase().split(',').map((t) => t.trim()).filter((t) => t.length > 0);
 }
 
 export interface ForwardOptions {
@@ -93,7 +97,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     ep.onStart();
     this.#discarding = false;
     this.#controller = null;
-    this.#attemptStart = ex.tDispatch = performance.now();
+    this.#attemptStart = ex.tDispatch = stamp();
     const base = cluster.basePaths[ep.index];
     cluster.pools[ep.index].dispatch(
       { method: this.#opts.method, path: base ? base + this.#opts.path : this.#opts.path, headers: this.#opts.headers, body: this.#opts.body },
@@ -103,13 +107,13 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Controller): void {
     this.#controller = controller;
-    this.#ex.tUpstreamStart = performance.now();
+    this.#ex.tUpstreamStart = stamp();
     if (this.#clientGone) controller.abort(new Error('client closed'));
   }
 
   onResponseStart(controller: Controller, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     const ex = this.#ex;
-    ex.tResponseStart = performance.now();
+    ex.tResponseStart = stamp();
     if (this.#canRetry(statusCode, undefined)) {
       // Read and drop this body so the connection stays reusable, then try again at onResponseEnd.
       this.#discarding = true;
@@ -119,11 +123,13 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     ex.status = statusCode;
     const res = this.#res;
     if (this.#clientGone || res.destroyed) return controller.abort(new Error('client closed'));
-    const tokens = headers.connection;
+    // Headers named in the upstream's Connection are hop-by-hop too; plain keep-alive/close names none.
+    const conn = headers.connection;
+    const tokens = typeof conn === 'string' && conn.length > 0 && conn !== 'keep-alive' && conn !== 'close' ? connectionTokens(conn) : null;
     const out: string[] = [];
     for (const name in headers) {
       if (skipResponseHeader(name)) continue;
-      if (tokens !== undefined && typeof tokens === 'string' && tokens.toLowerCase().includes(name)) continue;
+      if (tokens !== null && tokens.includes(name)) continue;
       const v = headers[name];
       if (v === undefined) continue;
       if (typeof v === 'string') out.push(name, v);
@@ -203,7 +209,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   #release(failed: boolean): void {
     const ep = this.#endpoint;
     if (ep === undefined) return;
-    const now = performance.now();
+    const now = (this.#ex.tEnd = stamp());
     ep.onEnd(now, now - this.#attemptStart, failed);
     this.#endpoint = undefined;
   }
@@ -216,7 +222,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   #complete(): void {
     if (this.#done) return;
     this.#done = true;
-    this.#ex.tEnd = performance.now();
+    // Usually just stamped by #release in the same callback.
+    if (this.#ex.tEnd === 0) this.#ex.tEnd = stamp();
     this.#finish(this.#ex);
   }
 

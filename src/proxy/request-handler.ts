@@ -2,6 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { performance } from 'node:perf_hooks';
+import { stamp } from './clock.ts';
 import { canonicalPath } from '../lib/canonical-path.ts';
 import { parseTraceparent, newTraceId, newSpanId, formatTraceparent, sampledByRatio } from '../lib/trace-context.ts';
 import { newRequestId, isValidRequestId } from '../lib/request-id.ts';
@@ -62,7 +63,7 @@ export function createRequestHandler(state: DataPlaneState, listener: ListenerIn
     // A request pipelined behind one we refused with close: never handled; the socket closes after that answer.
     if ((req.socket as { [CLOSING]?: boolean } | null)?.[CLOSING] === true) return;
     const rt = state.runtime;
-    const t0 = performance.now();
+    const t0 = stamp();
     const ex = new Exchange(listener.name, clientIpOf(req), req.method ?? '', t0, performance.timeOrigin + t0);
     ex.configVersion = rt.version;
     try {
@@ -77,7 +78,7 @@ export function createRequestHandler(state: DataPlaneState, listener: ListenerIn
 
 function fail(state: DataPlaneState, res: AnyResponse, ex: Exchange, code: ErrorCode, detail: string, close: boolean, style: 'lockgate' | 'apim', retryAfter?: number): void {
   sendError(res, ex, code, detail, { style, close, retryAfterSeconds: retryAfter });
-  ex.tEnd = performance.now();
+  ex.tEnd = stamp();
   state.finish(ex);
 }
 

@@ -1,5 +1,4 @@
 // One Backend at runtime: its endpoints, one undici Pool each, the balancer, breaker, retry budget, outlier and health state.
-import { performance } from 'node:perf_hooks';
 import { readFileSync } from 'node:fs';
 import { Pool, type Dispatcher } from 'undici';
 import type { BackendSpec } from '../model/types.ts';
@@ -10,6 +9,7 @@ import { RetryBudget } from './retry-budget.ts';
 import { OutlierDetector } from './outlier-detector.ts';
 import { HealthChecker } from './health-checker.ts';
 import { createCachedLookup } from './dns-cache.ts';
+import { lastStamp, stamp } from './clock.ts';
 
 export interface ClusterHooks {
   onBreakerState?: (backend: string, state: string) => void;
@@ -34,8 +34,9 @@ export class UpstreamCluster {
   constructor(name: string, spec: BackendSpec, hooks: ClusterHooks = {}) {
     this.name = name;
     this.spec = spec;
-    const clock = () => performance.now();
-    const now = clock();
+    // Breaker, budget and outlier windows read the request path's latest stamp: no clock call of their own.
+    const clock = lastStamp;
+    const now = stamp();
     this.endpoints = spec.endpoints.map((e, i) => new EndpointState(i, e, now));
     this.#balancer = createBalancer(spec.loadBalancing, this.endpoints);
     this.breaker = spec.circuitBreaker.rules.length
@@ -83,7 +84,7 @@ export class UpstreamCluster {
 
   /** The endpoint to use now, or undefined when none is available. */
   pick(hashKey: string | undefined): EndpointState | undefined {
-    return this.#balancer.pick(performance.now(), hashKey);
+    return this.#balancer.pick(lastStamp(), hashKey);
   }
 
   async close(): Promise<void> {
