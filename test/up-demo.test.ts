@@ -1,0 +1,47 @@
+// `lockgate up` (what `npm start` runs): the demo gateway and services come up and answer the printed curl commands.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import path from 'node:path';
+import { request } from 'undici';
+
+const BIN = path.resolve(import.meta.dirname, '../bin/lockgate.mjs');
+
+test('lockgate up serves the demo: orders, echo, 404 JSON, metrics; Ctrl-C stops it cleanly', async () => {
+  const proc = spawn(process.execPath, [BIN, 'up', '--port', '0', '--admin-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+  try {
+    const urls = await new Promise<{ gw: string; admin: string }>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no URLs printed:\n${out}`)), 20_000);
+      proc.stdout.on('data', () => {
+        const gw = /gateway\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+        const admin = /admin\s+(http:\/\/127\.0\.0\.1:\d+)\/healthz/.exec(out);
+        if (gw && admin) {
+          clearTimeout(timer);
+          resolve({ gw: gw[1], admin: admin[1] });
+        }
+      });
+      proc.once('exit', (code) => reject(new Error(`exited ${code}:\n${out}`)));
+    });
+    assert.match(out, /curl -i http:\/\/127\.0\.0\.1:\d+\/orders\/1/);
+    const order = await request(`${urls.gw}/orders/1`);
+    assert.equal(order.statusCode, 200);
+    assert.deepEqual(await order.body.json(), { id: '1', item: 'keyboard', quantity: 1, status: 'shipped' });
+    const created = await request(`${urls.gw}/orders`, { method: 'POST', body: '{"item":"cable"}' });
+    assert.equal(created.statusCode, 201);
+    await created.body.dump();
+    const echo = await request(`${urls.gw}/echo/anything?x=1`);
+    assert.equal(((await echo.body.json()) as { url: string }).url, '/anything?x=1');
+    const missing = await request(`${urls.gw}/nowhere`);
+    assert.equal(missing.statusCode, 404);
+    assert.equal(((await missing.body.json()) as { message: string }).message, 'Resource not found');
+    const metrics = await (await request(`${urls.admin}/metrics`)).body.text();
+    assert.match(metrics, /lockgate_requests_total\{api="orders",operation="get-order",backend="default\/orders",status="200"\} 1/);
+  } finally {
+    proc.kill('SIGINT');
+    const [code] = (await once(proc, 'exit')) as [number | null];
+    assert.equal(code, 0);
+  }
+});
