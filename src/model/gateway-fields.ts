@@ -53,9 +53,8 @@ const http2 = obj(
       default: 100,
       min: 1,
     }),
-    maxContinuationFrames: int('CONTINUATION frames per header block (CONTINUATION-flood defence).', { default: 16, min: 1 }),
   },
-  'HTTP/2 limits.',
+  "HTTP/2 limits. CONTINUATION floods are capped by Node's nghttp2 itself (at most 8 CONTINUATION frames per header block), not configurable here.",
 );
 
 const limits = obj(
@@ -95,10 +94,10 @@ export const gatewayFields = obj(
     accessLog: obj(
       {
         enabled: bool('Write access logs.', true),
-        path: str('"stdout", "stderr" or a file path.', { default: 'stdout', check: checkNotEmpty }),
-        bufferLines: int('Lines buffered before writes block the log (never the request).', { default: 10_000, min: 1 }),
+        path: str('"stdout", "stderr", "off" or a file path (reopened on SIGUSR1 for log rotation).', { default: 'stdout', check: checkNotEmpty }),
+        bufferLines: int('Capacity of each of the two write buffers, in lines of ~512 bytes (at least 64 KiB). Lines are written every 50 ms; when both buffers are full, new lines are dropped and counted in lockgate_access_log_dropped_total, never blocking a request.', { default: 10_000, min: 1 }),
       },
-      'JSON access log.',
+      'JSON access log: one line per request with ids, route, status, bytes and phase durations in microseconds (durationsUs).',
     ),
     overload: obj(
       {

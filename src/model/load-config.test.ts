@@ -22,7 +22,7 @@ test('a default Gateway has every documented default', () => {
       headerTimeout: 10_000,
       requestTimeout: 60_000,
       idleTimeout: 75_000,
-      http2: { maxConcurrentStreams: 100, maxHeaderListSize: 16_384, maxResetsPerSecond: 100, maxContinuationFrames: 16 },
+      http2: { maxConcurrentStreams: 100, maxHeaderListSize: 16_384, maxResetsPerSecond: 100 },
     },
     trustedProxies: [],
     maxHops: 10,

@@ -61,8 +61,6 @@ export interface Http2Limits {
   maxHeaderListSize: number;
   /** RST_STREAM frames a client may send per second before the connection is closed (rapid reset). */
   maxResetsPerSecond: number;
-  /** CONTINUATION frames tolerated per header block (CONTINUATION flood). */
-  maxContinuationFrames: number;
 }
 
 export interface GatewayLimits {
