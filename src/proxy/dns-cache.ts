@@ -9,8 +9,25 @@ interface Entry {
   expires: number;
 }
 
-/** Creates a lookup function with its own cache; `fallbackTtlMs` is used when the resolver gives no TTL (e.g. /etc/hosts). */
-export function createCachedLookup(fallbackTtlMs: number, now: () => number = Date.now) {
+export interface ResolvedRecords {
+  addresses: dns.LookupAddress[];
+  ttlSeconds: number;
+}
+
+/** DNS with TTLs: A records, else AAAA. Throws when there are none (the caller falls back to the system resolver). */
+async function resolveWithTtl(hostname: string): Promise<ResolvedRecords> {
+  const v4 = await dns.promises.resolve4(hostname, { ttl: true }).catch(() => []);
+  const v6 = v4.length ? [] : await dns.promises.resolve6(hostname, { ttl: true }).catch(() => []);
+  const records = v4.length ? v4.map((r) => ({ ...r, family: 4 })) : v6.map((r) => ({ ...r, family: 6 }));
+  if (records.length === 0) throw new Error(`no records for ${hostname}`);
+  return { addresses: records.map((r) => ({ address: r.address, family: r.family })), ttlSeconds: Math.min(...records.map((r) => r.ttl)) };
+}
+
+/**
+ * Creates a lookup function with its own cache; `fallbackTtlMs` is used when the resolver gives no TTL
+ * (e.g. /etc/hosts). `resolve` and `now` are injectable for tests.
+ */
+export function createCachedLookup(fallbackTtlMs: number, now: () => number = Date.now, resolve: (host: string) => Promise<ResolvedRecords> = resolveWithTtl) {
   const cache = new Map<string, Entry>();
   let rr = 0;
   function answer(entry: Entry, options: dns.LookupOptions, cb: LookupCallback): void {
@@ -29,8 +46,9 @@ export function createCachedLookup(fallbackTtlMs: number, now: () => number = Da
     }
     const hit = cache.get(hostname);
     if (hit && hit.expires > now()) return answer(hit, opts, cb);
-    resolveWithTtl(hostname).then(
-      (entry) => {
+    resolve(hostname).then(
+      (r) => {
+        const entry = { addresses: r.addresses, expires: now() + Math.max(1, r.ttlSeconds) * 1000 };
         cache.set(hostname, entry);
         answer(entry, opts, cb);
       },
@@ -44,14 +62,6 @@ export function createCachedLookup(fallbackTtlMs: number, now: () => number = Da
         });
       },
     );
-  }
-  async function resolveWithTtl(hostname: string): Promise<Entry> {
-    const v4 = await dns.promises.resolve4(hostname, { ttl: true }).catch(() => []);
-    const v6 = v4.length ? [] : await dns.promises.resolve6(hostname, { ttl: true }).catch(() => []);
-    const records = v4.length ? v4.map((r) => ({ ...r, family: 4 })) : v6.map((r) => ({ ...r, family: 6 }));
-    if (records.length === 0) throw new Error(`no records for ${hostname}`);
-    const ttl = Math.max(1, Math.min(...records.map((r) => r.ttl))) * 1000;
-    return { addresses: records.map((r) => ({ address: r.address, family: r.family })), expires: now() + ttl };
   }
   return lookup;
 }
