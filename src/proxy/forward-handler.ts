@@ -2,7 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import type { Dispatcher } from 'undici';
-import { upstreamErrorCode, type ErrorCode } from '../lib/errors.ts';
+import { LockgateError, upstreamErrorCode, type ErrorCode } from '../lib/errors.ts';
 import type { Exchange } from './exchange.ts';
 import type { UpstreamCluster } from './upstream-cluster.ts';
 import type { EndpointState } from './endpoint-state.ts';
@@ -40,8 +40,10 @@ export interface ForwardOptions {
   method: string;
   path: string;
   headers: string[];
-  /** The request body stream, or null when there is none. */
-  body: IncomingMessage | null;
+  /** The request body: the request stream, a size-capped iterator over it, or null when there is none. */
+  body: IncomingMessage | AsyncIterable<Buffer> | null;
+  /** The client request, watched for an HTTP/2 stream reset while its body is forwarded. */
+  request: { aborted: boolean; once(event: 'aborted', f: () => void): unknown };
   hashKey: string | undefined;
   errorStyle: ErrorStyle;
   h2: boolean;
@@ -70,9 +72,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     res.once('close', this.#onClientClose);
     if (opts.h2 && opts.body !== null) {
       // An HTTP/2 upload cancelled by RST_STREAM ends the body stream as if it were complete: never forward it.
-      const body = opts.body as unknown as { aborted: boolean; once(e: string, f: () => void): void };
-      if (body.aborted) this.#clientGone = true;
-      else body.once('aborted', this.#onClientClose);
+      if (opts.request.aborted) this.#clientGone = true;
+      else opts.request.once('aborted', this.#onClientClose);
     }
   }
 
@@ -100,7 +101,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#attemptStart = ex.tDispatch = stamp();
     const base = cluster.basePaths[ep.index];
     cluster.pools[ep.index].dispatch(
-      { method: this.#opts.method, path: base ? base + this.#opts.path : this.#opts.path, headers: this.#opts.headers, body: this.#opts.body },
+      // undici streams async iterables too (its types only list Readable).
+      { method: this.#opts.method, path: base ? base + this.#opts.path : this.#opts.path, headers: this.#opts.headers, body: this.#opts.body as IncomingMessage | null },
       this,
     );
   }
@@ -172,7 +174,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Controller, err: Error): void {
     const responded = this.#res.headersSent;
-    const code: ErrorCode = this.#clientGone ? 'upstream_reset' : upstreamErrorCode(err);
+    // Our own errors (a body over the size limit) keep their code; the rest are the upstream's.
+    const code: ErrorCode = this.#clientGone ? 'upstream_reset' : err instanceof LockgateError ? err.code : upstreamErrorCode(err);
     if (!this.#discarding && !responded) this.#record(undefined, true, undefined);
     this.#release(true);
     if (this.#clientGone) {

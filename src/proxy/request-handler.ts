@@ -11,7 +11,8 @@ import { checkRequest } from './strict-request.ts';
 import { Exchange } from './exchange.ts';
 import { sendError, CLOSING, type AnyResponse } from './error-response.ts';
 import { buildUpstreamHeaders } from './upstream-headers.ts';
-import { ForwardHandler, type FinishFn } from './forward-handler.ts';
+import { ForwardHandler, type FinishFn, type ForwardOptions } from './forward-handler.ts';
+import { limitedBody } from './limited-body.ts';
 import { DEFAULT_PATH_OPTIONS, type Runtime, type RouteTarget } from './runtime.ts';
 
 /** Mutable state shared by every listener of one worker: the live runtime and the load flags. */
@@ -169,11 +170,21 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
   if (facts.expectContinue && !h2) (res as ServerResponse).writeContinue();
   if (state.draining && !h2) (res as ServerResponse).shouldKeepAlive = false;
 
+  // A known length was checked against the limit above; an unknown one is counted as it streams.
+  let body: ForwardOptions['body'] = null;
+  if (facts.hasBody) {
+    if (facts.contentLength >= 0 && !facts.chunked) {
+      ex.bytesIn = facts.contentLength;
+      body = req as IncomingMessage;
+    } else {
+      body = limitedBody(req as IncomingMessage, rt.gateway.limits.maxBodySize, ex);
+    }
+  }
   const handler = new ForwardHandler(
     ex,
     res as ServerResponse | Http2ServerResponse,
     route.cluster,
-    { method: ex.method, path, headers, body: facts.hasBody ? (req as IncomingMessage) : null, hashKey, errorStyle: route.errorStyle, h2 },
+    { method: ex.method, path, headers, body, request: req as IncomingMessage, hashKey, errorStyle: route.errorStyle, h2 },
     state.finish,
   );
   handler.start();
