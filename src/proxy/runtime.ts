@@ -32,9 +32,6 @@ export interface Runtime {
   readonly lenientPathOptions: PathOptions[];
   /** Trace sampling threshold (ratio × 2^32) for traces the gateway starts or an untrusted client sent. */
   readonly sampleThreshold: number;
-  /** Requests in flight on this version; a retired version closes its own clusters when this reaches 0. */
-  inflight: number;
-  retired: boolean;
 }
 
 /** The strict default; an Api may relax it (tried only when the default rejects a path). */
@@ -110,15 +107,15 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, hook
     trusted: compileCidrs(config.gateway.spec.trustedProxies),
     lenientPathOptions: lenient,
     sampleThreshold: config.gateway.spec.tracing.otlpEndpoint ? sampleThreshold(config.gateway.spec.tracing.sampleRatio) : 0,
-    inflight: 0,
-    retired: false,
   };
   return { runtime, problems: [] };
 }
 
-/** Closes the clusters of a retired runtime that the current one does not use, once its requests are done. */
+/**
+ * Closes the clusters of a retired runtime that the current one does not use. undici's Pool.close()
+ * waits for the requests still running on them, so in-flight requests finish on their version.
+ */
 export function retireRuntime(old: Runtime, current: Runtime | undefined): Promise<void> {
-  old.retired = true;
   const keep = new Set(current ? [...current.clusters.values()] : []);
   const closing = [...old.clusters.values()].filter((c) => !keep.has(c));
   return Promise.all(closing.map((c) => c.close())).then(() => undefined);
