@@ -5,31 +5,14 @@ import assert from 'node:assert/strict';
 import { startGateway, type GatewayProcess } from './helpers/gateway-process.ts';
 import { startUpstream, type Upstream } from './helpers/upstream.ts';
 import { sendRaw } from './helpers/raw-http.ts';
+import { simpleConfig } from './helpers/config.ts';
 
 let up: Upstream;
 let gw: GatewayProcess;
 
 before(async () => {
   up = await startUpstream();
-  gw = await startGateway(`apiVersion: lockgate.dev/v1alpha1
-kind: Gateway
-metadata: { name: t }
-spec:
-  listeners: [{ name: http, address: 127.0.0.1, port: 0 }]
-  admin: { address: 127.0.0.1, port: 0 }
-  limits: { maxBodySize: 1KiB }
-  accessLog: { path: stdout }
----
-apiVersion: lockgate.dev/v1alpha1
-kind: Backend
-metadata: { name: up }
-spec: { url: "http://127.0.0.1:${up.port}" }
----
-apiVersion: lockgate.dev/v1alpha1
-kind: Api
-metadata: { name: api }
-spec: { path: /, backend: up }
-`);
+  gw = await startGateway(simpleConfig({ upstreamPort: up.port, gateway: '  limits: { maxBodySize: 1KiB }\n  accessLog: { path: stdout }' }));
 });
 
 after(async () => {

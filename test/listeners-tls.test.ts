@@ -216,7 +216,10 @@ test('the https listener offers h2 and http/1.1 by ALPN (docs/config.md: "https 
 
 test('PROXY protocol v1 in front of TLS: the PROXY source becomes X-Forwarded-For', { skip }, async () => {
   const raw = await tcpConnect(gw.ports['https-pp']);
+  // Corked: the PROXY header and the TLS ClientHello leave in one segment, as a load balancer often sends them.
+  raw.cork();
   raw.write('PROXY TCP4 203.0.113.7 127.0.0.1 51000 443\r\n');
+  setTimeout(() => raw.uncork(), 20);
   const before = up.seen.length;
   let res: Reply;
   try {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { request } from 'undici';
 import { startGateway } from './helpers/gateway-process.ts';
 import { startUpstream } from './helpers/upstream.ts';
+import { simpleConfig } from './helpers/config.ts';
 
 async function waitFor(check: () => boolean, ms = 3000): Promise<void> {
   const end = Date.now() + ms;
@@ -20,24 +21,7 @@ test('SIGUSR1: the access log is reopened at its path; no line is lost across th
   const up = await startUpstream();
   const logDir = mkdtempSync(path.join(os.tmpdir(), 'lockgate-log-'));
   const log = path.join(logDir, 'access.log');
-  const g = await startGateway(`apiVersion: lockgate.dev/v1alpha1
-kind: Gateway
-metadata: { name: t }
-spec:
-  listeners: [{ name: http, address: 127.0.0.1, port: 0 }]
-  admin: { address: 127.0.0.1, port: 0 }
-  accessLog: { path: ${log} }
----
-apiVersion: lockgate.dev/v1alpha1
-kind: Backend
-metadata: { name: up }
-spec: { url: "http://127.0.0.1:${up.port}" }
----
-apiVersion: lockgate.dev/v1alpha1
-kind: Api
-metadata: { name: api }
-spec: { path: /, backend: up }
-`);
+  const g = await startGateway(simpleConfig({ upstreamPort: up.port, gateway: `  accessLog: { path: ${log} }` }));
   try {
     const base = `http://127.0.0.1:${g.ports.http}`;
     for (let i = 0; i < 5; i++) await (await request(`${base}/before/${i}`)).body.dump();

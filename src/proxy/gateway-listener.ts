@@ -70,7 +70,7 @@ export class GatewayListener {
 
   constructor(spec: Listener, limits: GatewayLimits, state: DataPlaneState) {
     this.spec = spec;
-    const info = { name: spec.name, proto: spec.tls ? ('https' as const) : ('http' as const) };
+    const info = { name: spec.name, proto: spec.tls ? ('https' as const) : ('http' as const), proxied: spec.proxyProtocol !== 'off' };
     const onRequest = createRequestHandler(state, info);
     const serverOpts = {
       maxHeaderSize: limits.maxHeaderSize,
@@ -131,7 +131,7 @@ export class GatewayListener {
     if (spec.protocol !== 'h2') server.on('upgrade', createUpgradeHandler(state, info));
     server.on('clientError', onClientError);
     this.#front = spec.proxyProtocol === 'off' ? null : net.createServer((socket) => {
-      acceptProxyProtocol(socket, spec.proxyProtocol as 'v1' | 'v2' | 'any', limits.headerTimeout, (s) => server.emit('connection', s));
+      acceptProxyProtocol(socket, spec.proxyProtocol as 'v1' | 'v2' | 'any', limits.headerTimeout, (s) => server.emit('connection', s), spec.tls !== undefined);
     });
   }
 

@@ -34,3 +34,49 @@ test('PROXY v1 addresses must be single addresses of the declared family; v2 IPv
   const hdr = Buffer.concat([sig, Buffer.from([0x21, 0x21, 0x00, 36]), addr]);
   assert.deepEqual(parseProxyHeader(hdr, 'v2'), { sourceAddress: '2001:db8::1', sourcePort: 443, length: 52 });
 });
+
+test('TLS after a PROXY header that shares its packet with the ClientHello: the handshake still completes', async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const net = await import('node:net');
+  const tls = await import('node:tls');
+  const { acceptProxyProtocol } = await import('./proxy-protocol.ts');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lockgate-pp-'));
+  try {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', path.join(dir, 'k.pem'),
+      '-out', path.join(dir, 'c.pem'), '-subj', '/CN=pp.test', '-days', '1'], { stdio: 'ignore' });
+  } catch {
+    rmSync(dir, { recursive: true, force: true });
+    if (process.env.LOCKGATE_REQUIRE_ALL) throw new Error('openssl is required (apt-get install openssl)');
+    return t.skip('openssl not installed (apt-get install openssl)');
+  }
+  const inner = tls.createServer({ key: readFileSync(path.join(dir, 'k.pem')), cert: readFileSync(path.join(dir, 'c.pem')) }, (s) => {
+    const h = (s as unknown as { _handle?: { _parentWrap?: { stream?: { proxiedAddress?: string } } } })._handle;
+    s.end(`hello ${h?._parentWrap?.stream?.proxiedAddress}`);
+  });
+  const front = net.createServer((s) => acceptProxyProtocol(s, 'any', 2000, (x) => inner.emit('connection', x), true));
+  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+  const raw = net.connect((front.address() as { port: number }).port, '127.0.0.1');
+  await new Promise((r) => raw.once('connect', r));
+  raw.cork();
+  raw.write('PROXY TCP4 198.51.100.9 127.0.0.1 1 2\r\n');
+  const reply = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('TLS handshake never completed: the ClientHello was lost')), 2000);
+    const c = tls.connect({ socket: raw, rejectUnauthorized: false });
+    process.nextTick(() => raw.uncork());
+    let data = '';
+    c.setEncoding('utf8').on('data', (d: string) => (data += d));
+    c.on('end', () => {
+      clearTimeout(timer);
+      resolve(data);
+    });
+    c.on('error', reject);
+  });
+  raw.destroy();
+  front.close();
+  inner.close();
+  rmSync(dir, { recursive: true, force: true });
+  assert.equal(reply, 'hello 198.51.100.9');
+});

@@ -1,5 +1,6 @@
 // Reads a PROXY protocol v1 or v2 header off a fresh connection, so the real client address survives a TCP load balancer.
 import net, { type Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 
 const V2_SIG = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
 
@@ -53,8 +54,74 @@ export function parseProxyHeader(buf: Buffer, accept: 'v1' | 'v2' | 'any'): Prox
   return { sourceAddress: f[2], sourcePort: port, length: end + 2 };
 }
 
-/** Consumes the header from `socket`, then hands the socket (with any leftover bytes unshifted) to `next`. */
-export function acceptProxyProtocol(socket: Socket, accept: 'v1' | 'v2' | 'any', timeoutMs: number, next: (s: Socket) => void): void {
+/**
+ * A socket whose first bytes were already read (they followed the PROXY header in the same packet).
+ * A TLS server reads a net.Socket's handle directly and would never see bytes put back with unshift(),
+ * so the rest of the connection goes through this stream instead.
+ */
+class PrefixedSocket extends Duplex {
+  readonly #socket: Socket;
+  proxiedAddress: string | undefined;
+
+  constructor(socket: Socket, prefix: Buffer) {
+    super({ allowHalfOpen: false });
+    this.#socket = socket;
+    this.push(prefix);
+    socket.on('data', (chunk: Buffer) => {
+      if (!this.push(chunk)) socket.pause();
+    });
+    socket.once('end', () => this.push(null));
+    socket.once('close', () => this.destroy());
+    socket.once('error', (err) => this.destroy(err));
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.#socket.remoteAddress;
+  }
+
+  get remotePort(): number | undefined {
+    return this.#socket.remotePort;
+  }
+
+  setTimeout(ms: number, cb?: () => void): this {
+    this.#socket.setTimeout(ms, cb);
+    return this;
+  }
+
+  setNoDelay(noDelay?: boolean): this {
+    this.#socket.setNoDelay(noDelay);
+    return this;
+  }
+
+  setKeepAlive(enable?: boolean, delay?: number): this {
+    this.#socket.setKeepAlive(enable, delay);
+    return this;
+  }
+
+  override _read(): void {
+    this.#socket.resume();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.#socket.write(chunk, cb);
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.#socket.end(cb);
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.#socket.destroy(err ?? undefined);
+    cb(err);
+  }
+}
+
+/**
+ * Consumes the header from `socket`, then hands the connection to `next`: the socket itself (leftover
+ * bytes unshifted) for plain HTTP, or, for TLS with bytes already read past the header, a stream that
+ * replays them first.
+ */
+export function acceptProxyProtocol(socket: Socket, accept: 'v1' | 'v2' | 'any', timeoutMs: number, next: (s: Socket) => void, tls = false): void {
   let buf: Buffer = Buffer.alloc(0);
   const timer = setTimeout(() => socket.destroy(), timeoutMs);
   const onData = (chunk: Buffer): void => {
@@ -68,6 +135,12 @@ export function acceptProxyProtocol(socket: Socket, accept: 'v1' | 'v2' | 'any',
       return;
     }
     if (r.sourceAddress !== null) (socket as Socket & { proxiedAddress?: string }).proxiedAddress = r.sourceAddress;
+    if (tls && buf.length > r.length) {
+      const wrapped = new PrefixedSocket(socket, buf.subarray(r.length));
+      wrapped.proxiedAddress = r.sourceAddress ?? undefined;
+      next(wrapped as unknown as Socket);
+      return;
+    }
     socket.pause();
     if (buf.length > r.length) socket.unshift(buf.subarray(r.length));
     next(socket);

@@ -13,6 +13,7 @@ import { sendError, CLOSING, type AnyResponse } from './error-response.ts';
 import { buildUpstreamHeaders } from './upstream-headers.ts';
 import { ForwardHandler, type FinishFn, type ForwardOptions } from './forward-handler.ts';
 import { limitedBody } from './limited-body.ts';
+import { clientIpOf } from './client-address.ts';
 import { DEFAULT_PATH_OPTIONS, type Runtime, type RouteTarget } from './runtime.ts';
 
 /** Mutable state shared by every listener of one worker: the live runtime and the load flags. */
@@ -28,19 +29,12 @@ export interface DataPlaneState {
 export interface ListenerInfo {
   name: string;
   proto: 'http' | 'https';
+  /** PROXY protocol in front: the client address comes from its header. */
+  proxied: boolean;
 }
 
 type AnyRequest = IncomingMessage | Http2ServerRequest;
 
-
-type ProxiedSocket = { proxiedAddress?: string; remoteAddress?: string; _parent?: { proxiedAddress?: string } };
-
-function clientIpOf(req: AnyRequest): string {
-  const socket = req.socket as unknown as ProxiedSocket | undefined;
-  // PROXY protocol: the address is on the raw socket, which a TLS socket wraps as `_parent`.
-  const ip = socket?.proxiedAddress ?? socket?._parent?.proxiedAddress ?? socket?.remoteAddress ?? '';
-  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
-}
 
 function cookieValue(raw: string[], name: string): string | undefined {
   for (let i = 0; i < raw.length; i += 2) {
@@ -65,7 +59,7 @@ export function createRequestHandler(state: DataPlaneState, listener: ListenerIn
     if ((req.socket as { [CLOSING]?: boolean } | null)?.[CLOSING] === true) return;
     const rt = state.runtime;
     const t0 = stamp();
-    const ex = new Exchange(listener.name, clientIpOf(req), req.method ?? '', t0, performance.timeOrigin + t0);
+    const ex = new Exchange(listener.name, clientIpOf(req, listener.proxied), req.method ?? '', t0, performance.timeOrigin + t0);
     ex.configVersion = rt.version;
     try {
       handle(state, rt, listener, req, res, ex);

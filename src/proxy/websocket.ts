@@ -9,6 +9,7 @@ import { buildUpstreamHeaders } from './upstream-headers.ts';
 import { newSpanId, newTraceId, formatTraceparent } from '../lib/trace-context.ts';
 import type { DataPlaneState, ListenerInfo } from './request-handler.ts';
 import { DEFAULT_PATH_OPTIONS } from './runtime.ts';
+import { clientIpOf } from './client-address.ts';
 
 function reject(socket: Duplex, status: number, message: string, requestId: string): void {
   const body = JSON.stringify({ statusCode: status, message, requestId });
@@ -33,7 +34,7 @@ export function createUpgradeHandler(state: DataPlaneState, listener: ListenerIn
     const route = m.value;
     const ep = route.cluster.pick(undefined);
     if (!ep) return reject(socket, 503, 'No healthy backend endpoint', requestId);
-    const clientIp = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    const clientIp = clientIpOf(req, listener.proxied);
     const raw = req.rawHeaders.slice();
     const headers = buildUpstreamHeaders(raw, {
       clientIp, trusted: rt.trusted.contains(clientIp), proto: listener.proto, host: facts.host, requestId,
