@@ -9,6 +9,21 @@ import type { EndpointState } from './endpoint-state.ts';
 import { sendError, type ErrorStyle } from './error-response.ts';
 import { shouldRetry, backoffMs } from './retry-decision.ts';
 import { stamp } from './clock.ts';
+import { DeadlineWheel, type Deadline } from './deadline-wheel.ts';
+
+/**
+ * Per-try timeouts under a second run on this wheel: undici's own header timeout ticks every ~500 ms.
+ * Longer ones are left to undici (its `headersTimeout`), which costs nothing extra per request.
+ */
+const SHORT_TIMEOUT_MS = 1000;
+const wheel = new DeadlineWheel();
+
+class PerTryTimeout extends Error {
+  readonly code = 'UND_ERR_HEADERS_TIMEOUT';
+  constructor(ms: number) {
+    super(`no response headers within the per-try timeout of ${ms} ms`);
+  }
+}
 
 type Controller = Dispatcher.DispatchController;
 type Res = ServerResponse | Http2ServerResponse;
@@ -62,6 +77,9 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   #done = false;
   #clientGone = false;
   #attemptStart = 0;
+  #deadline: Deadline | null = null;
+  /** A per-try timeout that fired before undici handed us the controller. */
+  #pendingAbort: Error | null = null;
 
   constructor(ex: Exchange, res: Res, cluster: UpstreamCluster, opts: ForwardOptions, finish: FinishFn) {
     this.#ex = ex;
@@ -98,7 +116,10 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     ep.onStart();
     this.#discarding = false;
     this.#controller = null;
+    this.#pendingAbort = null;
     this.#attemptStart = ex.tDispatch = stamp();
+    const perTry = cluster.spec.timeouts.perTry;
+    if (perTry < SHORT_TIMEOUT_MS) this.#deadline = wheel.add(perTry, () => this.#timeout(new PerTryTimeout(perTry)));
     const base = cluster.basePaths[ep.index];
     cluster.pools[ep.index].dispatch(
       // undici streams async iterables too (its types only list Readable).
@@ -111,9 +132,11 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#controller = controller;
     this.#ex.tUpstreamStart = stamp();
     if (this.#clientGone) controller.abort(new Error('client closed'));
+    else if (this.#pendingAbort !== null) controller.abort(this.#pendingAbort);
   }
 
   onResponseStart(controller: Controller, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    this.#clearDeadline();
     const ex = this.#ex;
     ex.tResponseStart = stamp();
     if (this.#canRetry(statusCode, undefined)) {
@@ -173,6 +196,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Controller, err: Error): void {
+    this.#clearDeadline();
     const responded = this.#res.headersSent;
     // Our own errors (a body over the size limit) keep their code; the rest are the upstream's.
     const code: ErrorCode = this.#clientGone ? 'upstream_reset' : err instanceof LockgateError ? err.code : upstreamErrorCode(err);
@@ -184,6 +208,19 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     }
     if (!responded && (this.#discarding || this.#canRetry(undefined, (err as { code?: string }).code))) return this.#retryLater();
     this.#fail(code, err.message);
+  }
+
+  #timeout(err: Error): void {
+    this.#deadline = null;
+    if (this.#controller !== null) this.#controller.abort(err);
+    else this.#pendingAbort = err;
+  }
+
+  #clearDeadline(): void {
+    if (this.#deadline !== null) {
+      wheel.cancel(this.#deadline);
+      this.#deadline = null;
+    }
   }
 
   #canRetry(status: number | undefined, errCode: string | undefined): boolean {
