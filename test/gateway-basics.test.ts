@@ -47,6 +47,17 @@ ${extra}`;
 
 before(async () => {
   up = await startUpstream((req, res, body) => {
+    if (req.url === '/big') {
+      const big = Buffer.alloc(200_000, 'b');
+      res.writeHead(200, { 'content-length': big.length });
+      return res.end(req.method === 'HEAD' ? undefined : big);
+    }
+    if (req.url === '/chunked') {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('first,');
+      setTimeout(() => res.end('last'), 20);
+      return;
+    }
     if (req.url?.startsWith('/files/hop') || req.url === '/hop') {
       // Hop-by-hop response headers, including one named in Connection, must not reach the client.
       res.writeHead(200, { connection: 'keep-alive, x-hop-secret', 'x-hop-secret': 's', 'keep-alive': 'timeout=5', 'x-end-to-end': 'e', 'content-length': '2' });
@@ -104,6 +115,20 @@ test('hop-by-hop response headers, and those the upstream names in Connection, a
   // Our own keep-alive hint (from the listener's idle timeout), never the upstream's.
   assert.notEqual(res.headers['keep-alive'], 'timeout=5');
   assert.equal(res.headers['x-end-to-end'], 'e');
+});
+
+test('bodies of every framing arrive intact: large with Content-Length, chunked, and HEAD without a body', async () => {
+  const big = await request(`${base}/files/big`);
+  assert.equal(big.headers['content-length'], '200000');
+  const body = Buffer.from(await big.body.arrayBuffer());
+  assert.equal(body.length, 200_000);
+  assert.ok(body.every((b) => b === 0x62));
+  const chunked = await request(`${base}/files/chunked`);
+  assert.equal(await chunked.body.text(), 'first,last');
+  const head = await request(`${base}/files/big`, { method: 'HEAD' });
+  assert.equal(head.statusCode, 200);
+  assert.equal(head.headers['content-length'], '200000');
+  assert.equal((await head.body.text()).length, 0);
 });
 
 test('POST bodies stream through with their length', async () => {

@@ -78,6 +78,9 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   #clientGone = false;
   #attemptStart = 0;
   #deadline: Deadline | null = null;
+  /** The response's Content-Length (-1 when unknown): the chunk that completes it ends the response at once. */
+  #expected = -1;
+  #ended = false;
   /** A per-try timeout that fired before undici handed us the controller. */
   #pendingAbort: Error | null = null;
 
@@ -146,6 +149,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       return;
     }
     ex.status = statusCode;
+    const cl = headers['content-length'];
+    this.#expected = typeof cl === 'string' && this.#opts.method !== 'HEAD' ? Number(cl) : -1;
     const res = this.#res;
     if (this.#clientGone || res.destroyed) return controller.abort(new Error('client closed'));
     // Headers named in the upstream's Connection are hop-by-hop too; plain keep-alive/close names none.
@@ -179,6 +184,12 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#ex.bytesOut += chunk.length;
     const res = this.#res;
     if (res.destroyed) return controller.abort(new Error('client closed'));
+    if (this.#ex.bytesOut === this.#expected) {
+      // The last bytes of a known-length body: one end(chunk) instead of write(chunk) then end().
+      this.#ended = true;
+      (res as ServerResponse).end(chunk);
+      return;
+    }
     if (!(res as ServerResponse).write(chunk)) {
       controller.pause();
       res.once('drain', this.#onDrain);
@@ -191,7 +202,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       return this.#retryLater();
     }
     this.#release(false);
-    this.#res.end();
+    if (!this.#ended) this.#res.end();
     this.#complete();
   }
 
