@@ -32,7 +32,6 @@ export class Exchange {
   tEnd = 0;
   /** Wall-clock start (ms since epoch) for log timestamps. */
   wallStart: number;
-  userAgent = '';
   /** Route-level object telemetry may key caches on (stable per config version). */
   routeKey: object | null = null;
 

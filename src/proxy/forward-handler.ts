@@ -81,6 +81,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   /** The response's Content-Length (-1 when unknown): the chunk that completes it ends the response at once. */
   #expected = -1;
   #ended = false;
+  /** Created on the first backpressure pause only. */
+  #onDrain: (() => void) | undefined;
   /** A per-try timeout that fired before undici handed us the controller. */
   #pendingAbort: Error | null = null;
 
@@ -90,7 +92,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#cluster = cluster;
     this.#opts = opts;
     this.#finish = finish;
-    res.once('close', this.#onClientClose);
+    // `on`, not `once`: the handler guards itself, and once() would allocate a wrapper per request.
+    res.on('close', this.#onClientClose);
     if (opts.h2 && opts.body !== null) {
       // An HTTP/2 upload cancelled by RST_STREAM ends the body stream as if it were complete: never forward it.
       if (opts.request.aborted) this.#clientGone = true;
@@ -192,7 +195,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     }
     if (!(res as ServerResponse).write(chunk)) {
       controller.pause();
-      res.once('drain', this.#onDrain);
+      res.once('drain', (this.#onDrain ??= () => this.#controller?.resume()));
     }
   }
 
@@ -278,9 +281,6 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#finish(this.#ex);
   }
 
-  readonly #onDrain = (): void => {
-    this.#controller?.resume();
-  };
 
   readonly #onClientClose = (): void => {
     if (this.#done) return;

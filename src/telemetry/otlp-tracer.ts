@@ -152,7 +152,6 @@ export class OtlpTracer {
       'lockgate.attempts': ex.attempts,
     };
     if (method === '_OTHER') attributes['http.request.method_original'] = ex.method;
-    if (ex.userAgent !== '') attributes['user_agent.original'] = ex.userAgent;
     if (ex.api !== '') attributes['lockgate.api'] = ex.api;
     if (ex.operation !== '') attributes['lockgate.operation'] = ex.operation;
     if (ex.backend !== '') attributes['lockgate.backend'] = ex.backend;
