@@ -9,6 +9,7 @@ import type { EndpointState } from './endpoint-state.ts';
 import { sendError, type ErrorStyle } from './error-response.ts';
 import { shouldRetry, backoffMs } from './retry-decision.ts';
 import { stamp } from './clock.ts';
+import { connectionTokens } from './field-syntax.ts';
 import { DeadlineWheel, type Deadline } from './deadline-wheel.ts';
 
 /**
@@ -45,10 +46,6 @@ function skipResponseHeader(n: string): boolean {
     default:
       return false;
   }
-}
-
-function connectionTokens(value: string): string[] {
-  return value.toLowerCase().split(',').map((t) => t.trim()).filter((t) => t.length > 0);
 }
 
 export interface ForwardOptions {
@@ -158,7 +155,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     if (this.#clientGone || res.destroyed) return controller.abort(new Error('client closed'));
     // Headers named in the upstream's Connection are hop-by-hop too; plain keep-alive/close names none.
     const conn = headers.connection;
-    const tokens = typeof conn === 'string' && conn.length > 0 && conn !== 'keep-alive' && conn !== 'close' ? connectionTokens(conn) : null;
+    // (A malformed list names nothing we could honour: treat it as naming nothing.)
+    const tokens = typeof conn === 'string' && conn !== 'keep-alive' && conn !== 'close' ? (connectionTokens(conn, null) ?? null) : null;
     const out: string[] = [];
     for (const name in headers) {
       if (skipResponseHeader(name)) continue;
