@@ -3,7 +3,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import { stamp } from './clock.ts';
-import { canonicalPath } from '../lib/canonical-path.ts';
 import { parseTraceparent, newTraceId, newSpanId, formatTraceparent, sampledByRatio } from '../lib/trace-context.ts';
 import { newRequestId, isValidRequestId } from '../lib/request-id.ts';
 import type { ErrorCode } from '../lib/errors.ts';
@@ -14,7 +13,8 @@ import { buildUpstreamHeaders } from './upstream-headers.ts';
 import { ForwardHandler, type FinishFn, type ForwardOptions } from './forward-handler.ts';
 import { limitedBody } from './limited-body.ts';
 import { clientIpOf } from './client-address.ts';
-import { DEFAULT_PATH_OPTIONS, type Runtime, type RouteTarget } from './runtime.ts';
+import type { Runtime, RouteTarget } from './runtime.ts';
+import { resolveRoute } from './resolve-route.ts';
 
 /** Mutable state shared by every listener of one worker: the live runtime and the load flags. */
 export interface DataPlaneState {
@@ -113,22 +113,9 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
     return fail(state, res, ex, 'payload_too_large', '', true, 'lockgate');
   }
 
-  let cp = canonicalPath(target, DEFAULT_PATH_OPTIONS);
-  let match = 'error' in cp ? undefined : rt.router.match(facts.hostname, cp.path, ex.method, raw);
-  if ('error' in cp) {
-    // Only an Api that opted into lenient handling may accept what the strict default rejects.
-    for (const opts of rt.lenientPathOptions) {
-      const alt = canonicalPath(target, opts);
-      if ('error' in alt) continue;
-      const m = rt.router.match(facts.hostname, alt.path, ex.method, raw);
-      if (m && m.value.pathOptions === opts) {
-        cp = alt;
-        match = m;
-        break;
-      }
-    }
-    if ('error' in cp) return fail(state, res, ex, 'bad_request', cp.error, true, 'lockgate');
-  }
+  const cp = resolveRoute(rt, target, facts.hostname, ex.method, raw);
+  if ('error' in cp) return fail(state, res, ex, 'bad_request', cp.error, true, 'lockgate');
+  const match = cp.match;
   ex.path = cp.path;
   if (match === undefined) return fail(state, res, ex, 'no_route', '', facts.hasBody, 'lockgate');
   const route: RouteTarget = match.value;

@@ -2,13 +2,12 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { canonicalPath } from '../lib/canonical-path.ts';
 import { newRequestId } from '../lib/request-id.ts';
 import { checkRequest } from './strict-request.ts';
 import { buildUpstreamHeaders } from './upstream-headers.ts';
 import { newSpanId, newTraceId, formatTraceparent } from '../lib/trace-context.ts';
 import type { DataPlaneState, ListenerInfo } from './request-handler.ts';
-import { DEFAULT_PATH_OPTIONS } from './runtime.ts';
+import { resolveRoute } from './resolve-route.ts';
 import { clientIpOf } from './client-address.ts';
 
 function reject(socket: Duplex, status: number, message: string, requestId: string): void {
@@ -27,9 +26,9 @@ export function createUpgradeHandler(state: DataPlaneState, listener: ListenerIn
     const facts = checkRequest(req.method ?? '', req.httpVersion, req.url ?? '', req.rawHeaders, rt.gateway.limits);
     if (!facts.ok) return reject(socket, facts.status, facts.error, requestId);
     if (!facts.upgrade || req.method !== 'GET') return reject(socket, 400, 'Only WebSocket upgrades are supported', requestId);
-    const cp = canonicalPath(req.url ?? '', DEFAULT_PATH_OPTIONS);
+    const cp = resolveRoute(rt, req.url ?? '', facts.hostname, 'GET', req.rawHeaders);
     if ('error' in cp) return reject(socket, 400, cp.error, requestId);
-    const m = rt.router.match(facts.hostname, cp.path, 'GET', req.rawHeaders);
+    const m = cp.match;
     if (!m) return reject(socket, 404, 'Resource not found', requestId);
     const route = m.value;
     const ep = route.cluster.pick(undefined);
