@@ -190,6 +190,8 @@ const BAD: BadCase[] = [
   { name: 'HTTP/1.10', bytes: 'GET / HTTP/1.10\r\nHost: x\r\n\r\n' },
   { name: 'HTTP/1 (no minor)', bytes: 'GET / HTTP/1\r\nHost: x\r\n\r\n' },
   { name: 'HTTP/0.9 (no version)', bytes: 'GET /\r\n\r\n' },
+  // RFC 9112 §3: exactly one SP between the parts (llhttp tolerated a doubled one; the h1 engine does not).
+  { name: 'two spaces in the request line', bytes: 'GET  /two HTTP/1.1\r\nHost: x\r\n\r\n' },
   { name: 'tab in the request line', bytes: 'GET\t/ HTTP/1.1\r\nHost: x\r\n\r\n' },
   { name: 'fragment in the target: /a#b', bytes: 'GET /a#b HTTP/1.1\r\nHost: x\r\n\r\n' },
   { name: 'method not a token: G=":<>(e),[T];?"', bytes: 'G=":<>(e),[T];?" /get HTTP/1.1\r\nHost: x\r\n\r\n' },
@@ -343,13 +345,6 @@ const VALID_CHUNKED: Array<[string, string]> = [
   ['DesyncBox spacefix1:9', 'Transfer-Encoding:\tchunked'],
   ['DesyncBox connection (TE also named in Connection)', 'Connection: Transfer-Encoding\r\nTransfer-Encoding: chunked'],
 ];
-
-// llhttp tolerates a doubled space in the request line and hands over `/`, so the gateway cannot see it.
-// It is not a desync: both requests are framed by the same parser and re-serialised upstream.
-test('two spaces in the request line: parsed leniently by llhttp, forwarded re-serialised, no desync', async () => {
-  const { r } = await expectForwarded('GET  /two HTTP/1.1\r\nHost: x\r\n\r\n' + PIPE, [200, 200], [{ method: 'GET', url: '/two', body: '' }, { method: 'GET', url: '/ok', body: '' }]);
-  assert.deepEqual(echoedUrls(r), ['/two', '/ok']);
-});
 
 for (const [name, line] of VALID_CHUNKED) {
   test(`accepts ${name}: chunked body parsed, re-framed upstream`, async () => {

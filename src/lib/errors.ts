@@ -8,6 +8,7 @@ export type ErrorCode =
   | 'no_route'
   | 'method_not_allowed'
   | 'payload_too_large'
+  | 'request_timeout'
   | 'loop_detected'
   | 'upstream_connect'
   | 'upstream_reset'
@@ -34,6 +35,7 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorInfo>> = {
   no_route: { status: 404, message: 'Resource not found' },
   method_not_allowed: { status: 404, message: 'Resource not found' },
   payload_too_large: { status: 413, message: 'Request entity too large' },
+  request_timeout: { status: 408, message: 'Request timeout' },
   loop_detected: { status: 508, message: 'Loop detected' },
   upstream_connect: { status: 502, message: 'Could not connect to the backend' },
   upstream_reset: { status: 502, message: 'The backend closed the connection' },

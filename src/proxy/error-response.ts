@@ -3,6 +3,7 @@ import type { ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import { ERROR_TABLE, type ErrorCode } from '../lib/errors.ts';
 import type { Exchange } from './exchange.ts';
+import type { H1Response } from './h1-server.ts';
 
 export type ErrorStyle = 'lockgate' | 'apim';
 
@@ -11,7 +12,7 @@ export type ErrorStyle = 'lockgate' | 'apim';
  * never handled (they would be read from bytes we refused to frame), and parse errors write nothing more.
  */
 export const CLOSING = Symbol('lockgate.closing');
-export type AnyResponse = ServerResponse | Http2ServerResponse;
+export type AnyResponse = ServerResponse | Http2ServerResponse | H1Response;
 
 /** API Management's own bodies (reference/apim.md §2.18): backend failures surface as 500 with an activityId. */
 function apimBody(code: ErrorCode, status: number, requestId: string): { status: number; body: string } {
@@ -81,7 +82,7 @@ export function sendError(res: AnyResponse, ex: Exchange, code: ErrorCode, detai
   }
   try {
     (res as ServerResponse).writeHead(status, headers);
-    res.end(body);
+    (res as ServerResponse).end(body);
   } catch {
     res.destroy();
   }

@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import type { Dispatcher } from 'undici';
 import { LockgateError, upstreamErrorCode, type ErrorCode } from '../lib/errors.ts';
+import type { H1Response } from './h1-server.ts';
 import type { Exchange } from './exchange.ts';
 import type { UpstreamCluster } from './upstream-cluster.ts';
 import type { EndpointState } from './endpoint-state.ts';
@@ -27,7 +28,7 @@ class PerTryTimeout extends Error {
 }
 
 type Controller = Dispatcher.DispatchController;
-type Res = ServerResponse | Http2ServerResponse;
+type Res = ServerResponse | Http2ServerResponse | H1Response;
 
 /** What the handler reports when the exchange is over (to telemetry and in-flight accounting). */
 export type FinishFn = (ex: Exchange) => void;
@@ -90,7 +91,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#opts = opts;
     this.#finish = finish;
     // `on`, not `once`: the handler guards itself, and once() would allocate a wrapper per request.
-    res.on('close', this.#onClientClose);
+    (res as ServerResponse).on('close', this.#onClientClose);
     if (opts.h2 && opts.body !== null) {
       // An HTTP/2 upload cancelled by RST_STREAM ends the body stream as if it were complete: never forward it.
       if (opts.request.aborted) this.#clientGone = true;
@@ -193,7 +194,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     }
     if (!(res as ServerResponse).write(chunk)) {
       controller.pause();
-      res.once('drain', (this.#onDrain ??= () => this.#controller?.resume()));
+      (res as ServerResponse).once('drain', (this.#onDrain ??= () => this.#controller?.resume()));
     }
   }
 
@@ -203,7 +204,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       return this.#retryLater();
     }
     this.#release(false);
-    if (!this.#ended) this.#res.end();
+    if (!this.#ended) (this.#res as ServerResponse).end();
     this.#complete();
   }
 

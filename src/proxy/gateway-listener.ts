@@ -1,5 +1,5 @@
 // One configured listener: an HTTP/1.1, HTTPS or HTTP/2 (ALPN, with HTTP/1.1 fallback) server with limits, drain and cert reload.
-import http from 'node:http';
+import type http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import type { SecureContext } from 'node:tls';
@@ -10,8 +10,9 @@ import { createUpgradeHandler } from './websocket.ts';
 import { buildSniTable, selectContext, type SniTable } from './tls-contexts.ts';
 import { acceptProxyProtocol } from './proxy-protocol.ts';
 import { CLOSING } from './error-response.ts';
+import { H1Server, type H1Request, type H1Response } from './h1-server.ts';
 
-type AnyServer = http.Server | http2.Http2SecureServer | http2.Http2Server;
+type AnyServer = http2.Http2SecureServer | http2.Http2Server | http.Server;
 
 type ParseError = NodeJS.ErrnoException & { rawPacket?: Buffer };
 type ClientSocket = Duplex & { [CLOSING]?: boolean; _httpMessage?: http.ServerResponse | null };
@@ -62,7 +63,9 @@ function onClientError(err: ParseError, socket: ClientSocket): void {
 
 export class GatewayListener {
   readonly spec: Listener;
-  readonly #server: AnyServer;
+  /** Node's server for https and h2 listeners; null for plain http, which runs on the h1 engine. */
+  readonly #server: AnyServer | null = null;
+  readonly #h1: H1Server | null = null;
   readonly #front: net.Server | null;
   readonly #sessions = new Set<http2.ServerHttp2Session>();
   #sni: SniTable | null = null;
@@ -72,15 +75,6 @@ export class GatewayListener {
     this.spec = spec;
     const info = { name: spec.name, proto: spec.tls ? ('https' as const) : ('http' as const), proxied: spec.proxyProtocol !== 'off' };
     const onRequest = createRequestHandler(state, info);
-    const serverOpts = {
-      maxHeaderSize: limits.maxHeaderSize,
-      requestTimeout: limits.requestTimeout,
-      headersTimeout: limits.headerTimeout,
-      keepAliveTimeout: limits.idleTimeout,
-      connectionsCheckingInterval: Math.min(1000, limits.headerTimeout),
-      requireHostHeader: false, // checked by strict-request, with our own error body
-      joinDuplicateHeaders: false,
-    };
     const h2 = limits.http2;
     const h2Opts = {
       maxSessionInvalidFrames: 100,
@@ -90,7 +84,17 @@ export class GatewayListener {
     };
     const onH2 = onRequest as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
     if (spec.protocol === 'http') {
-      this.#server = http.createServer(serverOpts, onRequest as http.RequestListener);
+      const onUpgrade = createUpgradeHandler(state, info);
+      this.#h1 = new H1Server({
+        request: onRequest as (req: H1Request, res: H1Response) => void,
+        upgrade: onUpgrade as unknown as (req: H1Request, socket: Duplex, head: Buffer) => void,
+        limits: () => state.runtime.gateway.limits,
+      }, { maxConnections: limits.maxConnections });
+      const h1 = this.#h1;
+      this.#front = spec.proxyProtocol === 'off' ? null : net.createServer((socket) => {
+        acceptProxyProtocol(socket, spec.proxyProtocol as 'v1' | 'v2' | 'any', limits.headerTimeout, (s) => h1.accept(s), false);
+      });
+      return;
     } else if (!spec.tls) {
       // h2 without TLS: cleartext HTTP/2 with prior knowledge (h2c), e.g. behind a TLS-terminating load balancer.
       this.#server = http2.createServer(h2Opts, onH2);
@@ -119,10 +123,10 @@ export class GatewayListener {
         });
       }
     }
-    if (spec.protocol !== 'http') {
+    {
       (this.#server as http2.Http2Server).on('session', (sess) => this.#trackSession(sess, h2.maxResetsPerSecond));
     }
-    const server = this.#server as http.Server;
+    const server = this.#server! as unknown as http.Server;
     // Node truncates silently past maxHeadersCount; one more lets strict-request see the overflow and answer 431.
     server.maxHeadersCount = limits.maxHeaderCount + 1;
     server.maxConnections = limits.maxConnections;
@@ -141,7 +145,7 @@ export class GatewayListener {
 
   /** Listens with SO_REUSEPORT so several worker threads can share the port; `port` overrides the configured one. */
   listen(port = this.spec.port): Promise<number> {
-    const target = (this.#front ?? this.#server) as net.Server;
+    const target = (this.#front ?? this.#h1?.net ?? this.#server) as net.Server;
     return new Promise((resolve, reject) => {
       target.once('error', reject);
       target.listen({ port, host: this.spec.address, reusePort: true }, () => {
@@ -162,7 +166,8 @@ export class GatewayListener {
 
   /** Stops accepting, lets in-flight requests finish, closes idle keep-alive connections (GOAWAY on HTTP/2). */
   async drain(deadlineMs: number): Promise<void> {
-    const server = this.#server as http.Server;
+    if (this.#h1 !== null) this.#h1.draining = true;
+    const server = (this.#h1 ?? this.#server) as { close(cb: () => void): void; closeIdleConnections?(): void; closeAllConnections?(): void };
     const closed = new Promise<void>((resolve) => {
       if (this.#front) this.#front.close();
       server.close(() => resolve());

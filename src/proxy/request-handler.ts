@@ -15,6 +15,7 @@ import { limitedBody } from './limited-body.ts';
 import { clientIpOf } from './client-address.ts';
 import type { Runtime, RouteTarget } from './runtime.ts';
 import { resolveRoute } from './resolve-route.ts';
+import { H1Request } from './h1-server.ts';
 
 /** Mutable state shared by every listener of one worker: the live runtime and the load flags. */
 export interface DataPlaneState {
@@ -33,7 +34,7 @@ export interface ListenerInfo {
   proxied: boolean;
 }
 
-type AnyRequest = IncomingMessage | Http2ServerRequest;
+type AnyRequest = IncomingMessage | Http2ServerRequest | H1Request;
 
 
 function cookieValue(raw: string[], name: string): string | undefined {
@@ -100,7 +101,9 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
   ex.spanId = newSpanId();
 
   const target = h2 ? ((req as Http2ServerRequest).headers[':path'] ?? '') : (req.url ?? '');
-  const facts = checkRequest(ex.method, req.httpVersion, target, raw, rt.gateway.limits);
+  // The h1 engine checked the request already (it needs the framing to read the body).
+  const h1 = req instanceof H1Request;
+  const facts = h1 ? req.facts : checkRequest(ex.method, req.httpVersion, target, raw, rt.gateway.limits);
   if (!facts.ok) {
     // Logs and metrics may assume a token method; an HTTP/2 :method is not parsed by llhttp.
     if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/.test(ex.method)) ex.method = 'INVALID';
@@ -154,11 +157,12 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
   // A known length was checked against the limit above; an unknown one is counted as it streams.
   let body: ForwardOptions['body'] = null;
   if (facts.hasBody) {
+    const stream = h1 ? req.body! : (req as IncomingMessage);
     if (facts.contentLength >= 0 && !facts.chunked) {
       ex.bytesIn = facts.contentLength;
-      body = req as IncomingMessage;
+      body = stream;
     } else {
-      body = limitedBody(req as IncomingMessage, rt.gateway.limits.maxBodySize, ex);
+      body = limitedBody(stream, rt.gateway.limits.maxBodySize, ex);
     }
   }
   const handler = new ForwardHandler(

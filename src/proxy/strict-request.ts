@@ -144,7 +144,8 @@ export function checkRequest(
         if (eqi(name, 0, 17, 'transfer-encoding')) {
           if (h2) return E_H2_HOP;
           if (chunked) return E_TE_DUP;
-          if (!eqiTrim(value, 'chunked')) return E_TE;
+          // Exactly `chunked`: the parsers already dropped leading OWS and trailing SP; a trailing HTAB is refused.
+          if (!eqi(value, 0, value.length, 'chunked')) return E_TE;
           chunked = true;
         }
         break;
