@@ -1,6 +1,7 @@
 // One Backend at runtime: its endpoints, one undici Pool each, the balancer, breaker, retry budget, outlier and health state.
 import { readFileSync } from 'node:fs';
 import { Pool, type Dispatcher } from 'undici';
+import { H1Pool } from './h1-pool.ts';
 import type { BackendSpec } from '../model/types.ts';
 import { EndpointState } from './endpoint-state.ts';
 import { createBalancer, type Balancer } from './balancers/create-balancer.ts';
@@ -10,6 +11,13 @@ import { OutlierDetector } from './outlier-detector.ts';
 import { HealthChecker } from './health-checker.ts';
 import { createCachedLookup } from './dns-cache.ts';
 import { lastStamp, stamp } from './clock.ts';
+
+/** What forwarding needs of a pool: undici's Pool (TLS, HTTP/2) or the h1 engine's H1Pool (plain HTTP/1.1). */
+export interface UpstreamPool {
+  dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
+  close(): Promise<void>;
+  destroy(): Promise<void>;
+}
 
 export interface ClusterHooks {
   onBreakerState?: (backend: string, state: string) => void;
@@ -21,7 +29,7 @@ export class UpstreamCluster {
   readonly spec: BackendSpec;
   readonly endpoints: EndpointState[];
   /** Pools and per-endpoint path prefixes, indexed like `endpoints`. */
-  readonly pools: Dispatcher[];
+  readonly pools: UpstreamPool[];
   readonly basePaths: string[];
   readonly breaker: CircuitBreaker | null;
   readonly budget: RetryBudget;
@@ -62,20 +70,35 @@ export class UpstreamCluster {
     for (const e of spec.endpoints) {
       const u = new URL(e.url);
       const isIp = /^[\d.]+$|^\[/.test(u.hostname);
-      this.pools.push(
-        new Pool(u.origin, {
-          connections: spec.maxConnections,
-          pipelining: 1,
-          keepAliveTimeout: spec.timeouts.idle,
-          connectTimeout: spec.timeouts.connect,
-          headersTimeout: spec.timeouts.perTry,
-          bodyTimeout: spec.timeouts.perTry,
-          allowH2: spec.protocol === 'h2',
-          // Hostname endpoints: cap connection age so new connections pick up re-resolved addresses.
-          clientTtl: isIp ? null : spec.dnsRefresh,
-          connect,
-        }),
-      );
+      const clientTtl = isIp ? null : spec.dnsRefresh;
+      if (u.protocol === 'http:' && spec.protocol !== 'h2') {
+        this.pools.push(
+          new H1Pool(u.origin, {
+            connections: spec.maxConnections,
+            keepAliveTimeout: spec.timeouts.idle,
+            connectTimeout: spec.timeouts.connect,
+            headersTimeout: spec.timeouts.perTry,
+            bodyTimeout: spec.timeouts.perTry,
+            clientTtl,
+            lookup: isIp ? undefined : lookup,
+          }) as unknown as UpstreamPool,
+        );
+      } else {
+        this.pools.push(
+          new Pool(u.origin, {
+            connections: spec.maxConnections,
+            pipelining: 1,
+            keepAliveTimeout: spec.timeouts.idle,
+            connectTimeout: spec.timeouts.connect,
+            headersTimeout: spec.timeouts.perTry,
+            bodyTimeout: spec.timeouts.perTry,
+            allowH2: spec.protocol === 'h2',
+            // Hostname endpoints: cap connection age so new connections pick up re-resolved addresses.
+            clientTtl,
+            connect,
+          }),
+        );
+      }
       this.basePaths.push(u.pathname === '/' ? '' : u.pathname.replace(/\/$/, ''));
     }
     this.#health = spec.healthCheck.enabled ? new HealthChecker(this.endpoints, spec.healthCheck, {}) : null;
