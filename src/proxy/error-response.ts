@@ -49,7 +49,8 @@ export function sendError(res: AnyResponse, ex: Exchange, code: ErrorCode, detai
   ex.errorCode = code;
   ex.errorDetail = detail;
   const info = ERROR_TABLE[code];
-  if (res.headersSent) {
+  // (The h1 engine can still take back a head none of whose bytes were written.)
+  if (res.headersSent && (res as { retractHead?: () => boolean }).retractHead?.() !== true) {
     ex.status = ex.status || info.status;
     res.destroy();
     return;

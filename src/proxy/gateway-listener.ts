@@ -91,9 +91,10 @@ export class GatewayListener {
         limits: () => state.runtime.gateway.limits,
       }, { maxConnections: limits.maxConnections });
       const h1 = this.#h1;
-      this.#front = spec.proxyProtocol === 'off' ? null : net.createServer((socket) => {
+      this.#front = spec.proxyProtocol === 'off' ? null : net.createServer({ allowHalfOpen: true }, (socket) => {
         acceptProxyProtocol(socket, spec.proxyProtocol as 'v1' | 'v2' | 'any', limits.headerTimeout, (s) => h1.accept(s), false);
       });
+      if (this.#front !== null) this.#front.maxConnections = limits.maxConnections;
       return;
     } else if (!spec.tls) {
       // h2 without TLS: cleartext HTTP/2 with prior knowledge (h2c), e.g. behind a TLS-terminating load balancer.

@@ -155,6 +155,20 @@ export class H1Response extends EventEmitter {
     return this;
   }
 
+  /**
+   * Takes back a head that is built but not yet on the wire (no body byte was written): the response can
+   * still become an error response. False once anything was sent.
+   */
+  retractHead(): boolean {
+    if (this.#head === null || this.writableFinished || this.destroyed) return false;
+    this.#head = null;
+    this.headersSent = false;
+    this.#chunked = false;
+    this.#noBody = false;
+    this.statusCode = 200;
+    return true;
+  }
+
   /** `100 Continue`, before the final head. */
   writeContinue(): void {
     if (!this.headersSent && !this.destroyed) this.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
@@ -265,6 +279,7 @@ export class H1Connection {
     this.since = server.now;
     socket.setNoDelay(true);
     socket.on('data', this.#onData);
+    socket.on('end', this.#onEnd);
     socket.on('error', this.#onError);
     socket.on('close', this.#onClose);
   }
@@ -293,6 +308,13 @@ export class H1Connection {
     if (this.#req === null) this.#parse();
     else if (this.#buf.length > MAX_PIPELINED) this.#pause();
   };
+
+  /** The client half-closed: answer what it sent (pipelined requests included), then close our side. */
+  readonly #onEnd = (): void => {
+    this.#peerEnded = true;
+    if (this.#req === null) this.socket.end();
+  };
+  #peerEnded = false;
 
   readonly #onError = (): void => {
     this.socket.destroy();
@@ -471,10 +493,8 @@ export class H1Connection {
     this.#server.onRefused(err.status);
   }
 
-  /** The request timeout hit while the body was still arriving. */
+  /** The request timeout hit while the body was still arriving: whoever reads the body answers 408. */
   timeoutBody(): void {
-    const res = this.#res;
-    if (res !== null && !res.headersSent && this.#body === null) return this.refuse({ status: 408, message: 'Request timeout' });
     this.#bodyError(new LockgateError('request_timeout', 'request body not received in time'));
   }
 
@@ -495,12 +515,14 @@ export class H1Connection {
       this.socket.resume();
     }
     if (this.#buf !== null) this.#parse();
+    if (this.#peerEnded && this.#req === null) this.socket.end();
   }
 
   /** Hands the socket over (WebSocket): the engine stops reading and forgets it. */
   #detach(): void {
     this.closing = true;
     this.socket.off('data', this.#onData);
+    this.socket.off('end', this.#onEnd);
     this.socket.off('error', this.#onError);
     this.socket.off('close', this.#onClose);
     this.#server.connections.delete(this);
@@ -525,7 +547,8 @@ export class H1Server {
 
   constructor(handlers: H1Handlers, opts: H1ServerOptions) {
     this.handlers = handlers;
-    this.net = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    // allowHalfOpen: a client that sends its requests and then FIN still gets its answers.
+    this.net = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
     this.net.maxConnections = opts.maxConnections;
     this.net.on('listening', () => this.#startSweep());
     this.net.on('close', () => this.#stopSweep());
