@@ -148,7 +148,8 @@ export class ChunkError extends Error {
 }
 
 /**
- * Incremental decoder. `push(buf, from)` consumes bytes, calls `onData` for each slice of body data and
+ * Incremental decoder. `push(buf, from)` consumes bytes, calls `onData` for each slice of body data (returning
+ * false from it stops the push right after that slice, for a consumer that paused) and
  * returns the offset where it stopped: at `buf.length`, or just past the final CRLF once `done`.
  * Throws ChunkError on malformed input.
  */
@@ -159,9 +160,9 @@ export class ChunkedDecoder {
   #line = '';
   #trailerBytes = 0;
   readonly #maxTrailer: number;
-  readonly #onData: (chunk: Buffer) => void;
+  readonly #onData: (chunk: Buffer) => boolean | void;
 
-  constructor(onData: (chunk: Buffer) => void, maxTrailerSize: number) {
+  constructor(onData: (chunk: Buffer) => boolean | void, maxTrailerSize: number) {
     this.#onData = onData;
     this.#maxTrailer = maxTrailerSize;
   }
@@ -201,10 +202,11 @@ export class ChunkedDecoder {
         }
         case St.Data: {
           const take = Math.min(this.#remaining, n - i);
-          this.#onData(take === n - i && i === 0 ? buf : buf.subarray(i, i + take));
+          const more = this.#onData(take === n - i && i === 0 ? buf : buf.subarray(i, i + take));
           i += take;
           this.#remaining -= take;
           if (this.#remaining === 0) this.#st = St.DataCr;
+          if (more === false) return i;
           break;
         }
         case St.DataCr:

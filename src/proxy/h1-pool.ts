@@ -88,7 +88,11 @@ class UpRequest implements Dispatcher.DispatchController {
 
   resume(): void {
     this.paused = false;
-    this.conn?.socket.resume();
+    const conn = this.conn;
+    if (conn !== null) {
+      conn.socket.resume();
+      conn.flushHeld();
+    }
   }
 
   error(err: Error): void {
@@ -129,7 +133,7 @@ class UpConn {
   constructor(pool: H1Pool, socket: net.Socket, keepAliveMs: number) {
     this.#pool = pool;
     this.socket = socket;
-    this.born = lastStamp();
+    this.born = stamp();
     this.keepAliveMs = keepAliveMs;
     socket.setNoDelay(true);
     socket.on('data', this.#onData);
@@ -148,7 +152,8 @@ class UpConn {
     this.#state = S_HEAD;
     this.#reusable = true;
     this.#sent = false;
-    this.since = lastStamp();
+    // The sweep stamps `since` on its next pass (timeouts run up to one sweep late, never early).
+    this.progress++;
     if (req.paused) this.socket.pause();
     const o = req.opts;
     const headers = o.headers;
@@ -294,8 +299,11 @@ class UpConn {
         return this.fail(new UpstreamError('HPE_INVALID_CONSTANT', 'malformed response status line or fields'));
       }
       const minor = s.charCodeAt(7);
-      const status = Number(s.slice(9, 12));
-      if ((minor !== 0x31 && minor !== 0x30) || s.charCodeAt(8) !== 0x20 || !(status >= 100 && status <= 999)) {
+      const d0 = s.charCodeAt(9) - 0x30;
+      const d1 = s.charCodeAt(10) - 0x30;
+      const d2 = s.charCodeAt(11) - 0x30;
+      const status = d0 * 100 + d1 * 10 + d2;
+      if ((minor !== 0x31 && minor !== 0x30) || s.charCodeAt(8) !== 0x20 || d0 < 1 || d0 > 9 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) {
         return this.fail(new UpstreamError('HPE_INVALID_CONSTANT', 'malformed response status line'));
       }
       const parsed = this.#fields(s, minor === 0x31);
@@ -321,7 +329,7 @@ class UpConn {
         this.#reusable = false;
       }
       this.#state = S_BODY;
-      this.since = lastStamp();
+      this.progress++;
       req.started = true;
       const statusText = s.slice(13, s.indexOf('\r'));
       req.handler.onResponseStart?.(req, status, headers, statusText);
@@ -403,10 +411,25 @@ class UpConn {
     return { headers, contentLength: chunked ? -1 : contentLength, chunked, close, keepAliveMs };
   }
 
-  readonly #onChunk = (chunk: Buffer): void => {
+  /** Decoded response data; false stops the decoder when the handler paused (the rest is held). */
+  readonly #onChunk = (chunk: Buffer): boolean => {
     const req = this.req;
-    if (req !== null) req.handler.onResponseData?.(req, chunk);
+    if (req === null) return false;
+    req.handler.onResponseData?.(req, chunk);
+    return !req.paused && req === this.req;
   };
+
+  /** Bytes of a read not yet given to a handler that paused mid-read. */
+  #held: Buffer | null = null;
+
+  /** The handler resumed: deliver what a pause held back. */
+  flushHeld(): void {
+    const held = this.#held;
+    const req = this.req;
+    if (held === null || req === null || req.paused) return;
+    this.#held = null;
+    this.#body(held, req);
+  }
 
   #body(d: Buffer, req: UpRequest): void {
     this.progress++;
@@ -423,6 +446,11 @@ class UpConn {
         return this.fail(new UpstreamError('HPE_INVALID_CHUNK_SIZE', (err as ChunkError).message));
       }
       if (req !== this.req || this.closed) return;
+      if (!this.#decoder!.done && used < d.length) {
+        // The handler paused: keep the rest of this read until it resumes.
+        this.#held = d.subarray(used);
+        return;
+      }
       if (this.#decoder!.done) {
         if (used < d.length) this.#reusable = false; // bytes after the response: not a clean connection
         this.#complete(req);
@@ -446,6 +474,7 @@ class UpConn {
 
   #complete(req: UpRequest): void {
     this.#state = S_IDLE;
+    this.#held = null;
     this.#decoder = null;
     this.req = null;
     req.conn = null;
@@ -621,7 +650,7 @@ export class H1Pool {
   /** A connection finished a response and may carry the next request. */
   release(conn: UpConn): void {
     const ttl = this.#opts.clientTtl;
-    if (this.#closing || (ttl !== null && lastStamp() - conn.born > ttl)) {
+    if (ttl !== null && lastStamp() - conn.born > ttl) {
       conn.close();
       this.#drainQueue();
       return;
@@ -630,7 +659,11 @@ export class H1Pool {
       const next = this.#queue.shift()!;
       if (!next.done && !next.aborted) return conn.start(next);
     }
-    conn.idleSince = lastStamp();
+    if (this.#closing) {
+      conn.close();
+      return;
+    }
+    conn.idleSince = -1; // stamped by the next sweep
     this.#idle.push(conn);
     this.#checkClosed();
   }
@@ -645,7 +678,8 @@ export class H1Pool {
   }
 
   #drainQueue(): void {
-    while (this.#queue.length > 0 && this.#all.size < this.#opts.connections && !this.#closing) {
+    // (Also while closing: like undici's Pool.close, requests already queued are still served.)
+    while (this.#queue.length > 0 && this.#all.size < this.#opts.connections) {
       const next = this.#queue.shift()!;
       if (!next.done && !next.aborted) this.#connect(next);
     }
@@ -657,7 +691,8 @@ export class H1Pool {
     for (const c of this.#all) {
       const req = c.req;
       if (req === null) {
-        if (c.connected && now - c.idleSince > c.keepAliveMs) c.close();
+        if (c.idleSince === -1) c.idleSince = now;
+        else if (c.connected && now - c.idleSince > c.keepAliveMs) c.close();
         continue;
       }
       if (!c.connected) continue;
@@ -679,7 +714,9 @@ export class H1Pool {
   #checkClosed(): void {
     if (this.#closing && this.#closed !== null) {
       for (const c of [...this.#idle]) c.close();
-      if (this.#all.size === 0) {
+      if (this.#all.size === 0 && this.#queue.every((r) => r.done || r.aborted)) {
+        this.#queue.length = 0;
+        untrack(this);
         const cb = this.#closed;
         this.#closed = null;
         cb();
@@ -690,7 +727,7 @@ export class H1Pool {
   /** Finishes requests in flight, then closes every connection. */
   async close(): Promise<void> {
     this.#closing = true;
-    untrack(this);
+    // Still tracked until the last connection closes: in-flight requests keep their timeouts.
     const upgrades = this.#upgrades?.close();
     await new Promise<void>((resolve) => {
       this.#closed = resolve;
