@@ -56,15 +56,18 @@ function incomplete(buf: Buffer, start: number, maxSize: number): HeadError | nu
       if (i + 1 < n && buf[i + 1] !== 0x0a) return E_LINE;
     } else if ((c < 0x20 && c !== 0x09) || c === 0x7f) return E_CTL;
   }
-  if (n - start > maxSize) return overflow(buf, start);
+  if (n - start > maxSize) return overflow(buf, start, maxSize);
   return null;
 }
 
 /** Which limit an over-long head broke: an over-long method (501), the request line alone (414), or the fields (431). */
-function overflow(buf: Buffer, start: number): HeadError {
+function overflow(buf: Buffer, start: number, maxSize: number): HeadError {
+  const lf = buf.indexOf(0x0a, start);
+  const lineEnd = lf === -1 ? buf.length : lf;
   const sp = buf.indexOf(0x20, start);
-  if ((sp === -1 ? buf.length : sp) - start > 32) return E_METHOD_LONG;
-  return buf.indexOf(0x0a, start) === -1 ? E_URI_LONG : E_TOO_LARGE;
+  // The method is the request line's text before its first SP (or all of it, when it has none yet).
+  if ((sp === -1 || sp > lineEnd ? lineEnd : sp) - start > 32) return E_METHOD_LONG;
+  return lineEnd - start >= maxSize ? E_URI_LONG : E_TOO_LARGE;
 }
 
 const isOws = (c: number): boolean => c === 0x20 || c === 0x09;
@@ -76,7 +79,7 @@ const isOws = (c: number): boolean => c === 0x20 || c === 0x09;
 export function parseHead(buf: Buffer, start: number, maxSize: number, maxFields: number): ParsedHead | HeadError | null {
   const endAt = buf.indexOf(CRLFCRLF, start);
   if (endAt === -1 || endAt + 4 - start > maxSize) {
-    return endAt === -1 ? incomplete(buf, start, maxSize) : overflow(buf, start);
+    return endAt === -1 ? incomplete(buf, start, maxSize) : overflow(buf, start, maxSize);
   }
   const s = latin1(buf, start, endAt + 2);
   if (CTL.test(s)) return E_CTL;
@@ -85,7 +88,8 @@ export function parseHead(buf: Buffer, start: number, maxSize: number, maxFields
   let eol = s.indexOf('\n');
   if (s.charCodeAt(eol - 1) !== 0x0d) return E_LINE;
   const sp1 = s.indexOf(' ');
-  if (sp1 <= 0 || sp1 > eol) return sp1 > 32 ? E_METHOD_LONG : E_REQUEST_LINE;
+  if (sp1 <= 0 || sp1 > eol) return E_REQUEST_LINE;
+  if (sp1 > 32) return E_METHOD_LONG;
   const sp2 = s.indexOf(' ', sp1 + 1);
   if (sp2 === -1 || sp2 > eol || sp2 === sp1 + 1) return E_REQUEST_LINE;
   const method = s.slice(0, sp1);
@@ -181,7 +185,7 @@ export class ChunkedDecoder {
           const lf = buf.indexOf(0x0a, i);
           const end = lf === -1 ? n : lf;
           this.#line += latin1(buf, i, end);
-          if (this.#line.length > CHUNK_LINE_MAX + 1 || (this.#st === St.Trailer && this.#trailerBytes + this.#line.length > this.#maxTrailer)) {
+          if (this.#line.length > CHUNK_LINE_MAX + 1 || (this.#st === St.Trailer && this.#trailerBytes + this.#line.length > this.#maxTrailer + 1)) {
             throw new ChunkError(this.#st === St.Size ? 400 : 431, this.#st === St.Size ? 'chunk line too long' : 'trailer section too large');
           }
           if (lf === -1) {

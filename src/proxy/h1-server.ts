@@ -27,6 +27,8 @@ export interface H1Handlers {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** How long a connection we answered with close may stay half-open before it is destroyed. */
+const LINGER_MS = 500;
 /** Pipelined bytes held while a response is in flight before reading pauses. */
 const MAX_PIPELINED = 64 * 1024;
 
@@ -269,14 +271,18 @@ export class H1Connection {
   closing = false;
   /** Requests served on this connection. */
   served = 0;
-  /** Server time when the current wait began (for the header, request and idle timeouts). */
-  since: number;
-  reqSince = 0;
+  /**
+   * Server time when the current wait began (for the header, request and idle timeouts); -1 until the
+   * next sweep stamps it, so a timeout fires up to one sweep late, never early, with no clock call per request.
+   */
+  since = -1;
+  reqSince = -1;
+  /** When the connection started closing (-1 until stamped): a client that never closes its side is cut off. */
+  closingSince = -1;
 
   constructor(server: H1Server, socket: net.Socket) {
     this.#server = server;
     this.socket = socket;
-    this.since = server.now;
     socket.setNoDelay(true);
     socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);
@@ -301,7 +307,7 @@ export class H1Connection {
     if (!this.#bodyDone) return this.#feedBody(d);
     if (this.#buf === null) {
       this.#buf = d;
-      if (this.#req === null) this.since = this.#server.now;
+      if (this.#req === null) this.since = -1;
     } else {
       this.#buf = Buffer.concat([this.#buf, d]);
     }
@@ -309,12 +315,14 @@ export class H1Connection {
     else if (this.#buf.length > MAX_PIPELINED) this.#pause();
   };
 
-  /** The client half-closed: answer what it sent (pipelined requests included), then close our side. */
+  /**
+   * The client closed its side. As node:http and nginx do by default, that ends the exchange: a request in
+   * flight is aborted (its upstream request cancelled, its unfinished body failed), and so is anything
+   * pipelined behind it. (A closing connection we already answered just finishes closing.)
+   */
   readonly #onEnd = (): void => {
-    this.#peerEnded = true;
-    if (this.#req === null) this.socket.end();
+    this.socket.destroy();
   };
-  #peerEnded = false;
 
   readonly #onError = (): void => {
     this.socket.destroy();
@@ -403,7 +411,7 @@ export class H1Connection {
     const res = new H1Response(this, req, keepAlive && !this.#server.draining);
     this.#req = req;
     this.#res = res;
-    this.reqSince = this.#server.now;
+    this.reqSince = -1;
     if (facts.ok && facts.hasBody) {
       const body = new H1Body(this);
       req.body = this.#body = body;
@@ -509,18 +517,20 @@ export class H1Connection {
       this.socket.end();
       return;
     }
-    this.since = this.#server.now;
+    this.since = -1;
     if (this.#paused) {
       this.#paused = false;
       this.socket.resume();
     }
     if (this.#buf !== null) this.#parse();
-    if (this.#peerEnded && this.#req === null) this.socket.end();
   }
 
   /** Hands the socket over (WebSocket): the engine stops reading and forgets it. */
   #detach(): void {
     this.closing = true;
+    // As node:http: back to the initial (not flowing, not paused) state, so bytes arriving before the new
+    // owner reads stay buffered, and its first 'data' listener or pipe() starts the flow.
+    (this.socket as { readableFlowing: boolean | null }).readableFlowing = null;
     this.socket.off('data', this.#onData);
     this.socket.off('end', this.#onEnd);
     this.socket.off('error', this.#onError);
@@ -579,9 +589,17 @@ export class H1Server {
     const now = (this.now = performance.now());
     const l = this.handlers.limits();
     for (const c of this.connections) {
-      if (c.closing) continue;
+      if (c.closing) {
+        if (c.active) continue;
+        // Answered with close: give the client LINGER_MS to read it and close its side, then cut it off.
+        if (c.closingSince === -1) c.closingSince = now;
+        else if (now - c.closingSince > LINGER_MS) c.socket.destroy();
+        continue;
+      }
+      if (c.since === -1) c.since = now;
       if (c.active) {
-        if (!c.bodyDone && now - c.reqSince > l.requestTimeout) c.timeoutBody();
+        if (c.reqSince === -1) c.reqSince = now;
+        else if (!c.bodyDone && now - c.reqSince > l.requestTimeout) c.timeoutBody();
       } else if (c.idle && c.served > 0) {
         if (now - c.since > l.idleTimeout) c.socket.destroy();
       } else if (now - c.since > l.headerTimeout) {
