@@ -1242,6 +1242,23 @@ describe('H1Pool: close and destroy', () => {
     }
   });
 
+  test('close() with several idle connections destroys every socket (re-entrant close through forget)', async () => {
+    const up = await answering((c) => setTimeout(() => c.socket.write(OK), 30));
+    const pool = new H1Pool(up.origin, poolOpts());
+    try {
+      // Three concurrent requests open three connections, which then all sit idle.
+      const rs = await Promise.all([get(pool), get(pool), get(pool)]);
+      for (const r of rs) assert.equal(r.error, null);
+      assert.equal(pool.connections, 3);
+      await within(pool.close(), 1000, 'close()');
+      for (const c of up.conns) await within(c.closed, 1000, 'upstream connection closed');
+      assert.equal(pool.connections, 0);
+    } finally {
+      await pool.destroy();
+      await up.close();
+    }
+  });
+
   test('close() also finishes requests still queued at the connection cap', async () => {
     const up = await answering((c) => setTimeout(() => c.socket.write(OK), 50));
     const pool = new H1Pool(up.origin, poolOpts({ connections: 1 }));

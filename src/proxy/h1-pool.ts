@@ -500,8 +500,8 @@ class UpConn {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.#pool.forget(this);
     this.socket.destroy();
+    this.#pool.forget(this);
   }
 
   readonly #onError = (err: Error): void => {
@@ -714,10 +714,11 @@ export class H1Pool {
   #checkClosed(): void {
     if (this.#closing && this.#closed !== null) {
       for (const c of [...this.#idle]) c.close();
-      if (this.#all.size === 0 && this.#queue.every((r) => r.done || r.aborted)) {
+      // (Closing an idle connection re-enters here through forget(): the inner call may have finished.)
+      const cb = this.#closed;
+      if (cb !== null && this.#all.size === 0 && this.#queue.every((r) => r.done || r.aborted)) {
         this.#queue.length = 0;
         untrack(this);
-        const cb = this.#closed;
         this.#closed = null;
         cb();
       }
