@@ -40,8 +40,14 @@ function key(name: string, labels: Record<string, string>): string {
   return parts.length ? `${name}{${parts.join(',')}}` : name;
 }
 
+/** One `lockgate_requests_total` series, counted in place (no string-keyed lookup per request). */
+interface StatusCount {
+  readonly key: string;
+  n: number;
+}
+
 interface RouteSeries {
-  byStatus: Map<number, string>;
+  byStatus: Map<number, StatusCount>;
   duration: HistogramData;
   upstream: HistogramData;
   labels: Record<string, string>;
@@ -54,6 +60,8 @@ export class MetricsRegistry {
   /** Per route target (stable object per config version): the series keys, built once. */
   readonly #routes = new WeakMap<object, RouteSeries>();
   readonly #noRoute: RouteSeries;
+  /** Every per-route status counter, folded into `counters` by snapshot(). */
+  readonly #statusCounts: StatusCount[] = [];
   readonly #onEnd = (m: unknown): void => this.record(m as Exchange);
   readonly #onShed = (): void => this.inc('lockgate_requests_shed_total', {});
   readonly #onBreaker = (m: unknown): void => {
@@ -69,10 +77,10 @@ export class MetricsRegistry {
   }
 
   #series(labels: Record<string, string>): RouteSeries {
-    const s: RouteSeries = { byStatus: new Map(), duration: newHistogram(), upstream: newHistogram(), labels };
-    this.histograms[key('lockgate_request_duration_seconds', labels)] = s.duration;
-    if (labels.backend) this.histograms[key('lockgate_upstream_duration_seconds', labels)] = s.upstream;
-    return s;
+    // A reload builds new route objects: the same labels keep the same histograms (counts never reset).
+    const duration = (this.histograms[key('lockgate_request_duration_seconds', labels)] ??= newHistogram());
+    const upstream = labels.backend ? (this.histograms[key('lockgate_upstream_duration_seconds', labels)] ??= newHistogram()) : newHistogram();
+    return { byStatus: new Map(), duration, upstream, labels };
   }
 
   inc(name: string, labels: Record<string, string>, by = 1): void {
@@ -89,12 +97,13 @@ export class MetricsRegistry {
         this.#routes.set(ex.routeKey, s);
       }
     }
-    let k = s.byStatus.get(ex.status);
-    if (k === undefined) {
-      k = key('lockgate_requests_total', { ...s.labels, status: String(ex.status) });
-      s.byStatus.set(ex.status, k);
+    let c = s.byStatus.get(ex.status);
+    if (c === undefined) {
+      c = { key: key('lockgate_requests_total', { ...s.labels, status: String(ex.status) }), n: 0 };
+      s.byStatus.set(ex.status, c);
+      this.#statusCounts.push(c);
     }
-    this.counters[k] = (this.counters[k] ?? 0) + 1;
+    c.n++;
     observe(s.duration, (ex.tEnd - ex.tStart) / 1000);
     if (ex.tResponseStart > 0) observe(s.upstream, (ex.tResponseStart - ex.tDispatch) / 1000);
     if (ex.errorCode !== '') {
@@ -104,7 +113,9 @@ export class MetricsRegistry {
   }
 
   snapshot(): MetricsSnapshot {
-    return { counters: { ...this.counters }, gauges: { ...this.gauges }, histograms: structuredClone(this.histograms) };
+    const counters: Record<string, number> = { ...this.counters };
+    for (const c of this.#statusCounts) counters[c.key] = (counters[c.key] ?? 0) + c.n;
+    return { counters, gauges: { ...this.gauges }, histograms: structuredClone(this.histograms) };
   }
 
   close(): void {
