@@ -45,14 +45,17 @@ export const ROUTE_SCENARIOS = ['routes-10', 'routes-10000'];
  * (route scenarios only against bare-dispatch, the peers have no routing); route scenarios add
  * CPU-per-request ratios, and routes-10000 compares Lockgate's CPU per request with routes-10.
  */
-export function computeRatios(name: string, results: SystemResult[], routes10Lockgate?: SystemResult): Record<string, number | null> {
+export function computeRatios(name: string, results: SystemResult[], routes10Lockgate?: SystemResult, pairedRoutesCpu?: number | null): Record<string, number | null> {
   const by = (system: string): SystemResult | undefined => results.find((r) => r.system === system);
   const lockgate = by('lockgate');
   const bare = by('bare-dispatch');
   const ratios: Record<string, number | null> = { 'lockgate/bare-dispatch': ratio(lockgate?.rps, bare?.rps) };
   if (ROUTE_SCENARIOS.includes(name)) {
     ratios['cpu:lockgate/bare-dispatch'] = ratio(lockgate?.cpu_us_per_req, bare?.cpu_us_per_req);
-    if (name === 'routes-10000') ratios['cpu:routes-10000/routes-10'] = ratio(lockgate?.cpu_us_per_req, routes10Lockgate?.cpu_us_per_req);
+    if (name === 'routes-10000') {
+      // Preferred: the median of per-round ratios of back-to-back runs (see pairedRatio); else the ratio of medians.
+      ratios['cpu:routes-10000/routes-10'] = pairedRoutesCpu ?? ratio(lockgate?.cpu_us_per_req, routes10Lockgate?.cpu_us_per_req);
+    }
     return ratios;
   }
   const peers = results.filter((r) => NODE_PEERS.includes(r.system as never));
@@ -62,10 +65,24 @@ export function computeRatios(name: string, results: SystemResult[], routes10Loc
   return ratios;
 }
 
+/**
+ * Median over rounds of a[i] / b[i] (rounded to 3 places), for two series measured back to back in each
+ * round. On a shared, noisy machine the speed drifts between rounds by more than the effect being
+ * measured; a paired ratio cancels the drift that a ratio of two medians keeps. Null when no pair.
+ */
+export function pairedRatio(a: number[], b: number[]): number | null {
+  const r: number[] = [];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] > 0 && b[i] > 0) r.push(a[i] / b[i]);
+  if (r.length === 0) return null;
+  r.sort((x, y) => x - y);
+  const mid = r.length % 2 === 1 ? r[(r.length - 1) / 2] : (r[r.length / 2 - 1] + r[r.length / 2]) / 2;
+  return Math.round(mid * 1000) / 1000;
+}
+
 /** Assembles the report; `results` maps scenario name to its systems' median-round results, in run order. */
-export function buildReport(results: Map<string, SystemResult[]>, meta: { date: string; node: string; cpus: number }): Report {
+export function buildReport(results: Map<string, SystemResult[]>, meta: { date: string; node: string; cpus: number }, pairedRoutesCpu?: number | null): Report {
   const routes10 = results.get('routes-10')?.find((r) => r.system === 'lockgate');
-  const scenarios = [...results].map(([name, list]) => ({ name, results: list, ratios: computeRatios(name, list, routes10) }));
+  const scenarios = [...results].map(([name, list]) => ({ name, results: list, ratios: computeRatios(name, list, routes10, pairedRoutesCpu) }));
   return { ...meta, scenarios };
 }
 
@@ -84,7 +101,7 @@ export function markdownTable(report: Report): string {
   }
   const ratioLines = report.scenarios
     .map((s) => `- ${s.name}: ${Object.entries(s.ratios).map(([k, v]) => `${k} ${v === null ? 'n/a' : fmt(v, 2)}`).join(', ')}`);
-  return `${lines.join('\n')}\n\nRatios (req/s unless prefixed \`cpu:\`, which compares CPU µs per request):\n\n${ratioLines.join('\n')}\n`;
+  return `${lines.join('\n')}\n\nRatios (req/s unless prefixed \`cpu:\`, which compares CPU µs per request; \`cpu:routes-10000/routes-10\` is the median of per-round ratios of back-to-back runs):\n\n${ratioLines.join('\n')}\n`;
 }
 
 /** Fixed-width table for the terminal, with the extra columns that say whether the proxy was the bottleneck. */

@@ -11,7 +11,7 @@ import type { Sample } from './measure-unit.ts';
 import { freePort, httpGet, waitUntil } from './net.ts';
 import { startNginx, upstreamConfig, writeUpstreamFiles } from './nginx.ts';
 import { killAllPinned } from './pinned-process.ts';
-import { buildReport, medianRound, readmeSection, replaceReadmeSection, terminalTable } from './report.ts';
+import { buildReport, medianRound, pairedRatio, readmeSection, replaceReadmeSection, terminalTable } from './report.ts';
 import type { SystemResult } from './report.ts';
 import { buildScenarios, parseOnly, selectScenarios } from './scenarios.ts';
 import type { SystemName } from './scenarios.ts';
@@ -61,6 +61,14 @@ for (const scenario of scenarios) {
 }
 for (const [system, reason] of skipped) console.error(`skipping ${system}: ${reason}`);
 const units = scenarios.flatMap((s) => s.systems.filter((y) => !skipped.has(y)).map((system) => ({ scenario: s, system })));
+// routes-10/lockgate runs right before routes-10000/lockgate in every round, so that their CPU ratio is
+// taken from back-to-back runs (pairedRatio in report.ts).
+const r10 = units.findIndex((u) => u.scenario.name === 'routes-10' && u.system === 'lockgate');
+const r10k = units.findIndex((u) => u.scenario.name === 'routes-10000' && u.system === 'lockgate');
+if (r10 !== -1 && r10k !== -1) {
+  const [unit] = units.splice(r10, 1);
+  units.splice(units.findIndex((u) => u.scenario.name === 'routes-10000' && u.system === 'lockgate'), 0, unit);
+}
 const warmupFor = (system: SystemName): number => (NATIVE.includes(system) ? Math.min(warmupS, 1) : warmupS);
 const plannedS = rounds * units.reduce((sum, { system }) => sum + warmupFor(system) + durationS + (OVERHEAD_S[system] ?? NODE_OVERHEAD_S), 0);
 console.log(`plan: ${units.length} system×scenario pairs × ${rounds} rounds, ${warmupS}s warm-up (1s for nginx/direct) + ${durationS}s measured each ≈ ${(plannedS / 60).toFixed(1)} min`);
@@ -145,7 +153,10 @@ for (const scenario of scenarios) {
   }
   if (list.length > 0) results.set(scenario.name, list);
 }
-const report = buildReport(results, { date: new Date().toISOString(), node: process.version, cpus: availableParallelism() });
+// Per-round CPU of the two route runs (a unit dropped after a failure leaves its list short: pair by round).
+const routeCpu = (name: string): number[] => (samples.get(name)?.get('lockgate') ?? []).map((x) => x.cpuUsPerReq);
+const pairedRoutesCpu = failed.has('routes-10/lockgate') || failed.has('routes-10000/lockgate') ? null : pairedRatio(routeCpu('routes-10000'), routeCpu('routes-10'));
+const report = buildReport(results, { date: new Date().toISOString(), node: process.version, cpus: availableParallelism() }, pairedRoutesCpu);
 console.log(`\n${terminalTable(rows)}\n`);
 for (const s of report.scenarios) console.log(`${s.name}: ${JSON.stringify(s.ratios)}`);
 

@@ -6,7 +6,7 @@ import { ANY_HOST, catchAllApi, generateRoutes, lockgateYaml, requestsFileText }
 import type { BenchApi } from '../bench/config.ts';
 import { coreBusy, cpuUsPerRequest, parseCoreTicks, parseKbField, parseStat } from '../bench/measure.ts';
 import { proxyConfig, upstreamConfig } from '../bench/nginx.ts';
-import { computeRatios, medianRound, replaceReadmeSection } from '../bench/report.ts';
+import { computeRatios, medianRound, pairedRatio, replaceReadmeSection } from '../bench/report.ts';
 import type { SystemResult } from '../bench/report.ts';
 import { buildScenarios, parseOnly, selectScenarios } from '../bench/scenarios.ts';
 import { parseWrkOutput, wrkArgs } from '../bench/wrk.ts';
@@ -197,4 +197,14 @@ test('--only takes scenario and system names in any mix', () => {
   const picked = selectScenarios(buildScenarios(), parseOnly(',nginx'));
   // nginx is not in the route scenarios, so they drop out
   assert.deepEqual(picked.map((s) => [s.name, s.systems]), [['small-get', ['nginx']], ['large-response', ['nginx']], ['post-16k', ['nginx']]]);
+});
+
+test('pairedRatio is the median of per-round ratios, so drift between rounds cancels', () => {
+  // Round 2 ran on a machine twice as slow for both systems: a ratio of medians would say 1.5, the pairs say 1.1.
+  assert.equal(pairedRatio([11, 22, 11.5], [10, 20, 10]), 1.1);
+  assert.equal(pairedRatio([12, 10], [10, 10]), 1.1);
+  assert.equal(pairedRatio([], [10]), null);
+  assert.equal(pairedRatio([0, 5], [1, 0]), null);
+  const list = [result('lockgate', 10, 33), result('bare-dispatch', 10, 40)];
+  assert.equal(computeRatios('routes-10000', list, result('lockgate', 10, 30), 1.02)['cpu:routes-10000/routes-10'], 1.02);
 });
