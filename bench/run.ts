@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { coreBusy, readCores } from './measure.ts';
-import { measureUnit, writeRequestsFile } from './measure-unit.ts';
+import { measurePair, measureUnit, writeRequestsFile } from './measure-unit.ts';
 import type { Sample } from './measure-unit.ts';
 import { freePort, httpGet, waitUntil } from './net.ts';
 import { startNginx, upstreamConfig, writeUpstreamFiles } from './nginx.ts';
@@ -14,7 +14,7 @@ import { killAllPinned } from './pinned-process.ts';
 import { buildReport, medianRound, pairedRatio, readmeSection, replaceReadmeSection, terminalTable } from './report.ts';
 import type { SystemResult } from './report.ts';
 import { buildScenarios, parseOnly, selectScenarios } from './scenarios.ts';
-import type { SystemName } from './scenarios.ts';
+import type { Scenario, SystemName } from './scenarios.ts';
 import { ROOT, unavailable } from './systems.ts';
 import { killWrk } from './wrk.ts';
 
@@ -60,7 +60,13 @@ for (const scenario of scenarios) {
   }
 }
 for (const [system, reason] of skipped) console.error(`skipping ${system}: ${reason}`);
-const units = scenarios.flatMap((s) => s.systems.filter((y) => !skipped.has(y)).map((system) => ({ scenario: s, system })));
+interface Unit {
+  scenario: Scenario;
+  system: SystemName;
+}
+const units: Unit[] = scenarios.flatMap((s) => s.systems.filter((y) => !skipped.has(y)).map((system) => ({ scenario: s, system })));
+/** 1 s bursts per side in the paired route measurement (measurePair). */
+const PAIR_BURSTS = 6;
 // routes-10/lockgate runs right before routes-10000/lockgate in every round, so that their CPU ratio is
 // taken from back-to-back runs (pairedRatio in report.ts).
 const r10 = units.findIndex((u) => u.scenario.name === 'routes-10' && u.system === 'lockgate');
@@ -114,18 +120,45 @@ const files = new Map(scenarios.map((s) => [s.name, writeRequestsFile(dir, s)]))
 // samples[scenario][system] = one Sample per successful round
 const samples = new Map<string, Map<SystemName, Sample[]>>(scenarios.map((s) => [s.name, new Map()]));
 const failed = new Set<string>();
+const record = (scenario: Scenario, system: SystemName, sample: Sample, label: string, unitStarted: number): void => {
+  const list = samples.get(scenario.name)?.get(system) ?? [];
+  list.push(sample);
+  samples.get(scenario.name)?.set(system, list);
+  console.log(`${label}: ${Math.round(sample.rps)} req/s, p99 ${sample.p99Ms.toFixed(2)} ms, ${sample.cpuUsPerReq.toFixed(1)} µs/req, proxy ${sample.proxyCpuPct.toFixed(0)}% core0 ${sample.core0Pct.toFixed(0)}% (${((Date.now() - unitStarted) / 1000).toFixed(1)}s)`);
+};
+const PAIR_A = 'routes-10/lockgate';
+const PAIR_B = 'routes-10000/lockgate';
+const pairUnit = (key: string): Unit | undefined => units.find((u) => `${u.scenario.name}/${u.system}` === key);
 for (let round = 1; round <= rounds; round++) {
   for (const { scenario, system } of units) {
     const key = `${scenario.name}/${system}`;
     if (failed.has(key)) continue;
+    const a = pairUnit(PAIR_A);
+    const b = pairUnit(PAIR_B);
+    if (a !== undefined && b !== undefined && (key === PAIR_A || key === PAIR_B)) {
+      // The two Lockgate route runs are one paired measurement (measurePair): alternating bursts.
+      if (key === PAIR_B) continue;
+      const unitStarted = Date.now();
+      try {
+        const [sa, sb] = await measurePair(
+          { system: 'lockgate', scenario: a.scenario, requestsFile: files.get(a.scenario.name) ?? '' },
+          { system: 'lockgate', scenario: b.scenario, requestsFile: files.get(b.scenario.name) ?? '' },
+          ctx, { warmupS: warmupFor('lockgate'), durationS: PAIR_BURSTS, loadCpu: LOAD_CPU, bursts: PAIR_BURSTS },
+        );
+        record(a.scenario, 'lockgate', sa, `round ${round}/${rounds} ${PAIR_A} (paired)`, unitStarted);
+        record(b.scenario, 'lockgate', sb, `round ${round}/${rounds} ${PAIR_B} (paired)`, unitStarted);
+      } catch (error) {
+        failed.add(PAIR_A);
+        failed.add(PAIR_B);
+        console.error(`round ${round}/${rounds} ${PAIR_A} + ${PAIR_B}: FAILED, dropped from later rounds: ${(error as Error).message}`);
+      }
+      continue;
+    }
     const label = `round ${round}/${rounds} ${key}`;
     const unitStarted = Date.now();
     try {
       const sample = await measureUnit(system, scenario, ctx, files.get(scenario.name) ?? '', { warmupS: warmupFor(system), durationS, loadCpu: LOAD_CPU });
-      const list = samples.get(scenario.name)?.get(system) ?? [];
-      list.push(sample);
-      samples.get(scenario.name)?.set(system, list);
-      console.log(`${label}: ${Math.round(sample.rps)} req/s, p99 ${sample.p99Ms.toFixed(2)} ms, ${sample.cpuUsPerReq.toFixed(1)} µs/req, proxy ${sample.proxyCpuPct.toFixed(0)}% core0 ${sample.core0Pct.toFixed(0)}% (${((Date.now() - unitStarted) / 1000).toFixed(1)}s)`);
+      record(scenario, system, sample, label, unitStarted);
     } catch (error) {
       // A system that fails once is dropped from this scenario so one broken build cannot eat the budget.
       failed.add(key);

@@ -19,6 +19,8 @@ export interface RouteTarget {
   hashHeader: string;
   hashCookie: string;
   hashClientIp: boolean;
+  /** Telemetry's per-route slot (see Exchange.routeKey), created with the target so its shape never changes. */
+  telemetry: unknown;
 }
 
 export interface Runtime {
@@ -89,6 +91,7 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, hook
         hashHeader: hashOn?.header?.toLowerCase() ?? '',
         hashCookie: hashOn?.cookie ?? '',
         hashClientIp: hashOn?.clientIp === true,
+        telemetry: null,
       };
       entries.push({ hostnames: s.hostnames, path: joinPath(s.path, op.urlTemplate), methods: op.methods, headers: op.headers, value: target });
     }

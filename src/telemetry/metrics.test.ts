@@ -91,3 +91,25 @@ test('unrouted requests count under empty labels; snapshots from workers sum, ga
     b.close();
   }
 });
+
+test("a route target's telemetry slot holds its series for this registry only", () => {
+  const a = new MetricsRegistry();
+  const b = new MetricsRegistry();
+  try {
+    const route = { telemetry: null as unknown };
+    a.record(ex(route, 200));
+    assert.notEqual(route.telemetry, null, 'the slot is filled on first use');
+    a.record(ex(route, 200));
+    a.record(ex(route, 500));
+    a.record(ex(route, 200));
+    // Another registry in the same thread (tests) must not count into a's series through the slot.
+    b.record(ex(route, 200));
+    const k = total('api="a",operation="o",backend="b",status="200"');
+    assert.equal(a.snapshot().counters[k], 3);
+    assert.equal(a.snapshot().counters[total('api="a",operation="o",backend="b",status="500"')], 1);
+    assert.equal(b.snapshot().counters[k], 1);
+  } finally {
+    a.close();
+    b.close();
+  }
+});
