@@ -17,7 +17,7 @@ function run(args: string[]): { code: number | null; out: string; err: string } 
 test('--help lists every verb; each verb has its own --help; --version prints the version', () => {
   const help = run(['--help']);
   assert.equal(help.code, 0);
-  for (const verb of ['gateway', 'validate', 'schema', 'up']) {
+  for (const verb of ['gateway', 'validate', 'schema', 'up', 'subscription']) {
     assert.match(help.out, new RegExp(`^  ${verb} `, 'm'));
     const v = run([verb, '--help']);
     assert.equal(v.code, 0, verb);

@@ -7,6 +7,7 @@ const VERBS: Record<string, () => Promise<Verb>> = {
   validate: async () => (await import('./validate.ts')).validateVerb,
   schema: async () => (await import('./schema.ts')).schemaVerb,
   up: async () => (await import('./up.ts')).upVerb,
+  subscription: async () => (await import('./subscription.ts')).subscriptionVerb,
 };
 
 function version(): string {
@@ -16,8 +17,9 @@ function version(): string {
 
 async function help(): Promise<string> {
   const lines = ['lockgate: one trust model from the public edge to every service', '', 'Usage: lockgate <command> [options]', '', 'Commands:'];
-  for (const [name, load] of Object.entries(VERBS)) lines.push(`  ${name.padEnd(10)} ${(await load()).summary}`);
-  lines.push('', 'Options:', '  --help     help for any command (lockgate <command> --help)', '  --version  print the version', '');
+  const w = Math.max(...Object.keys(VERBS).map((n) => n.length), 9);
+  for (const [name, load] of Object.entries(VERBS)) lines.push(`  ${name.padEnd(w)}  ${(await load()).summary}`);
+  lines.push('', 'Options:', `  ${'--help'.padEnd(w)}  help for any command (lockgate <command> --help)`, `  ${'--version'.padEnd(w)}  print the version`, '');
   return lines.join('\n');
 }
 
