@@ -1,4 +1,6 @@
 // Composition root of one data-plane thread: runtime, listeners, load shedder, access log and metrics wired together.
+import type { SubscriptionRecord } from '../model/subscription.ts';
+import { SubscriptionIndex } from '../proxy/subscription-index.ts';
 import type { Config } from '../model/types.ts';
 import { buildRuntime, retireRuntime, type Runtime } from '../proxy/runtime.ts';
 import { GatewayListener } from '../proxy/gateway-listener.ts';
@@ -40,7 +42,7 @@ export class DataPlane {
     this.metrics = new MetricsRegistry();
     const gw = config.gateway.spec;
     this.#accessLog = opts.accessLog === false || !gw.accessLog.enabled ? null : new AccessLog(gw.accessLog.path, gw.accessLog.bufferLines);
-    this.#state = { runtime: built.runtime, overloaded: false, draining: false, finish: publishEnd };
+    this.#state = { runtime: built.runtime, overloaded: false, draining: false, finish: publishEnd, subscriptions: null };
     this.#shedder = new LoadShedder(() => this.#state.runtime.gateway.overload.maxEventLoopDelay, (on) => {
       this.#state.overloaded = on;
     });
@@ -81,6 +83,11 @@ export class DataPlane {
   }
 
   /** Swaps in a new config version atomically; requests in flight finish on the one they started with. */
+  /** Replaces the subscriptions the request path checks keys against (null: none, every key is invalid). */
+  setSubscriptions(records: SubscriptionRecord[] | null): void {
+    this.#state.subscriptions = records === null ? null : new SubscriptionIndex(records);
+  }
+
   apply(config: Config): { ok: boolean; problems: string[] } {
     const old = this.#state.runtime;
     const built = buildRuntime(config, old, { onBreakerState: (backend, state) => breakerState.publish({ backend, state }) });

@@ -2,10 +2,15 @@
 import { Worker } from 'node:worker_threads';
 import { watch, type FSWatcher } from 'node:fs';
 import type { Config } from '../model/types.ts';
+import type { SubscriptionRecord } from '../model/subscription.ts';
+import { SubscriptionStore } from '../store/subscription-store.ts';
 import { loadConfigFiles, formatProblems } from '../model/load-config.ts';
 import { AdminServer } from '../admin/admin-server.ts';
 import { mergeSnapshots, renderPrometheus, type MetricsSnapshot } from '../telemetry/metrics.ts';
 import type { FromWorker, ToWorker } from './gateway-worker.ts';
+
+/** How often the subscription store is checked for changes made by `lockgate subscription`. */
+const SUBSCRIPTION_POLL_MS = 1000;
 
 export interface SupervisorOptions {
   files: string[];
@@ -15,6 +20,8 @@ export interface SupervisorOptions {
   watch?: boolean;
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   drainTimeoutMs?: number;
+  /** Directory of the gateway-local subscription store; subscriptions are off without it. */
+  dataDir?: string;
   /** The worker entry module (tests substitute one that crashes). */
   workerUrl?: URL;
 }
@@ -46,6 +53,10 @@ export class GatewaySupervisor {
   #metricsId = 0;
   #reloadTimer: NodeJS.Timeout | null = null;
   #forceNext = false;
+  #subs: SubscriptionStore | null = null;
+  #subsRecords: SubscriptionRecord[] | null = null;
+  #subsVersion = -1;
+  #subsTimer: NodeJS.Timeout | null = null;
   readonly #pendingMetrics = new Map<number, { want: number; got: MetricsSnapshot[]; done: (s: MetricsSnapshot[]) => void }>();
 
   constructor(opts: SupervisorOptions) {
@@ -71,6 +82,16 @@ export class GatewaySupervisor {
     const { config, problems } = await loadConfigFiles(this.#opts.files);
     if (!config || problems.length) return { ok: false, problems: formatProblems(problems) };
     this.#config = config;
+    if (this.#opts.dataDir !== undefined) {
+      this.#subs = SubscriptionStore.open(this.#opts.dataDir);
+      this.#subsVersion = this.#subs.dataVersion();
+      this.#subsRecords = this.#subs.list();
+      // The CLI writes from another process; the store's data_version moves on every commit it makes.
+      this.#subsTimer = setInterval(() => this.#pollSubscriptions(), SUBSCRIPTION_POLL_MS);
+      this.#subsTimer.unref();
+    } else if (config.apis.some((a) => a.spec.subscriptionRequired)) {
+      this.#log('warn', 'an Api requires subscription keys but the gateway has no --data-dir: every key will be refused');
+    }
     // The first worker binds (port 0 included); the others join its ports with SO_REUSEPORT.
     const first = await this.#spawn(0, {});
     this.#ports = first;
@@ -93,7 +114,7 @@ export class GatewaySupervisor {
     const slot = (this.#slots[index] ??= { worker: null, ready: false, restarts: 0 });
     return new Promise((resolve, reject) => {
       const worker = new Worker(this.#opts.workerUrl ?? WORKER_URL, {
-        workerData: { config: this.#config, ports, workerId: index },
+        workerData: { config: this.#config, ports, workerId: index, subscriptions: this.#subsRecords },
         resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
       });
       slot.worker = worker;
@@ -137,6 +158,22 @@ export class GatewaySupervisor {
         setTimeout(() => this.#spawn(index, this.#ports).catch((e: Error) => this.#log('error', 'restart failed', { error: e.message })), delay);
       });
     });
+  }
+
+  #pollSubscriptions(): void {
+    const store = this.#subs;
+    if (store === null) return;
+    try {
+      const v = store.dataVersion();
+      if (v === this.#subsVersion) return;
+      this.#subsVersion = v;
+      const records = store.list();
+      this.#subsRecords = records;
+      this.#post({ type: 'subscriptions', records });
+      this.#log('info', 'subscriptions reloaded', { count: records.length });
+    } catch (err) {
+      this.#log('error', 'subscription store unreadable; keeping the last good set', { error: (err as Error).message });
+    }
   }
 
   #post(m: ToWorker): void {
@@ -224,6 +261,9 @@ export class GatewaySupervisor {
     if (this.#draining) return;
     this.#draining = true;
     for (const w of this.#watchers) w.close();
+    if (this.#subsTimer !== null) clearInterval(this.#subsTimer);
+    this.#subs?.close();
+    this.#subs = null;
     const deadlineMs = this.#opts.drainTimeoutMs ?? 25_000;
     const exits = this.#slots.map((s) => (s.worker ? new Promise<void>((r) => s.worker!.once('exit', () => r())) : Promise.resolve()));
     this.#post({ type: 'drain', deadlineMs });

@@ -1,13 +1,15 @@
 // Entry of one data-plane worker thread: runs a DataPlane and answers the supervisor's messages.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../model/types.ts';
+import type { SubscriptionRecord } from '../model/subscription.ts';
 import { DataPlane } from './data-plane.ts';
 
 export type ToWorker =
   | { type: 'config'; config: Config }
   | { type: 'metrics'; id: number }
   | { type: 'drain'; deadlineMs: number }
-  | { type: 'reopen-log' };
+  | { type: 'reopen-log' }
+  | { type: 'subscriptions'; records: SubscriptionRecord[] };
 
 export type FromWorker =
   | { type: 'listening'; ports: Record<string, number> }
@@ -20,6 +22,8 @@ interface Init {
   config: Config;
   ports: Record<string, number>;
   workerId: number;
+  /** From the subscription store (--data-dir), or null without one. */
+  subscriptions: SubscriptionRecord[] | null;
 }
 
 const port = parentPort!;
@@ -28,6 +32,7 @@ const send = (m: FromWorker): void => port.postMessage(m);
 
 try {
   const plane = new DataPlane(init.config, { ports: init.ports, workerId: init.workerId });
+  plane.setSubscriptions(init.subscriptions);
   const ports = await plane.listen();
   send({ type: 'listening', ports });
   port.on('message', (m: ToWorker) => {
@@ -42,6 +47,9 @@ try {
         break;
       case 'reopen-log':
         plane.reopenLog();
+        break;
+      case 'subscriptions':
+        plane.setSubscriptions(m.records);
         break;
       case 'drain':
         void plane.drain(m.deadlineMs).then(() => {

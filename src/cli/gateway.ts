@@ -16,7 +16,8 @@ Options:
   -w, --workers N         worker threads (default 1)
       --admin-port P      override the admin listener port (0 = any free port)
       --no-watch          do not watch config files (SIGHUP still reloads)
-      --drain-timeout MS  how long in-flight requests get on shutdown (default 25000)`,
+      --drain-timeout MS  how long in-flight requests get on shutdown (default 25000)
+      --data-dir DIR      the subscription store (see lockgate subscription); changes apply within a second`,
   async run(args) {
     const { values } = parseArgs({
       args,
@@ -26,6 +27,7 @@ Options:
         'admin-port': { type: 'string' },
         'no-watch': { type: 'boolean', default: false },
         'drain-timeout': { type: 'string', default: '25000' },
+        'data-dir': { type: 'string' },
       },
     });
     const files = values.config ?? [];
@@ -44,6 +46,7 @@ Options:
       adminPort: values['admin-port'] === undefined ? undefined : Number(values['admin-port']),
       watch: !values['no-watch'],
       drainTimeoutMs: Number(values['drain-timeout']),
+      dataDir: values['data-dir'] ?? process.env.LOCKGATE_DATA_DIR,
     });
     const started = await sup.start();
     if (!started.ok) {

@@ -8,6 +8,8 @@ export type ErrorCode =
   | 'no_route'
   | 'method_not_allowed'
   | 'payload_too_large'
+  | 'subscription_key_missing'
+  | 'subscription_key_invalid'
   | 'request_timeout'
   | 'loop_detected'
   | 'upstream_connect'
@@ -35,6 +37,9 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorInfo>> = {
   no_route: { status: 404, message: 'Resource not found' },
   method_not_allowed: { status: 404, message: 'Resource not found' },
   payload_too_large: { status: 413, message: 'Request entity too large' },
+  // API Management's exact texts (reference/apim.md §2.18): clients match on them.
+  subscription_key_missing: { status: 401, message: 'Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API.' },
+  subscription_key_invalid: { status: 401, message: 'Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.' },
   request_timeout: { status: 408, message: 'Request timeout' },
   loop_detected: { status: 508, message: 'Loop detected' },
   upstream_connect: { status: 502, message: 'Could not connect to the backend' },

@@ -65,6 +65,17 @@ export const apiFields = obj(
       'How ambiguous request paths are handled before matching.',
     ),
     operations: list(operation, 'Operations; empty sends every method and path under the base path to backend.', { default: [] }),
+    subscriptionRequired: bool(
+      'Requests need an active subscription key for this Api (or for all Apis). API Management defaults to true; Lockgate to false, so an Api is open until you opt in.',
+      false,
+    ),
+    subscriptionKeyParameterNames: obj(
+      {
+        header: str('Request header carrying the key.', { default: 'Ocp-Apim-Subscription-Key', check: checkHeaderName }),
+        query: str('Query parameter carrying the key, read only when the header is absent.', { default: 'subscription-key' }),
+      },
+      'Where the subscription key is read from; it is removed before forwarding.',
+    ),
   },
   'An API published on the gateway: hosts, base path, operations and the backend they go to.',
 );

@@ -132,6 +132,9 @@ export interface ApiSpec {
   pathOptions: PathOptions;
   /** Empty: every path under `path` and every method goes to `backend`. */
   operations: Operation[];
+  /** Requests need an active subscription key (reference/apim.md §1.3). */
+  subscriptionRequired: boolean;
+  subscriptionKeyParameterNames: { header: string; query: string };
 }
 
 // ---------- Backend ----------

@@ -17,6 +17,8 @@ export class Exchange {
   operation = '';
   backend = '';
   endpoint = '';
+  /** The subscription whose key opened the request ('' when none was needed). */
+  subscription = '';
   configVersion = '';
   status = 0;
   bytesIn = 0;

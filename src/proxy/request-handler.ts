@@ -16,6 +16,7 @@ import { clientIpOf } from './client-address.ts';
 import type { Runtime, RouteTarget } from './runtime.ts';
 import { resolveRoute } from './resolve-route.ts';
 import { H1Request } from './h1-server.ts';
+import { presentedKey, withoutQueryParam, type SubscriptionIndex } from './subscription-index.ts';
 
 /** Mutable state shared by every listener of one worker: the live runtime and the load flags. */
 export interface DataPlaneState {
@@ -25,6 +26,8 @@ export interface DataPlaneState {
   draining: boolean;
   /** Called once per finished request (publishes to telemetry). */
   finish: FinishFn;
+  /** Subscriptions from the store (--data-dir); null when the gateway has none. */
+  subscriptions: SubscriptionIndex | null;
 }
 
 export interface ListenerInfo {
@@ -127,6 +130,20 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
   ex.backend = route.cluster.name;
   ex.routeKey = route;
 
+  // Subscription key (API Management's model): checked after routing, removed before forwarding.
+  let query = cp.query;
+  let dropHeader: string | undefined;
+  const needKey = route.subscription;
+  if (needKey !== null) {
+    const presented = presentedKey(raw, needKey.header, query, needKey.query);
+    if (presented === undefined) return fail(state, res, ex, 'subscription_key_missing', '', facts.hasBody, route.errorStyle);
+    const verdict = state.subscriptions === null ? { ok: false as const } : state.subscriptions.check(presented.key, route.api, new Date());
+    if (!verdict.ok) return fail(state, res, ex, 'subscription_key_invalid', '', facts.hasBody, route.errorStyle);
+    ex.subscription = verdict.subscription.name;
+    if (presented.fromQuery) query = withoutQueryParam(query, needKey.query);
+    dropHeader = needKey.header;
+  }
+
   const traceparent = formatTraceparent(ex.traceId, ex.spanId, ex.traceFlags);
   const headers = buildUpstreamHeaders(raw, {
     clientIp: ex.clientIp,
@@ -139,12 +156,13 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
     contentLength: facts.hasBody && !facts.chunked ? facts.contentLength : -1,
     maxHops: rt.gateway.maxHops,
     keepTracestate: parent !== undefined,
+    drop: dropHeader,
   });
   if (headers === null) return fail(state, res, ex, 'loop_detected', '', facts.hasBody, route.errorStyle);
 
   let path = cp.path;
   if (route.stripPrefix) path = path.length === route.stripPrefix.length ? '/' : path.slice(route.stripPrefix.length);
-  if (cp.query) path += cp.query;
+  if (query) path += query;
 
   let hashKey: string | undefined;
   if (route.hashHeader) hashKey = headerValue(raw, route.hashHeader);

@@ -19,6 +19,8 @@ export interface RouteTarget {
   hashHeader: string;
   hashCookie: string;
   hashClientIp: boolean;
+  /** Subscription key check for this route (lowercase header name, query name), or null when the Api is open. */
+  subscription: { header: string; query: string } | null;
   /** Telemetry's per-route slot (see Exchange.routeKey), created with the target so its shape never changes. */
   telemetry: unknown;
 }
@@ -91,6 +93,9 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, hook
         hashHeader: hashOn?.header?.toLowerCase() ?? '',
         hashCookie: hashOn?.cookie ?? '',
         hashClientIp: hashOn?.clientIp === true,
+        subscription: s.subscriptionRequired
+          ? { header: s.subscriptionKeyParameterNames.header.toLowerCase(), query: s.subscriptionKeyParameterNames.query }
+          : null,
         telemetry: null,
       };
       entries.push({ hostnames: s.hostnames, path: joinPath(s.path, op.urlTemplate), methods: op.methods, headers: op.headers, value: target });

@@ -16,6 +16,8 @@ export interface ForwardFacts {
   maxHops: number;
   /** Forward the client's tracestate (only when its traceparent was valid and continued). */
   keepTracestate: boolean;
+  /** A further header to remove (lowercase), e.g. the subscription key's; '' for none. */
+  drop?: string;
 }
 
 /**
@@ -73,6 +75,7 @@ export function buildUpstreamHeaders(raw: string[], f: ForwardFacts): string[] |
       continue;
     }
     if (tokens !== null && tokens.includes(n)) continue;
+    if (f.drop !== undefined && n === f.drop) continue;
     if (n === 'host') {
       out.push('host', f.host);
       continue;

@@ -179,6 +179,11 @@ export class SubscriptionStore {
     return { ...r, state };
   }
 
+  /** Changes when another connection (the CLI, another process) commits: cheap to poll. */
+  dataVersion(): number {
+    return (this.#db.prepare('PRAGMA data_version').get() as { data_version: number }).data_version;
+  }
+
   close(): void {
     this.#db.close();
   }

@@ -1,0 +1,74 @@
+// The worker's in-memory view of the subscription store: key hash → subscription, rebuilt when the store changes.
+// The request path hashes a presented key once (then remembers it in a bounded cache) and never touches SQLite.
+import { hashKey } from '../lib/subscription-keys.ts';
+import { effectiveState, type SubscriptionRecord } from '../model/subscription.ts';
+
+const CACHE_MAX = 4096;
+
+export type KeyCheck = { ok: true; subscription: SubscriptionRecord } | { ok: false };
+
+export class SubscriptionIndex {
+  readonly #byHash = new Map<string, SubscriptionRecord>();
+  /** Presented key → its record (or null for an unknown key); cleared when full, so a flood of random keys stays bounded. */
+  readonly #cache = new Map<string, SubscriptionRecord | null>();
+  readonly size: number;
+
+  constructor(records: readonly SubscriptionRecord[]) {
+    for (const r of records) {
+      this.#byHash.set(r.primaryKeyHash, r);
+      this.#byHash.set(r.secondaryKeyHash, r);
+    }
+    this.size = records.length;
+  }
+
+  /**
+   * Whether `key` opens `api` now: a known key of an active, unexpired subscription scoped to all Apis or
+   * to this Api. (Product scopes open nothing until Products exist; reference/apim.md §1.3.)
+   */
+  check(key: string, api: string, now: Date): KeyCheck {
+    let r = this.#cache.get(key);
+    if (r === undefined) {
+      r = this.#byHash.get(hashKey(key)) ?? null;
+      if (this.#cache.size >= CACHE_MAX) this.#cache.clear();
+      this.#cache.set(key, r);
+    }
+    if (r === null || effectiveState(r, now) !== 'active') return { ok: false };
+    const s = r.scope;
+    if (s.kind === 'all' || (s.kind === 'api' && s.name === api)) return { ok: true, subscription: r };
+    return { ok: false };
+  }
+}
+
+/** The key from the header (case-insensitive name), else from the query parameter; undefined when neither has one. */
+export function presentedKey(raw: string[], headerLower: string, query: string, queryName: string): { key: string; fromQuery: boolean } | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length === headerLower.length && raw[i].toLowerCase() === headerLower) return raw[i + 1] === '' ? undefined : { key: raw[i + 1], fromQuery: false };
+  }
+  if (query.length < 2) return undefined;
+  for (const part of query.slice(1).split('&')) {
+    const eq = part.indexOf('=');
+    const name = eq === -1 ? part : part.slice(0, eq);
+    if (safeDecode(name) !== queryName) continue;
+    const value = eq === -1 ? '' : safeDecode(part.slice(eq + 1));
+    return value === '' ? undefined : { key: value, fromQuery: true };
+  }
+  return undefined;
+}
+
+/** `query` ("?a=1&b=2" or "") without the parameter `name`; "" when nothing is left. */
+export function withoutQueryParam(query: string, name: string): string {
+  if (query.length < 2) return query;
+  const kept = query.slice(1).split('&').filter((part) => {
+    const eq = part.indexOf('=');
+    return safeDecode(eq === -1 ? part : part.slice(0, eq)) !== name;
+  });
+  return kept.length === 0 ? '' : `?${kept.join('&')}`;
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s.replaceAll('+', ' '));
+  } catch {
+    return s;
+  }
+}
