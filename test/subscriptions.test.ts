@@ -52,6 +52,26 @@ apiVersion: lockgate.dev/v1alpha1
 kind: Api
 metadata: { name: open }
 spec: { path: /open, backend: up }
+---
+apiVersion: lockgate.dev/v1alpha1
+kind: Api
+metadata: { name: trial }
+spec: { path: /trial, backend: up, subscriptionRequired: true }
+---
+apiVersion: lockgate.dev/v1alpha1
+kind: Product
+metadata: { name: starter }
+spec: { apis: [orders] }
+---
+apiVersion: lockgate.dev/v1alpha1
+kind: Product
+metadata: { name: premium }
+spec: { apis: [legacy] }
+---
+apiVersion: lockgate.dev/v1alpha1
+kind: Product
+metadata: { name: free }
+spec: { apis: [trial], subscriptionRequired: false }
 `;
 }
 
@@ -65,6 +85,7 @@ before(async () => {
     store.setState('dave', 'suspend');
     keys.erin = store.create({ name: 'erin', scope: { kind: 'all' }, expiresAt: '2020-01-01T00:00:00Z' }).keys.primaryKey!;
     keys.frank = store.create({ name: 'frank', scope: { kind: 'product', name: 'starter' } }).keys.primaryKey!;
+    keys.gina = store.create({ name: 'gina', scope: { kind: 'product', name: 'premium' } }).keys.primaryKey!;
   } finally {
     store.close();
   }
@@ -136,8 +157,21 @@ test('custom key names per Api', async () => {
   assert.equal((await call('/legacy/a', { 'Ocp-Apim-Subscription-Key': keys.carol })).status, 401);
 });
 
-test('invalid, wrong-scope, suspended, expired and product-scoped (no Products yet) keys get the invalid-key 401', async () => {
-  for (const [what, key] of [['unknown', 'nope-nope-nope'], ['other Api', keys.carol], ['suspended', keys.dave], ['expired', keys.erin], ['product scope', keys.frank]]) {
+test('a key scoped to a product opens the Apis of that product only', async () => {
+  assert.equal((await call('/orders/1', { 'Ocp-Apim-Subscription-Key': keys.frank })).status, 200);
+  assert.equal((await call('/legacy/1', { 'X-Api-Key': keys.gina })).status, 200);
+  assert.equal((await call('/legacy/1', { 'X-Api-Key': keys.frank })).status, 401);
+});
+
+test('an open product lets requests through without a key, and with an invalid one (API Management\'s resolution)', async () => {
+  assert.equal((await call('/trial/a')).status, 200);
+  assert.equal((await call('/trial/a', { 'Ocp-Apim-Subscription-Key': 'not-a-real-key' })).status, 200);
+  assert.equal(up.seen.at(-1)!.headers['ocp-apim-subscription-key'], undefined, 'an ignored key is still not forwarded');
+  assert.equal((await call('/trial/a', { 'Ocp-Apim-Subscription-Key': keys.bob })).status, 200);
+});
+
+test('invalid, wrong-scope, suspended, expired and other-product keys get the invalid-key 401', async () => {
+  for (const [what, key] of [['unknown', 'nope-nope-nope'], ['other Api', keys.carol], ['suspended', keys.dave], ['expired', keys.erin], ['other product', keys.gina]]) {
     const r = await call('/orders/1', { 'Ocp-Apim-Subscription-Key': key });
     assert.equal(r.status, 401, what);
     assert.equal((r.body as { message: string }).message, INVALID, what);

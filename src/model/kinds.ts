@@ -5,6 +5,7 @@ import type { DocContext } from './doc-context.ts';
 import { dict, obj, oneOf, str } from './field.ts';
 import type { ObjField } from './field.ts';
 import { gatewayFields } from './gateway-fields.ts';
+import { productFields } from './product-fields.ts';
 import type { ApiSpec, BackendSpec, GatewaySpec } from './types.ts';
 import { finishApi } from './validate-api.ts';
 import { finishBackend } from './validate-backend.ts';
@@ -25,6 +26,7 @@ export const KINDS: Record<string, KindDef> = {
   Gateway: { spec: gatewayFields, specOptional: true, finish: (s: GatewaySpec, cx) => finishGateway(s, cx) },
   Api: { spec: apiFields, specOptional: false, finish: (s: ApiSpec, cx) => finishApi(s, cx) },
   Backend: { spec: backendFields, specOptional: false, finish: (s: BackendSpec, cx) => finishBackend(s, cx) },
+  Product: { spec: productFields, specOptional: false, finish: () => {} },
 };
 
 export const metadataFields = obj(

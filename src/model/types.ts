@@ -222,16 +222,31 @@ export interface BackendSpec {
   tls?: UpstreamTls;
 }
 
+// ---------- Product ----------
+
+export interface ProductSpec {
+  displayName?: string;
+  description?: string;
+  /** Qualified `namespace/name` of each Api after validation. */
+  apis: string[];
+  subscriptionRequired: boolean;
+  approvalRequired: boolean;
+  state: 'published' | 'notPublished';
+  subscriptionsLimit?: number;
+}
+
 export type GatewayResource = Resource<'Gateway', GatewaySpec>;
+export type ProductResource = Resource<'Product', ProductSpec>;
 export type ApiResource = Resource<'Api', ApiSpec>;
 export type BackendResource = Resource<'Backend', BackendSpec>;
-export type AnyResource = GatewayResource | ApiResource | BackendResource;
+export type AnyResource = GatewayResource | ApiResource | BackendResource | ProductResource;
 
 /** A whole validated config: what the data plane builds from. Later kinds add fields here. */
 export interface Config {
   gateway: GatewayResource;
   apis: ApiResource[];
   backends: Map<string, BackendResource>;
+  products: ProductResource[];
   /** Hash of the source text, the version shown in /config and metrics. */
   version: string;
   files: string[];

@@ -5,7 +5,7 @@ import { report } from './doc-context.ts';
 import type { ParsedResource } from './parse-documents.ts';
 import { findRouteConflicts } from './route-conflicts.ts';
 import { didYouMean } from './suggest.ts';
-import type { ApiResource, BackendResource, Config, GatewayResource, Problem } from './types.ts';
+import type { ApiResource, BackendResource, Config, GatewayResource, Problem, ProductResource } from './types.ts';
 
 function where(r: ParsedResource): string {
   const s = r.resource.source;
@@ -32,6 +32,29 @@ function resolveBackendRefs(apis: ParsedResource[], backends: Map<string, Backen
     if (typeof spec.backend === 'string') spec.backend = check(item, spec.backend, 'spec.backend');
     (spec.operations ?? []).forEach((op, i) => {
       if (typeof op?.backend === 'string') op.backend = check(item, op.backend, `spec.operations[${i}].backend`);
+    });
+  }
+}
+
+/** Product → Api references resolve like Backend ones; an Api may be in at most one open product (API Management's rule). */
+function resolveProductRefs(products: ParsedResource[], apis: ParsedResource[]): void {
+  const apiKeys = new Set(apis.map((a) => `${a.resource.metadata.namespace}/${a.resource.metadata.name}`));
+  const openOwner = new Map<string, string>();
+  for (const item of products) {
+    const spec = (item.resource as ProductResource).spec;
+    if (!spec || !Array.isArray(spec.apis)) continue;
+    spec.apis = spec.apis.map((ref, i) => {
+      const key = qualifyRef(ref, item.resource.metadata.namespace);
+      const [ns, name] = key.split('/');
+      if (!apiKeys.has(key)) {
+        const sameNs = apis.filter((a) => a.resource.metadata.namespace === ns).map((a) => a.resource.metadata.name);
+        report(item.cx, `spec.apis[${i}]`, `Api ${JSON.stringify(name)} not found in namespace ${JSON.stringify(ns)}${didYouMean(name, sameNs)}`);
+      } else if (spec.subscriptionRequired === false) {
+        const other = openOwner.get(key);
+        if (other !== undefined) report(item.cx, `spec.apis[${i}]`, `Api ${JSON.stringify(name)} is already in open product "${other}"; an Api can be in at most one open product`);
+        else openOwner.set(key, item.resource.metadata.name);
+      }
+      return key;
     });
   }
 }
@@ -76,6 +99,8 @@ export function assembleConfig(
   const apis = parsed.filter((p) => p.resource.kind === 'Api');
   resolveBackendRefs(apis, backends);
   findRouteConflicts(apis);
+  const products = parsed.filter((p) => p.resource.kind === 'Product');
+  resolveProductRefs(products, apis);
   sortProblems(problems, files);
   if (problems.length > 0) return { problems };
   const version = createHash('sha256').update(texts.join('')).digest('hex').slice(0, 12);
@@ -83,6 +108,7 @@ export function assembleConfig(
     gateway: (gateways[0]?.resource as GatewayResource | undefined) ?? defaultGateway(),
     apis: apis.map((p) => p.resource as ApiResource),
     backends,
+    products: products.map((p) => p.resource as ProductResource),
     version,
     files,
   };

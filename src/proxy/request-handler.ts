@@ -135,12 +135,17 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
   let dropHeader: string | undefined;
   const needKey = route.subscription;
   if (needKey !== null) {
+    // API Management's resolution: a valid key opens the Api; without one (or with an invalid one) only an
+    // open product containing the Api lets the request through.
     const presented = presentedKey(raw, needKey.header, query, needKey.query);
-    if (presented === undefined) return fail(state, res, ex, 'subscription_key_missing', '', facts.hasBody, route.errorStyle);
-    const verdict = state.subscriptions === null ? { ok: false as const } : state.subscriptions.check(presented.key, route.api, new Date());
-    if (!verdict.ok) return fail(state, res, ex, 'subscription_key_invalid', '', facts.hasBody, route.errorStyle);
-    ex.subscription = verdict.subscription.name;
-    if (presented.fromQuery) query = withoutQueryParam(query, needKey.query);
+    if (presented === undefined) {
+      if (!needKey.open) return fail(state, res, ex, 'subscription_key_missing', '', facts.hasBody, route.errorStyle);
+    } else {
+      const verdict = state.subscriptions === null ? { ok: false as const } : state.subscriptions.check(presented.key, route.api, needKey.products, new Date());
+      if (verdict.ok) ex.subscription = verdict.subscription.name;
+      else if (!needKey.open) return fail(state, res, ex, 'subscription_key_invalid', '', facts.hasBody, route.errorStyle);
+      if (presented.fromQuery) query = withoutQueryParam(query, needKey.query);
+    }
     dropHeader = needKey.header;
   }
 

@@ -19,10 +19,21 @@ export interface RouteTarget {
   hashHeader: string;
   hashCookie: string;
   hashClientIp: boolean;
-  /** Subscription key check for this route (lowercase header name, query name), or null when the Api is open. */
-  subscription: { header: string; query: string } | null;
+  /** Subscription key check for this route, or null when the Api does not require one (keys are then ignored). */
+  subscription: SubscriptionCheck | null;
   /** Telemetry's per-route slot (see Exchange.routeKey), created with the target so its shape never changes. */
   telemetry: unknown;
+}
+
+/** How a route's subscription key is found and what it may be scoped to (reference/apim.md §1.3). */
+export interface SubscriptionCheck {
+  /** Lowercase header name. */
+  header: string;
+  query: string;
+  /** Products (protected or open) that contain the Api: keys scoped to them open it. */
+  products: string[];
+  /** An open product contains the Api: a request without a key (or with an invalid one) goes through. */
+  open: boolean;
 }
 
 export interface Runtime {
@@ -73,8 +84,27 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, hook
   }
   const entries = [];
   const lenient: PathOptions[] = [];
+  // Api "namespace/name" → the products that contain it.
+  const productsOf = new Map<string, { names: string[]; open: boolean }>();
+  for (const p of config.products ?? []) {
+    for (const key of p.spec.apis) {
+      const e = productsOf.get(key) ?? { names: [], open: false };
+      e.names.push(p.metadata.name);
+      if (!p.spec.subscriptionRequired) e.open = true;
+      productsOf.set(key, e);
+    }
+  }
   for (const api of config.apis) {
     const s = api.spec;
+    const inProducts = productsOf.get(`${api.metadata.namespace}/${api.metadata.name}`);
+    const subscription: SubscriptionCheck | null = s.subscriptionRequired
+      ? {
+        header: s.subscriptionKeyParameterNames.header.toLowerCase(),
+        query: s.subscriptionKeyParameterNames.query,
+        products: inProducts?.names ?? [],
+        open: inProducts?.open ?? false,
+      }
+      : null;
     if (!sameOptions(s.pathOptions, DEFAULT_PATH_OPTIONS) && !lenient.some((o) => sameOptions(o, s.pathOptions))) lenient.push(s.pathOptions);
     const ops: Operation[] = s.operations.length
       ? s.operations
@@ -93,9 +123,7 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, hook
         hashHeader: hashOn?.header?.toLowerCase() ?? '',
         hashCookie: hashOn?.cookie ?? '',
         hashClientIp: hashOn?.clientIp === true,
-        subscription: s.subscriptionRequired
-          ? { header: s.subscriptionKeyParameterNames.header.toLowerCase(), query: s.subscriptionKeyParameterNames.query }
-          : null,
+        subscription,
         telemetry: null,
       };
       entries.push({ hostnames: s.hostnames, path: joinPath(s.path, op.urlTemplate), methods: op.methods, headers: op.headers, value: target });

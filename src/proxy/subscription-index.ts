@@ -22,10 +22,10 @@ export class SubscriptionIndex {
   }
 
   /**
-   * Whether `key` opens `api` now: a known key of an active, unexpired subscription scoped to all Apis or
-   * to this Api. (Product scopes open nothing until Products exist; reference/apim.md §1.3.)
+   * Whether `key` opens `api` now: a known key of an active, unexpired subscription scoped to all Apis,
+   * to this Api, or to one of `products` (the products containing the Api); reference/apim.md §1.3.
    */
-  check(key: string, api: string, now: Date): KeyCheck {
+  check(key: string, api: string, products: readonly string[], now: Date): KeyCheck {
     let r = this.#cache.get(key);
     if (r === undefined) {
       r = this.#byHash.get(hashKey(key)) ?? null;
@@ -34,7 +34,7 @@ export class SubscriptionIndex {
     }
     if (r === null || effectiveState(r, now) !== 'active') return { ok: false };
     const s = r.scope;
-    if (s.kind === 'all' || (s.kind === 'api' && s.name === api)) return { ok: true, subscription: r };
+    if (s.kind === 'all' || (s.kind === 'api' && s.name === api) || (s.kind === 'product' && products.includes(s.name))) return { ok: true, subscription: r };
     return { ok: false };
   }
 }
