@@ -204,3 +204,18 @@ test('a change made with the store while the gateway runs applies within seconds
   assert.equal((await call('/orders/1', { 'Ocp-Apim-Subscription-Key': keys.bob })).status, 200, 'the other key of bob still works');
   assert.equal((await call('/orders/1', { 'Ocp-Apim-Subscription-Key': 'migrated-from-apim-1' })).status, 401, 'the replaced primary key is refused');
 });
+
+test('a WebSocket upgrade needs the key too (no way around the check by upgrading)', async () => {
+  const { sendRaw } = await import('./helpers/raw-http.ts');
+  const upgrade = (extra: string): string =>
+    `GET /orders/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${extra}\r\n`;
+  const none = await sendRaw(gw.ports.http, upgrade(''), { timeoutMs: 2000 });
+  assert.equal(none.status, 401);
+  assert.equal((JSON.parse(none.responses[0].body.toString()) as { message: string }).message, MISSING);
+  const bad = await sendRaw(gw.ports.http, upgrade('Ocp-Apim-Subscription-Key: wrong-wrong-1\r\n'), { timeoutMs: 2000 });
+  assert.equal(bad.status, 401);
+  // With a valid key the gateway goes on to the backend (which, here, does not speak WebSocket).
+  const good = await sendRaw(gw.ports.http, upgrade(`Ocp-Apim-Subscription-Key: ${keys.frank}\r\n`), { timeoutMs: 2000 });
+  assert.notEqual(good.status, 401);
+  assert.deepEqual(up.seen.filter((s) => s.headers['ocp-apim-subscription-key'] !== undefined && s.url.startsWith('/orders')).map((s) => `${s.method} ${s.url}`), []);
+});

@@ -9,6 +9,8 @@ import { newSpanId, newTraceId, formatTraceparent } from '../lib/trace-context.t
 import type { DataPlaneState, ListenerInfo } from './request-handler.ts';
 import { resolveRoute } from './resolve-route.ts';
 import { clientIpOf } from './client-address.ts';
+import { presentedKey, withoutQueryParam } from './subscription-index.ts';
+import { ERROR_TABLE } from '../lib/errors.ts';
 
 function reject(socket: Duplex, status: number, message: string, requestId: string): void {
   const body = JSON.stringify({ statusCode: status, message, requestId });
@@ -31,6 +33,19 @@ export function createUpgradeHandler(state: DataPlaneState, listener: ListenerIn
     const m = cp.match;
     if (!m) return reject(socket, 404, 'Resource not found', requestId);
     const route = m.value;
+    // The same subscription-key rule as plain requests (request-handler.ts): no way around it by upgrading.
+    let query = cp.query;
+    const needKey = route.subscription;
+    if (needKey !== null) {
+      const presented = presentedKey(req.rawHeaders, needKey.header, query, needKey.query);
+      if (presented === undefined) {
+        if (!needKey.open) return reject(socket, 401, ERROR_TABLE.subscription_key_missing.message, requestId);
+      } else {
+        const verdict = state.subscriptions === null ? { ok: false as const } : state.subscriptions.check(presented.key, route.api, needKey.products, new Date());
+        if (!verdict.ok && !needKey.open) return reject(socket, 401, ERROR_TABLE.subscription_key_invalid.message, requestId);
+        if (presented.fromQuery) query = withoutQueryParam(query, needKey.query);
+      }
+    }
     const ep = route.cluster.pick(undefined);
     if (!ep) return reject(socket, 503, 'No healthy backend endpoint', requestId);
     const clientIp = clientIpOf(req, listener.proxied);
@@ -38,11 +53,11 @@ export function createUpgradeHandler(state: DataPlaneState, listener: ListenerIn
     const headers = buildUpstreamHeaders(raw, {
       clientIp, trusted: rt.trusted.contains(clientIp), proto: listener.proto, host: facts.host, requestId,
       traceparent: formatTraceparent(newTraceId(), newSpanId(), 0), connectionTokens: null, contentLength: -1,
-      maxHops: rt.gateway.maxHops, keepTracestate: false,
+      maxHops: rt.gateway.maxHops, keepTracestate: false, drop: needKey?.header,
     });
     if (!headers) return reject(socket, 508, 'Loop detected', requestId);
     let path = route.stripPrefix ? cp.path.slice(route.stripPrefix.length) || '/' : cp.path;
-    path = route.cluster.basePaths[ep.index] + path + cp.query;
+    path = route.cluster.basePaths[ep.index] + path + query;
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart() {},
       onRequestUpgrade(_c, statusCode, resHeaders, upstream: Duplex) {
