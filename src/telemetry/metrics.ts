@@ -34,13 +34,6 @@ function observeAt(d: Float64Array, o: number, seconds: number): void {
   d[o + NB + 1]++;
 }
 
-/** A histogram series stored at `offset` in a route's array, materialized by snapshot(). */
-interface HistogramView {
-  readonly key: string;
-  readonly data: Float64Array;
-  readonly offset: number;
-}
-
 function esc(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
@@ -57,18 +50,28 @@ interface StatusCount {
   n: number;
 }
 
+/**
+ * One route's metrics. Its histograms live in the registry's shared array at `offset` (request duration)
+ * and `offset + STRIDE` (upstream duration); its first status is counted inline. At 10,000 routes a
+ * request then touches this object and one stretch of the shared array, not five separate objects.
+ */
 class RouteSeries {
   readonly owner: MetricsRegistry;
-  readonly byStatus = new Map<number, StatusCount>();
-  /** The status seen last and its counter: most requests of a route share one status. */
-  lastStatus = -1;
-  lastCount: StatusCount | null = null;
-  /** Request duration at 0, upstream duration at STRIDE: one contiguous block per route (few cache lines). */
-  readonly data = new Float64Array(2 * STRIDE);
+  readonly offset: number;
   readonly labels: Record<string, string>;
-  constructor(owner: MetricsRegistry, labels: Record<string, string>) {
+  readonly durationKey: string;
+  readonly upstreamKey: string | null;
+  status0 = -1;
+  count0 = 0;
+  key0 = '';
+  /** Statuses after the first, created on demand. */
+  others: Map<number, StatusCount> | null = null;
+  constructor(owner: MetricsRegistry, offset: number, labels: Record<string, string>) {
     this.owner = owner;
+    this.offset = offset;
     this.labels = labels;
+    this.durationKey = key('lockgate_request_duration_seconds', labels);
+    this.upstreamKey = labels.backend ? key('lockgate_upstream_duration_seconds', labels) : null;
   }
 }
 
@@ -79,10 +82,11 @@ export class MetricsRegistry {
   /** Per route target (stable object per config version): the series keys, built once. */
   readonly #routes = new WeakMap<object, RouteSeries>();
   readonly #noRoute: RouteSeries;
-  /** Every per-route histogram, folded into `histograms` by snapshot(). */
-  readonly #views: HistogramView[] = [];
-  /** Every per-route status counter, folded into `counters` by snapshot(). */
-  readonly #statusCounts: StatusCount[] = [];
+  /** Every route series, folded into `counters` and `histograms` by snapshot(). */
+  readonly #all: RouteSeries[] = [];
+  /** All route histograms, 2 × STRIDE doubles per series, grown by doubling. */
+  #hist = new Float64Array(2 * STRIDE * 64);
+  #used = 0;
   readonly #onEnd = (m: unknown): void => this.record(m as Exchange);
   readonly #onShed = (): void => this.inc('lockgate_requests_shed_total', {});
   readonly #onBreaker = (m: unknown): void => {
@@ -99,9 +103,14 @@ export class MetricsRegistry {
 
   #series(labels: Record<string, string>): RouteSeries {
     // A reload builds new route objects and so new series: snapshot() sums series by key, so counts never reset.
-    const s = new RouteSeries(this, labels);
-    this.#views.push({ key: key('lockgate_request_duration_seconds', labels), data: s.data, offset: 0 });
-    if (labels.backend) this.#views.push({ key: key('lockgate_upstream_duration_seconds', labels), data: s.data, offset: STRIDE });
+    if (this.#used + 2 * STRIDE > this.#hist.length) {
+      const grown = new Float64Array(this.#hist.length * 2);
+      grown.set(this.#hist);
+      this.#hist = grown;
+    }
+    const s = new RouteSeries(this, this.#used, labels);
+    this.#used += 2 * STRIDE;
+    this.#all.push(s);
     return s;
   }
 
@@ -126,20 +135,24 @@ export class MetricsRegistry {
         if ('telemetry' in rk && rk.telemetry === null) rk.telemetry = s;
       }
     }
-    let c: StatusCount | null | undefined = s.lastCount;
-    if (s.lastStatus !== ex.status || c === null) {
-      c = s.byStatus.get(ex.status);
+    const status = ex.status;
+    if (s.status0 === status) s.count0++;
+    else if (s.status0 === -1) {
+      s.status0 = status;
+      s.key0 = key('lockgate_requests_total', { ...s.labels, status: String(status) });
+      s.count0 = 1;
+    } else {
+      const others = (s.others ??= new Map());
+      let c = others.get(status);
       if (c === undefined) {
-        c = { key: key('lockgate_requests_total', { ...s.labels, status: String(ex.status) }), n: 0 };
-        s.byStatus.set(ex.status, c);
-        this.#statusCounts.push(c);
+        c = { key: key('lockgate_requests_total', { ...s.labels, status: String(status) }), n: 0 };
+        others.set(status, c);
       }
-      s.lastStatus = ex.status;
-      s.lastCount = c;
+      c.n++;
     }
-    c!.n++;
-    observeAt(s.data, 0, (ex.tEnd - ex.tStart) / 1000);
-    if (ex.tResponseStart > 0) observeAt(s.data, STRIDE, (ex.tResponseStart - ex.tDispatch) / 1000);
+    const h = this.#hist;
+    observeAt(h, s.offset, (ex.tEnd - ex.tStart) / 1000);
+    if (ex.tResponseStart > 0) observeAt(h, s.offset + STRIDE, (ex.tResponseStart - ex.tDispatch) / 1000);
     if (ex.errorCode !== '') {
       this.inc('lockgate_request_errors_total', { code: ex.errorCode });
       if (ex.errorCode === 'upstream_connect') this.inc('lockgate_upstream_connect_errors_total', { backend: ex.backend });
@@ -148,13 +161,21 @@ export class MetricsRegistry {
 
   snapshot(): MetricsSnapshot {
     const counters: Record<string, number> = { ...this.counters };
-    for (const c of this.#statusCounts) counters[c.key] = (counters[c.key] ?? 0) + c.n;
     const histograms = structuredClone(this.histograms);
-    for (const v of this.#views) {
-      const h = (histograms[v.key] ??= newHistogram());
-      for (let i = 0; i < NB; i++) h.counts[i] += v.data[v.offset + i];
-      h.sum += v.data[v.offset + NB];
-      h.count += v.data[v.offset + NB + 1];
+    const d = this.#hist;
+    const fold = (k: string, o: number): void => {
+      const h = (histograms[k] ??= newHistogram());
+      for (let i = 0; i < NB; i++) h.counts[i] += d[o + i];
+      h.sum += d[o + NB];
+      h.count += d[o + NB + 1];
+    };
+    for (const s of this.#all) {
+      if (s.status0 !== -1) counters[s.key0] = (counters[s.key0] ?? 0) + s.count0;
+      if (s.others !== null) for (const c of s.others.values()) counters[c.key] = (counters[c.key] ?? 0) + c.n;
+      if (s.count0 > 0 || s.others !== null) {
+        fold(s.durationKey, s.offset);
+        if (s.upstreamKey !== null) fold(s.upstreamKey, s.offset + STRIDE);
+      }
     }
     return { counters, gauges: { ...this.gauges }, histograms };
   }
