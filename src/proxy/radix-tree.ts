@@ -27,15 +27,6 @@ export interface TreeNode<C> {
   end: C | null;
   /** First candidate of the `/*` templates whose static part ends here. */
   prefix: C | null;
-  /** Root only: the depth-2 nodes reached by two static segments, by the hash of "seg1/seg2" (see buildPairIndex). */
-  pairs: Map<number, PairEntry<C>> | null;
-}
-
-/** One entry of the root's two-segment index: `path` is "/seg1/seg2". */
-export interface PairEntry<C> {
-  path: string;
-  node: TreeNode<C>;
-  next: PairEntry<C> | null;
 }
 
 /** Picks a candidate from a terminal's chain (given its head) or none, which makes the lookup backtrack. */
@@ -73,7 +64,7 @@ export function parseTemplate(path: string, intern = new Map<string, string>()):
 }
 
 export function createNode<C>(segment = ''): TreeNode<C> {
-  return { segment, next: null, only: null, statics: null, param: null, end: null, prefix: null, pairs: null };
+  return { segment, next: null, only: null, statics: null, param: null, end: null, prefix: null };
 }
 
 /** Returns (creating the path to it) the node where `template` ends: its `end` or, for `/*`, its `prefix`. */
@@ -104,33 +95,6 @@ function linkChild<C>(statics: Map<number, TreeNode<C>>, child: TreeNode<C>): Tr
   return child;
 }
 
-function staticChildren<C>(node: TreeNode<C>): TreeNode<C>[] {
-  if (node.only !== null) return [node.only];
-  const out: TreeNode<C>[] = [];
-  if (node.statics !== null) for (const head of node.statics.values()) for (let c: TreeNode<C> | null = head; c !== null; c = c.next) out.push(c);
-  return out;
-}
-
-/**
- * Indexes the root's grandchildren reached by two static segments, so a lookup finds the depth-2 node
- * with one Map probe instead of two Map probes and the depth-1 node in between: with thousands of
- * routes every level is a cache miss. Lookups that find nothing there fall back to the full walk, so
- * precedence is unchanged (the static branch is the one the walk tries first anyway).
- */
-export function buildPairIndex<C>(root: TreeNode<C>): void {
-  const firsts = staticChildren(root);
-  if (firsts.length < 2) return;
-  const pairs = new Map<number, PairEntry<C>>();
-  for (const c1 of firsts) {
-    for (const c2 of staticChildren(c1)) {
-      const path = `/${c1.segment}/${c2.segment}`;
-      const h = segmentHash(path, 1, path.length);
-      pairs.set(h, { path, node: c2, next: pairs.get(h) ?? null });
-    }
-  }
-  if (pairs.size > 0) root.pairs = pairs;
-}
-
 /** FNV-1a over char codes, kept in Smi range so Map lookups stay on the fast integer path. */
 export function segmentHash(s: string, from: number, to: number): number {
   let h = FNV_OFFSET;
@@ -158,26 +122,6 @@ export function lookupTree<C, A, B>(
   params: Int32Array,
 ): C | undefined {
   if (path.charCodeAt(0) !== 47) return undefined;
-  const pairs = root.pairs;
-  if (pairs !== null) {
-    // Hash "seg1/seg2" in one pass; one probe finds the depth-2 node of a two-static-segment prefix.
-    const len = path.length;
-    let h = FNV_OFFSET;
-    let i = 1;
-    let c = 0;
-    for (; i < len && (c = path.charCodeAt(i)) !== 47; i++) h = Math.imul(h ^ c, FNV_PRIME);
-    if (i < len) {
-      h = Math.imul(h ^ 47, FNV_PRIME);
-      for (i++; i < len && (c = path.charCodeAt(i)) !== 47; i++) h = Math.imul(h ^ c, FNV_PRIME);
-      for (let e: PairEntry<C> | null | undefined = pairs.get(h & SMI_MASK); e !== undefined && e !== null; e = e.next) {
-        if (e.path.length === i && path.startsWith(e.path)) {
-          const r = walk(e.node, path, i, 0, select, a, b, params);
-          if (r !== undefined) return r;
-          break;
-        }
-      }
-    }
-  }
   return walk(root, path, 0, 0, select, a, b, params);
 }
 

@@ -3,7 +3,7 @@ import type { HeaderMatch } from '../model/types.ts';
 import { compileHeaderMatches, headersMatch } from './header-match.ts';
 import type { CompiledHeader } from './header-match.ts';
 import { createHostTable, hostTableEntry, normalizeHostPattern, resolveHosts, resolveWildcards, ANY_HOST } from './host-table.ts';
-import { buildPairIndex, createNode, lookupTree, parseTemplate, terminalNode } from './radix-tree.ts';
+import { createNode, lookupTree, parseTemplate, terminalNode } from './radix-tree.ts';
 import type { Template, TreeNode } from './radix-tree.ts';
 
 export interface RouteEntry<T> {
@@ -80,12 +80,7 @@ export function buildRouter<T>(entries: RouteEntry<T>[]): BuiltRouter<T> {
   // Equal lists (`['id']`, `['GET', 'POST']`) are shared: read on every hit, one hot copy beats thousands of cold ones.
   const lists = new Map<string, string[]>();
   const share = (list: string[]) => lists.get(list.join('\n')) ?? (lists.set(list.join('\n'), list), list);
-  const tables: PathTable<T>[] = [];
-  const newTable = (): PathTable<T> => {
-    const t: PathTable<T> = { statics: new Map(), root: createNode() };
-    tables.push(t);
-    return t;
-  };
+  const newTable = (): PathTable<T> => ({ statics: new Map(), root: createNode() });
   let size = 0;
   let maxParams = 0;
   entries.forEach((entry, i) => {
@@ -131,7 +126,6 @@ export function buildRouter<T>(entries: RouteEntry<T>[]): BuiltRouter<T> {
     maxParams = Math.max(maxParams, template.paramNames.length);
   });
 
-  for (const t of tables) buildPairIndex(t.root);
   const chain: PathTable<T>[] = [];
   const offsets = new Int32Array(2 * maxParams);
   const router: Router<T> = {
