@@ -23,7 +23,11 @@ test('a line is valid single-line ASCII JSON with the documented fields', () => 
   assert.equal(JSON.parse(formatAccessLine(exchange(1))).time, '2026-11-26T10:01:00.000Z');
   assert.equal(e.path, '/p/"0"/é');
   assert.deepEqual(e.durationsUs, { routing: 500, upstreamConnect: 500, upstreamResponse: 1250, total: 3000 });
-  for (const k of ['requestId', 'traceId', 'spanId', 'listener', 'api', 'operation', 'backend', 'endpoint', 'status', 'bytesIn', 'bytesOut']) assert.ok(k in e, k);
+  for (const k of ['requestId', 'traceId', 'spanId', 'listener', 'api', 'operation', 'backend', 'endpoint', 'status', 'bytesIn', 'bytesOut', 'subscription']) assert.ok(k in e, k);
+  assert.equal(e.subscription, '');
+  const withSub = exchange(2);
+  withSub.subscription = 'contoso-mobile';
+  assert.equal(JSON.parse(formatAccessLine(withSub)).subscription, 'contoso-mobile');
 });
 
 test('lines published on the channel are batched into the file; close() flushes; nothing lost', () => {

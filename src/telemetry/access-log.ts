@@ -29,13 +29,13 @@ function isoTime(epochMs: number): string {
  */
 export function formatAccessLine(ex: Exchange): string {
   // Safe without escaping: ids are generated hex or validated ([A-Za-z0-9._:-]), names are DNS labels, the
-  // method is a token (llhttp accepts nothing else), the host passed strict-request's character check, error
+  // method is a token (the parsers accept nothing else), subscription names are validated like config names, the host passed strict-request's character check, error
   // codes and the version are ours. Only the path, which may hold any printable ASCII, goes through q().
   return `{"time":"${isoTime(ex.wallStart)}","requestId":"${ex.requestId}","traceId":"${ex.traceId}","spanId":"${ex.spanId}",` +
     `"listener":"${ex.listener}","clientIp":"${ex.clientIp}","method":"${ex.method}","host":"${ex.host}","path":${q(ex.path)},` +
     `"api":"${ex.api}","operation":"${ex.operation}","backend":"${ex.backend}","endpoint":"${ex.endpoint}",` +
     `"status":${ex.status},"bytesIn":${ex.bytesIn},"bytesOut":${ex.bytesOut},"attempts":${ex.attempts},` +
-    `"error":"${ex.errorCode}","configVersion":"${ex.configVersion}",` +
+    `"error":"${ex.errorCode}","subscription":"${ex.subscription}","configVersion":"${ex.configVersion}",` +
     `"durationsUs":{"routing":${us(ex.tStart, ex.tDispatch || ex.tEnd)},"upstreamConnect":${us(ex.tDispatch, ex.tUpstreamStart)},` +
     `"upstreamResponse":${us(ex.tUpstreamStart, ex.tResponseStart)},"total":${us(ex.tStart, ex.tEnd)}}}\n`;
 }
