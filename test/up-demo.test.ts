@@ -37,6 +37,15 @@ test('lockgate up serves the demo: orders, echo, 404 JSON, metrics; Ctrl-C stops
     const missing = await request(`${urls.gw}/nowhere`);
     assert.equal(missing.statusCode, 404);
     assert.equal(((await missing.body.json()) as { message: string }).message, 'Resource not found');
+    // The protected demo Api: 401 without a key, 200 with the key printed in the curl command.
+    const noKey = await request(`${urls.gw}/partners/hello`);
+    assert.equal(noKey.statusCode, 401);
+    await noKey.body.dump();
+    const key = /Ocp-Apim-Subscription-Key: ([0-9a-f]{32})'/.exec(out)?.[1];
+    assert.ok(key, `no key printed:\n${out}`);
+    const withKey = await request(`${urls.gw}/partners/hello`, { headers: { 'ocp-apim-subscription-key': key } });
+    assert.equal(withKey.statusCode, 200);
+    assert.equal(((await withKey.body.json()) as { url: string }).url, '/hello');
     const metrics = await (await request(`${urls.admin}/metrics`)).body.text();
     assert.match(metrics, /lockgate_requests_total\{api="orders",operation="get-order",backend="default\/orders",status="200"\} 1/);
   } finally {

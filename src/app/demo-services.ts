@@ -102,5 +102,22 @@ spec:
   path: /echo
   backend: echo
   stripPath: true
+---
+# Protected by subscription keys, as in API Management: \`lockgate up\` creates one subscription to this product.
+apiVersion: lockgate.dev/v1alpha1
+kind: Api
+metadata: { name: partners }
+spec:
+  path: /partners
+  backend: echo
+  stripPath: true
+  subscriptionRequired: true
+---
+apiVersion: lockgate.dev/v1alpha1
+kind: Product
+metadata: { name: partner-program }
+spec:
+  displayName: Partner program
+  apis: [partners]
 `;
 }

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { GatewaySupervisor } from '../app/gateway-supervisor.ts';
 import { startDemoServices, demoConfig } from '../app/demo-services.ts';
+import { SubscriptionStore } from '../store/subscription-store.ts';
 import type { Verb } from './verb.ts';
 
 function portFree(port: number): Promise<boolean> {
@@ -32,7 +33,12 @@ when free, otherwise ports from the OS), then prints the URLs and curl commands.
     const dir = mkdtempSync(path.join(os.tmpdir(), 'lockgate-up-'));
     const file = path.join(dir, 'lockgate.yaml');
     writeFileSync(file, demoConfig(demo.orders, demo.echo, port, adminPort));
-    const sup = new GatewaySupervisor({ files: [file], workers: 1, log: () => {} });
+    // One subscription to the demo product, in a throwaway store: its key goes into the printed curl commands.
+    const dataDir = path.join(dir, 'data');
+    const store = SubscriptionStore.open(dataDir);
+    const demoKey = store.create({ name: 'demo', scope: { kind: 'product', name: 'partner-program' }, owner: 'you' }).keys.primaryKey!;
+    store.close();
+    const sup = new GatewaySupervisor({ files: [file], workers: 1, log: () => {}, dataDir });
     const started = await sup.start();
     if (!started.ok) {
       process.stderr.write(`lockgate up: demo config rejected (a bug):\n${started.problems}\n`);
@@ -53,6 +59,9 @@ Try:
   curl -i -X POST ${gw}/orders -d '{"item":"cable"}'
   curl -i ${gw}/echo/anything?x=1
   curl -i ${gw}/nowhere          # 404 {"statusCode":404,"message":"Resource not found",…}
+  curl -i ${gw}/partners/hello   # 401: missing subscription key
+  curl -i -H 'Ocp-Apim-Subscription-Key: ${demoKey}' ${gw}/partners/hello
+  npx lockgate subscription list --data-dir ${dataDir}
   curl -s ${admin}/metrics | grep lockgate_requests_total
 
 Edit ${file} and save: the gateway reloads it (a bad edit is rejected and logged).
