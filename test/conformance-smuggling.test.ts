@@ -1,5 +1,6 @@
 // Cross-process: the reliability.md §2.3 malformed-input catalogue, byte for byte, against a real gateway and upstream.
 import { test, before, after } from 'node:test';
+import http from 'node:http';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { startGateway, type GatewayProcess } from './helpers/gateway-process.ts';
@@ -497,4 +498,18 @@ test('a chunked request reaches the upstream with one chunked framing from undic
   const { seen } = await expectForwarded(bytes, [200], [{ method: 'POST', url: '/chunked', body }]);
   assertCleanFraming(seen[0]);
   assert.equal(seen[0].headers['x-trailer'], undefined);
+});
+
+test('refusals at the parser are counted in lockgate_requests_refused_total by status', async () => {
+  await sendRaw(port, 'GET / HTTP/1.1\nHost: a\n\n');
+  await sendRaw(port, getWith(`X-Big: ${'a'.repeat(20 * 1024)}\r\n`));
+  const text = await new Promise<string>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: gw.admin, path: '/metrics' }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve(body));
+    }).on('error', reject);
+  });
+  const count = (status: number): number => Number(new RegExp(`^lockgate_requests_refused_total\\{status="${status}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+  assert.ok(count(400) >= 1, text.split('\n').filter((l) => l.includes('refused')).join('\n'));
+  assert.ok(count(431) >= 1);
 });

@@ -17,6 +17,7 @@ import { newRequestId } from '../lib/request-id.ts';
 import { checkRequest, type StrictResult } from './strict-request.ts';
 import { parseHead, isHeadError, latin1, ChunkedDecoder, type ChunkError, type HeadError } from './h1-parse.ts';
 import { eqi, listHas } from './field-syntax.ts';
+import { requestRefused } from '../telemetry/channels.ts';
 
 export interface H1Handlers {
   request(req: H1Request, res: H1Response): void;
@@ -551,8 +552,10 @@ export class H1Server {
   /** Monotonic ms, advanced by the sweep timer; timeouts are measured against it. */
   now = performance.now();
   draining = false;
-  /** Counts refusals at the parser (no request id reaches the access log for these). */
-  onRefused: (status: number) => void = () => {};
+  /** Called for every refusal at the parser (malformed head, header timeout); these reach no access log. */
+  onRefused: (status: number) => void = (status) => {
+    if (requestRefused.hasSubscribers) requestRefused.publish({ status });
+  };
   #sweep: NodeJS.Timeout | null = null;
 
   constructor(handlers: H1Handlers, opts: H1ServerOptions) {

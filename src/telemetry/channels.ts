@@ -5,6 +5,8 @@ import diagnostics from 'node:diagnostics_channel';
 export const requestEnd = diagnostics.channel('lockgate:request:end');
 /** Published when a breaker changes state: { backend, state }. */
 export const breakerState = diagnostics.channel('lockgate:breaker:state');
+/** Published when the HTTP/1.1 parser refuses a request head (no request record exists): { status }. */
+export const requestRefused = diagnostics.channel('lockgate:request:refused');
 /** Published when a request is shed for overload: { reason }. */
 export const requestShed = diagnostics.channel('lockgate:request:shed');
 /** Published on an upstream connect error: { backend, endpoint, code }. */

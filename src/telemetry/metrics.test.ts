@@ -113,3 +113,18 @@ test("a route target's telemetry slot holds its series for this registry only", 
     b.close();
   }
 });
+
+test('requests refused by the parser are counted by status', async () => {
+  const { requestRefused } = await import('./channels.ts');
+  const m = new MetricsRegistry();
+  try {
+    requestRefused.publish({ status: 400 });
+    requestRefused.publish({ status: 400 });
+    requestRefused.publish({ status: 431 });
+    const c = m.snapshot().counters;
+    assert.equal(c['lockgate_requests_refused_total{status="400"}'], 2);
+    assert.equal(c['lockgate_requests_refused_total{status="431"}'], 1);
+  } finally {
+    m.close();
+  }
+});

@@ -1,6 +1,6 @@
 // Per-worker request metrics fed by the channels, exported as plain snapshots that the main thread sums and renders.
 import type { Exchange } from '../proxy/exchange.ts';
-import { breakerState, requestEnd, requestShed } from './channels.ts';
+import { breakerState, requestEnd, requestRefused, requestShed } from './channels.ts';
 
 /** Seconds; Prometheus-style upper bounds. */
 export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -89,6 +89,7 @@ export class MetricsRegistry {
   #used = 0;
   readonly #onEnd = (m: unknown): void => this.record(m as Exchange);
   readonly #onShed = (): void => this.inc('lockgate_requests_shed_total', {});
+  readonly #onRefused = (m: unknown): void => this.inc('lockgate_requests_refused_total', { status: String((m as { status: number }).status) });
   readonly #onBreaker = (m: unknown): void => {
     const { backend, state } = m as { backend: string; state: string };
     this.gauges[key('lockgate_breaker_open', { backend })] = state === 'closed' ? 0 : state === 'open' ? 1 : 0.5;
@@ -98,6 +99,7 @@ export class MetricsRegistry {
     this.#noRoute = this.#series({ api: '', operation: '', backend: '' });
     requestEnd.subscribe(this.#onEnd);
     requestShed.subscribe(this.#onShed);
+    requestRefused.subscribe(this.#onRefused);
     breakerState.subscribe(this.#onBreaker);
   }
 
@@ -183,6 +185,7 @@ export class MetricsRegistry {
   close(): void {
     requestEnd.unsubscribe(this.#onEnd);
     requestShed.unsubscribe(this.#onShed);
+    requestRefused.unsubscribe(this.#onRefused);
     breakerState.unsubscribe(this.#onBreaker);
   }
 }
