@@ -67,14 +67,6 @@ interface Unit {
 const units: Unit[] = scenarios.flatMap((s) => s.systems.filter((y) => !skipped.has(y)).map((system) => ({ scenario: s, system })));
 /** 1 s bursts per side in the paired route measurement (measurePair). */
 const PAIR_BURSTS = 6;
-// routes-10/lockgate runs right before routes-10000/lockgate in every round, so that their CPU ratio is
-// taken from back-to-back runs (pairedRatio in report.ts).
-const r10 = units.findIndex((u) => u.scenario.name === 'routes-10' && u.system === 'lockgate');
-const r10k = units.findIndex((u) => u.scenario.name === 'routes-10000' && u.system === 'lockgate');
-if (r10 !== -1 && r10k !== -1) {
-  const [unit] = units.splice(r10, 1);
-  units.splice(units.findIndex((u) => u.scenario.name === 'routes-10000' && u.system === 'lockgate'), 0, unit);
-}
 const warmupFor = (system: SystemName): number => (NATIVE.includes(system) ? Math.min(warmupS, 1) : warmupS);
 const plannedS = rounds * units.reduce((sum, { system }) => sum + warmupFor(system) + durationS + (OVERHEAD_S[system] ?? NODE_OVERHEAD_S), 0);
 console.log(`plan: ${units.length} system×scenario pairs × ${rounds} rounds, ${warmupS}s warm-up (1s for nginx/direct) + ${durationS}s measured each ≈ ${(plannedS / 60).toFixed(1)} min`);

@@ -30,7 +30,7 @@ function describe(r: SubscriptionRecord, now: Date): Record<string, unknown> {
     name: r.name,
     scope: formatScope(r.scope),
     owner: r.owner,
-    state: effectiveState(r, now),
+    state: effectiveState(r, now.getTime()),
     createdAt: r.createdAt,
     expiresAt: r.expiresAt,
   };

@@ -44,8 +44,8 @@ export function isValidSubscriptionName(name: string): boolean {
   return NAME.test(name);
 }
 
-/** The state a record is in at `now`: an active subscription past its expiry reads as expired. */
-export function effectiveState(r: SubscriptionRecord, now: Date): SubscriptionState {
-  if (r.state === 'active' && r.expiresAt !== null && Date.parse(r.expiresAt) <= now.getTime()) return 'expired';
+/** The state a record is in at `nowMs` (epoch ms): an active subscription past its expiry reads as expired. */
+export function effectiveState(r: SubscriptionRecord, nowMs: number): SubscriptionState {
+  if (r.state === 'active' && r.expiresAt !== null && Date.parse(r.expiresAt) <= nowMs) return 'expired';
   return r.state;
 }

@@ -124,9 +124,7 @@ export class GatewayListener {
         });
       }
     }
-    {
-      (this.#server as http2.Http2Server).on('session', (sess) => this.#trackSession(sess, h2.maxResetsPerSecond));
-    }
+    (this.#server as http2.Http2Server).on('session', (sess) => this.#trackSession(sess, h2.maxResetsPerSecond));
     const server = this.#server! as unknown as http.Server;
     // Node truncates silently past maxHeadersCount; one more lets strict-request see the overflow and answer 431.
     server.maxHeadersCount = limits.maxHeaderCount + 1;

@@ -62,6 +62,7 @@ class UpRequest implements Dispatcher.DispatchController {
   conn: UpConn | null = null;
   aborted = false;
   paused = false;
+  /** Part of undici's DispatchController: why the request was aborted. */
   reason: Error | null = null;
   /** The response head arrived (onResponseStart was called). */
   started = false;

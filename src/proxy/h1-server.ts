@@ -16,7 +16,7 @@ import { LockgateError } from '../lib/errors.ts';
 import { newRequestId } from '../lib/request-id.ts';
 import { checkRequest, type StrictResult } from './strict-request.ts';
 import { parseHead, isHeadError, latin1, ChunkedDecoder, type ChunkError, type HeadError } from './h1-parse.ts';
-import { eqi, listHas } from './field-syntax.ts';
+import { eqi } from './field-syntax.ts';
 import { requestRefused } from '../telemetry/channels.ts';
 
 export interface H1Handlers {
@@ -390,15 +390,8 @@ export class H1Connection {
     const req = new H1Request(method, target, version, rawHeaders, socket, facts);
     let keepAlive = false;
     if (facts.ok) {
-      keepAlive = version === '1.1';
-      for (let i = 0; i < rawHeaders.length; i += 2) {
-        const name = rawHeaders[i];
-        if (name.length === 10 && eqi(name, 0, 10, 'connection')) {
-          const v = rawHeaders[i + 1];
-          if (listHas(v, 'close')) keepAlive = false;
-          else if (version === '1.0' && listHas(v, 'keep-alive')) keepAlive = true;
-        }
-      }
+      // RFC 9112 §9.3: 1.1 persists unless `close`; 1.0 only with `keep-alive` (strict-request read the header).
+      keepAlive = !facts.connectionClose && (version === '1.1' || facts.connectionKeepAlive);
       if (facts.upgrade) {
         this.#detach();
         this.#server.handlers.upgrade(req, socket, rest);
@@ -549,8 +542,6 @@ export class H1Server {
   readonly handlers: H1Handlers;
   readonly net: net.Server;
   readonly connections = new Set<H1Connection>();
-  /** Monotonic ms, advanced by the sweep timer; timeouts are measured against it. */
-  now = performance.now();
   draining = false;
   /** Called for every refusal at the parser (malformed head, header timeout); these reach no access log. */
   onRefused: (status: number) => void = (status) => {
@@ -560,7 +551,7 @@ export class H1Server {
 
   constructor(handlers: H1Handlers, opts: H1ServerOptions) {
     this.handlers = handlers;
-    // allowHalfOpen: a client that sends its requests and then FIN still gets its answers.
+    // allowHalfOpen: what a client FIN means is the engine's decision (H1Connection's 'end' handler), not Node's automatic end().
     this.net = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
     this.net.maxConnections = opts.maxConnections;
     this.net.on('listening', () => this.#startSweep());
@@ -589,7 +580,7 @@ export class H1Server {
   }
 
   #check(): void {
-    const now = (this.now = performance.now());
+    const now = performance.now();
     const l = this.handlers.limits();
     for (const c of this.connections) {
       if (c.closing) {

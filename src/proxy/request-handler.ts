@@ -16,7 +16,7 @@ import { clientIpOf } from './client-address.ts';
 import type { Runtime, RouteTarget } from './runtime.ts';
 import { resolveRoute } from './resolve-route.ts';
 import { H1Request } from './h1-server.ts';
-import { presentedKey, withoutQueryParam, type SubscriptionIndex } from './subscription-index.ts';
+import { resolveSubscription, type SubscriptionIndex } from './subscription-index.ts';
 
 /** Mutable state shared by every listener of one worker: the live runtime and the load flags. */
 export interface DataPlaneState {
@@ -135,17 +135,10 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
   let dropHeader: string | undefined;
   const needKey = route.subscription;
   if (needKey !== null) {
-    // API Management's resolution: a valid key opens the Api; without one (or with an invalid one) only an
-    // open product containing the Api lets the request through.
-    const presented = presentedKey(raw, needKey.header, query, needKey.query);
-    if (presented === undefined) {
-      if (!needKey.open) return fail(state, res, ex, 'subscription_key_missing', '', facts.hasBody, route.errorStyle);
-    } else {
-      const verdict = state.subscriptions === null ? { ok: false as const } : state.subscriptions.check(presented.key, route.api, needKey.products, new Date());
-      if (verdict.ok) ex.subscription = verdict.subscription.name;
-      else if (!needKey.open) return fail(state, res, ex, 'subscription_key_invalid', '', facts.hasBody, route.errorStyle);
-      if (presented.fromQuery) query = withoutQueryParam(query, needKey.query);
-    }
+    const k = resolveSubscription(state.subscriptions, needKey, route.api, raw, query);
+    if (k.error !== null) return fail(state, res, ex, k.error, '', facts.hasBody, route.errorStyle);
+    ex.subscription = k.subscription;
+    query = k.query;
     dropHeader = needKey.header;
   }
 

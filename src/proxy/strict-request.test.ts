@@ -31,8 +31,12 @@ test('a plain GET yields the facts with no allocation beyond the result', () => 
   const f = ok([...H, 'User-Agent', 'x', 'Accept', '*/*', 'Connection', 'keep-alive'], { method: 'GET' });
   assert.deepEqual(f, {
     ok: true, host: 'api.example.com', hostname: 'api.example.com', hasBody: false, contentLength: -1, chunked: false,
-    expectContinue: false, upgrade: false, connectionTokens: null,
+    expectContinue: false, upgrade: false, connectionTokens: null, connectionClose: false, connectionKeepAlive: true,
   });
+  const c = ok([...H, 'Connection', 'Close, x-hop'], { method: 'GET' });
+  assert.equal(c.connectionClose, true);
+  assert.equal(c.connectionKeepAlive, false);
+  assert.deepEqual(c.connectionTokens, ['x-hop']);
 });
 
 test('§2.3 framing, CL: duplicates and anything but 1*DIGIT without a leading zero', () => {

@@ -22,6 +22,9 @@ export interface RequestFacts {
   upgrade: boolean;
   /** Lowercased names listed in Connection besides keep-alive/close (to strip before forwarding), or null. */
   connectionTokens: string[] | null;
+  /** Connection lists `close` / `keep-alive` (HTTP/1 persistence, RFC 9112 §9.3). */
+  connectionClose: boolean;
+  connectionKeepAlive: boolean;
 }
 
 export interface StrictError {
@@ -86,6 +89,8 @@ export function checkRequest(
   let chunked = false;
   let expectContinue = false;
   let connUpgrade = false;
+  let connClose = false;
+  let connKeepAlive = false;
   let upgradeWebsocket = false;
   let tokens: string[] | null = null;
   for (let i = 0; i < n; i += 2) {
@@ -128,6 +133,8 @@ export function checkRequest(
           if (t === undefined) return E_CONNECTION;
           tokens = t;
           if (!connUpgrade && t !== null && t.includes('upgrade')) connUpgrade = true;
+          if (listHas(value, 'close')) connClose = true;
+          if (listHas(value, 'keep-alive')) connKeepAlive = true;
         } else if (h2 && eqi(name, 0, 10, 'keep-alive')) return E_H2_HOP;
         break;
       case 14:
@@ -180,5 +187,7 @@ export function checkRequest(
     expectContinue,
     upgrade: connUpgrade && upgradeWebsocket && httpVersion === '1.1' && method === 'GET',
     connectionTokens: tokens,
+    connectionClose: connClose,
+    connectionKeepAlive: connKeepAlive,
   };
 }

@@ -2,6 +2,7 @@
 // The request path hashes a presented key once (then remembers it in a bounded cache) and never touches SQLite.
 import { hashKey } from '../lib/subscription-keys.ts';
 import { effectiveState, type SubscriptionRecord } from '../model/subscription.ts';
+import type { SubscriptionCheck } from './runtime.ts';
 
 const CACHE_MAX = 4096;
 
@@ -25,18 +26,39 @@ export class SubscriptionIndex {
    * Whether `key` opens `api` now: a known key of an active, unexpired subscription scoped to all Apis,
    * to this Api, or to one of `products` (the products containing the Api); reference/apim.md §1.3.
    */
-  check(key: string, api: string, products: readonly string[], now: Date): KeyCheck {
+  check(key: string, api: string, products: readonly string[], nowMs: number): KeyCheck {
     let r = this.#cache.get(key);
     if (r === undefined) {
       r = this.#byHash.get(hashKey(key)) ?? null;
       if (this.#cache.size >= CACHE_MAX) this.#cache.clear();
       this.#cache.set(key, r);
     }
-    if (r === null || effectiveState(r, now) !== 'active') return { ok: false };
+    if (r === null || effectiveState(r, nowMs) !== 'active') return { ok: false };
     const s = r.scope;
     if (s.kind === 'all' || (s.kind === 'api' && s.name === api) || (s.kind === 'product' && products.includes(s.name))) return { ok: true, subscription: r };
     return { ok: false };
   }
+}
+
+export type KeyOutcome =
+  | { error: 'subscription_key_missing' | 'subscription_key_invalid' }
+  | { error: null; /** The query to forward (without the key parameter). */ query: string; /** '' when no subscription opened it. */ subscription: string };
+
+/**
+ * API Management's resolution for one request to a route that requires a key (reference/apim.md §1.3):
+ * a valid key opens the Api; without one, or with an invalid one, only an open product containing the
+ * Api lets the request through. Shared by plain requests and WebSocket upgrades.
+ */
+export function resolveSubscription(index: SubscriptionIndex | null, need: SubscriptionCheck, api: string, raw: string[], query: string): KeyOutcome {
+  const presented = presentedKey(raw, need.header, query, need.query);
+  if (presented === undefined) return need.open ? { error: null, query, subscription: '' } : { error: 'subscription_key_missing' };
+  const verdict: KeyCheck = index === null ? { ok: false } : index.check(presented.key, api, need.products, Date.now());
+  if (!verdict.ok && !need.open) return { error: 'subscription_key_invalid' };
+  return {
+    error: null,
+    query: presented.fromQuery ? withoutQueryParam(query, need.query) : query,
+    subscription: verdict.ok ? verdict.subscription.name : '',
+  };
 }
 
 /** The key from the header (case-insensitive name), else from the query parameter; undefined when neither has one. */

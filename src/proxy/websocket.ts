@@ -9,7 +9,7 @@ import { newSpanId, newTraceId, formatTraceparent } from '../lib/trace-context.t
 import type { DataPlaneState, ListenerInfo } from './request-handler.ts';
 import { resolveRoute } from './resolve-route.ts';
 import { clientIpOf } from './client-address.ts';
-import { presentedKey, withoutQueryParam } from './subscription-index.ts';
+import { resolveSubscription } from './subscription-index.ts';
 import { ERROR_TABLE } from '../lib/errors.ts';
 
 function reject(socket: Duplex, status: number, message: string, requestId: string): void {
@@ -37,14 +37,9 @@ export function createUpgradeHandler(state: DataPlaneState, listener: ListenerIn
     let query = cp.query;
     const needKey = route.subscription;
     if (needKey !== null) {
-      const presented = presentedKey(req.rawHeaders, needKey.header, query, needKey.query);
-      if (presented === undefined) {
-        if (!needKey.open) return reject(socket, 401, ERROR_TABLE.subscription_key_missing.message, requestId);
-      } else {
-        const verdict = state.subscriptions === null ? { ok: false as const } : state.subscriptions.check(presented.key, route.api, needKey.products, new Date());
-        if (!verdict.ok && !needKey.open) return reject(socket, 401, ERROR_TABLE.subscription_key_invalid.message, requestId);
-        if (presented.fromQuery) query = withoutQueryParam(query, needKey.query);
-      }
+      const k = resolveSubscription(state.subscriptions, needKey, route.api, req.rawHeaders, query);
+      if (k.error !== null) return reject(socket, 401, ERROR_TABLE[k.error].message, requestId);
+      query = k.query;
     }
     const ep = route.cluster.pick(undefined);
     if (!ep) return reject(socket, 503, 'No healthy backend endpoint', requestId);

@@ -96,8 +96,8 @@ test('suspend, resume and cancel follow API Management: cancel is final', () => 
 test('an active subscription past its expiry reads as expired', () => {
   withStore((s) => {
     const { record } = s.create({ name: 'temp', scope: { kind: 'all' }, expiresAt: '2026-01-01T00:00:00Z' }, new Date('2025-06-01T00:00:00Z'));
-    assert.equal(effectiveState(record, new Date('2025-12-31T23:59:59Z')), 'active');
-    assert.equal(effectiveState(record, new Date('2026-01-01T00:00:00Z')), 'expired');
+    assert.equal(effectiveState(record, Date.parse('2025-12-31T23:59:59Z')), 'active');
+    assert.equal(effectiveState(record, Date.parse('2026-01-01T00:00:00Z')), 'expired');
   });
 });
 
