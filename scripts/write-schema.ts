@@ -3,10 +3,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { Field } from '../src/model/field.ts';
 import { KINDS, metadataFields } from '../src/model/kinds.ts';
 import { configSchema, sourceForm } from '../src/model/schema.ts';
+import { POLICIES } from '../src/model/policy-catalog.ts';
 
 const root = new URL('../', import.meta.url);
 const schemaFile = new URL('schema/lockgate.schema.json', root);
 const docsFile = new URL('docs/config.md', root);
+const policiesFile = new URL('docs/policies.md', root);
 
 function typeText(f: Field): string {
   switch (f.t) {
@@ -28,6 +30,10 @@ function typeText(f: Field): string {
       return `list of ${f.items.t === 'obj' ? 'objects' : typeText(f.items)}`;
     case 'dict':
       return `map of ${typeText(f.values)}`;
+    case 'any':
+      return 'any value';
+    case 'ref':
+      return f.name;
     default:
       return f.t === 'obj' ? 'object' : f.t;
   }
@@ -55,15 +61,13 @@ function table(f: Field): string {
   return out.join('\n');
 }
 
-function withTables(markdown: string): string {
-  const tables: Record<string, Field> = { metadata: metadataFields };
-  for (const [kind, def] of Object.entries(KINDS)) tables[kind] = def.spec;
+function withTables(markdown: string, tables: Record<string, Field>, marker = 'fields'): string {
   let text = markdown;
   for (const [name, field] of Object.entries(tables)) {
-    const begin = `<!-- fields:${name}:begin -->`;
-    const end = `<!-- fields:${name}:end -->`;
+    const begin = `<!-- ${marker}:${name}:begin -->`;
+    const end = `<!-- ${marker}:${name}:end -->`;
     const re = new RegExp(`${begin}[\\s\\S]*?${end}`);
-    if (!re.test(text)) throw new Error(`docs/config.md lacks the ${begin} … ${end} markers`);
+    if (!re.test(text)) throw new Error(`docs lack the ${begin} … ${end} markers`);
     text = text.replace(re, () => `${begin}\n${table(field)}\n${end}`);
   }
   return text;
@@ -72,7 +76,13 @@ function withTables(markdown: string): string {
 const check = process.argv.includes('--check');
 const schemaText = `${JSON.stringify(configSchema(), null, 2)}\n`;
 const docsBefore = readFileSync(docsFile, 'utf8');
-const docsText = withTables(docsBefore);
+const kindTables: Record<string, Field> = { metadata: metadataFields };
+for (const [kind, def] of Object.entries(KINDS)) kindTables[kind] = def.spec;
+const docsText = withTables(docsBefore, kindTables);
+const policiesBefore = readFileSync(policiesFile, 'utf8');
+const policyTables: Record<string, Field> = {};
+for (const [name, def] of Object.entries(POLICIES)) if (name !== 'base') policyTables[name] = def.attrs;
+const policiesText = withTables(policiesBefore, policyTables, 'policy');
 const schemaBefore = (() => {
   try {
     return readFileSync(schemaFile, 'utf8');
@@ -81,7 +91,11 @@ const schemaBefore = (() => {
   }
 })();
 if (check) {
-  const stale = [schemaBefore !== schemaText && 'schema/lockgate.schema.json', docsBefore !== docsText && 'docs/config.md'].filter(Boolean);
+  const stale = [
+    schemaBefore !== schemaText && 'schema/lockgate.schema.json',
+    docsBefore !== docsText && 'docs/config.md',
+    policiesBefore !== policiesText && 'docs/policies.md',
+  ].filter(Boolean);
   if (stale.length > 0) {
     console.error(`out of date: ${stale.join(', ')}; run node scripts/write-schema.ts`);
     process.exit(1);
@@ -89,4 +103,5 @@ if (check) {
 } else {
   writeFileSync(schemaFile, schemaText);
   writeFileSync(docsFile, docsText);
+  writeFileSync(policiesFile, policiesText);
 }

@@ -2,7 +2,9 @@
 import type { SubscriptionRecord } from '../model/subscription.ts';
 import { SubscriptionIndex } from '../proxy/subscription-index.ts';
 import type { Config } from '../model/types.ts';
-import { buildRuntime, retireRuntime, type Runtime } from '../proxy/runtime.ts';
+import { buildRuntime, retireRuntime, type PolicyHooks, type Runtime } from '../proxy/runtime.ts';
+import { POLICY_REGISTRY } from '../filters/index.ts';
+import type { PolicyServices } from '../proxy/policy-pipeline.ts';
 import { GatewayListener } from '../proxy/gateway-listener.ts';
 import { LoadShedder } from '../proxy/load-shedder.ts';
 import type { DataPlaneState } from '../proxy/request-handler.ts';
@@ -17,6 +19,8 @@ export interface DataPlaneOptions {
   ports?: Record<string, number>;
   accessLog?: boolean;
   workerId?: number;
+  /** Services ApiPolicy policies share (the counter table of rate-limit-by-key, …). */
+  policyServices?: PolicyServices;
 }
 
 function publishEnd(ex: Exchange): void {
@@ -33,11 +37,14 @@ export class DataPlane {
   readonly #opts: DataPlaneOptions;
   #tracer: OtlpTracer | undefined;
   #tracerKey = '';
+  /** Policy implementations and the services they share (counters, key caches) across config versions. */
+  readonly #policyHooks: PolicyHooks;
 
   /** Throws when the first config cannot be built (there is nothing older to keep serving). */
   constructor(config: Config, opts: DataPlaneOptions = {}) {
     this.#opts = opts;
-    const built = buildRuntime(config, undefined, { onBreakerState: (backend, state) => breakerState.publish({ backend, state }) });
+    this.#policyHooks = { registry: POLICY_REGISTRY, services: opts.policyServices ?? {} };
+    const built = buildRuntime(config, undefined, { onBreakerState: (backend, state) => breakerState.publish({ backend, state }) }, this.#policyHooks);
     if (!built.runtime) throw new Error(`config ${config.version} rejected:\n${built.problems.join('\n')}`);
     this.metrics = new MetricsRegistry();
     const gw = config.gateway.spec;
@@ -90,7 +97,7 @@ export class DataPlane {
 
   apply(config: Config): { ok: boolean; problems: string[] } {
     const old = this.#state.runtime;
-    const built = buildRuntime(config, old, { onBreakerState: (backend, state) => breakerState.publish({ backend, state }) });
+    const built = buildRuntime(config, old, { onBreakerState: (backend, state) => breakerState.publish({ backend, state }) }, this.#policyHooks);
     if (!built.runtime) {
       configEvent.publish({ version: config.version, ok: false, problems: built.problems });
       return { ok: false, problems: built.problems };

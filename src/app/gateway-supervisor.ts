@@ -4,13 +4,18 @@ import { watch, type FSWatcher } from 'node:fs';
 import type { Config } from '../model/types.ts';
 import type { SubscriptionRecord } from '../model/subscription.ts';
 import { SubscriptionStore } from '../store/subscription-store.ts';
-import { loadConfigFiles, formatProblems } from '../model/load-config.ts';
+import { QuotaStore, startQuotaFlusher } from '../store/quota-store.ts';
+import { SharedCounterTable } from '../proxy/shared-counter-table.ts';
+import { formatProblems } from '../model/load-config.ts';
+import { loadCheckedConfig } from '../policy/load-checked.ts';
 import { AdminServer } from '../admin/admin-server.ts';
 import { mergeSnapshots, renderPrometheus, type MetricsSnapshot } from '../telemetry/metrics.ts';
 import type { FromWorker, ToWorker } from './gateway-worker.ts';
 
 /** How often the subscription store is checked for changes made by `lockgate subscription`. */
 const SUBSCRIPTION_POLL_MS = 1000;
+/** Counter slots (40 bytes each, 2.5 MiB): keys live beside each other only while their window is open. */
+const COUNTER_CAPACITY = 65_536;
 
 export interface SupervisorOptions {
   files: string[];
@@ -57,6 +62,10 @@ export class GatewaySupervisor {
   #subsRecords: SubscriptionRecord[] | null = null;
   #subsVersion = -1;
   #subsTimer: NodeJS.Timeout | null = null;
+  /** rate-limit and quota counters shared by every worker (exact across threads); quotas persist under --data-dir. */
+  #counters: SharedCounterTable | null = null;
+  #quotas: QuotaStore | null = null;
+  #quotaFlusher: ReturnType<typeof startQuotaFlusher> | null = null;
   readonly #pendingMetrics = new Map<number, { want: number; got: MetricsSnapshot[]; done: (s: MetricsSnapshot[]) => void }>();
 
   constructor(opts: SupervisorOptions) {
@@ -79,7 +88,7 @@ export class GatewaySupervisor {
 
   /** Loads and validates; on problems returns them (nothing started). */
   async start(): Promise<{ ok: true } | { ok: false; problems: string }> {
-    const { config, problems } = await loadConfigFiles(this.#opts.files);
+    const { config, problems } = await loadCheckedConfig(this.#opts.files);
     if (!config || problems.length) return { ok: false, problems: formatProblems(problems) };
     this.#config = config;
     if (this.#opts.dataDir !== undefined) {
@@ -92,6 +101,15 @@ export class GatewaySupervisor {
     } else if (config.apis.some((a) => a.spec.subscriptionRequired)) {
       this.#log('warn', 'an Api requires subscription keys but the gateway has no --data-dir: every key will be refused');
     }
+    if (this.#opts.dataDir !== undefined) {
+      this.#quotas = QuotaStore.open(this.#opts.dataDir);
+      this.#counters = SharedCounterTable.create(COUNTER_CAPACITY, { seed: this.#quotas.seed });
+      const loaded = this.#quotas.load(this.#counters);
+      this.#log('info', 'quota counters restored', { ...loaded });
+      this.#quotaFlusher = startQuotaFlusher(this.#counters, this.#quotas, { onError: (err) => this.#log('error', 'quota flush failed', { error: err.message }) });
+    } else {
+      this.#counters = SharedCounterTable.create(COUNTER_CAPACITY);
+    }
     // The first worker binds (port 0 included); the others join its ports with SO_REUSEPORT.
     const first = await this.#spawn(0, {});
     this.#ports = first;
@@ -101,7 +119,7 @@ export class GatewaySupervisor {
       this.#admin = new AdminServer({
         ready: () => !this.#draining && this.#slots.every((s) => s.ready),
         metrics: () => this.metricsText(),
-        config: () => ({ version: this.#config.version, files: this.#config.files, gateway: this.#config.gateway, apis: this.#config.apis, backends: this.#config.backends, products: this.#config.products }),
+        config: () => ({ version: this.#config.version, files: this.#config.files, gateway: this.#config.gateway, apis: this.#config.apis, backends: this.#config.backends, products: this.#config.products, apiPolicies: this.#config.apiPolicies }),
       });
       this.adminPort = await this.#admin.listen(this.#opts.adminPort ?? admin.port, admin.address);
     }
@@ -114,7 +132,7 @@ export class GatewaySupervisor {
     const slot = (this.#slots[index] ??= { worker: null, ready: false, restarts: 0 });
     return new Promise((resolve, reject) => {
       const worker = new Worker(this.#opts.workerUrl ?? WORKER_URL, {
-        workerData: { config: this.#config, ports, workerId: index, subscriptions: this.#subsRecords },
+        workerData: { config: this.#config, ports, workerId: index, subscriptions: this.#subsRecords, counters: this.#counters!.buffer },
         resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
       });
       slot.worker = worker;
@@ -213,7 +231,7 @@ export class GatewaySupervisor {
 
   /** Validate, then swap in every worker; a bad config keeps the old one serving and logs every problem. */
   async reload(reason: string, force = false): Promise<{ ok: boolean; problems: string }> {
-    const { config, problems } = await loadConfigFiles(this.#opts.files);
+    const { config, problems } = await loadCheckedConfig(this.#opts.files);
     if (!config || problems.length) {
       const text = formatProblems(problems);
       this.#log('error', 'config rejected; still serving the previous version', { reason, version: this.#config.version, problems: text.split('\n') });
@@ -270,6 +288,9 @@ export class GatewaySupervisor {
     const hard = new Promise<void>((r) => setTimeout(r, deadlineMs + 2000).unref());
     await Promise.race([Promise.all(exits), hard]);
     for (const s of this.#slots) await s.worker?.terminate();
+    // After the workers: the last counts they made are flushed, then the store closes.
+    this.#quotaFlusher?.stop();
+    this.#quotas?.close();
     await this.#admin?.close();
     this.#log('info', 'gateway stopped');
   }

@@ -3,6 +3,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../model/types.ts';
 import type { SubscriptionRecord } from '../model/subscription.ts';
 import { DataPlane } from './data-plane.ts';
+import { SharedCounterTable } from '../proxy/shared-counter-table.ts';
 
 export type ToWorker =
   | { type: 'config'; config: Config }
@@ -24,6 +25,8 @@ interface Init {
   workerId: number;
   /** From the subscription store (--data-dir), or null without one. */
   subscriptions: SubscriptionRecord[] | null;
+  /** The supervisor's counter table (rate-limit-by-key, quota-by-key), shared by every worker. */
+  counters: SharedArrayBuffer;
 }
 
 const port = parentPort!;
@@ -31,7 +34,7 @@ const init = workerData as Init;
 const send = (m: FromWorker): void => port.postMessage(m);
 
 try {
-  const plane = new DataPlane(init.config, { ports: init.ports, workerId: init.workerId });
+  const plane = new DataPlane(init.config, { ports: init.ports, workerId: init.workerId, policyServices: { counters: SharedCounterTable.attach(init.counters), jwtValidators: new Map() } });
   plane.setSubscriptions(init.subscriptions);
   const ports = await plane.listen();
   send({ type: 'listening', ports });

@@ -8,6 +8,7 @@ const VERBS: Record<string, () => Promise<Verb>> = {
   schema: async () => (await import('./schema.ts')).schemaVerb,
   up: async () => (await import('./up.ts')).upVerb,
   subscription: async () => (await import('./subscription.ts')).subscriptionVerb,
+  test: async () => (await import('./test.ts')).testVerb,
 };
 
 function version(): string {

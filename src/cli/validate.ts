@@ -1,5 +1,6 @@
 // `lockgate validate FILE...`: prints every problem with file, line and column; exit 1 when there are any.
-import { loadConfigFiles, formatProblems } from '../model/load-config.ts';
+import { formatProblems } from '../model/load-config.ts';
+import { loadCheckedConfig } from '../policy/load-checked.ts';
 import type { Verb } from './verb.ts';
 
 export const validateVerb: Verb = {
@@ -14,7 +15,7 @@ file:line:col: message, with the closest known name for a misspelt field. Exit 0
       process.stderr.write('lockgate validate: give at least one FILE or DIR\n');
       return 1;
     }
-    const { config, problems } = await loadConfigFiles(files);
+    const { config, problems } = await loadCheckedConfig(files);
     if (problems.length || !config) {
       process.stderr.write(formatProblems(problems) + '\n');
       process.stderr.write(`${problems.length} problem${problems.length === 1 ? '' : 's'} found\n`);

@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'pending_limit'
   | 'overloaded'
   | 'draining'
+  | 'policy'
   | 'internal';
 
 export interface ErrorInfo {
@@ -51,6 +52,8 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorInfo>> = {
   pending_limit: { status: 503, message: 'Too many pending requests to the backend' },
   overloaded: { status: 503, message: 'Gateway overloaded, retry later' },
   draining: { status: 503, message: 'Gateway is shutting down' },
+  // A policy answered with its own status and body (ip-filter, validate-jwt, rate-limit, …); the access log names the policy.
+  policy: { status: 400, message: 'Rejected by a policy' },
   internal: { status: 500, message: 'Internal server error' },
 };
 

@@ -7,6 +7,7 @@ import {
   checkHostPattern,
   checkMethod,
   checkName,
+  checkNotEmpty,
   checkUrlTemplate,
 } from './value-checks.ts';
 
@@ -63,6 +64,16 @@ export const apiFields = obj(
         }),
       },
       'How ambiguous request paths are handled before matching.',
+    ),
+    import: obj(
+      {
+        openapi: str(
+          'OpenAPI 3.0 or 3.1 document (YAML or JSON) whose operations the Api serves; a relative path resolves against the config file, and the file must exist. URLs are not supported yet.',
+          { required: true, check: checkNotEmpty },
+        ),
+      },
+      'Operations imported from an OpenAPI document, added after the hand-written ones; a hand-written operation with the same method and template replaces the imported one.',
+      { optional: true },
     ),
     operations: list(operation, 'Operations; empty sends every method and path under the base path to backend.', { default: [] }),
     subscriptionRequired: bool(

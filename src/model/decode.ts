@@ -1,5 +1,5 @@
 // Walks a YAML node against a field descriptor: converts values, fills defaults, and records problems with positions.
-import { isAlias, isMap, isScalar, isSeq } from 'yaml';
+import { isAlias, isMap, isNode, isScalar, isSeq } from 'yaml';
 import { formatDuration, formatSize, parseDuration, parseSize } from '../lib/duration.ts';
 import { childPath, report, show } from './doc-context.ts';
 import type { DocContext } from './doc-context.ts';
@@ -45,11 +45,19 @@ export function decode(node: unknown, field: Field, cx: DocContext, path: string
     if (!target) return fail(cx, path, `unknown alias *${node.source} (anchors only reach within one document)`);
     node = target;
   }
+  if (field.t === 'ref') return decode(node, field.resolve(), cx, path);
+  if (field.t === 'any') return toPlain(node, cx);
   if (field.t === 'obj') return decodeObj(node, field, cx, path);
   if (field.t === 'list') return decodeList(node, field, cx, path);
   if (field.t === 'dict') return decodeDict(node, field, cx, path);
   if (!isScalar(node)) return fail(cx, path, `expected ${expected(field)}, got ${kindOf(node)}`);
   return decodeScalar(node.value, field, cx, path);
+}
+
+/** A YAML node as plain data (aliases resolved within the document). */
+function toPlain(node: unknown, cx: DocContext): unknown {
+  if (isNode(node)) return cx.doc ? node.toJS(cx.doc) : node.toJSON();
+  return node;
 }
 
 function fail(cx: DocContext, path: string, message: string): undefined {
@@ -117,6 +125,7 @@ function decodeObj(node: unknown, field: ObjField, cx: DocContext, path: string)
   if (!isMap(node)) return fail(cx, path, `expected a mapping of fields in ${where(cx, path)}, got ${kindOf(node)}`);
   const out: Record<string, unknown> = {};
   const present = new Set<string>();
+  let unknown = 0;
   for (const pair of node.items) {
     const keyNode = pair.key;
     const key = isScalar(keyNode) ? keyNode.value : undefined;
@@ -130,6 +139,7 @@ function decodeObj(node: unknown, field: ObjField, cx: DocContext, path: string)
     if (keyRange) cx.keys.set(p, cx.lineAt(keyRange[0]));
     const f = Object.hasOwn(field.fields, key) ? field.fields[key] : undefined;
     if (!f) {
+      unknown++;
       report(cx, p, `unknown field ${JSON.stringify(key)} in ${where(cx, path)}${didYouMean(key, Object.keys(field.fields))}`, 'key');
       continue;
     }
@@ -149,7 +159,8 @@ function decodeObj(node: unknown, field: ObjField, cx: DocContext, path: string)
   }
   if (field.oneOf) {
     const given = field.oneOf.filter((n) => present.has(n));
-    if (given.length !== 1) {
+    // An unknown (misspelt) name already said what is wrong: listing every choice adds nothing.
+    if (given.length !== 1 && !(given.length === 0 && unknown > 0)) {
       const names = field.oneOf.map((n) => JSON.stringify(n)).join(' or ');
       report(cx, path, `${where(cx, path)} needs exactly one of ${names}${given.length ? `, got ${given.length}` : ''}`);
     }

@@ -32,6 +32,13 @@ export interface EnumField extends Base { t: 'enum'; values: readonly string[] }
 export interface StatusRangeField extends Base { t: 'statusRange' }
 export interface ListField extends Base { t: 'list'; items: Field; minItems?: number }
 export interface DictField extends Base { t: 'dict'; values: Field; keyCheck?: Check }
+/** Any YAML value, kept as plain data (a JSON body template, a free-form response body). */
+export interface AnyField extends Base { t: 'any' }
+/**
+ * A named field defined elsewhere: lets a structure contain itself (a policy list inside `choose`).
+ * The JSON Schema emits it once under `$defs`.
+ */
+export interface RefField extends Base { t: 'ref'; name: string; resolve: () => Field }
 export interface ObjField extends Base {
   t: 'obj';
   fields: Record<string, Field>;
@@ -52,6 +59,8 @@ export type Field =
   | StatusRangeField
   | ListField
   | DictField
+  | AnyField
+  | RefField
   | ObjField;
 
 type Opts<F> = Partial<Omit<F, 't' | 'description'>>;
@@ -89,6 +98,15 @@ export const dict = (values: Field, description: string, o: Opts<DictField> = {}
 export const obj = (fields: Record<string, Field>, description: string, o: Opts<ObjField> = {}): ObjField => ({
   t: 'obj',
   fields,
+  description,
+  ...o,
+});
+
+export const any = (description: string, o: Opts<AnyField> = {}): AnyField => ({ t: 'any', description, ...o });
+export const ref = (name: string, description: string, resolve: () => Field, o: Opts<RefField> = {}): RefField => ({
+  t: 'ref',
+  name,
+  resolve,
   description,
   ...o,
 });

@@ -63,6 +63,7 @@ const limits = obj(
     maxHeaderSize: size('Largest request header block.', { default: 16 * 1024, min: 1 }),
     maxHeaderCount: int('Most request header fields.', { default: 100, min: 1 }),
     maxBodySize: size('Largest request body; 413 beyond it.', { default: 10 * 1024 * 1024, min: 0 }),
+    maxBufferedBody: size('Largest body a policy may buffer (a request body a policy reads: 413 beyond it; a response body an outbound policy reads: 502). Bodies no policy reads stream through whatever their size.', { default: 4 * 1024 * 1024, min: 0 }),
     maxUrlLength: size('Longest request target; 414 beyond it.', { default: 8 * 1024, min: 1 }),
     headerTimeout: duration('Time to receive the whole header block.', { default: 10_000, min: 1 }),
     requestTimeout: duration('Time to receive the whole request.', { default: 60_000, min: 1 }),

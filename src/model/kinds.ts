@@ -1,13 +1,15 @@
 // The table of document kinds: each kind's fields and its cross-field checks. Adding a kind is adding a row.
 import { apiFields } from './api-fields.ts';
+import { apiPolicyFields } from './api-policy-fields.ts';
 import { backendFields } from './backend-fields.ts';
 import type { DocContext } from './doc-context.ts';
 import { dict, obj, oneOf, str } from './field.ts';
 import type { ObjField } from './field.ts';
 import { gatewayFields } from './gateway-fields.ts';
 import { productFields } from './product-fields.ts';
-import type { ApiSpec, BackendSpec, GatewaySpec } from './types.ts';
+import type { ApiPolicySpec, ApiSpec, BackendSpec, GatewaySpec } from './types.ts';
 import { finishApi } from './validate-api.ts';
+import { finishApiPolicy } from './validate-api-policy.ts';
 import { finishBackend } from './validate-backend.ts';
 import { finishGateway } from './validate-gateway.ts';
 import { checkLabelKey, checkName } from './value-checks.ts';
@@ -27,6 +29,7 @@ export const KINDS: Record<string, KindDef> = {
   Api: { spec: apiFields, specOptional: false, finish: (s: ApiSpec, cx) => finishApi(s, cx) },
   Backend: { spec: backendFields, specOptional: false, finish: (s: BackendSpec, cx) => finishBackend(s, cx) },
   Product: { spec: productFields, specOptional: false, finish: () => {} },
+  ApiPolicy: { spec: apiPolicyFields, specOptional: false, finish: (s: ApiPolicySpec, cx) => finishApiPolicy(s, cx) },
 };
 
 export const metadataFields = obj(

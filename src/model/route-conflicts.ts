@@ -29,7 +29,10 @@ export function findRouteConflicts(apis: ParsedResource[]): void {
     for (const { op, path } of ops) {
       if (!op?.methods || typeof op.urlTemplate !== 'string') continue;
       const route = joinPath(spec.path, op.urlTemplate);
-      const owner = op.name ? `Api "${id}" operation "${op.name}"${src}` : `Api "${id}"${src}`;
+      // An imported operation names its place in the OpenAPI document.
+      const imported = 'source' in op ? op.source : undefined;
+      const at = imported ? ` (${imported.file}:${imported.line}:${imported.col})` : src;
+      const owner = op.name ? `Api "${id}" operation "${op.name}"${at}` : `Api "${id}"${src}`;
       let reported = false;
       for (const host of hosts) {
         for (const method of op.methods) {
@@ -42,7 +45,8 @@ export function findRouteConflicts(apis: ParsedResource[]): void {
           if (reported) continue;
           reported = true;
           const what = `${method === '*' ? 'any method' : method} ${host || '(any host)'}${route}`;
-          report(cx, path, `route conflict: ${what} is already claimed by ${first}`);
+          const mine = imported ? ` (operation "${op.name}" imported from ${imported.file}:${imported.line}:${imported.col})` : '';
+          report(cx, path, `route conflict: ${what}${mine} is already claimed by ${first}`);
         }
       }
     }

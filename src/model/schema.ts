@@ -28,6 +28,9 @@ function describe(field: Field): string {
   return field.defaultText ? `${field.description} Default: ${field.defaultText}.` : field.description;
 }
 
+/** Named structures met while generating (`ref` fields): emitted once under `$defs`. */
+const refDefs = new Map<string, () => Field>();
+
 export function fieldSchema(field: Field): Json {
   const out: Json = { description: describe(field) };
   const dflt = sourceForm(field, field.default);
@@ -54,6 +57,12 @@ export function fieldSchema(field: Field): Json {
       break;
     case 'list':
       Object.assign(out, { type: 'array', items: fieldSchema(field.items) }, field.minItems && { minItems: field.minItems });
+      break;
+    case 'any':
+      break;
+    case 'ref':
+      refDefs.set(field.name, field.resolve);
+      out.$ref = `#/$defs/${field.name}`;
       break;
     case 'dict':
       Object.assign(out, { type: 'object', additionalProperties: fieldSchema(field.values) });
@@ -99,7 +108,8 @@ const defs: Json = {
 
 export function configSchema(): Json {
   const kinds = Object.keys(KINDS);
-  return {
+  refDefs.clear();
+  const schema: Json = {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
     $id: 'https://lockgate.dev/schema/v1alpha1/lockgate.schema.json',
     title: 'Lockgate config document',
@@ -120,6 +130,17 @@ export function configSchema(): Json {
         ...(KINDS[kind].specOptional ? {} : { required: ['spec'] }),
       },
     })),
-    $defs: defs,
+    $defs: { ...defs },
   };
+  // Named structures (which may contain themselves): each emitted once; emitting one may reveal more.
+  const out = schema.$defs as Json;
+  for (let added = true; added; ) {
+    added = false;
+    for (const [name, resolve] of [...refDefs]) {
+      if (name in out) continue;
+      out[name] = fieldSchema(resolve());
+      added = true;
+    }
+  }
+  return schema;
 }

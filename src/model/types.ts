@@ -68,6 +68,8 @@ export interface GatewayLimits {
   maxHeaderSize: number;
   maxHeaderCount: number;
   maxBodySize: number;
+  /** Largest body a policy may buffer. */
+  maxBufferedBody: number;
   maxUrlLength: number;
   /** Time to receive the whole header block (ms). */
   headerTimeout: number;
@@ -100,7 +102,7 @@ export interface HeaderMatch {
   present?: boolean;
 }
 
-export interface Operation {
+export interface Operation extends OperationDescription {
   name: string;
   /** Upper-case methods; `['*']` matches any. */
   methods: string[];
@@ -111,6 +113,78 @@ export interface Operation {
   urlTemplate: string;
   headers: HeaderMatch[];
   backend?: string;
+}
+
+/**
+ * What an OpenAPI import (src/model/openapi-import.ts) adds to an operation; not written in config (so not in the
+ * config schema), and absent from hand-written operations unless they replace an imported one.
+ */
+export interface OperationDescription {
+  operationId?: string;
+  summary?: string;
+  /** Path-item and operation parameters merged (the operation's win); path parameters always required. */
+  parameters?: OperationParameter[];
+  requestBody?: OperationRequestBody;
+  /** By status: `"200"`, a class `"4XX"`, or `"default"`. */
+  responses?: Record<string, OperationResponse>;
+  /** Where an imported operation is defined (its method key in the OpenAPI document). */
+  source?: SourcePos;
+}
+
+/** A JSON Schema (draft 2020-12; OpenAPI 3.0 schemas are converted). Shared components live in its root `$defs`. */
+export type JsonSchema = Record<string, unknown> | boolean;
+
+export interface OperationParameter {
+  name: string;
+  in: 'path' | 'query' | 'header' | 'cookie';
+  required: boolean;
+  schema?: JsonSchema;
+  /** OpenAPI serialization: `simple`, `form`, `label`, `matrix`, `spaceDelimited`, `pipeDelimited`, `deepObject`. */
+  style?: string;
+  explode?: boolean;
+  /** Set when the parameter is described by `content` rather than `schema` (the one media type). */
+  contentType?: string;
+  /** A path parameter's name in `urlTemplate` when the OpenAPI name is not an identifier (`pet-id` → `pet_id`). */
+  templateName?: string;
+}
+
+export interface OperationExample {
+  summary?: string;
+  value?: unknown;
+  externalValue?: string;
+}
+
+export interface OperationMediaType {
+  schema?: JsonSchema;
+  example?: unknown;
+  /** By name, in document order. */
+  examples?: Record<string, OperationExample>;
+}
+
+export interface OperationRequestBody {
+  required: boolean;
+  /** By media type or range as written: `application/json`, `application/*`, `*\/*`. */
+  content: Record<string, OperationMediaType>;
+}
+
+export interface OperationResponse {
+  description?: string;
+  headers?: Record<string, { required: boolean; schema?: JsonSchema }>;
+  content: Record<string, OperationMediaType>;
+}
+
+/** `spec.import` after loading: the document's absolute path and what was read from it. */
+export interface ApiImport extends OpenApiInfo {
+  openapi: string;
+}
+
+/** Read from the imported document (not written in config). */
+export interface OpenApiInfo {
+  /** The document's `openapi` field, e.g. `3.0.3`. */
+  openapiVersion?: string;
+  title?: string;
+  /** `servers[0].url`, kept for reference; routing uses the Api's own path and backend. */
+  serverUrl?: string;
 }
 
 export interface PathOptions {
@@ -130,6 +204,8 @@ export interface ApiSpec {
   /** When true the base path is removed before forwarding. */
   stripPath: boolean;
   pathOptions: PathOptions;
+  /** OpenAPI import; its operations are appended to `operations` at load (hand-written ones win). */
+  import?: ApiImport;
   /** Empty: every path under `path` and every method goes to `backend`. */
   operations: Operation[];
   /** Requests need an active subscription key (reference/apim.md §1.3). */
@@ -235,11 +311,56 @@ export interface ProductSpec {
   subscriptionsLimit?: number;
 }
 
+// ---------- ApiPolicy ----------
+
+export type PolicySection = 'inbound' | 'backend' | 'outbound' | 'onError';
+
+/** One policy of a section after validation: its name, its decoded attributes, and where it was written. */
+export interface PolicyEntry {
+  name: string;
+  /** Decoded attributes; nested policy lists (choose, retry) hold PolicyEntry[] too. */
+  attrs: Record<string, unknown>;
+  file: string;
+  line: number;
+  col: number;
+  /** `spec.inbound[2]`, `spec.inbound[0].choose.when[1].policies[0]`: for LastError.Path and messages. */
+  path: string;
+}
+
+/** An expression found in an ApiPolicy, with its place, so a higher layer can compile and report it. */
+export interface ExpressionSite {
+  source: string;
+  file: string;
+  line: number;
+  /** Column of the expression's first character (after `@(`). */
+  col: number;
+  path: string;
+}
+
+export interface PolicyScope {
+  global?: boolean;
+  product?: string;
+  api?: string;
+  operation?: string;
+}
+
+export interface ApiPolicySpec {
+  /** Qualified `namespace/name` for product and api after validation. */
+  scope: PolicyScope;
+  inbound?: PolicyEntry[];
+  backend?: PolicyEntry[];
+  outbound?: PolicyEntry[];
+  onError?: PolicyEntry[];
+  /** Filled by validation: every expression in the document. */
+  expressions: ExpressionSite[];
+}
+
 export type GatewayResource = Resource<'Gateway', GatewaySpec>;
+export type ApiPolicyResource = Resource<'ApiPolicy', ApiPolicySpec>;
 export type ProductResource = Resource<'Product', ProductSpec>;
 export type ApiResource = Resource<'Api', ApiSpec>;
 export type BackendResource = Resource<'Backend', BackendSpec>;
-export type AnyResource = GatewayResource | ApiResource | BackendResource | ProductResource;
+export type AnyResource = GatewayResource | ApiResource | BackendResource | ProductResource | ApiPolicyResource;
 
 /** A whole validated config: what the data plane builds from. Later kinds add fields here. */
 export interface Config {
@@ -247,6 +368,7 @@ export interface Config {
   apis: ApiResource[];
   backends: Map<string, BackendResource>;
   products: ProductResource[];
+  apiPolicies: ApiPolicyResource[];
   /** Hash of the source text, the version shown in /config and metrics. */
   version: string;
   files: string[];

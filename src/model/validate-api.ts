@@ -1,21 +1,11 @@
-// Api checks that span several fields (methods, header matches, operation names) and derived defaults.
+// Api checks that span several fields (methods, header matches, operation names), derived defaults and the OpenAPI import.
+import { applyOpenApiImport } from './api-import.ts';
 import { report } from './doc-context.ts';
 import type { DocContext } from './doc-context.ts';
+import { operationName, uniqueName } from './operation-name.ts';
 import type { ApiSpec, HeaderMatch, Operation } from './types.ts';
 
-/** `GET /items/{id}` → `get-items-id`; `*` methods read `any`, a `*` segment reads `rest`. */
-export function operationName(methods: string[], urlTemplate: string): string {
-  const verb = methods.map((m) => (m === '*' ? 'any' : m.toLowerCase())).join('-');
-  const segments = urlTemplate
-    .split('/')
-    .filter(Boolean)
-    .map((s) => (s === '*' ? 'rest' : s.replace(/[{}]/g, '')));
-  const slug = `${verb}-${segments.join('-') || 'root'}`
-    .toLowerCase()
-    .replace(/[^a-z0-9]+/g, '-')
-    .replace(/^-+|-+$/g, '');
-  return slug.slice(0, 63).replace(/-+$/, '');
-}
+export { operationName } from './operation-name.ts';
 
 function finishHeader(h: HeaderMatch, p: string, cx: DocContext): void {
   h.name = h.name?.toLowerCase();
@@ -65,10 +55,11 @@ export function finishApi(spec: ApiSpec, cx: DocContext): void {
     }
     if (!op.methods || !op.urlTemplate) return;
     // A derived name never clashes: `-2`, `-3` … are appended, skipping names given explicitly.
-    const base = operationName(op.methods, op.urlTemplate);
-    let name = base;
-    for (let n = 2; names.has(name) || explicit.has(name); n++) name = `${base}-${n}`;
+    // uniqueName shortens the base so that `-2` never pushes a 63-character name past the limit.
+    const name = uniqueName(operationName(op.methods, op.urlTemplate), (n) => names.has(n) || explicit.has(n));
     op.name = name;
     names.add(name);
   });
+  // After the hand-written operations are named, so that imported names never take theirs.
+  if (spec.import) applyOpenApiImport(spec, cx);
 }

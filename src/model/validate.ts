@@ -5,7 +5,7 @@ import { report } from './doc-context.ts';
 import type { ParsedResource } from './parse-documents.ts';
 import { findRouteConflicts } from './route-conflicts.ts';
 import { didYouMean } from './suggest.ts';
-import type { ApiResource, BackendResource, Config, GatewayResource, Problem, ProductResource } from './types.ts';
+import type { ApiPolicyResource, ApiResource, BackendResource, Config, GatewayResource, Problem, ProductResource } from './types.ts';
 
 function where(r: ParsedResource): string {
   const s = r.resource.source;
@@ -59,6 +59,43 @@ function resolveProductRefs(products: ParsedResource[], apis: ParsedResource[]):
   }
 }
 
+/** ApiPolicy scopes name existing resources; one policy document per scope, as in API Management. */
+function resolveApiPolicyRefs(policies: ParsedResource[], apis: ParsedResource[], products: ParsedResource[]): void {
+  const byScope = new Map<string, ParsedResource>();
+  const lookup = (item: ParsedResource, list: ParsedResource[], kind: string, ref: string, path: string): ParsedResource | undefined => {
+    const key = qualifyRef(ref, item.resource.metadata.namespace);
+    const found = list.find((r) => `${r.resource.metadata.namespace}/${r.resource.metadata.name}` === key);
+    if (!found) {
+      const [ns, name] = key.split('/');
+      const sameNs = list.filter((r) => r.resource.metadata.namespace === ns).map((r) => r.resource.metadata.name);
+      report(item.cx, path, `${kind} ${JSON.stringify(name)} not found in namespace ${JSON.stringify(ns)}${didYouMean(name, sameNs)}`);
+    }
+    return found;
+  };
+  for (const item of policies) {
+    const spec = (item.resource as ApiPolicyResource).spec;
+    const scope = spec?.scope;
+    if (!scope) continue;
+    if (scope.product !== undefined) {
+      if (lookup(item, products, 'Product', scope.product, 'spec.scope.product')) scope.product = qualifyRef(scope.product, item.resource.metadata.namespace);
+    }
+    if (scope.api !== undefined) {
+      const api = lookup(item, apis, 'Api', scope.api, 'spec.scope.api');
+      scope.api = qualifyRef(scope.api, item.resource.metadata.namespace);
+      if (api && scope.operation !== undefined) {
+        const ops = ((api.resource as ApiResource).spec?.operations ?? []).map((o) => o?.name).filter((n): n is string => typeof n === 'string');
+        if (!ops.includes(scope.operation)) {
+          report(item.cx, 'spec.scope.operation', `operation ${JSON.stringify(scope.operation)} not found in Api "${scope.api}"${didYouMean(scope.operation, ops)}`);
+        }
+      }
+    }
+    const key = scope.global ? 'global' : scope.product !== undefined ? `product ${scope.product}` : `api ${scope.api}${scope.operation !== undefined ? ` operation ${scope.operation}` : ''}`;
+    const first = byScope.get(key);
+    if (first) report(item.cx, 'spec.scope', `another ApiPolicy already attaches at ${key} (${where(first)}); merge them into one`);
+    else byScope.set(key, item);
+  }
+}
+
 function sortProblems(problems: Problem[], files: string[]): Problem[] {
   const order = (f: string) => {
     const i = files.indexOf(f);
@@ -101,6 +138,8 @@ export function assembleConfig(
   findRouteConflicts(apis);
   const products = parsed.filter((p) => p.resource.kind === 'Product');
   resolveProductRefs(products, apis);
+  const apiPolicies = parsed.filter((p) => p.resource.kind === 'ApiPolicy');
+  resolveApiPolicyRefs(apiPolicies, apis, products);
   sortProblems(problems, files);
   if (problems.length > 0) return { problems };
   const version = createHash('sha256').update(texts.join('')).digest('hex').slice(0, 12);
@@ -109,6 +148,7 @@ export function assembleConfig(
     apis: apis.map((p) => p.resource as ApiResource),
     backends,
     products: products.map((p) => p.resource as ProductResource),
+    apiPolicies: apiPolicies.map((p) => p.resource as ApiPolicyResource),
     version,
     files,
   };

@@ -40,6 +40,8 @@ export class Exchange {
    * of a WeakMap lookup, which costs cache misses at 10,000 routes).
    */
   routeKey: { telemetry?: unknown } | null = null;
+  /** The policies that ran, in order (`section/path name`), when the data plane traces them (`lockgate test`); else null. */
+  policyTrace: string[] | null = null;
 
   constructor(listener: string, clientIp: string, method: string, tStart: number, wallStart: number) {
     this.listener = listener;

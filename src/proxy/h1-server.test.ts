@@ -15,6 +15,7 @@ function limits(over: Partial<GatewayLimits> = {}): GatewayLimits {
     maxHeaderCount: 100,
     maxUrlLength: 8192,
     maxBodySize: 1e6,
+    maxBufferedBody: 1e6,
     headerTimeout: 10_000,
     requestTimeout: 10_000,
     idleTimeout: 10_000,

@@ -16,12 +16,19 @@ export interface Template {
 export interface TreeNode<C> {
   /** The static segment leading into this node ('' for the root and param nodes). */
   segment: string;
-  /** Next static sibling whose segment has the same hash (collision chain). */
-  next: TreeNode<C> | null;
-  /** The static child when there is exactly one: no Map, no hash, one less cache miss per level. */
+  /** segmentHash of `segment`, compared before the text when probing a parent's table. */
+  hash: number;
+  /** The static child when there is exactly one: no table, no hash, one less cache miss per level. */
   only: TreeNode<C> | null;
-  /** Static children by segmentHash, once there are two or more. */
-  statics: Map<number, TreeNode<C>> | null;
+  /**
+   * Static children once there are two or more: open addressing on `hash` with linear probing,
+   * a power-of-two length at least twice the count, so a probe ends at a null slot. A slot holds
+   * the child itself: one cache line for the slot and one for the child, where a Map costs a bucket,
+   * an entry and then the child.
+   */
+  table: Array<TreeNode<C> | null> | null;
+  /** Children in `table`. */
+  count: number;
   param: TreeNode<C> | null;
   /** First candidate of the templates that end exactly here; the caller chains and orders the rest. */
   end: C | null;
@@ -64,7 +71,7 @@ export function parseTemplate(path: string, intern = new Map<string, string>()):
 }
 
 export function createNode<C>(segment = ''): TreeNode<C> {
-  return { segment, next: null, only: null, statics: null, param: null, end: null, prefix: null };
+  return { segment, hash: segmentHash(segment, 0, segment.length), only: null, table: null, count: 0, param: null, end: null, prefix: null };
 }
 
 /** Returns (creating the path to it) the node where `template` ends: its `end` or, for `/*`, its `prefix`. */
@@ -76,23 +83,38 @@ export function terminalNode<C>(root: TreeNode<C>, template: Template): TreeNode
 
 function staticChild<C>(node: TreeNode<C>, seg: string): TreeNode<C> {
   if (node.only !== null && node.only.segment === seg) return node.only;
-  if (node.only === null && node.statics === null) return (node.only = createNode<C>(seg));
-  if (node.statics === null) {
-    node.statics = new Map();
-    linkChild(node.statics, node.only as TreeNode<C>);
+  if (node.only === null && node.table === null) return (node.only = createNode<C>(seg));
+  if (node.table === null) {
+    node.table = [null, null, null, null];
+    insertChild(node, node.only as TreeNode<C>);
     node.only = null;
   }
-  for (let c: TreeNode<C> | null | undefined = node.statics.get(segmentHash(seg, 0, seg.length)); c !== undefined && c !== null; c = c.next) {
+  const table = node.table;
+  const h = segmentHash(seg, 0, seg.length);
+  for (let i = h & (table.length - 1), c = table[i]; c !== null; i = (i + 1) & (table.length - 1), c = table[i]) {
     if (c.segment === seg) return c;
   }
-  return linkChild(node.statics, createNode<C>(seg));
+  return insertChild(node, createNode<C>(seg));
 }
 
-function linkChild<C>(statics: Map<number, TreeNode<C>>, child: TreeNode<C>): TreeNode<C> {
-  const h = segmentHash(child.segment, 0, child.segment.length);
-  child.next = statics.get(h) ?? null;
-  statics.set(h, child);
+/** Adds a child to the node's table, doubling it first when it would be more than half full. */
+function insertChild<C>(node: TreeNode<C>, child: TreeNode<C>): TreeNode<C> {
+  let table = node.table as Array<TreeNode<C> | null>;
+  if ((node.count + 1) * 2 > table.length) {
+    const old = table;
+    table = node.table = new Array<TreeNode<C> | null>(old.length * 2).fill(null);
+    for (const c of old) if (c !== null) place(table, c);
+  }
+  place(table, child);
+  node.count++;
   return child;
+}
+
+function place<C>(table: Array<TreeNode<C> | null>, child: TreeNode<C>): void {
+  const mask = table.length - 1;
+  let i = child.hash & mask;
+  while (table[i] !== null) i = (i + 1) & mask;
+  table[i] = child;
 }
 
 /** FNV-1a over char codes, kept in Smi range so Map lookups stay on the fast integer path. */
@@ -146,12 +168,14 @@ function walk<C, A, B>(
     // there are static children to look up, its hash (a char loop beats indexOf here).
     const start = pos + 1;
     let end = start;
-    if (node.statics !== null) {
+    const table = node.table;
+    if (table !== null) {
       let h = FNV_OFFSET;
       for (let c = 0; end < len && (c = path.charCodeAt(end)) !== 47; end++) h = Math.imul(h ^ c, FNV_PRIME);
-      let child: TreeNode<C> | null | undefined = node.statics.get(h & SMI_MASK);
-      for (; child !== undefined && child !== null; child = child.next) {
-        if (child.segment.length === end - start && path.startsWith(child.segment, start)) {
+      h &= SMI_MASK;
+      const mask = table.length - 1;
+      for (let i = h & mask, child = table[i]; child !== null; i = (i + 1) & mask, child = table[i]) {
+        if (child.hash === h && child.segment.length === end - start && path.startsWith(child.segment, start)) {
           const c = walk(child, path, end, depth, select, a, b, params);
           if (c !== undefined) return c;
           break;
@@ -174,5 +198,189 @@ function walk<C, A, B>(
   }
   // Reached only at a segment boundary, so a prefix here never matches `/admin` for `/administrator`.
   if (node.prefix !== null) return select(node.prefix, a, b);
+  return undefined;
+}
+
+/**
+ * The trees of a router compiled for lookups. Every node except the roots is one 32-byte record in
+ * one Int32Array, found by open addressing on (parent id, segment hash): a lookup step reads one
+ * record, where the object tree reads a table object, its element store and then a node of 88 bytes
+ * (8-byte fields: Node runs without pointer compression), one to three cache lines each. At 10,000 routes a request's steps
+ * are all cold, so the number of lines touched is the cost (docs/performance.md).
+ */
+export interface FlatTree<C> {
+  readonly records: Int32Array;
+  /** Hashed slots - 1 (a power of two minus one); root records follow the hashed slots. */
+  readonly mask: number;
+  /** Static segments by id (each distinct string once: the ones a lookup compares stay cached). */
+  readonly segments: string[];
+  /** Candidate chain heads by id; id 0 is "none". */
+  readonly heads: Array<C | null>;
+}
+
+// Record fields. PARENT is the parent's id (ids start at 1, so 0 marks an empty slot); KEY is the
+// segment's hash, or PARAM_KEY for a param child; ID is the node's own id (its children's PARENT).
+const PARENT = 0;
+const KEY = 1;
+const SEG = 2;
+const ID = 3;
+/** Head of the candidates ending at this node. */
+const END = 4;
+/** Head of the `/*` candidates whose static part ends here. */
+const PREFIX = 5;
+const FLAGS = 6;
+/** Head of the candidates ending right after this node's param segment (`/items/{id}`): no param record to read. */
+const PARAM_END = 7;
+const RECORD = 8;
+const PARAM_KEY = -1;
+/** The node has static children. */
+const HAS_STATIC = 1;
+/** The node's param child has children or a prefix of its own: it has a record (key PARAM_KEY). */
+const HAS_PARAM = 2;
+/**
+ * Records start this many ints into the array. Arrays of this size come from glibc's mmap path, 16
+ * bytes past a page boundary, so 4 ints put every 32-byte record inside one 64-byte line.
+ */
+const RECORD_PAD = 4;
+
+function slotOf(parent: number, key: number, mask: number): number {
+  let h = Math.imul(key ^ Math.imul(parent, 0x9e3779b1), 0x85ebca6b);
+  h ^= h >>> 15;
+  return h & mask;
+}
+
+function hasStatic<C>(node: TreeNode<C>): boolean {
+  return node.only !== null || node.table !== null;
+}
+
+function staticChildren<C>(node: TreeNode<C>): TreeNode<C>[] {
+  if (node.only !== null) return [node.only];
+  return node.table === null ? [] : node.table.filter((c): c is TreeNode<C> => c !== null);
+}
+
+/** Compiles the trees; returns the flat tree and each root's record offset, in the order given. */
+export function compileTrees<C>(roots: TreeNode<C>[]): { tree: FlatTree<C>; rootRecords: number[] } {
+  const segmentIds = new Map<string, number>();
+  const segments: string[] = [];
+  const heads: Array<C | null> = [null];
+  const head = (c: C | null): number => (c === null ? 0 : heads.push(c) - 1);
+  const rows: number[][] = [];
+  const rootRows: number[][] = [];
+  let nextId = 1;
+  const visit = (node: TreeNode<C>, parent: number, key: number, isParam: boolean, into: number[][]): void => {
+    const id = nextId++;
+    let seg = 0;
+    if (!isParam && parent !== 0) {
+      const known = segmentIds.get(node.segment);
+      if (known !== undefined) seg = known;
+      else segmentIds.set(node.segment, (seg = segments.push(node.segment) - 1));
+    }
+    const p = node.param;
+    const paramRecord = p !== null && (hasStatic(p) || p.param !== null || p.prefix !== null);
+    const flags = (hasStatic(node) ? HAS_STATIC : 0) | (paramRecord ? HAS_PARAM : 0);
+    // A param child's own `end` is its parent's PARAM_END.
+    into.push([parent, key, seg, id, isParam ? 0 : head(node.end), head(node.prefix), flags, p === null ? 0 : head(p.end)]);
+    for (const child of staticChildren(node)) visit(child, id, child.hash, false, rows);
+    if (paramRecord) visit(p, id, PARAM_KEY, true, rows);
+  };
+  for (const root of roots) visit(root, 0, 0, false, rootRows);
+  let slots = 8;
+  while (slots < 2 * rows.length) slots *= 2;
+  const mask = slots - 1;
+  const records = new Int32Array(RECORD_PAD + (slots + rootRows.length) * RECORD);
+  for (const row of rows) {
+    let s = slotOf(row[PARENT], row[KEY], mask);
+    while (records[RECORD_PAD + s * RECORD + PARENT] !== 0) s = (s + 1) & mask;
+    records.set(row, RECORD_PAD + s * RECORD);
+  }
+  const rootRecords = rootRows.map((row, i) => {
+    const at = RECORD_PAD + (slots + i) * RECORD;
+    records.set(row, at);
+    return at;
+  });
+  return { tree: { records, mask, segments, heads }, rootRecords };
+}
+
+/** lookupTree on a compiled tree, from the root record `root`: same order, same offsets in `params`. */
+export function lookupFlat<C, A, B>(
+  tree: FlatTree<C>,
+  root: number,
+  path: string,
+  select: Select<C, A, B>,
+  a: A,
+  b: B,
+  params: Int32Array,
+): C | undefined {
+  if (path.charCodeAt(0) !== 47) return undefined;
+  return flatWalk(tree, root, path, 0, 0, select, a, b, params);
+}
+
+/** The record of the child of node `id` under `key`, or -1. Static children are confirmed by their text. */
+function findChild<C>(tree: FlatTree<C>, id: number, key: number, path: string, start: number, end: number): number {
+  const r = tree.records;
+  const mask = tree.mask;
+  for (let s = slotOf(id, key, mask); ; s = (s + 1) & mask) {
+    const at = RECORD_PAD + s * RECORD;
+    const parent = r[at + PARENT];
+    if (parent === 0) return -1;
+    if (parent === id && r[at + KEY] === key) {
+      if (key === PARAM_KEY) return at;
+      const seg = tree.segments[r[at + SEG]];
+      if (seg.length === end - start && path.startsWith(seg, start)) return at;
+    }
+  }
+}
+
+function flatWalk<C, A, B>(
+  tree: FlatTree<C>,
+  at: number,
+  path: string,
+  pos: number,
+  depth: number,
+  select: Select<C, A, B>,
+  a: A,
+  b: B,
+  params: Int32Array,
+): C | undefined {
+  const r = tree.records;
+  const len = path.length;
+  if (pos === len) {
+    const end = r[at + END];
+    if (end !== 0) {
+      const c = select(tree.heads[end] as C, a, b);
+      if (c !== undefined) return c;
+    }
+  } else {
+    const start = pos + 1;
+    let end = start;
+    const flags = r[at + FLAGS];
+    if ((flags & HAS_STATIC) !== 0) {
+      let h = FNV_OFFSET;
+      for (let c = 0; end < len && (c = path.charCodeAt(end)) !== 47; end++) h = Math.imul(h ^ c, FNV_PRIME);
+      const child = findChild(tree, r[at + ID], h & SMI_MASK, path, start, end);
+      if (child !== -1) {
+        const c = flatWalk(tree, child, path, end, depth, select, a, b, params);
+        if (c !== undefined) return c;
+      }
+    } else {
+      while (end < len && path.charCodeAt(end) !== 47) end++;
+    }
+    const paramEnd = r[at + PARAM_END];
+    if (end > start && (paramEnd !== 0 || (flags & HAS_PARAM) !== 0)) {
+      params[2 * depth] = start;
+      params[2 * depth + 1] = end;
+      if (end === len && paramEnd !== 0) {
+        const c = select(tree.heads[paramEnd] as C, a, b);
+        if (c !== undefined) return c;
+      }
+      if ((flags & HAS_PARAM) !== 0) {
+        const c = flatWalk(tree, findChild(tree, r[at + ID], PARAM_KEY, path, 0, 0), path, end, depth + 1, select, a, b, params);
+        if (c !== undefined) return c;
+      }
+    }
+  }
+  // Reached only at a segment boundary, so a prefix here never matches `/admin` for `/administrator`.
+  const prefix = r[at + PREFIX];
+  if (prefix !== 0) return select(tree.heads[prefix] as C, a, b);
   return undefined;
 }

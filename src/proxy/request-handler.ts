@@ -17,6 +17,8 @@ import type { Runtime, RouteTarget } from './runtime.ts';
 import { resolveRoute } from './resolve-route.ts';
 import { H1Request } from './h1-server.ts';
 import { resolveSubscription, type SubscriptionIndex } from './subscription-index.ts';
+import { pipelineFor, startPipeline, startPreflight } from './policy-start.ts';
+import type { SubscriptionRecord } from '../model/subscription.ts';
 
 /** Mutable state shared by every listener of one worker: the live runtime and the load flags. */
 export interface DataPlaneState {
@@ -28,6 +30,8 @@ export interface DataPlaneState {
   finish: FinishFn;
   /** Subscriptions from the store (--data-dir); null when the gateway has none. */
   subscriptions: SubscriptionIndex | null;
+  /** Record which policies run for each request (Exchange.policyTrace): `lockgate test` only. */
+  tracePolicies?: boolean;
 }
 
 export interface ListenerInfo {
@@ -49,6 +53,13 @@ function cookieValue(raw: string[], name: string): string | undefined {
     }
   }
   return undefined;
+}
+
+/** The method a CORS preflight asks about (OPTIONS with Origin and Access-Control-Request-Method), else undefined. */
+function preflightMethod(raw: string[]): string | undefined {
+  if (headerValue(raw, 'origin') === undefined) return undefined;
+  const m = headerValue(raw, 'access-control-request-method');
+  return m === undefined || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/.test(m) ? undefined : m.toUpperCase();
 }
 
 function headerValue(raw: string[], lower: string): string | undefined {
@@ -119,8 +130,19 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
     return fail(state, res, ex, 'payload_too_large', '', true, 'lockgate');
   }
 
-  const cp = resolveRoute(rt, target, facts.hostname, ex.method, raw);
+  let cp = resolveRoute(rt, target, facts.hostname, ex.method, raw);
   if ('error' in cp) return fail(state, res, ex, 'bad_request', cp.error, true, 'lockgate');
+  // A CORS preflight is routed by the method it asks about: the Api's cors policy answers it (API Management).
+  const preflightFor = ex.method === 'OPTIONS' ? preflightMethod(raw) : undefined;
+  if (cp.match === undefined && preflightFor !== undefined) {
+    // The asked-for method first; else any operation on the path (the cors policy decides what is allowed).
+    let again = resolveRoute(rt, target, facts.hostname, preflightFor, raw);
+    if (!('error' in again) && again.match === undefined) {
+      const methods = rt.router.allowedMethods(facts.hostname, again.path, raw);
+      if (methods.length > 0) again = resolveRoute(rt, target, facts.hostname, methods[0], raw);
+    }
+    if (!('error' in again) && again.match?.value.policies?.none?.cors) cp = again;
+  }
   const match = cp.match;
   ex.path = cp.path;
   if (match === undefined) return fail(state, res, ex, 'no_route', '', facts.hasBody, 'lockgate');
@@ -130,9 +152,16 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
   ex.backend = route.cluster.name;
   ex.routeKey = route;
 
+  if (preflightFor !== undefined && route.policies?.none?.cors) {
+    // Browsers send no credentials on a preflight: it is answered before the key check, by cors alone.
+    return startPreflight(route.policies.none, { ex, route, res, h2, method: ex.method, path: cp.path, query: cp.query, clientHeaders: raw, finish: state.finish });
+  }
+
   // Subscription key (API Management's model): checked after routing, removed before forwarding.
   let query = cp.query;
   let dropHeader: string | undefined;
+  let product = '';
+  let record: SubscriptionRecord | null = null;
   const needKey = route.subscription;
   if (needKey !== null) {
     const k = resolveSubscription(state.subscriptions, needKey, route.api, raw, query);
@@ -140,6 +169,8 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
     ex.subscription = k.subscription;
     query = k.query;
     dropHeader = needKey.header;
+    product = k.product;
+    record = k.record;
   }
 
   const traceparent = formatTraceparent(ex.traceId, ex.spanId, ex.traceFlags);
@@ -160,7 +191,8 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
 
   let path = cp.path;
   if (route.stripPrefix) path = path.length === route.stripPrefix.length ? '/' : path.slice(route.stripPrefix.length);
-  if (query) path += query;
+  const pipeline = route.policies === null ? null : pipelineFor(route.policies, product);
+  if (query && pipeline === null) path += query;
 
   let hashKey: string | undefined;
   if (route.hashHeader) hashKey = headerValue(raw, route.hashHeader);
@@ -180,6 +212,28 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
     } else {
       body = limitedBody(stream, rt.gateway.limits.maxBodySize, ex);
     }
+  }
+  if (pipeline !== null) {
+    if (state.tracePolicies === true) ex.policyTrace = [];
+    return startPipeline(pipeline, {
+      ex,
+      route,
+      res,
+      h2,
+      method: ex.method,
+      path,
+      query,
+      originalPath: cp.path,
+      originalQuery: cp.query,
+      headers,
+      clientHeaders: raw,
+      body: body as AsyncIterable<Buffer> | null,
+      product,
+      subscription: record,
+      finish: state.finish,
+      forward: { request: req as IncomingMessage, hashKey, maxBufferedBody: rt.gateway.limits.maxBufferedBody },
+      maxBufferedBody: rt.gateway.limits.maxBufferedBody,
+    });
   }
   const handler = new ForwardHandler(
     ex,

@@ -1,10 +1,10 @@
-// Gateway router: host → exact path Map → segment tree → method and header candidates, built once per config version.
+// Gateway router: host → segment tree → method and header candidates, built once per config version.
 import type { HeaderMatch } from '../model/types.ts';
 import { compileHeaderMatches, headersMatch } from './header-match.ts';
 import type { CompiledHeader } from './header-match.ts';
 import { createHostTable, hostTableEntry, normalizeHostPattern, resolveHosts, resolveWildcards, ANY_HOST } from './host-table.ts';
-import { createNode, lookupTree, parseTemplate, terminalNode } from './radix-tree.ts';
-import type { Template, TreeNode } from './radix-tree.ts';
+import { compileTrees, createNode, lookupFlat, parseTemplate, terminalNode } from './radix-tree.ts';
+import type { FlatTree, Template, TreeNode } from './radix-tree.ts';
 
 export interface RouteEntry<T> {
   /** Exact `api.example.com`, wildcard `*.example.com` (any depth of subdomain), `[]` = any host. */
@@ -27,7 +27,7 @@ export interface RouteMatch<T> {
 /**
  * Lookup order: host tables most specific first (exact name, wildcards longest suffix first,
  * then the any-host table, as nginx falls back to its default server); in each table the
- * exact static path Map, then the tree. The first table with a route whose path, method and
+ * segment tree, where a fully static path is found first. The first table with a route whose path, method and
  * headers all match wins. Within a table, the first segment where routes differ decides
  * (static > `{param}` > prefix ending there), so a longer prefix beats a shorter one; routes
  * on one path rank by header conditions, then explicit methods before `*`, then config order.
@@ -52,35 +52,49 @@ export interface BuiltRouter<T> {
   problems: string[];
 }
 
-/** One route in one host table; candidates at the same path node form a chain, most specific first. */
+/**
+ * One route in one host table; candidates at the same path node form a chain, most specific first.
+ * A route without params is its own match result (`value`, `params: null`; frozen once the router
+ * is built), so such a hit allocates nothing and reads no object besides the candidate and its value:
+ * at 10,000 routes every extra object on the way is another cache miss.
+ */
 interface Candidate<T> {
-  value: T;
+  readonly value: T;
+  readonly params: null;
   /** null = any method. */
   methods: string[] | null;
   headers: CompiledHeader[];
   paramNames: string[];
-  /** Prebuilt for routes without params, so such hits allocate nothing. */
-  result: RouteMatch<T> | null;
   /** Higher first: header conditions count double, an explicit method list adds one. */
   rank: number;
   next: Candidate<T> | null;
 }
 
-interface PathTable<T> {
-  /** Exact static paths → head of the candidate chain. */
-  statics: Map<string, Candidate<T>>;
-  root: TreeNode<Candidate<T>>;
+/**
+ * One host's routes: the root record of its tree in the router's compiled tree. Fully static paths
+ * are tree terminals too: one walk, no second lookup structure to miss in.
+ */
+interface PathTable {
+  /** While building, the index of the table's object tree; then its root record. */
+  root: number;
 }
 
 export function buildRouter<T>(entries: RouteEntry<T>[]): BuiltRouter<T> {
   const problems: string[] = [];
-  const hosts = createHostTable<PathTable<T>>();
+  const hosts = createHostTable<PathTable>();
   const seen = new Map<string, number>();
   const intern = new Map<string, string>();
   // Equal lists (`['id']`, `['GET', 'POST']`) are shared: read on every hit, one hot copy beats thousands of cold ones.
   const lists = new Map<string, string[]>();
   const share = (list: string[]) => lists.get(list.join('\n')) ?? (lists.set(list.join('\n'), list), list);
-  const newTable = (): PathTable<T> => ({ statics: new Map(), root: createNode() });
+  const trees: TreeNode<Candidate<T>>[] = [];
+  const tables: PathTable[] = [];
+  const newTable = (): PathTable => {
+    const table = { root: trees.push(createNode()) - 1 };
+    tables.push(table);
+    return table;
+  };
+  const candidates: Candidate<T>[] = [];
   let size = 0;
   let maxParams = 0;
   entries.forEach((entry, i) => {
@@ -99,9 +113,7 @@ export function buildRouter<T>(entries: RouteEntry<T>[]): BuiltRouter<T> {
     }
     if (entry.hostnames.length === 0) keys.add(ANY_HOST);
     const methods = upper.includes('*') ? null : share([...new Set(upper)].sort());
-    const result = template.paramNames.length === 0 ? Object.freeze({ value: entry.value, params: null }) : null;
     const conflict = conflictKey(template, methods, headers);
-    const isStatic = !template.prefix && template.paramNames.length === 0;
     let added = false;
     for (const key of keys) {
       const prev = seen.get(`${key}\n${conflict}`);
@@ -111,22 +123,22 @@ export function buildRouter<T>(entries: RouteEntry<T>[]): BuiltRouter<T> {
       }
       seen.set(`${key}\n${conflict}`, i);
       const rank = headers.length * 2 + (methods === null ? 0 : 1);
-      const cand: Candidate<T> = { value: entry.value, methods, headers, paramNames: share(template.paramNames), result, rank, next: null };
-      const table = hostTableEntry(hosts, key, newTable);
-      if (isStatic) {
-        table.statics.set(entry.path, insertOrdered(table.statics.get(entry.path) ?? null, cand));
-      } else {
-        const node = terminalNode(table.root, template);
-        if (template.prefix) node.prefix = insertOrdered(node.prefix, cand);
-        else node.end = insertOrdered(node.end, cand);
-      }
+      const cand: Candidate<T> = { value: entry.value, params: null, methods, headers, paramNames: share(template.paramNames), rank, next: null };
+      candidates.push(cand);
+      const node = terminalNode(trees[hostTableEntry(hosts, key, newTable).root], template);
+      if (template.prefix) node.prefix = insertOrdered(node.prefix, cand);
+      else node.end = insertOrdered(node.end, cand);
       added = true;
     }
     if (added) size++;
     maxParams = Math.max(maxParams, template.paramNames.length);
   });
 
-  const chain: PathTable<T>[] = [];
+  // Chains are final now; a param-less candidate is handed out as the match result.
+  for (const c of candidates) Object.freeze(c);
+  const { tree, rootRecords } = compileTrees(trees);
+  tables.forEach((table, i) => (table.root = rootRecords[i]));
+  const chain: PathTable[] = [];
   const offsets = new Int32Array(2 * maxParams);
   const router: Router<T> = {
     size,
@@ -134,24 +146,20 @@ export function buildRouter<T>(entries: RouteEntry<T>[]): BuiltRouter<T> {
       // Host tables are resolved lazily: most requests are answered by the first one tried.
       const exact = hosts.exact.size === 0 ? undefined : hosts.exact.get(hostname);
       if (exact !== undefined) {
-        const m = matchTable(exact, path, method, rawHeaders, offsets);
+        const m = matchTable(tree, exact, path, method, rawHeaders, offsets);
         if (m !== undefined) return m;
       }
       const n = resolveWildcards(hosts, hostname, chain, 0);
       for (let i = 0; i < n; i++) {
-        const m = matchTable(chain[i], path, method, rawHeaders, offsets);
+        const m = matchTable(tree, chain[i], path, method, rawHeaders, offsets);
         if (m !== undefined) return m;
       }
-      return hosts.any === undefined ? undefined : matchTable(hosts.any, path, method, rawHeaders, offsets);
+      return hosts.any === undefined ? undefined : matchTable(tree, hosts.any, path, method, rawHeaders, offsets);
     },
     allowedMethods(hostname, path, rawHeaders) {
       const heads: Candidate<T>[] = [];
       const n = resolveHosts(hosts, hostname, chain);
-      for (let i = 0; i < n; i++) {
-        const head = chain[i].statics.get(path);
-        if (head !== undefined) heads.push(head);
-        lookupTree(chain[i].root, path, collectHead, heads, undefined, offsets);
-      }
+      for (let i = 0; i < n; i++) lookupFlat(tree, chain[i].root, path, collectHead, heads, undefined, offsets);
       const allowed = new Set<string>();
       for (const head of heads) {
         for (let c: Candidate<T> | null = head; c !== null; c = c.next) {
@@ -166,14 +174,9 @@ export function buildRouter<T>(entries: RouteEntry<T>[]): BuiltRouter<T> {
   return { router, problems };
 }
 
-function matchTable<T>(table: PathTable<T>, path: string, method: string, rawHeaders: string[], offsets: Int32Array): RouteMatch<T> | undefined {
-  const head = table.statics.size === 0 ? undefined : table.statics.get(path);
-  if (head !== undefined) {
-    const c = selectCandidate(head, method, rawHeaders);
-    if (c !== undefined) return c.result as RouteMatch<T>;
-  }
-  const c = lookupTree(table.root, path, selectCandidate, method, rawHeaders, offsets);
-  return c === undefined ? undefined : c.result ?? withParams(c, path, offsets);
+function matchTable<T>(tree: FlatTree<Candidate<T>>, table: PathTable, path: string, method: string, rawHeaders: string[], offsets: Int32Array): RouteMatch<T> | undefined {
+  const c = lookupFlat(tree, table.root, path, selectCandidate, method, rawHeaders, offsets);
+  return c === undefined ? undefined : c.paramNames.length === 0 ? c : withParams(c, path, offsets);
 }
 
 /** A select that never picks, so lookupTree visits every terminal matching the path. */

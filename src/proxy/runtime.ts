@@ -1,10 +1,13 @@
 // One compiled config version: router, upstream clusters and the settings the request path reads. Swapped atomically on reload.
-import type { ApiResource, Config, GatewaySpec, Operation, PathOptions } from '../model/types.ts';
+import type { ApiResource, BackendSpec, Config, GatewaySpec, Operation, PathOptions } from '../model/types.ts';
 import { compileCidrs } from '../lib/cidr.ts';
 import { sampleThreshold } from '../lib/trace-context.ts';
 import { buildRouter, type Router } from './router.ts';
 import { UpstreamCluster, type ClusterHooks } from './upstream-cluster.ts';
 import type { ErrorStyle } from './error-response.ts';
+import { compilePipeline, effectiveSections, isDefault, type BackendLookup, type CompiledPipeline, type PolicyRegistry, type PolicyServices, type RouteFacts, type RoutePolicies } from './policy-pipeline.ts';
+import { defaultOf } from '../model/field.ts';
+import { backendFields } from '../model/backend-fields.ts';
 
 /** What a route resolves to. One object per operation per version; telemetry may key caches on it. */
 export interface RouteTarget {
@@ -23,6 +26,8 @@ export interface RouteTarget {
   subscription: SubscriptionCheck | null;
   /** Telemetry's per-route slot (see Exchange.routeKey), created with the target so its shape never changes. */
   telemetry: unknown;
+  /** Compiled ApiPolicy pipelines; null when the effective policy is the built-in one (the fast path). */
+  policies: RoutePolicies | null;
 }
 
 /** How a route's subscription key is found and what it may be scoped to (reference/apim.md §1.3). */
@@ -34,6 +39,8 @@ export interface SubscriptionCheck {
   products: string[];
   /** An open product contains the Api: a request without a key (or with an invalid one) goes through. */
   open: boolean;
+  /** That open product's name ('' when none). */
+  openProduct: string;
 }
 
 export interface Runtime {
@@ -70,7 +77,13 @@ function backendKey(api: ApiResource, ref: string): string {
  * Builds a runtime. Clusters whose Backend spec is unchanged are taken over from `previous`, so a
  * reload keeps warm keep-alive pools and balancer state.
  */
-export function buildRuntime(config: Config, previous: Runtime | undefined, hooks: ClusterHooks = {}): { runtime?: Runtime; problems: string[] } {
+/** The policy implementations (filters/) and the services they share, given by the composition root. */
+export interface PolicyHooks {
+  registry: PolicyRegistry;
+  services: PolicyServices;
+}
+
+export function buildRuntime(config: Config, previous: Runtime | undefined, hooks: ClusterHooks = {}, policyHooks?: PolicyHooks): { runtime?: Runtime; problems: string[] } {
   const clusters = new Map<string, UpstreamCluster>();
   const reused = new Set<UpstreamCluster>();
   for (const [key, b] of config.backends) {
@@ -83,14 +96,18 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, hook
     }
   }
   const entries = [];
+  const policyProblems: string[] = [];
   const lenient: PathOptions[] = [];
   // Api "namespace/name" → the products that contain it.
-  const productsOf = new Map<string, { names: string[]; open: boolean }>();
+  const productsOf = new Map<string, { names: string[]; open: boolean; openProduct: string }>();
   for (const p of config.products ?? []) {
     for (const key of p.spec.apis) {
-      const e = productsOf.get(key) ?? { names: [], open: false };
+      const e = productsOf.get(key) ?? { names: [], open: false, openProduct: '' };
       e.names.push(p.metadata.name);
-      if (!p.spec.subscriptionRequired) e.open = true;
+      if (!p.spec.subscriptionRequired) {
+        e.open = true;
+        e.openProduct = p.metadata.name;
+      }
       productsOf.set(key, e);
     }
   }
@@ -103,6 +120,7 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, hook
         query: s.subscriptionKeyParameterNames.query,
         products: inProducts?.names ?? [],
         open: inProducts?.open ?? false,
+        openProduct: inProducts?.openProduct ?? '',
       }
       : null;
     if (!sameOptions(s.pathOptions, DEFAULT_PATH_OPTIONS) && !lenient.some((o) => sameOptions(o, s.pathOptions))) lenient.push(s.pathOptions);
@@ -125,11 +143,20 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, hook
         hashClientIp: hashOn?.clientIp === true,
         subscription,
         telemetry: null,
+        policies: null,
       };
       entries.push({ hostnames: s.hostnames, path: joinPath(s.path, op.urlTemplate), methods: op.methods, headers: op.headers, value: target });
+      if (policyHooks !== undefined && (config.apiPolicies?.length ?? 0) > 0) {
+        try {
+          target.policies = routePolicies(config, api, op, target, policyHooks, clusters, hooks);
+        } catch (err) {
+          policyProblems.push((err as Error).message);
+        }
+      }
     }
   }
   const built = buildRouter(entries);
+  if (policyProblems.length) built.problems.push(...policyProblems);
   if (built.problems.length) {
     for (const c of clusters.values()) if (!reused.has(c)) void c.close();
     return { problems: built.problems };
@@ -145,6 +172,65 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, hook
     sampleThreshold: config.gateway.spec.tracing.otlpEndpoint ? sampleThreshold(config.gateway.spec.tracing.sampleRatio) : 0,
   };
   return { runtime, problems: [] };
+}
+
+/** The pipelines of one route: without a product, and through each product that contains its Api. */
+function routePolicies(
+  config: Config,
+  api: ApiResource,
+  op: Operation,
+  target: RouteTarget,
+  hooks: PolicyHooks,
+  clusters: Map<string, UpstreamCluster>,
+  clusterHooks: ClusterHooks,
+): RoutePolicies | null {
+  const apiKey = `${api.metadata.namespace}/${api.metadata.name}`;
+  const facts: RouteFacts = {
+    apiKey,
+    api: api.metadata.name,
+    operation: op.name,
+    urlTemplate: joinPath(api.spec.path, op.urlTemplate),
+    apiPath: api.spec.path,
+    stripPrefix: target.stripPrefix,
+    gateway: config.gateway.metadata.name,
+    spec: op.name === '*' ? null : op,
+  };
+  const compile = (product: string | null): CompiledPipeline | null => {
+    const sections = effectiveSections(config.apiPolicies, apiKey, op.name, product);
+    return isDefault(sections) ? null : compilePipeline(sections, hooks.registry, facts, hooks.services, lookup);
+  };
+  const lookup: BackendLookup = {
+    byName(ref) {
+      const c = clusters.get(backendKey(api, ref));
+      if (c === undefined) throw new Error(`Backend ${JSON.stringify(ref)} not found`);
+      return c;
+    },
+    forUrl(url) {
+      const key = `url:${url}`;
+      let c = clusters.get(key);
+      if (c === undefined) {
+        let parsed: URL;
+        try {
+          parsed = new URL(url);
+        } catch {
+          throw new Error(`${JSON.stringify(url)} is not a URL`);
+        }
+        if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error(`${JSON.stringify(url)} is not an http(s) URL`);
+        const spec = { ...(defaultOf(backendFields) as BackendSpec), endpoints: [{ url: url.replace(/\/$/, ''), weight: 1 }] };
+        c = new UpstreamCluster(key, spec, clusterHooks);
+        clusters.set(key, c);
+      }
+      return c;
+    },
+  };
+  const none = compile(null);
+  const byProduct = new Map<string, CompiledPipeline | null>();
+  for (const p of config.products ?? []) {
+    if (!p.spec.apis.includes(apiKey)) continue;
+    byProduct.set(p.metadata.name, compile(`${p.metadata.namespace}/${p.metadata.name}`));
+  }
+  if (none === null && [...byProduct.values()].every((v) => v === null)) return null;
+  return { none, byProduct };
 }
 
 /**

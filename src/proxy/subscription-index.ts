@@ -42,7 +42,17 @@ export class SubscriptionIndex {
 
 export type KeyOutcome =
   | { error: 'subscription_key_missing' | 'subscription_key_invalid' }
-  | { error: null; /** The query to forward (without the key parameter). */ query: string; /** '' when no subscription opened it. */ subscription: string };
+  | {
+    error: null;
+    /** The query to forward (without the key parameter). */
+    query: string;
+    /** '' when no subscription opened it. */
+    subscription: string;
+    /** The subscription's record (for context.Subscription), or null. */
+    record: SubscriptionRecord | null;
+    /** The product the request came through (its policies apply): the key's product, or the open product without a valid key; '' for none. */
+    product: string;
+  };
 
 /**
  * API Management's resolution for one request to a route that requires a key (reference/apim.md §1.3):
@@ -51,13 +61,15 @@ export type KeyOutcome =
  */
 export function resolveSubscription(index: SubscriptionIndex | null, need: SubscriptionCheck, api: string, raw: string[], query: string): KeyOutcome {
   const presented = presentedKey(raw, need.header, query, need.query);
-  if (presented === undefined) return need.open ? { error: null, query, subscription: '' } : { error: 'subscription_key_missing' };
+  if (presented === undefined) return need.open ? { error: null, query, subscription: '', record: null, product: need.openProduct } : { error: 'subscription_key_missing' };
   const verdict: KeyCheck = index === null ? { ok: false } : index.check(presented.key, api, need.products, Date.now());
   if (!verdict.ok && !need.open) return { error: 'subscription_key_invalid' };
   return {
     error: null,
     query: presented.fromQuery ? withoutQueryParam(query, need.query) : query,
     subscription: verdict.ok ? verdict.subscription.name : '',
+    record: verdict.ok ? verdict.subscription : null,
+    product: verdict.ok ? (verdict.subscription.scope.kind === 'product' ? verdict.subscription.scope.name : '') : need.openProduct,
   };
 }
 

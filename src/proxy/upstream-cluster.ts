@@ -21,6 +21,8 @@ export interface UpstreamPool {
 
 export interface ClusterHooks {
   onBreakerState?: (backend: string, state: string) => void;
+  /** Replaces the real pools (`lockgate test` answers from stubs, with no network); health checks are then off. */
+  poolFactory?: (origin: string, backend: string) => UpstreamPool;
 }
 
 /** The upstream of one Backend. Lifecycle: built per config version (or reused when unchanged), closed when retired. */
@@ -71,7 +73,9 @@ export class UpstreamCluster {
       const u = new URL(e.url);
       const isIp = /^[\d.]+$|^\[/.test(u.hostname);
       const clientTtl = isIp ? null : spec.dnsRefresh;
-      if (u.protocol === 'http:' && spec.protocol !== 'h2') {
+      if (hooks.poolFactory !== undefined) {
+        this.pools.push(hooks.poolFactory(u.origin, name));
+      } else if (u.protocol === 'http:' && spec.protocol !== 'h2') {
         this.pools.push(
           new H1Pool(u.origin, {
             connections: spec.maxConnections,
@@ -101,7 +105,7 @@ export class UpstreamCluster {
       }
       this.basePaths.push(u.pathname === '/' ? '' : u.pathname.replace(/\/$/, ''));
     }
-    this.#health = spec.healthCheck.enabled ? new HealthChecker(this.endpoints, spec.healthCheck, {}) : null;
+    this.#health = spec.healthCheck.enabled && hooks.poolFactory === undefined ? new HealthChecker(this.endpoints, spec.healthCheck, {}) : null;
     this.#health?.start();
   }
 

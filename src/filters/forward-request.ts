@@ -1,0 +1,21 @@
+// forward-request: sends the request to the backend (the built-in global backend section).
+import { forwardRequest } from '../proxy/policy-forward.ts';
+import type { PolicyFactory } from '../proxy/policy-pipeline.ts';
+import { LockgateError } from '../lib/errors.ts';
+
+export const forwardRequestPolicy: PolicyFactory = (attrs, env) => {
+  const failOnErrorStatusCode = attrs.failOnErrorStatusCode === true;
+  const bufferRequestBody = attrs.bufferRequestBody === true;
+  // API Management buffers by default; we buffer only when an outbound policy reads the body (set by the runner).
+  const streamOnly = attrs.bufferResponse === false;
+  return {
+    name: 'forward-request',
+    path: env.entry.path,
+    needsRequestBody: bufferRequestBody,
+    run(pc) {
+      const bits = pc.forward;
+      if (bits === null) throw new LockgateError('internal', 'forward-request outside a request');
+      return forwardRequest(pc, bits, { buffer: !streamOnly && pc.bufferResponse, failOnErrorStatusCode });
+    },
+  };
+};

@@ -1,0 +1,139 @@
+// ApiPolicy checks within one document: scope shape, which policy may sit in which section, `base` placement, and where expressions are.
+import { childPath, positionOf, report } from './doc-context.ts';
+import type { DocContext } from './doc-context.ts';
+import { POLICIES } from './policy-catalog.ts';
+import type { ApiPolicySpec, ExpressionSite, PolicyEntry, PolicySection } from './types.ts';
+
+export const SECTIONS: readonly PolicySection[] = ['inbound', 'backend', 'outbound', 'onError'];
+
+/** `@(expr)` → `expr`; undefined when the string is a literal. */
+export function expressionText(value: string): string | undefined {
+  return value.length >= 3 && value.startsWith('@(') && value.endsWith(')') ? value.slice(2, -1) : undefined;
+}
+
+function site(cx: DocContext, path: string, source: string, offset: number): ExpressionSite {
+  const { line, col } = positionOf(cx, path);
+  return { source, file: cx.file, line, col: col + offset, path };
+}
+
+/** Every `@(…)` string inside a decoded value (JSON templates, header lists, …). */
+function collectMarked(value: unknown, cx: DocContext, path: string, out: ExpressionSite[]): void {
+  if (typeof value === 'string') {
+    const e = expressionText(value);
+    if (e !== undefined) out.push(site(cx, path, e, 2));
+  } else if (Array.isArray(value)) {
+    value.forEach((v, i) => collectMarked(v, cx, childPath(path, i), out));
+  } else if (value !== null && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) collectMarked(v, cx, childPath(path, k), out);
+  }
+}
+
+/** Values at a pattern such as `when[].condition` inside attrs, with their paths. */
+function atPattern(attrs: unknown, pattern: string, path: string): Array<{ value: unknown; path: string }> {
+  const [head, ...rest] = pattern.split('.');
+  const many = head.endsWith('[]');
+  const key = many ? head.slice(0, -2) : head;
+  const v = (attrs as Record<string, unknown> | undefined)?.[key];
+  if (v === undefined) return [];
+  const p = childPath(path, key);
+  const items = many && Array.isArray(v) ? v.map((x, i) => ({ value: x, path: childPath(p, i) })) : [{ value: v, path: p }];
+  if (rest.length === 0) return items;
+  return items.flatMap((it) => atPattern(it.value, rest.join('.'), it.path));
+}
+
+/**
+ * Turns a decoded policy list into PolicyEntry[] (recursively for choose/retry), checking placement and
+ * collecting expressions. `top` is false inside a policy: `base` belongs to a section only.
+ */
+function entries(raw: unknown, section: PolicySection, cx: DocContext, path: string, top: boolean, out: ExpressionSite[]): PolicyEntry[] {
+  if (!Array.isArray(raw)) return [];
+  const list: PolicyEntry[] = [];
+  let bases = 0;
+  raw.forEach((item, i) => {
+    const p = childPath(path, i);
+    if (item === undefined || item === null || typeof item !== 'object') return;
+    const names = Object.keys(item as object);
+    if (names.length !== 1) return; // the decoder reported it
+    const name = names[0];
+    const def = POLICIES[name];
+    const attrs = (item as Record<string, Record<string, unknown>>)[name];
+    const ap = childPath(p, name);
+    const { line, col } = positionOf(cx, ap, 'key');
+    if (name === 'base') {
+      bases++;
+      if (!top) report(cx, ap, '"base" belongs directly in a section, not inside another policy', 'key');
+      else if (bases === 2) report(cx, ap, '"base" may appear once per section', 'key');
+    }
+    if (!def.sections.includes(section)) {
+      report(cx, ap, `${name} is not allowed in ${section} (allowed in ${def.sections.join(', ')})`, 'key');
+    }
+    // Nested policy lists become entries; everything else is scanned for @(…) expressions.
+    const nested = new Set(def.nested ?? []);
+    const converted: Record<string, unknown> = { ...attrs };
+    for (const pattern of nested) {
+      for (const { path: np } of atPattern(attrs, pattern, ap)) {
+        setAt(converted, np.slice(ap.length), entries(getAt(attrs, np.slice(ap.length)), section, cx, np, false, out));
+      }
+    }
+    const always = new Set(def.expressions ?? []);
+    for (const pattern of always) {
+      for (const { value, path: ep } of atPattern(attrs, pattern, ap)) {
+        if (typeof value !== 'string') continue;
+        const e = expressionText(value);
+        out.push(site(cx, ep, e ?? value, e === undefined ? 0 : 2));
+      }
+    }
+    for (const [k, v] of Object.entries(attrs ?? {})) {
+      if ([...nested, ...always].some((pat) => pat.split(/[.[]/)[0] === k)) {
+        // Mixed attrs (choose.when: condition + policies) were handled above; scan nothing else there.
+        continue;
+      }
+      collectMarked(v, cx, childPath(ap, k), out);
+    }
+    list.push({ name, attrs: converted, file: cx.file, line, col, path: p });
+  });
+  return list;
+}
+
+/** `.when[1].policies` style suffix → get/set inside a plain object tree. */
+function steps(suffix: string): Array<string | number> {
+  const out: Array<string | number> = [];
+  for (const m of suffix.matchAll(/\.([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]/g)) {
+    out.push(m[1] ?? (m[2] !== undefined ? Number(m[2]) : JSON.parse(`"${m[3]}"`)));
+  }
+  return out;
+}
+
+function getAt(root: unknown, suffix: string): unknown {
+  let v = root;
+  for (const s of steps(suffix)) v = (v as Record<string | number, unknown> | undefined)?.[s];
+  return v;
+}
+
+function setAt(root: Record<string, unknown>, suffix: string, value: unknown): void {
+  const path = steps(suffix);
+  let v: Record<string | number, unknown> = root;
+  for (let i = 0; i < path.length - 1; i++) {
+    // Copy on the way down, so the decoded attributes are never shared with the converted ones.
+    const next = v[path[i]];
+    const copy = Array.isArray(next) ? [...next] : { ...(next as object) };
+    v[path[i]] = copy;
+    v = copy as Record<string | number, unknown>;
+  }
+  v[path[path.length - 1]] = value;
+}
+
+export function finishApiPolicy(spec: ApiPolicySpec, cx: DocContext): void {
+  const s = spec.scope;
+  const given = [s.global === true && 'global', s.product !== undefined && 'product', s.api !== undefined && 'api'].filter(Boolean);
+  if (given.length !== 1) {
+    report(cx, 'spec.scope', `scope needs exactly one of global: true, product or api${given.length ? ` (got ${given.join(' and ')})` : ''}`);
+  }
+  if (s.operation !== undefined && s.api === undefined) report(cx, 'spec.scope.operation', 'an operation scope needs `api` too');
+  const expressions: ExpressionSite[] = [];
+  for (const section of SECTIONS) {
+    if (spec[section] === undefined) continue;
+    spec[section] = entries(spec[section], section, cx, childPath('spec', section), true, expressions);
+  }
+  spec.expressions = expressions;
+}

@@ -1,0 +1,26 @@
+// Load-time check of every expression in a config: each one must compile and stay under the cost limit; problems carry file:line:col.
+import type { Config, Problem } from '../model/types.ts';
+import { compileExpression } from './expression.ts';
+
+/** Line and column of `offset` inside an expression that starts at (line, col) in its file. */
+function at(source: string, line: number, col: number, offset: number): { line: number; col: number } {
+  const before = source.slice(0, offset);
+  const nl = before.lastIndexOf('\n');
+  if (nl === -1) return { line, col: col + offset };
+  return { line: line + before.split('\n').length - 1, col: offset - nl };
+}
+
+export function checkConfigExpressions(config: Config): Problem[] {
+  const problems: Problem[] = [];
+  for (const p of config.apiPolicies ?? []) {
+    for (const site of p.spec.expressions) {
+      const r = compileExpression(site.source);
+      if (r.ok) continue;
+      for (const e of r.problems) {
+        const pos = at(site.source, site.line, site.col, e.offset);
+        problems.push({ file: site.file, line: pos.line, col: pos.col, path: site.path, message: `expression: ${e.message}` });
+      }
+    }
+  }
+  return problems.sort((a, b) => (a.file === b.file ? a.line - b.line || a.col - b.col : a.file < b.file ? -1 : 1));
+}

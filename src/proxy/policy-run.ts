@@ -1,0 +1,177 @@
+// Runs a compiled pipeline for one request: inbound → backend → outbound, onError on any failure, then sends the response.
+import type { ServerResponse } from 'node:http';
+import { LockgateError } from '../lib/errors.ts';
+import type { AnyResponse } from './error-response.ts';
+import { stamp } from './clock.ts';
+import type { FinishFn } from './forward-handler.ts';
+import { PolicyContext, PolicyError, errorResponse, jsonResponse, type LastError, type PolicyResponse } from './policy-context.ts';
+import type { CompiledPipeline, Step } from './policy-pipeline.ts';
+import { writeHeadTo } from './response-capture.ts';
+
+/** Runs steps in order; stays synchronous until a step returns a promise. */
+export function runSteps(steps: readonly Step[], pc: PolicyContext, from = 0): void | Promise<void> {
+  for (let i = from; i < steps.length; i++) {
+    if (pc.stopped) return;
+    if (pc.ex.policyTrace !== null) pc.ex.policyTrace.push(`${pc.section} ${steps[i].name} (${steps[i].at ?? steps[i].path})`);
+    const r = steps[i].run(pc);
+    if (r !== undefined) return r.then(() => runSteps(steps, pc, i + 1));
+  }
+}
+
+/** Where a thrown value becomes context.LastError and the default response (API Management's flow). */
+function asPolicyError(err: unknown, pc: PolicyContext, step: Step | undefined): PolicyError {
+  if (err instanceof PolicyError) return err;
+  const message = (err as Error)?.message ?? String(err);
+  const apim = pc.route.errorStyle === 'apim';
+  const body = apim
+    ? { statusCode: 500, message: 'Internal server error', activityId: pc.ex.requestId }
+    : { statusCode: 500, message: 'Internal server error', requestId: pc.ex.requestId };
+  const reason = (err as { reason?: string })?.reason ?? (err instanceof LockgateError ? err.code : 'PolicyFailure');
+  return new PolicyError(step?.name ?? 'pipeline', reason, message, jsonResponse(500, body));
+}
+
+/** Tracks which step is running so a failure can name it (LastError.Path). */
+class Tracker {
+  step: Step | undefined;
+}
+
+function runSection(steps: readonly Step[], pc: PolicyContext, t: Tracker): void | Promise<void> {
+  for (let i = 0; i < steps.length; i++) {
+    if (pc.stopped) return;
+    t.step = steps[i];
+    if (pc.ex.policyTrace !== null) pc.ex.policyTrace.push(`${pc.section} ${steps[i].name} (${steps[i].at ?? steps[i].path})`);
+    const r = steps[i].run(pc);
+    if (r !== undefined) {
+      return r.then(() => {
+        const rest = steps.slice(i + 1);
+        return rest.length === 0 ? undefined : runSection(rest, pc, t);
+      });
+    }
+  }
+}
+
+export interface PipelineDeps {
+  res: AnyResponse;
+  finish: FinishFn;
+  /** Called once the response is written (or abandoned): releases the exchange to telemetry. */
+}
+
+/**
+ * Executes the pipeline and answers the client. Never throws; never leaves the client without a response.
+ * `pc.res` ends up holding what is sent.
+ */
+export async function executePipeline(p: CompiledPipeline, pc: PolicyContext, deps: PipelineDeps): Promise<void> {
+  const t = new Tracker();
+  try {
+    pc.section = 'inbound';
+    let r = runSection(p.inbound, pc, t);
+    if (r !== undefined) await r;
+    if (!pc.stopped) {
+      pc.section = 'backend';
+      r = runSection(p.backend, pc, t);
+      if (r !== undefined) await r;
+    }
+    if (!pc.stopped) {
+      pc.section = 'outbound';
+      r = runSection(p.outbound, pc, t);
+      if (r !== undefined) await r;
+    }
+  } catch (err) {
+    const pe = asPolicyError(err, pc, t.step);
+    const section = pc.section;
+    pc.lastError = lastErrorOf(pe, section, t.step);
+    // A response still streaming from the backend is dropped: the error response replaces it.
+    pc.res?.capture?.abandon();
+    pc.res = pe.response;
+    pc.stopped = false;
+    pc.section = 'onError';
+    try {
+      const r = runSection(p.onError, pc, t);
+      if (r !== undefined) await r;
+    } catch (err2) {
+      // A failure inside onError: the default 500, and the first error stays the one logged.
+      pc.res?.capture?.abandon();
+      pc.res = asPolicyError(err2, pc, t.step).response;
+    }
+    pc.ex.errorCode ||= 'policy';
+    pc.ex.errorDetail ||= `${pe.source}: ${pe.reason}: ${pe.message}`;
+  }
+  sendPolicyResponse(pc, deps);
+}
+
+function lastErrorOf(pe: PolicyError, section: string, step: Step | undefined): LastError {
+  return { source: pe.source, reason: pe.reason, message: pe.message, scope: '', section, path: step?.path ?? '', policyId: '' };
+}
+
+/** Writes pc.res to the client (streams a captured backend body through) and finishes the exchange once. */
+export function sendPolicyResponse(pc: PolicyContext, deps: PipelineDeps): void {
+  const ex = pc.ex;
+  const res = deps.res;
+  if (pc.deferred !== null) {
+    pc.stopped = false;
+    for (const f of pc.deferred) {
+      try {
+        f(pc);
+      } catch {
+        // A failed deferred count (an expression error) must not turn a finished response into an error.
+      }
+    }
+    pc.deferred = null;
+  }
+  const out: PolicyResponse = pc.res ?? { status: 200, reason: '', headers: [], body: null, capture: null };
+  ex.status = out.status;
+  const headers = out.headers;
+  if (pc.responseHeaders.length) headers.push(...pc.responseHeaders);
+  if (!headers.includes('x-request-id')) headers.push('x-request-id', ex.requestId);
+  if ((res as { destroyed?: boolean }).destroyed || res.headersSent) {
+    out.capture?.abandon();
+    ex.status ||= 499;
+    return finishOnce(pc, deps.finish);
+  }
+  try {
+    if (out.capture !== null && out.body === null) {
+      // The body streams unchanged, so the backend's Content-Length (if any) still holds.
+      cleanFraming(headers, -1);
+      const cap = out.capture;
+      if (cap.attach(res, out.status, headers, pc.h2)) return finishOnce(pc, deps.finish);
+      // The forwarder finishes the exchange when the body ends (see policy-forward.ts).
+      return;
+    }
+    const body = out.body ?? EMPTY;
+    cleanFraming(headers, body.length);
+    writeHeadTo(res, out.status, headers, pc.h2);
+    (res as ServerResponse).end(body);
+    ex.bytesOut = body.length;
+  } catch (err) {
+    ex.errorCode ||= 'internal';
+    ex.errorDetail ||= (err as Error).message;
+    res.destroy();
+  }
+  finishOnce(pc, deps.finish);
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Framing headers are ours to set: drop hop-by-hop ones, and with a known `length` set it as Content-Length. */
+function cleanFraming(headers: string[], length: number): void {
+  let w = 0;
+  for (let r = 0; r < headers.length; r += 2) {
+    const n = headers[r];
+    if ((length >= 0 && n === 'content-length') || n === 'transfer-encoding' || n === 'connection' || n === 'keep-alive') continue;
+    headers[w++] = n;
+    headers[w++] = headers[r + 1];
+  }
+  headers.length = w;
+  if (length >= 0) headers.push('content-length', String(length));
+}
+
+/** Hands the exchange to telemetry exactly once (the forwarder and the sender may both get there). */
+export function finishOnce(pc: PolicyContext, finish: FinishFn): void {
+  if (pc.finished) return;
+  pc.finished = true;
+  const ex = pc.ex;
+  if (ex.tEnd === 0) ex.tEnd = stamp();
+  finish(ex);
+}
+
+export { errorResponse };
