@@ -1,5 +1,5 @@
 // The Api kind's fields, defaults and descriptions (the single source for decoding, docs and the JSON Schema).
-import { bool, list, obj, oneOf, str } from './field.ts';
+import { bool, int, list, obj, oneOf, str } from './field.ts';
 import {
   checkApiPath,
   checkBackendRef,
@@ -10,6 +10,11 @@ import {
   checkNotEmpty,
   checkUrlTemplate,
 } from './value-checks.ts';
+
+/** A version id: a path segment, header or query value (letters, digits, ".", "-", "_"). */
+function checkVersionId(v: string): string | undefined {
+  return /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(v) ? undefined : `version ${JSON.stringify(v)} must be letters, digits, ".", "-" or "_" (at most 63)`;
+}
 
 const headerMatch = obj(
   {
@@ -80,6 +85,10 @@ export const apiFields = obj(
       'Requests need an active subscription key for this Api (or for all Apis). API Management defaults to true; Lockgate to false, so an Api is open until you opt in.',
       false,
     ),
+    versionSet: str('The ApiVersionSet this Api is one version of ("name" or "namespace/name"); the set says how a request names its version.', { optional: true, check: checkBackendRef }),
+    version: str('This Api\'s version in its set, e.g. "v2" (a path segment, header value or query value by the set\'s scheme).', { optional: true, check: checkVersionId }),
+    revision: int('This Api\'s revision number. The current revision serves requests; another revision of the same Api (revisionOf) is reached with ";rev=N" after the Api path.', { default: 1, min: 1 }),
+    revisionOf: str('Makes this Api a non-current revision of another Api ("name" or "namespace/name"): same path, hosts and version, reached only as PATH;rev=N/…, for testing before it becomes current.', { optional: true, check: checkBackendRef }),
     subscriptionKeyParameterNames: obj(
       {
         header: str('Request header carrying the key.', { default: 'Ocp-Apim-Subscription-Key', check: checkHeaderName }),

@@ -1,6 +1,7 @@
 // The table of document kinds: each kind's fields and its cross-field checks. Adding a kind is adding a row.
 import { apiFields } from './api-fields.ts';
 import { apiPolicyFields } from './api-policy-fields.ts';
+import { apiVersionSetFields } from './api-version-set-fields.ts';
 import { backendFields } from './backend-fields.ts';
 import type { DocContext } from './doc-context.ts';
 import { dict, obj, oneOf, str } from './field.ts';
@@ -29,6 +30,7 @@ export const KINDS: Record<string, KindDef> = {
   Api: { spec: apiFields, specOptional: false, finish: (s: ApiSpec, cx) => finishApi(s, cx) },
   Backend: { spec: backendFields, specOptional: false, finish: (s: BackendSpec, cx) => finishBackend(s, cx) },
   Product: { spec: productFields, specOptional: false, finish: () => {} },
+  ApiVersionSet: { spec: apiVersionSetFields, specOptional: false, finish: () => {} },
   ApiPolicy: { spec: apiPolicyFields, specOptional: false, finish: (s: ApiPolicySpec, cx) => finishApiPolicy(s, cx) },
 };
 

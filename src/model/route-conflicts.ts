@@ -1,7 +1,8 @@
 // Reports operations (in one Api or across Apis) that claim the same host, method and full path template.
 import { report } from './doc-context.ts';
 import type { ParsedResource } from './parse-documents.ts';
-import type { ApiSpec } from './types.ts';
+import type { ApiSpec, ApiVersionSetSpec } from './types.ts';
+import { routeVariants } from './api-routes.ts';
 
 /** `/orders` + `/items/{id}` → `/orders/items/{id}`. */
 export function joinPath(base: string, template: string): string {
@@ -14,7 +15,7 @@ function routeKey(route: string): string {
   return route.replace(/\{[^/}]*\}/g, '{}');
 }
 
-export function findRouteConflicts(apis: ParsedResource[]): void {
+export function findRouteConflicts(apis: ParsedResource[], sets: ReadonlyMap<string, ApiVersionSetSpec> = new Map()): void {
   const claims = new Map<string, string>();
   for (const { resource, cx } of apis) {
     const spec = resource.spec as ApiSpec;
@@ -26,9 +27,10 @@ export function findRouteConflicts(apis: ParsedResource[]): void {
       spec.operations.length > 0
         ? spec.operations.map((op, i) => ({ op, path: `spec.operations[${i}].urlTemplate` }))
         : [{ op: { name: '', methods: ['*'], urlTemplate: '/*' }, path: 'spec.path' }];
-    for (const { op, path } of ops) {
+    const variants = routeVariants(spec, spec.versionSet === undefined ? undefined : sets.get(spec.versionSet));
+    for (const { op, path } of ops) for (const variant of variants) {
       if (!op?.methods || typeof op.urlTemplate !== 'string') continue;
-      const route = joinPath(spec.path, op.urlTemplate);
+      const route = joinPath(variant.path, op.urlTemplate);
       // An imported operation names its place in the OpenAPI document.
       const imported = 'source' in op ? op.source : undefined;
       const at = imported ? ` (${imported.file}:${imported.line}:${imported.col})` : src;
@@ -36,7 +38,7 @@ export function findRouteConflicts(apis: ParsedResource[]): void {
       let reported = false;
       for (const host of hosts) {
         for (const method of op.methods) {
-          const key = `${host} ${method} ${routeKey(route)}`;
+          const key = `${host} ${method} ${routeKey(route)}${variant.tag ? ` [${variant.tag}]` : ''}`;
           const first = claims.get(key);
           if (!first) {
             claims.set(key, owner);
@@ -44,7 +46,7 @@ export function findRouteConflicts(apis: ParsedResource[]): void {
           }
           if (reported) continue;
           reported = true;
-          const what = `${method === '*' ? 'any method' : method} ${host || '(any host)'}${route}`;
+          const what = `${method === '*' ? 'any method' : method} ${host || '(any host)'}${route}${variant.tag ? ` (${variant.tag})` : ''}`;
           const mine = imported ? ` (operation "${op.name}" imported from ${imported.file}:${imported.line}:${imported.col})` : '';
           report(cx, path, `route conflict: ${what}${mine} is already claimed by ${first}`);
         }

@@ -211,6 +211,12 @@ export interface ApiSpec {
   /** Requests need an active subscription key (reference/apim.md §1.3). */
   subscriptionRequired: boolean;
   subscriptionKeyParameterNames: { header: string; query: string };
+  /** Qualified `namespace/name` of the ApiVersionSet after validation. */
+  versionSet?: string;
+  version?: string;
+  revision: number;
+  /** Qualified `namespace/name` of the Api this one is a non-current revision of. */
+  revisionOf?: string;
 }
 
 // ---------- Backend ----------
@@ -311,6 +317,18 @@ export interface ProductSpec {
   subscriptionsLimit?: number;
 }
 
+// ---------- ApiVersionSet ----------
+
+export interface ApiVersionSetSpec {
+  displayName?: string;
+  /** Where a request names the version: `/path/v2/…`, a header, or a query parameter. */
+  scheme: 'path' | 'header' | 'query';
+  headerName: string;
+  queryName: string;
+  /** The version a request without one goes to; unset: such a request gets 404. */
+  defaultVersion?: string;
+}
+
 // ---------- ApiPolicy ----------
 
 export type PolicySection = 'inbound' | 'backend' | 'outbound' | 'onError';
@@ -357,10 +375,11 @@ export interface ApiPolicySpec {
 
 export type GatewayResource = Resource<'Gateway', GatewaySpec>;
 export type ApiPolicyResource = Resource<'ApiPolicy', ApiPolicySpec>;
+export type ApiVersionSetResource = Resource<'ApiVersionSet', ApiVersionSetSpec>;
 export type ProductResource = Resource<'Product', ProductSpec>;
 export type ApiResource = Resource<'Api', ApiSpec>;
 export type BackendResource = Resource<'Backend', BackendSpec>;
-export type AnyResource = GatewayResource | ApiResource | BackendResource | ProductResource | ApiPolicyResource;
+export type AnyResource = GatewayResource | ApiResource | BackendResource | ProductResource | ApiPolicyResource | ApiVersionSetResource;
 
 /** A whole validated config: what the data plane builds from. Later kinds add fields here. */
 export interface Config {
@@ -369,6 +388,8 @@ export interface Config {
   backends: Map<string, BackendResource>;
   products: ProductResource[];
   apiPolicies: ApiPolicyResource[];
+  /** By qualified `namespace/name`. */
+  versionSets: Map<string, ApiVersionSetResource>;
   /** Hash of the source text, the version shown in /config and metrics. */
   version: string;
   files: string[];

@@ -5,7 +5,7 @@ import { report } from './doc-context.ts';
 import type { ParsedResource } from './parse-documents.ts';
 import { findRouteConflicts } from './route-conflicts.ts';
 import { didYouMean } from './suggest.ts';
-import type { ApiPolicyResource, ApiResource, BackendResource, Config, GatewayResource, Problem, ProductResource } from './types.ts';
+import type { ApiPolicyResource, ApiResource, ApiVersionSetResource, ApiVersionSetSpec, BackendResource, Config, GatewayResource, Problem, ProductResource } from './types.ts';
 
 function where(r: ParsedResource): string {
   const s = r.resource.source;
@@ -57,6 +57,88 @@ function resolveProductRefs(products: ParsedResource[], apis: ParsedResource[]):
       return key;
     });
   }
+}
+
+/**
+ * Version sets and revisions (API Management's model): each versioned Api names an existing set and a version
+ * unique in it; the Apis of a set share path and hosts; a revision names a current Api, shares its path, hosts
+ * and version, and has its own revision number.
+ */
+function resolveVersions(apis: ParsedResource[], sets: Map<string, ApiVersionSetResource>): Array<{ set: string; message: string }> {
+  const setProblems: Array<{ set: string; message: string }> = [];
+  const byKey = new Map(apis.map((a) => [`${a.resource.metadata.namespace}/${a.resource.metadata.name}`, a]));
+  const qualify = (item: ParsedResource, ref: string) => qualifyRef(ref, item.resource.metadata.namespace);
+  // Revisions first: they take the version fields of the Api they revise.
+  const revisions = new Map<string, Set<number>>();
+  for (const item of apis) {
+    const spec = (item.resource as ApiResource).spec;
+    if (!spec || spec.revisionOf === undefined) continue;
+    const key = qualify(item, spec.revisionOf);
+    spec.revisionOf = key;
+    const base = byKey.get(key);
+    const baseSpec = (base?.resource as ApiResource | undefined)?.spec;
+    if (!base || !baseSpec) {
+      const [ns, name] = key.split('/');
+      const sameNs = apis.filter((a) => a.resource.metadata.namespace === ns).map((a) => a.resource.metadata.name);
+      report(item.cx, 'spec.revisionOf', `Api ${JSON.stringify(name)} not found in namespace ${JSON.stringify(ns)}${didYouMean(name, sameNs)}`);
+      continue;
+    }
+    if (baseSpec.revisionOf !== undefined) {
+      report(item.cx, 'spec.revisionOf', `"${key}" is itself a revision; name the current Api`);
+      continue;
+    }
+    if (spec.path !== baseSpec.path) report(item.cx, 'spec.path', `a revision keeps its Api's path ("${baseSpec.path}"), got "${spec.path}"`);
+    if (JSON.stringify(spec.hostnames) !== JSON.stringify(baseSpec.hostnames)) report(item.cx, 'spec.hostnames', `a revision keeps its Api's hostnames`);
+    spec.versionSet ??= baseSpec.versionSet;
+    spec.version ??= baseSpec.version;
+    const used = revisions.get(key) ?? new Set([baseSpec.revision]);
+    if (used.has(spec.revision)) report(item.cx, 'spec.revision', `revision ${spec.revision} of "${key}" already exists; give each revision its own number`);
+    used.add(spec.revision);
+    revisions.set(key, used);
+  }
+  const versions = new Map<string, Map<string, ParsedResource>>();
+  for (const item of apis) {
+    const spec = (item.resource as ApiResource).spec;
+    if (!spec) continue;
+    if (spec.versionSet === undefined) {
+      if (spec.version !== undefined && spec.revisionOf === undefined) report(item.cx, 'spec.version', 'a version needs a versionSet');
+      continue;
+    }
+    const key = qualify(item, spec.versionSet);
+    spec.versionSet = key;
+    const set = sets.get(key);
+    if (!set) {
+      const [ns, name] = key.split('/');
+      const sameNs = [...sets.values()].filter((s) => s.metadata.namespace === ns).map((s) => s.metadata.name);
+      report(item.cx, 'spec.versionSet', `ApiVersionSet ${JSON.stringify(name)} not found in namespace ${JSON.stringify(ns)}${didYouMean(name, sameNs)}`);
+      continue;
+    }
+    if (spec.version === undefined) {
+      report(item.cx, 'spec.version', `an Api in version set "${key}" needs a version`, 'key');
+      continue;
+    }
+    if (spec.revisionOf !== undefined) continue;
+    const inSet = versions.get(key) ?? new Map<string, ParsedResource>();
+    versions.set(key, inSet);
+    const other = inSet.get(spec.version);
+    if (other) {
+      report(item.cx, 'spec.version', `version "${spec.version}" of set "${key}" is already Api "${other.resource.metadata.name}" (${where(other)})`);
+      continue;
+    }
+    const first = [...inSet.values()][0];
+    const firstSpec = (first?.resource as ApiResource | undefined)?.spec;
+    if (firstSpec && (firstSpec.path !== spec.path || JSON.stringify(firstSpec.hostnames) !== JSON.stringify(spec.hostnames))) {
+      report(item.cx, 'spec.path', `the Apis of version set "${key}" share one path and hosts; "${first!.resource.metadata.name}" has ${JSON.stringify(firstSpec.path)}`);
+    }
+    inSet.set(spec.version, item);
+  }
+  for (const [key, set] of sets) {
+    const d = set.spec?.defaultVersion;
+    if (d === undefined) continue;
+    const known = [...(versions.get(key)?.keys() ?? [])];
+    if (!known.includes(d)) setProblems.push({ set: key, message: `defaultVersion "${d}" is not the version of any Api in the set${didYouMean(d, known)}` });
+  }
+  return setProblems;
 }
 
 /** ApiPolicy scopes name existing resources; one policy document per scope, as in API Management. */
@@ -135,7 +217,19 @@ export function assembleConfig(
   }
   const apis = parsed.filter((p) => p.resource.kind === 'Api');
   resolveBackendRefs(apis, backends);
-  findRouteConflicts(apis);
+  const versionSets = new Map<string, ApiVersionSetResource>();
+  const setItems = new Map<string, ParsedResource>();
+  for (const p of parsed) {
+    if (p.resource.kind !== 'ApiVersionSet') continue;
+    const key = `${p.resource.metadata.namespace}/${p.resource.metadata.name}`;
+    if (!versionSets.has(key)) versionSets.set(key, p.resource as ApiVersionSetResource);
+    setItems.set(key, p);
+  }
+  for (const sp of resolveVersions(apis, versionSets)) {
+    const item = setItems.get(sp.set);
+    if (item) report(item.cx, 'spec.defaultVersion', sp.message);
+  }
+  findRouteConflicts(apis, new Map([...versionSets].map(([k, v]) => [k, v.spec as ApiVersionSetSpec])));
   const products = parsed.filter((p) => p.resource.kind === 'Product');
   resolveProductRefs(products, apis);
   const apiPolicies = parsed.filter((p) => p.resource.kind === 'ApiPolicy');
@@ -149,6 +243,7 @@ export function assembleConfig(
     backends,
     products: products.map((p) => p.resource as ProductResource),
     apiPolicies: apiPolicies.map((p) => p.resource as ApiPolicyResource),
+    versionSets,
     version,
     files,
   };

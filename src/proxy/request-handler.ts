@@ -13,7 +13,8 @@ import { buildUpstreamHeaders } from './upstream-headers.ts';
 import { ForwardHandler, type FinishFn, type ForwardOptions } from './forward-handler.ts';
 import { limitedBody } from './limited-body.ts';
 import { clientIpOf } from './client-address.ts';
-import type { Runtime, RouteTarget } from './runtime.ts';
+import { forwardPath, type Runtime, type RouteTarget } from './runtime.ts';
+import { routingInput } from './version-routing.ts';
 import { resolveRoute } from './resolve-route.ts';
 import { H1Request } from './h1-server.ts';
 import { resolveSubscription, type SubscriptionIndex } from './subscription-index.ts';
@@ -130,16 +131,20 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
     return fail(state, res, ex, 'payload_too_large', '', true, 'lockgate');
   }
 
-  let cp = resolveRoute(rt, target, facts.hostname, ex.method, raw);
+  // Revisions (;rev=N) and query-scheme versions are matched as pseudo-headers; the common config has neither.
+  const ri = rt.hasRevisions || rt.versionQueryNames.length > 0 ? routingInput(target, raw, rt.hasRevisions, rt.versionQueryNames) : null;
+  const routeTarget = ri === null ? target : ri.target;
+  const matchHeaders = ri === null ? raw : ri.matchHeaders;
+  let cp = resolveRoute(rt, routeTarget, facts.hostname, ex.method, matchHeaders);
   if ('error' in cp) return fail(state, res, ex, 'bad_request', cp.error, true, 'lockgate');
   // A CORS preflight is routed by the method it asks about: the Api's cors policy answers it (API Management).
   const preflightFor = ex.method === 'OPTIONS' ? preflightMethod(raw) : undefined;
   if (cp.match === undefined && preflightFor !== undefined) {
     // The asked-for method first; else any operation on the path (the cors policy decides what is allowed).
-    let again = resolveRoute(rt, target, facts.hostname, preflightFor, raw);
+    let again = resolveRoute(rt, routeTarget, facts.hostname, preflightFor, matchHeaders);
     if (!('error' in again) && again.match === undefined) {
-      const methods = rt.router.allowedMethods(facts.hostname, again.path, raw);
-      if (methods.length > 0) again = resolveRoute(rt, target, facts.hostname, methods[0], raw);
+      const methods = rt.router.allowedMethods(facts.hostname, again.path, matchHeaders);
+      if (methods.length > 0) again = resolveRoute(rt, routeTarget, facts.hostname, methods[0], matchHeaders);
     }
     if (!('error' in again) && again.match?.value.policies?.none?.cors) cp = again;
   }
@@ -147,6 +152,8 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
   ex.path = cp.path;
   if (match === undefined) return fail(state, res, ex, 'no_route', '', facts.hasBody, 'lockgate');
   const route: RouteTarget = match.value;
+  // A revision that does not exist is not the current one.
+  if (ri !== null && ri.revision !== 0 && ri.revision !== route.revision) return fail(state, res, ex, 'no_route', '', facts.hasBody, route.errorStyle);
   ex.api = route.api;
   ex.operation = route.operation;
   ex.backend = route.cluster.name;
@@ -189,8 +196,7 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
   });
   if (headers === null) return fail(state, res, ex, 'loop_detected', '', facts.hasBody, route.errorStyle);
 
-  let path = cp.path;
-  if (route.stripPrefix) path = path.length === route.stripPrefix.length ? '/' : path.slice(route.stripPrefix.length);
+  let path = forwardPath(route, cp.path);
   const pipeline = route.policies === null ? null : pipelineFor(route.policies, product);
   if (query && pipeline === null) path += query;
 

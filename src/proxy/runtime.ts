@@ -3,6 +3,7 @@ import type { ApiResource, BackendSpec, Config, GatewaySpec, Operation, PathOpti
 import { compileCidrs } from '../lib/cidr.ts';
 import { sampleThreshold } from '../lib/trace-context.ts';
 import { buildRouter, type Router } from './router.ts';
+import { routeVariants } from '../model/api-routes.ts';
 import { UpstreamCluster, type ClusterHooks } from './upstream-cluster.ts';
 import type { ErrorStyle } from './error-response.ts';
 import { compilePipeline, effectiveSections, isDefault, type BackendLookup, type CompiledPipeline, type PolicyRegistry, type PolicyServices, type RouteFacts, type RoutePolicies } from './policy-pipeline.ts';
@@ -15,8 +16,12 @@ export interface RouteTarget {
   operation: string;
   cluster: UpstreamCluster;
   errorStyle: ErrorStyle;
-  /** Removed from the front of the path before forwarding ('' when the Api keeps its path). */
+  /** Removed from the front of the path before forwarding ('' when the Api keeps its path) … */
   stripPrefix: string;
+  /** … and replaced by this (the Api path, when only a path-scheme version segment is dropped). */
+  prefixReplace: string;
+  /** This Api's revision number (a request naming another with ;rev=N gets 404). */
+  revision: number;
   pathOptions: PathOptions;
   /** consistent-hash input: a header name (lowercase), a cookie name, or the client IP. */
   hashHeader: string;
@@ -54,6 +59,18 @@ export interface Runtime {
   readonly lenientPathOptions: PathOptions[];
   /** Trace sampling threshold (ratio × 2^32) for traces the gateway starts or an untrusted client sent. */
   readonly sampleThreshold: number;
+  /** Some Api has a non-current revision: requests may name one with ;rev=N. */
+  readonly hasRevisions: boolean;
+  /** Version query parameters of query-scheme version sets (lower-case). */
+  readonly versionQueryNames: readonly string[];
+}
+
+/** The path sent to the backend for a matched route (query not included). */
+export function forwardPath(route: RouteTarget, path: string): string {
+  const sp = route.stripPrefix;
+  if (sp === '') return path;
+  const out = route.prefixReplace + (path.length === sp.length ? '' : path.slice(sp.length));
+  return out === '' ? '/' : out;
 }
 
 /** The strict default; an Api may relax it (tried only when the default rejects a path). */
@@ -96,6 +113,12 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, hook
     }
   }
   const entries = [];
+  let hasRevisions = false;
+  const versionQueryNames: string[] = [];
+  // Equal names share one string: each access-log line copies api and operation, and at 10,000 routes
+  // thousands of `get-items-id` in one hot copy beat thousands of cold ones.
+  const names = new Map<string, string>();
+  const intern = (name: string): string => names.get(name) ?? (names.set(name, name), name);
   const policyProblems: string[] = [];
   const lenient: PathOptions[] = [];
   // Api "namespace/name" → the products that contain it.
@@ -127,16 +150,23 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, hook
     const ops: Operation[] = s.operations.length
       ? s.operations
       : [{ name: '*', methods: ['*'], urlTemplate: '/*', headers: [] }];
-    for (const op of ops) {
+    const set = s.versionSet === undefined ? undefined : config.versionSets?.get(s.versionSet)?.spec;
+    const variants = routeVariants(s, set);
+    if (s.revisionOf !== undefined) hasRevisions = true;
+    if (set?.scheme === 'query' && !versionQueryNames.includes(set.queryName.toLowerCase())) versionQueryNames.push(set.queryName.toLowerCase());
+    for (const op of ops) for (const variant of variants) {
       const cluster = clusters.get(backendKey(api, op.backend ?? s.backend));
       if (!cluster) continue; // validation guarantees the reference; be defensive anyway
       const hashOn = cluster.spec.loadBalancing.hashOn;
       const target: RouteTarget = {
-        api: api.metadata.name,
-        operation: op.name,
+        api: intern(api.metadata.name),
+        operation: intern(op.name),
         cluster,
         errorStyle: s.errorStyle,
-        stripPrefix: s.stripPath && s.path !== '/' ? s.path : '',
+        // stripPath drops what matched the Api (version segment included); otherwise only a version segment goes.
+        stripPrefix: s.stripPath ? (variant.path !== '/' ? variant.path : '') : variant.path !== s.path ? variant.path : '',
+        prefixReplace: s.stripPath || s.path === '/' ? '' : s.path,
+        revision: s.revision,
         pathOptions: s.pathOptions,
         hashHeader: hashOn?.header?.toLowerCase() ?? '',
         hashCookie: hashOn?.cookie ?? '',
@@ -145,7 +175,7 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, hook
         telemetry: null,
         policies: null,
       };
-      entries.push({ hostnames: s.hostnames, path: joinPath(s.path, op.urlTemplate), methods: op.methods, headers: op.headers, value: target });
+      entries.push({ hostnames: s.hostnames, path: joinPath(variant.path, op.urlTemplate), methods: op.methods, headers: variant.headers.length ? [...op.headers, ...variant.headers] : op.headers, value: target });
       if (policyHooks !== undefined && (config.apiPolicies?.length ?? 0) > 0) {
         try {
           target.policies = routePolicies(config, api, op, target, policyHooks, clusters, hooks);
@@ -170,6 +200,8 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, hook
     trusted: compileCidrs(config.gateway.spec.trustedProxies),
     lenientPathOptions: lenient,
     sampleThreshold: config.gateway.spec.tracing.otlpEndpoint ? sampleThreshold(config.gateway.spec.tracing.sampleRatio) : 0,
+    hasRevisions,
+    versionQueryNames,
   };
   return { runtime, problems: [] };
 }
@@ -199,10 +231,15 @@ function routePolicies(
     const sections = effectiveSections(config.apiPolicies, apiKey, op.name, product);
     return isDefault(sections) ? null : compilePipeline(sections, hooks.registry, facts, hooks.services, lookup);
   };
+  // authentication-certificate: the clusters this route can reach, and the certificates its policies present.
+  const reachable = new Set<UpstreamCluster>([target.cluster]);
+  const withCert: Array<{ cert: { certFile: string; keyFile: string }; variants: Map<UpstreamCluster, UpstreamCluster> }> = [];
+  const baseOf = new Map<UpstreamCluster, UpstreamCluster>();
   const lookup: BackendLookup = {
     byName(ref) {
       const c = clusters.get(backendKey(api, ref));
       if (c === undefined) throw new Error(`Backend ${JSON.stringify(ref)} not found`);
+      reachable.add(c);
       return c;
     },
     forUrl(url) {
@@ -220,7 +257,14 @@ function routePolicies(
         c = new UpstreamCluster(key, spec, clusterHooks);
         clusters.set(key, c);
       }
+      reachable.add(c);
       return c;
+    },
+    withClientCertificate(cert) {
+      const variants = new Map<UpstreamCluster, UpstreamCluster>();
+      withCert.push({ cert, variants });
+      // A cluster already presenting another certificate (a second policy) switches to this one.
+      return (c) => variants.get(baseOf.get(c) ?? c);
     },
   };
   const none = compile(null);
@@ -229,8 +273,32 @@ function routePolicies(
     if (!p.spec.apis.includes(apiKey)) continue;
     byProduct.set(p.metadata.name, compile(`${p.metadata.namespace}/${p.metadata.name}`));
   }
+  for (const { cert, variants } of withCert) {
+    for (const base of reachable) {
+      const v = certificateVariant(base, cert, clusters, clusterHooks);
+      variants.set(base, v);
+      if (v !== base) baseOf.set(v, base);
+    }
+  }
   if (none === null && [...byProduct.values()].every((v) => v === null)) return null;
   return { none, byProduct };
+}
+
+/**
+ * `base` presenting a client certificate on its TLS connections (authentication-certificate): same endpoints and
+ * settings, its own pools; one per backend and certificate per version, closed with the runtime. A backend with no
+ * https endpoint has no TLS to present it on and is its own variant.
+ */
+function certificateVariant(base: UpstreamCluster, cert: { certFile: string; keyFile: string }, clusters: Map<string, UpstreamCluster>, hooks: ClusterHooks): UpstreamCluster {
+  if (!base.spec.endpoints.some((e) => e.url.startsWith('https:'))) return base;
+  const key = `${base.name}#cert:${cert.certFile}:${cert.keyFile}`;
+  let c = clusters.get(key);
+  if (c === undefined) {
+    // Named like its base: metrics, logs and lockgate test's stubs see the same Backend.
+    c = new UpstreamCluster(base.name, { ...base.spec, tls: { verify: true, ...base.spec.tls, certFile: cert.certFile, keyFile: cert.keyFile } }, hooks);
+    clusters.set(key, c);
+  }
+  return c;
 }
 
 /**

@@ -8,6 +8,8 @@ import { buildUpstreamHeaders } from './upstream-headers.ts';
 import { newSpanId, newTraceId, formatTraceparent } from '../lib/trace-context.ts';
 import type { DataPlaneState, ListenerInfo } from './request-handler.ts';
 import { resolveRoute } from './resolve-route.ts';
+import { forwardPath } from './runtime.ts';
+import { routingInput } from './version-routing.ts';
 import { clientIpOf } from './client-address.ts';
 import { resolveSubscription } from './subscription-index.ts';
 import { ERROR_TABLE } from '../lib/errors.ts';
@@ -28,11 +30,13 @@ export function createUpgradeHandler(state: DataPlaneState, listener: ListenerIn
     const facts = checkRequest(req.method ?? '', req.httpVersion, req.url ?? '', req.rawHeaders, rt.gateway.limits);
     if (!facts.ok) return reject(socket, facts.status, facts.error, requestId);
     if (!facts.upgrade || req.method !== 'GET') return reject(socket, 400, 'Only WebSocket upgrades are supported', requestId);
-    const cp = resolveRoute(rt, req.url ?? '', facts.hostname, 'GET', req.rawHeaders);
+    const ri = routingInput(req.url ?? '', req.rawHeaders, rt.hasRevisions, rt.versionQueryNames);
+    const cp = resolveRoute(rt, ri.target, facts.hostname, 'GET', ri.matchHeaders);
     if ('error' in cp) return reject(socket, 400, cp.error, requestId);
     const m = cp.match;
     if (!m) return reject(socket, 404, 'Resource not found', requestId);
     const route = m.value;
+    if (ri.revision !== 0 && ri.revision !== route.revision) return reject(socket, 404, 'Resource not found', requestId);
     // The same subscription-key rule as plain requests (request-handler.ts): no way around it by upgrading.
     let query = cp.query;
     const needKey = route.subscription;
@@ -51,7 +55,7 @@ export function createUpgradeHandler(state: DataPlaneState, listener: ListenerIn
       maxHops: rt.gateway.maxHops, keepTracestate: false, drop: needKey?.header,
     });
     if (!headers) return reject(socket, 508, 'Loop detected', requestId);
-    let path = route.stripPrefix ? cp.path.slice(route.stripPrefix.length) || '/' : cp.path;
+    let path = forwardPath(route, cp.path);
     path = route.cluster.basePaths[ep.index] + path + query;
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart() {},
