@@ -6,6 +6,8 @@ export interface BenchRequest {
   method: string;
   host: string;
   path: string;
+  /** Extra request headers, `Name: value` each. */
+  headers?: string[];
 }
 
 export interface BenchApi {
@@ -13,6 +15,7 @@ export interface BenchApi {
   hostnames: string[];
   path: string;
   operations: Array<{ methods: string[]; urlTemplate: string }>;
+  subscriptionRequired?: boolean;
 }
 
 export interface RouteSet {
@@ -81,9 +84,9 @@ export function rotatingRequests(method: string, prefix: string, count: number):
   return Array.from({ length: count }, (_, n) => ({ method, host: '', path: `${prefix}${n}` }));
 }
 
-/** The data file rotate.lua reads: `METHOD<TAB>HOST<TAB>PATH` per line. */
+/** The data file rotate.lua reads: `METHOD<TAB>HOST<TAB>PATH[<TAB>Name: value|Name: value]` per line. */
 export function requestsFileText(requests: BenchRequest[]): string {
-  return requests.map((r) => `${r.method}\t${r.host}\t${r.path}\n`).join('');
+  return requests.map((r) => `${r.method}\t${r.host}\t${r.path}${r.headers?.length ? `\t${r.headers.join('|')}` : ''}\n`).join('');
 }
 
 export interface LockgateConfigOptions {
@@ -92,6 +95,8 @@ export interface LockgateConfigOptions {
   upstreamPort: number;
   accessLogPath: string;
   apis: BenchApi[];
+  /** More documents (the policy-chain scenario's Product and ApiPolicy). */
+  extraYaml?: string;
 }
 
 /** Multi-document Lockgate YAML: Gateway (access log to a file), one Backend, the Apis. */
@@ -112,7 +117,9 @@ export function lockgateYaml(options: LockgateConfigOptions): string {
     spec.path = api.path;
     spec.backend = 'upstream';
     if (api.operations.length > 0) spec.operations = api.operations;
+    if (api.subscriptionRequired) spec.subscriptionRequired = true;
     docs.push(doc('Api', api.name, spec));
   }
+  if (options.extraYaml) docs.push(options.extraYaml);
   return docs.join('---\n');
 }

@@ -27,6 +27,8 @@ export function portIsFree(port: number): Promise<boolean> {
 
 export interface GetOptions {
   host?: string;
+  /** Extra headers, `Name: value` each. */
+  headers?: string[];
   method?: string;
   body?: Buffer;
   timeoutMs?: number;
@@ -38,6 +40,10 @@ export function httpGet(port: number, path: string, options: GetOptions = {}): P
     const headers: Record<string, string> = { connection: 'close' };
     if (options.host !== undefined) headers.host = options.host;
     if (options.body !== undefined) headers['content-type'] = 'application/octet-stream';
+    for (const h of options.headers ?? []) {
+      const colon = h.indexOf(':');
+      headers[h.slice(0, colon).trim().toLowerCase()] = h.slice(colon + 1).trim();
+    }
     const req = request(
       { host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers, agent: false, timeout: options.timeoutMs ?? 2000 },
       (res) => {

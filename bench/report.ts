@@ -45,11 +45,15 @@ export const ROUTE_SCENARIOS = ['routes-10', 'routes-10000'];
  * (route scenarios only against bare-dispatch, the peers have no routing); route scenarios add
  * CPU-per-request ratios, and routes-10000 compares Lockgate's CPU per request with routes-10.
  */
-export function computeRatios(name: string, results: SystemResult[], routes10Lockgate?: SystemResult, pairedRoutesCpu?: number | null): Record<string, number | null> {
+export function computeRatios(name: string, results: SystemResult[], routes10Lockgate?: SystemResult, pairedRoutesCpu?: number | null, smallGetLockgate?: SystemResult): Record<string, number | null> {
   const by = (system: string): SystemResult | undefined => results.find((r) => r.system === system);
   const lockgate = by('lockgate');
   const bare = by('bare-dispatch');
   const ratios: Record<string, number | null> = { 'lockgate/bare-dispatch': ratio(lockgate?.rps, bare?.rps) };
+  if (name === 'policy-chain') {
+    // The issue's target: the whole chain keeps ≥ 0.75 of Lockgate's own small-get throughput (same run).
+    return { 'policy-chain/small-get': ratio(lockgate?.rps, smallGetLockgate?.rps) };
+  }
   if (ROUTE_SCENARIOS.includes(name)) {
     ratios['cpu:lockgate/bare-dispatch'] = ratio(lockgate?.cpu_us_per_req, bare?.cpu_us_per_req);
     if (name === 'routes-10000') {
@@ -82,7 +86,8 @@ export function pairedRatio(a: number[], b: number[]): number | null {
 /** Assembles the report; `results` maps scenario name to its systems' median-round results, in run order. */
 export function buildReport(results: Map<string, SystemResult[]>, meta: { date: string; node: string; cpus: number }, pairedRoutesCpu?: number | null): Report {
   const routes10 = results.get('routes-10')?.find((r) => r.system === 'lockgate');
-  const scenarios = [...results].map(([name, list]) => ({ name, results: list, ratios: computeRatios(name, list, routes10, pairedRoutesCpu) }));
+  const smallGet = results.get('small-get')?.find((r) => r.system === 'lockgate');
+  const scenarios = [...results].map(([name, list]) => ({ name, results: list, ratios: computeRatios(name, list, routes10, pairedRoutesCpu, smallGet) }));
   return { ...meta, scenarios };
 }
 

@@ -1,6 +1,7 @@
 // The benchmark's scenarios and systems, by the names the report and `--only` use.
 import type { BenchApi, BenchRequest } from './config.ts';
 import { catchAllApi, generateRoutes, rotatingRequests } from './config.ts';
+import { buildPolicyChain } from './policy-chain.ts';
 
 export const SYSTEMS = ['direct', 'lockgate', 'nginx', '@fastify/http-proxy', 'http-proxy', 'bare-dispatch'] as const;
 export type SystemName = (typeof SYSTEMS)[number];
@@ -18,6 +19,8 @@ export interface Scenario {
   responseBytes: number;
   /** The Apis of Lockgate's config in this scenario. */
   apis: BenchApi[];
+  /** Lockgate-only additions: more config documents and a data directory (subscriptions). */
+  lockgate?: { extraYaml: string; prepareDataDir?: (dir: string) => string };
 }
 
 const ALL: SystemName[] = [...SYSTEMS];
@@ -25,18 +28,21 @@ const ALL: SystemName[] = [...SYSTEMS];
 // anything; bare-dispatch (which forwards everything) is the ceiling it is compared with.
 const ROUTED: SystemName[] = ['lockgate', 'bare-dispatch'];
 
-export const SCENARIO_NAMES = ['small-get', 'large-response', 'post-16k', 'routes-10', 'routes-10000'] as const;
+export const SCENARIO_NAMES = ['small-get', 'large-response', 'post-16k', 'routes-10', 'routes-10000', 'policy-chain'] as const;
 
 /** Builds every scenario; the 10,000-route set is generated here, once per run. */
 export function buildScenarios(): Scenario[] {
   const routes10 = generateRoutes(10);
   const routes10k = generateRoutes(10_000);
+  const chain = buildPolicyChain();
   return [
     { name: 'small-get', systems: ALL, requests: rotatingRequests('GET', '/api/items/', 100), bodyBytes: 0, responseBytes: 12, apis: [catchAllApi()] },
     { name: 'large-response', systems: ALL, requests: rotatingRequests('GET', '/large/', 100), bodyBytes: 0, responseBytes: 64 * 1024, apis: [catchAllApi()] },
     { name: 'post-16k', systems: ALL, requests: rotatingRequests('POST', '/upload/', 100), bodyBytes: 16 * 1024, responseBytes: 12, apis: [catchAllApi()] },
     { name: 'routes-10', systems: ROUTED, requests: routes10.requests, bodyBytes: 0, responseBytes: 12, apis: routes10.apis },
     { name: 'routes-10000', systems: ROUTED, requests: routes10k.requests, bodyBytes: 0, responseBytes: 12, apis: routes10k.apis },
+    // Lockgate alone: its req/s here over its own small-get req/s is the issue's policy-chain target.
+    { name: 'policy-chain', systems: ['lockgate'], requests: chain.requests, bodyBytes: 0, responseBytes: 12, apis: [chain.api], lockgate: { extraYaml: chain.extraYaml, prepareDataDir: chain.prepareDataDir } },
   ];
 }
 

@@ -55,8 +55,10 @@ function launch(system: SystemName, scenario: Scenario, ctx: Context, port: numb
   if (system === 'lockgate') {
     const config = join(ctx.dir, `lockgate-${scenario.name}.yaml`);
     const accessLogPath = accessLogOf(system, scenario, ctx.dir) ?? '';
-    writeFileSync(config, lockgateYaml({ port, adminPort, upstreamPort: ctx.upstreamPort, accessLogPath, apis: scenario.apis }));
-    return new PinnedProcess(ctx.proxyCpu, process.execPath, [LOCKGATE_BIN, 'gateway', '-c', config, '--workers', '1'], log);
+    writeFileSync(config, lockgateYaml({ port, adminPort, upstreamPort: ctx.upstreamPort, accessLogPath, apis: scenario.apis, extraYaml: scenario.lockgate?.extraYaml }));
+    const dataDir = scenario.lockgate?.prepareDataDir?.(ctx.dir);
+    const extra = dataDir === undefined ? [] : ['--data-dir', dataDir];
+    return new PinnedProcess(ctx.proxyCpu, process.execPath, [LOCKGATE_BIN, 'gateway', '-c', config, '--workers', '1', ...extra], log);
   }
   const script = NODE_SCRIPTS[system];
   if (script === undefined) throw new Error(`no launcher for ${system}`);
@@ -68,7 +70,7 @@ export async function verify(port: number, scenario: Scenario): Promise<string |
   const body = scenario.bodyBytes > 0 ? Buffer.alloc(scenario.bodyBytes, 'x') : undefined;
   for (const request of scenario.requests.slice(0, 25)) {
     const host = request.host === '' ? undefined : request.host;
-    const { status, bytes } = await httpGet(port, request.path, { host, method: request.method, body, timeoutMs: 5000 });
+    const { status, bytes } = await httpGet(port, request.path, { host, method: request.method, body, headers: request.headers, timeoutMs: 5000 });
     if (status !== 200 || bytes !== scenario.responseBytes) {
       return `${request.method} ${request.host || '-'} ${request.path}: status ${status}, ${bytes} bytes (want 200, ${scenario.responseBytes})`;
     }

@@ -208,3 +208,42 @@ test('pairedRatio is the median of per-round ratios, so drift between rounds can
   const list = [result('lockgate', 10, 33), result('bare-dispatch', 10, 40)];
   assert.equal(computeRatios('routes-10000', list, result('lockgate', 10, 30), 1.02)['cpu:routes-10000/routes-10'], 1.02);
 });
+
+test('policy-chain: the config compiles, every request carries a token and a key, and the chain admits them', async () => {
+  const { buildPolicyChain, TOKENS } = await import('../bench/policy-chain.ts');
+  const { startPolicyGateway } = await import('./helpers/policy-gateway.ts');
+  const { startUpstream } = await import('./helpers/upstream.ts');
+  const { SubscriptionStore } = await import('../src/store/subscription-store.ts');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const chain = buildPolicyChain();
+  assert.equal(chain.requests.length, TOKENS);
+  assert.equal(new Set(chain.requests.map((r) => r.headers![0])).size, TOKENS, 'distinct tokens');
+  assert.equal(requestsFileText(chain.requests.slice(0, 1)).split('\t').length, 4);
+  const up = await startUpstream((_req, res) => res.end('hello world!'));
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lockgate-chain-'));
+  const yaml = lockgateYaml({ port: 0, adminPort: 0, upstreamPort: up.port, accessLogPath: path.join(dir, 'a.log'), apis: [chain.api], extraYaml: chain.extraYaml });
+  const g = await startPolicyGateway(yaml);
+  try {
+    const store = SubscriptionStore.open(chain.prepareDataDir(dir));
+    g.plane.setSubscriptions(store.list());
+    store.close();
+    const headers = (i: number) => Object.fromEntries(chain.requests[i].headers!.map((h) => [h.slice(0, h.indexOf(':')), h.slice(h.indexOf(':') + 2)]));
+    for (const i of [0, 1, 999]) {
+      const r = await fetch(`${g.url}${chain.requests[i].path}`, { headers: headers(i) });
+      assert.equal(r.status, 200, await r.clone().text());
+      assert.equal(await r.text(), 'hello world!');
+    }
+    const seen = up.seen.at(-1)!;
+    assert.equal(seen.headers['x-user'], 'user-999');
+    assert.equal(seen.headers['x-gateway'], 'lockgate');
+    // Without the token the chain refuses.
+    const noToken = await fetch(`${g.url}${chain.requests[0].path}`, { headers: { 'Ocp-Apim-Subscription-Key': headers(0)['Ocp-Apim-Subscription-Key'] } });
+    assert.equal(noToken.status, 401);
+  } finally {
+    await g.close();
+    await up.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

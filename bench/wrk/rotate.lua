@@ -1,6 +1,7 @@
 -- Rotates wrk over a precomputed list of requests read from a data file.
 -- Usage: wrk -s rotate.lua URL -- <requests.tsv> [bodyBytes]
--- Each line of the data file is "METHOD<TAB>HOST<TAB>PATH"; an empty HOST keeps wrk's default.
+-- Each line of the data file is "METHOD<TAB>HOST<TAB>PATH", optionally "<TAB>Name: value|Name: value" (extra
+-- headers); an empty HOST keeps wrk's default.
 -- Requests are formatted once in init() so request() only returns a prebuilt string: the load
 -- generator shares a core with the upstream and must stay cheap.
 
@@ -15,10 +16,12 @@ function init(args)
   local body = nil
   if body_bytes > 0 then body = string.rep("x", body_bytes) end
   for line in io.lines(file) do
-    local method, host, path = line:match("^(%S+)\t(%S*)\t(%S+)$")
+    local method, host, path, extra = line:match("^(%S+)\t(%S*)\t([^\t]+)\t?(.*)$")
     if method ~= nil then
       local headers = {}
       if host ~= "" then headers["Host"] = host end
+      -- Optional fourth field: "Name: value|Name: value".
+      for name, value in (extra or ""):gmatch("([^:|]+):%s*([^|]*)") do headers[name] = value end
       if body ~= nil then headers["Content-Type"] = "application/octet-stream" end
       count = count + 1
       requests[count] = wrk.format(method, path, headers, body)
