@@ -539,3 +539,25 @@ test('quota-by-key: 403 with the time to replenishment once the calls are used',
     assert.ok(Number(over.headers['retry-after']) > 0);
   });
 });
+
+test('expressions are checked at load: a bad one and a too costly one are problems with file, line and column', async () => {
+  const { parseCheckedConfig } = await import('../src/policy/load-checked.ts');
+  const { formatProblems } = await import('../src/model/load-config.ts');
+  const yaml = base(policy('a', '{ api: orders }', `  inbound:
+    - set-header: { name: x-a, value: "@(context.Request.Nope)" }
+    - choose:
+        when:
+          - condition: context.Request.Headers.all(a, context.Request.Headers.all(b, context.Request.Headers.all(c, a + b + c != "")))
+            policies: [{ set-header: { name: x-b, value: "1" } }]
+`));
+  const r = parseCheckedConfig(yaml, 'p.yaml');
+  assert.equal(r.config, undefined);
+  const out = formatProblems(r.problems);
+  const lines = yaml.split('\n');
+  const nope = lines.findIndex((l) => l.includes('context.Request.Nope')) + 1;
+  const costly = lines.findIndex((l) => l.includes('Headers.all(a')) + 1;
+  assert.match(out, new RegExp(`^p\\.yaml:${nope}:\\d+: expression: .*Nope`, 'm'));
+  assert.match(out, new RegExp(`^p\\.yaml:${costly}:\\d+: expression: .*cost`, 'm'));
+  // A running gateway would have kept its previous config: startPolicyGateway refuses it the same way.
+  await assert.rejects(startPolicyGateway(yaml), /expression/);
+});
