@@ -46,6 +46,23 @@ test('lockgate up serves the demo: orders, echo, 404 JSON, metrics; Ctrl-C stops
     const withKey = await request(`${urls.gw}/partners/hello`, { headers: { 'ocp-apim-subscription-key': key } });
     assert.equal(withKey.statusCode, 200);
     assert.equal(((await withKey.body.json()) as { url: string }).url, '/hello');
+    // The rate limit the printed curl loop trips: 5 calls a minute per subscription (one was made above).
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await request(`${urls.gw}/partners/hello`, { headers: { 'ocp-apim-subscription-key': key } });
+      await r.body.dump();
+      statuses.push(r.statusCode);
+    }
+    assert.deepEqual(statuses, [200, 200, 200, 200, 429]);
+    assert.match(out, /for i in 1 2 3 4 5 6 7; do curl/);
+    // Two versions imported from OpenAPI: v1 answers from the document's example (mock-response), no version is v1.
+    const v1 = await request(`${urls.gw}/catalog/v1/products/1`);
+    assert.equal(v1.statusCode, 200);
+    assert.deepEqual(await v1.body.json(), { id: 1, name: 'keyboard', price: 49.5 });
+    const dflt = await request(`${urls.gw}/catalog/products`);
+    assert.deepEqual(((await dflt.body.json()) as unknown[]).length, 2);
+    const v2 = await request(`${urls.gw}/catalog/v2/products/7`);
+    assert.equal(((await v2.body.json()) as { url: string }).url, '/products/7');
     const metrics = await (await request(`${urls.admin}/metrics`)).body.text();
     assert.match(metrics, /lockgate_requests_total\{api="orders",operation="get-order",backend="default\/orders",status="200"\} 1/);
   } finally {

@@ -59,8 +59,45 @@ export async function startDemoServices(): Promise<DemoServices> {
   };
 }
 
-/** The demo config: two Apis in front of the two services. */
-export function demoConfig(ordersPort: number, echoPort: number, port: number, adminPort: number): string {
+/** The demo's OpenAPI document (written beside the config): the catalog Api imports its operations. */
+export const DEMO_OPENAPI = `openapi: 3.0.3
+info: { title: Catalog, version: "1.0" }
+paths:
+  /products:
+    get:
+      operationId: listProducts
+      responses:
+        "200":
+          description: All products
+          content:
+            application/json:
+              schema: { type: array, items: { $ref: "#/components/schemas/Product" } }
+              example: [{ id: 1, name: keyboard, price: 49.5 }, { id: 2, name: monitor, price: 199 }]
+  /products/{id}:
+    get:
+      operationId: getProduct
+      parameters:
+        - { name: id, in: path, required: true, schema: { type: integer } }
+      responses:
+        "200":
+          description: One product
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Product" }
+              example: { id: 1, name: keyboard, price: 49.5 }
+components:
+  schemas:
+    Product:
+      type: object
+      required: [id, name]
+      properties:
+        id: { type: integer }
+        name: { type: string }
+        price: { type: number }
+`;
+
+/** The demo config: Apis in front of the two services, a versioned Api imported from OpenAPI, policies. */
+export function demoConfig(ordersPort: number, echoPort: number, port: number, adminPort: number, openapiFile = 'catalog.openapi.yaml'): string {
   return `# Lockgate demo config written by \`lockgate up\`.
 apiVersion: lockgate.dev/v1alpha1
 kind: Gateway
@@ -119,5 +156,54 @@ metadata: { name: partner-program }
 spec:
   displayName: Partner program
   apis: [partners]
+---
+# Partners may call 5 times a minute per subscription (exact across worker threads): the 6th call gets 429.
+apiVersion: lockgate.dev/v1alpha1
+kind: ApiPolicy
+metadata: { name: partners }
+spec:
+  scope: { api: partners }
+  inbound:
+    - base: {}
+    - rate-limit-by-key: { calls: 5, renewalPeriod: 60s, counterKey: context.Subscription.Id, remainingCallsHeaderName: x-ratelimit-remaining }
+    - set-header: { name: x-partner, value: "@(context.Subscription.Name)" }
+---
+# Two versions of one API, both imported from an OpenAPI document: /catalog/v1/… and /catalog/v2/…;
+# a request without a version goes to v1.
+apiVersion: lockgate.dev/v1alpha1
+kind: ApiVersionSet
+metadata: { name: catalog }
+spec: { scheme: path, defaultVersion: v1 }
+---
+apiVersion: lockgate.dev/v1alpha1
+kind: Api
+metadata: { name: catalog-v1 }
+spec:
+  path: /catalog
+  versionSet: catalog
+  version: v1
+  backend: echo
+  import: { openapi: ${openapiFile} }
+---
+apiVersion: lockgate.dev/v1alpha1
+kind: Api
+metadata: { name: catalog-v2 }
+spec:
+  path: /catalog
+  versionSet: catalog
+  version: v2
+  backend: echo
+  stripPath: true
+  import: { openapi: ${openapiFile} }
+---
+# v1 has no backend of its own yet: its operations answer with the OpenAPI examples.
+apiVersion: lockgate.dev/v1alpha1
+kind: ApiPolicy
+metadata: { name: catalog-v1-mock }
+spec:
+  scope: { api: catalog-v1 }
+  inbound:
+    - base: {}
+    - mock-response: { statusCode: 200, contentType: application/json }
 `;
 }

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { GatewaySupervisor } from '../app/gateway-supervisor.ts';
-import { startDemoServices, demoConfig } from '../app/demo-services.ts';
+import { startDemoServices, demoConfig, DEMO_OPENAPI } from '../app/demo-services.ts';
 import { SubscriptionStore } from '../store/subscription-store.ts';
 import type { Verb } from './verb.ts';
 
@@ -32,6 +32,7 @@ when free, otherwise ports from the OS), then prints the URLs and curl commands.
     const demo = await startDemoServices();
     const dir = mkdtempSync(path.join(os.tmpdir(), 'lockgate-up-'));
     const file = path.join(dir, 'lockgate.yaml');
+    writeFileSync(path.join(dir, 'catalog.openapi.yaml'), DEMO_OPENAPI);
     writeFileSync(file, demoConfig(demo.orders, demo.echo, port, adminPort));
     // One subscription to the demo product, in a throwaway store: its key goes into the printed curl commands.
     const dataDir = path.join(dir, 'data');
@@ -61,6 +62,11 @@ Try:
   curl -i ${gw}/nowhere          # 404 {"statusCode":404,"message":"Resource not found",…}
   curl -i ${gw}/partners/hello   # 401: missing subscription key
   curl -i -H 'Ocp-Apim-Subscription-Key: ${demoKey}' ${gw}/partners/hello
+  for i in 1 2 3 4 5 6 7; do curl -s -o /dev/null -w '%{http_code} ' -H 'Ocp-Apim-Subscription-Key: ${demoKey}' ${gw}/partners/hello; done; echo
+                                 # 5 calls a minute per subscription: then 429 with Retry-After
+  curl -i ${gw}/catalog/v1/products/1   # v1 answers from the OpenAPI example (mock-response)
+  curl -i ${gw}/catalog/products        # no version: the default, v1
+  curl -i ${gw}/catalog/v2/products/7   # v2 goes to the backend
   npx lockgate subscription list --data-dir ${dataDir}
   curl -s ${admin}/metrics | grep lockgate_requests_total
 
