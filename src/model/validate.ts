@@ -1,11 +1,13 @@
 // Checks across resources (one Gateway, unique names, Backend references, route conflicts) and assembles the Config.
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { defaultGateway } from './default-gateway.ts';
 import { report } from './doc-context.ts';
 import type { ParsedResource } from './parse-documents.ts';
 import { findRouteConflicts } from './route-conflicts.ts';
 import { didYouMean } from './suggest.ts';
-import type { ApiPolicyResource, ApiResource, ApiVersionSetResource, ApiVersionSetSpec, BackendResource, Config, GatewayResource, Problem, ProductResource } from './types.ts';
+import { resolveFragmentIncludes } from './validate-api-policy.ts';
+import type { ApiPolicyResource, ApiResource, ApiVersionSetResource, ApiVersionSetSpec, BackendResource, Config, GatewayResource, PolicyFragmentResource, Problem, ProductResource } from './types.ts';
 
 function where(r: ParsedResource): string {
   const s = r.resource.source;
@@ -234,18 +236,33 @@ export function assembleConfig(
   resolveProductRefs(products, apis);
   const apiPolicies = parsed.filter((p) => p.resource.kind === 'ApiPolicy');
   resolveApiPolicyRefs(apiPolicies, apis, products);
+  const fragments = parsed.filter((p) => p.resource.kind === 'PolicyFragment');
+  resolveFragmentIncludes(
+    apiPolicies.filter((p) => p.resource.spec).map((p) => ({ spec: (p.resource as ApiPolicyResource).spec, namespace: p.resource.metadata.namespace, cx: p.cx })),
+    fragments.map((p) => ({ resource: p.resource as PolicyFragmentResource, cx: p.cx })),
+  );
   sortProblems(problems, files);
   if (problems.length > 0) return { problems };
-  const version = createHash('sha256').update(texts.join('')).digest('hex').slice(0, 12);
+  // Imported OpenAPI documents are part of the config: a change to one is a new version, and the gateway watches them.
+  const imported = [...new Set(apis.map((p) => (p.resource as ApiResource).spec.import?.openapi).filter((f): f is string => typeof f === 'string'))];
+  const importedTexts = imported.map((f) => {
+    try {
+      return readFileSync(f, 'utf8');
+    } catch {
+      return '';
+    }
+  });
+  const version = createHash('sha256').update(texts.join('')).update(importedTexts.join('')).digest('hex').slice(0, 12);
   const config: Config = {
     gateway: (gateways[0]?.resource as GatewayResource | undefined) ?? defaultGateway(),
     apis: apis.map((p) => p.resource as ApiResource),
     backends,
     products: products.map((p) => p.resource as ProductResource),
     apiPolicies: apiPolicies.map((p) => p.resource as ApiPolicyResource),
+    policyFragments: fragments.map((p) => p.resource as PolicyFragmentResource),
     versionSets,
     version,
-    files,
+    files: [...files, ...imported.filter((f) => !files.includes(f))],
   };
   return { config, problems };
 }
