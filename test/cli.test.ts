@@ -17,7 +17,7 @@ function run(args: string[]): { code: number | null; out: string; err: string } 
 test('--help lists every verb; each verb has its own --help; --version prints the version', () => {
   const help = run(['--help']);
   assert.equal(help.code, 0);
-  for (const verb of ['gateway', 'validate', 'schema', 'up', 'subscription']) {
+  for (const verb of ['gateway', 'validate', 'schema', 'up', 'subscription', 'test']) {
     assert.match(help.out, new RegExp(`^  ${verb} `, 'm'));
     const v = run([verb, '--help']);
     assert.equal(v.code, 0, verb);
@@ -55,4 +55,39 @@ test('schema prints a JSON Schema that names every kind', () => {
   const schema = JSON.parse(r.out) as Record<string, unknown>;
   assert.equal(schema.$schema, 'https://json-schema.org/draft/2020-12/schema');
   for (const kind of ['Gateway', 'Api', 'Backend']) assert.ok(r.out.includes(`"${kind}"`), kind);
+});
+
+test('lockgate test runs policy test cases in-process: the examples pass; a wrong expectation fails with a diff and the trace', () => {
+  const ok = run(['test', path.resolve(import.meta.dirname, '../examples/policy-tests')]);
+  assert.equal(ok.code, 0, ok.out + ok.err);
+  assert.match(ok.out, /^5 passed, 0 failed$/m);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lg-cli-test-'));
+  try {
+    writeFileSync(
+      path.join(dir, 'wrong.test.yaml'),
+      `config: [${path.resolve(import.meta.dirname, '../examples/policy-tests/orders.yaml')}]
+subscriptions: [{ name: bob, scope: "api:orders", primaryKey: bob-key-0001 }]
+tests:
+  - name: expects the wrong status
+    request: { url: /orders/1, headers: { ocp-apim-subscription-key: bob-key-0001, x-tenant: t } }
+    backend: { status: 200, body: { id: 1 } }
+    expect: { status: 201, body: { id: 2 }, backend: { path: /v2/items/1 } }
+`,
+    );
+    const bad = run(['test', dir]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.out, /FAIL .*expects the wrong status/);
+    assert.match(bad.out, /status: expected 201, got 200/);
+    assert.match(bad.out, /body\.id: expected 2, got 1/);
+    assert.match(bad.out, /· inbound rewrite-uri \(orders\.yaml:\d+\)/);
+    assert.match(bad.out, /^0 passed, 1 failed$/m);
+    // An invalid config is reported with file:line:col and fails the run.
+    writeFileSync(path.join(dir, 'broken.yaml'), 'apiVersion: lockgate.dev/v1alpha1\nkind: Api\nmetadata: { name: x }\nspec: { path: /x, backend: nowhere }\n');
+    writeFileSync(path.join(dir, 'wrong.test.yaml'), `config: [broken.yaml]\ntests: [{ name: n, request: { url: /x }, expect: { status: 200 } }]\n`);
+    const broken = run(['test', dir]);
+    assert.equal(broken.code, 1);
+    assert.match(broken.err, /broken\.yaml:4:\d+: Backend "nowhere" not found/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
