@@ -188,3 +188,21 @@ test('cors matrix: origins with default ports, wildcard, credentials, headers, n
     /allowCredentials cannot be used with allowedOrigins "\*"/,
   );
 });
+
+test('with nothing after the backend, the response streams straight through and a backend failure gets the same default answer', async () => {
+  const yaml =
+    GATEWAY +
+    backend() +
+    doc('Backend', 'dead', '  url: "http://127.0.0.1:1"\n  retries: { attempts: 0 }') +
+    doc('Api', 'orders', '  path: /orders\n  backend: up') +
+    doc('Api', 'gone', '  path: /gone\n  backend: dead\n  errorStyle: apim') +
+    doc('ApiPolicy', 'g', '  scope: { global: true }\n  inbound:\n    - set-header: { name: x-in, value: "1" }');
+  await withGateway(yaml, async (g) => {
+    const ok = await call(`${g.url}/orders/5`);
+    assert.equal(ok.status, 200);
+    assert.equal(ok.json().headers['x-in'], '1');
+    const dead = await call(`${g.url}/gone/x`);
+    assert.equal(dead.status, 500);
+    assert.deepEqual(dead.json(), { statusCode: 500, message: 'Internal server error', activityId: dead.headers['x-request-id'] });
+  });
+});

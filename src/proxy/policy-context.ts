@@ -22,6 +22,8 @@ export interface ForwardBits {
   finish: FinishFn;
   /** Most bytes of a response body buffered for outbound policies. */
   maxBufferedBody: number;
+  /** The client response, for forward-request's direct path. */
+  res: unknown;
 }
 
 /** Where a pipeline's route is: the Api, operation and templates. */
@@ -129,6 +131,10 @@ export class PolicyContext {
   subscription: SubscriptionRecord | null = null;
   /** forward-request collects the whole response body (an outbound policy reads it). */
   bufferResponse = false;
+  /** Nothing runs after the backend (no outbound or onError policies): forward-request may answer the client itself. */
+  directAllowed = false;
+  /** forward-request handed the response to the client itself: there is nothing left to send. */
+  sentDirect = false;
   /** Headers added to whatever response is sent (cors on an allowed cross-origin request). */
   readonly responseHeaders: string[] = [];
   /** Work left for when the response is known (deferred rate-limit and quota counting), run just before it is sent. */

@@ -5,6 +5,7 @@ import { ForwardHandler } from './forward-handler.ts';
 import { PolicyError, jsonResponse, type ForwardBits, type PolicyContext, type PolicyResponse } from './policy-context.ts';
 import { finishOnce } from './policy-run.ts';
 import { ResponseCapture } from './response-capture.ts';
+import { decodeBody, hasContentEncoding, type BodyDecodeError } from './policy-body.ts';
 
 export interface ForwardSettings {
   /** Collect the whole body before outbound runs (an outbound policy reads it). */
@@ -37,6 +38,39 @@ function backendError(pc: PolicyContext, cap: ResponseCapture): PolicyError {
 }
 
 /**
+ * The fast way when nothing runs after the backend (no outbound, no onError, no deferred counting or added
+ * response headers, not inside retry): the forwarder writes to the client as on a route without policies, and a
+ * backend failure gets the same default response onError would have sent.
+ */
+export function canForwardDirect(pc: PolicyContext, nested: boolean): boolean {
+  return pc.directAllowed && !nested && pc.responseHeaders.length === 0 && pc.deferred === null && !pc.bufferResponse;
+}
+
+export function forwardDirect(pc: PolicyContext, bits: ForwardBits, res: ServerResponse): void {
+  const req = pc.req;
+  const body = req.body !== null ? req.body : req.stream;
+  pc.sentDirect = true;
+  pc.stopped = true;
+  const handler = new ForwardHandler(
+    pc.ex,
+    res,
+    pc.cluster,
+    {
+      method: req.method,
+      path: pc.backendBase + req.path + req.query,
+      headers: withLength(req.headers, req.body),
+      body: body as IncomingMessage | AsyncIterable<Buffer> | null,
+      request: bits.request,
+      hashKey: bits.hashKey,
+      errorStyle: pc.route.errorStyle,
+      h2: pc.h2,
+    },
+    () => finishOnce(pc, bits.finish),
+  );
+  handler.start();
+}
+
+/**
  * Sends pc.req to pc.cluster. Resolves with pc.res set (its body buffered, or still streaming in a
  * capture the sender attaches); rejects with a PolicyError for a backend failure.
  */
@@ -55,10 +89,24 @@ export function forwardRequest(pc: PolicyContext, bits: ForwardBits, settings: F
       if (ex.errorCode !== '') return reject(backendError(pc, cap));
       const res: PolicyResponse = { status: cap.status, reason: '', headers: cap.headers, body: cap.buffered ? cap.body() : null, capture: cap.buffered ? null : cap };
       pc.res = res;
-      if (settings.failOnErrorStatusCode && cap.status >= 400) {
-        return reject(new PolicyError('forward-request', 'BackendErrorStatusCode', `the backend answered ${cap.status}`, res));
-      }
-      resolve();
+      const done = (): void => {
+        if (settings.failOnErrorStatusCode && cap.status >= 400) {
+          return reject(new PolicyError('forward-request', 'BackendErrorStatusCode', `the backend answered ${cap.status}`, res));
+        }
+        resolve();
+      };
+      if (res.body === null || !hasContentEncoding(res.headers)) return done();
+      // A buffered gzip/deflate/br/zstd body is decoded once for the outbound policies and sent decoded (policy-body.ts).
+      decodeBody(res.headers, res.body, bits.maxBufferedBody).then(
+        (body) => {
+          res.body = body;
+          done();
+        },
+        (err: BodyDecodeError) => {
+          const tooLarge = err.code === 'payload_too_large';
+          reject(new PolicyError('forward-request', tooLarge ? 'ResponseBodyTooLarge' : 'ResponseBodyDecodeFailure', err.message, jsonResponse(502, { statusCode: 502, message: 'Bad gateway' })));
+        },
+      );
     };
     const cap = new ResponseCapture(settings.buffer ? 'buffer' : 'stream', bits.maxBufferedBody, {
       // An error response from the forwarder is read whole (its end follows at once): it becomes onError's default.

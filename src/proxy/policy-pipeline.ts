@@ -44,6 +44,13 @@ export interface BackendLookup {
   byName(ref: string): UpstreamCluster;
   /** A cluster for a base URL (created once per runtime and closed with it). */
   forUrl(url: string): UpstreamCluster;
+  /**
+   * authentication-certificate: maps a cluster to the same backend presenting this client certificate (absolute PEM
+   * paths) on its TLS connections. The variants are built after the route's pipelines compile, for every cluster the
+   * route can reach (its own and those set-backend-service named), so the returned function is usable at run time
+   * only; a cluster with no https endpoint maps to itself, one the route cannot reach to undefined.
+   */
+  withClientCertificate(cert: { certFile: string; keyFile: string }): (base: UpstreamCluster) => UpstreamCluster | undefined;
 }
 
 

@@ -105,6 +105,8 @@ function lastErrorOf(pe: PolicyError, section: string, step: Step | undefined): 
 
 /** Writes pc.res to the client (streams a captured backend body through) and finishes the exchange once. */
 export function sendPolicyResponse(pc: PolicyContext, deps: PipelineDeps): void {
+  // forward-request streamed the backend's answer (or its error) to the client and finishes the exchange.
+  if (pc.sentDirect) return;
   const ex = pc.ex;
   const res = deps.res;
   if (pc.deferred !== null) {

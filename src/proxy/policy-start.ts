@@ -8,6 +8,7 @@ import { PolicyContext, errorResponse } from './policy-context.ts';
 import type { ForwardBits, PolicyRoute } from './policy-context.ts';
 import type { CompiledPipeline, RoutePolicies } from './policy-pipeline.ts';
 import { executePipeline, sendPolicyResponse } from './policy-run.ts';
+import { decodeBody, hasContentEncoding } from './policy-body.ts';
 
 export function pipelineFor(p: RoutePolicies, product: string): CompiledPipeline | null {
   if (product === '') return p.none;
@@ -70,6 +71,7 @@ export function startPipeline(p: CompiledPipeline, s: PipelineStart): void {
   pc.facts = p.facts;
   pc.subscription = s.subscription;
   pc.bufferResponse = p.needsResponseBody;
+  pc.directAllowed = p.outbound.length === 0 && p.onError.length === 0 && p.backend.length > 0 && p.backend[p.backend.length - 1].name === 'forward-request';
   pc.forward = { ...s.forward, finish: s.finish };
   const deps = { res: s.res, finish: s.finish };
   // The client leaving mid-pipeline drops a response still streaming from the backend.
@@ -77,22 +79,26 @@ export function startPipeline(p: CompiledPipeline, s: PipelineStart): void {
     if (!(s.res as ServerResponse).writableFinished) pc.res?.capture?.destroy();
   });
   if (p.needsRequestBody && s.body !== null) {
-    readBody(s.body, s.maxBufferedBody).then(
-      (buf) => {
-        pc.req.body = buf;
-        pc.req.stream = null;
-        void executePipeline(p, pc, deps);
-      },
-      (err: Error) => {
-        const tooLarge = (err as { code?: string }).code === 'payload_too_large';
-        pc.ex.errorCode = tooLarge ? 'payload_too_large' : 'bad_request';
-        pc.ex.errorDetail = err.message;
-        pc.res = tooLarge ? errorResponse(413, 'Request entity too large') : errorResponse(400, 'Bad request');
-        // The rest of the body is unread: the connection cannot carry another request.
-        if ('shouldKeepAlive' in s.res) (s.res as ServerResponse).shouldKeepAlive = false;
-        sendPolicyResponse(pc, deps);
-      },
-    );
+    const max = s.maxBufferedBody;
+    readBody(s.body, max)
+      // A gzip/deflate/br/zstd body is decoded once here and stays decoded (policy-body.ts); others pass as they are.
+      .then((buf) => (hasContentEncoding(pc.req.headers) ? decodeBody(pc.req.headers, buf, max) : buf))
+      .then(
+        (buf) => {
+          pc.req.body = buf;
+          pc.req.stream = null;
+          void executePipeline(p, pc, deps);
+        },
+        (err: Error) => {
+          const tooLarge = (err as { code?: string }).code === 'payload_too_large';
+          pc.ex.errorCode = tooLarge ? 'payload_too_large' : 'bad_request';
+          pc.ex.errorDetail = err.message;
+          pc.res = tooLarge ? errorResponse(413, 'Request entity too large') : errorResponse(400, 'Bad request');
+          // The rest of the body is unread: the connection cannot carry another request.
+          if ('shouldKeepAlive' in s.res) (s.res as ServerResponse).shouldKeepAlive = false;
+          sendPolicyResponse(pc, deps);
+        },
+      );
     return;
   }
   void executePipeline(p, pc, deps);

@@ -237,7 +237,7 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
       product,
       subscription: record,
       finish: state.finish,
-      forward: { request: req as IncomingMessage, hashKey, maxBufferedBody: rt.gateway.limits.maxBufferedBody },
+      forward: { request: req as IncomingMessage, hashKey, maxBufferedBody: rt.gateway.limits.maxBufferedBody, res },
       maxBufferedBody: rt.gateway.limits.maxBufferedBody,
     });
   }
