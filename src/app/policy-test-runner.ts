@@ -17,6 +17,7 @@ import { ResponseCapture } from '../proxy/response-capture.ts';
 import type { Exchange } from '../proxy/exchange.ts';
 import type { UpstreamPool } from '../proxy/upstream-cluster.ts';
 import type { PolicyServices } from '../proxy/policy-pipeline.ts';
+import { OutboundError, type HttpClient } from '../proxy/policy-http-client.ts';
 
 export interface StubResponse {
   status?: number;
@@ -28,9 +29,20 @@ export interface StubResponse {
 
 export interface TestCase {
   name: string;
-  request: { method?: string; url: string; host?: string; headers?: Record<string, string | string[]>; body?: unknown; clientIp?: string };
+  request: {
+    method?: string;
+    url: string;
+    host?: string;
+    headers?: Record<string, string | string[]>;
+    body?: unknown;
+    clientIp?: string;
+    /** PEM file (leaf first, then its chain), relative to the test file: the TLS client certificate validate-client-certificate sees. */
+    clientCertificate?: string;
+  };
   /** Backend answers, in order; the last one repeats. Keyed by Backend name (`namespace/name` or `name`), or a list for every backend. */
   backend?: StubResponse | StubResponse[] | Record<string, StubResponse | StubResponse[]>;
+  /** send-request / send-one-way-request answers by URL (exact, else without the query); an unstubbed URL fails to connect. */
+  sendRequest?: Record<string, StubResponse | StubResponse[]>;
   expect: {
     status?: number;
     headers?: Record<string, string | null>;
@@ -184,6 +196,54 @@ function stubPool(backend: string, current: () => { tc: TestCase; calls: Backend
   };
 }
 
+const CLIENT_ERR = { connect: 'connect', reset: 'connect', timeout: 'timeout' } as const;
+
+/** send-request's client answering from the case's `sendRequest` stubs: nothing touches the network. */
+function stubHttpClient(current: () => { tc: TestCase }): HttpClient {
+  const sent = new Map<string, number>();
+  let forCase: TestCase | null = null;
+  return async (req) => {
+    const { tc } = current();
+    if (tc !== forCase) {
+      forCase = tc;
+      sent.clear();
+    }
+    const stubs = tc.sendRequest ?? {};
+    const noQuery = req.url.split('?')[0];
+    const key = stubs[req.url] !== undefined ? req.url : stubs[noQuery] !== undefined ? noQuery : undefined;
+    if (key === undefined) throw new OutboundError('connect', `no sendRequest stub for ${noQuery} (lockgate test answers only stubbed URLs)`);
+    const list = Array.isArray(stubs[key]) ? stubs[key] : [stubs[key]];
+    const n = sent.get(key) ?? 0;
+    sent.set(key, n + 1);
+    const stub = list[Math.min(n, list.length - 1)];
+    if (stub.error !== undefined) throw new OutboundError(CLIENT_ERR[stub.error], `stubbed ${stub.error} failure`);
+    const body = Buffer.from(bodyText(stub.body));
+    const headers: string[] = [];
+    for (const [name, v] of Object.entries(stub.headers ?? {})) for (const one of Array.isArray(v) ? v : [v]) headers.push(name.toLowerCase(), one);
+    if (typeof stub.body === 'object' && stub.body !== null && !headers.includes('content-type')) headers.push('content-type', 'application/json');
+    if (body.length > req.maxResponseBodySize) throw new OutboundError('too_large', `the response body is larger than maxResponseBodySize (${req.maxResponseBodySize})`);
+    return { status: stub.status ?? 200, reason: '', headers, body };
+  };
+}
+
+interface PeerCert {
+  raw: Buffer;
+  issuerCertificate?: PeerCert;
+}
+
+/** A TLS socket's getPeerCertificate(true) answer for a PEM file (leaf first): the certificates chained by issuerCertificate. */
+async function peerCertificate(file: string): Promise<PeerCert | null> {
+  const pem = await readFile(file, 'utf8');
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) throw new Error(`clientCertificate ${file} holds no PEM certificate`);
+  let next: PeerCert | undefined;
+  for (const b of blocks.reverse()) {
+    const der = Buffer.from(b.replace(/-----(BEGIN|END) CERTIFICATE-----|\s/g, ''), 'base64');
+    next = { raw: der, issuerCertificate: next };
+  }
+  return next ?? null;
+}
+
 function subscriptionRecords(file: TestFile): SubscriptionRecord[] {
   return (file.subscriptions ?? []).map((s, i) => {
     const scope = parseScope(s.scope);
@@ -210,7 +270,8 @@ export async function runTestFile(path: string, services: PolicyServices = {}): 
   const loaded = await loadCheckedConfig(configs);
   if (!loaded.config) throw new Error(formatProblems(loaded.problems));
   let current = { tc: file.tests[0], calls: [] as BackendCall[] };
-  const built = buildRuntime(loaded.config, undefined, { poolFactory: (_origin, backend) => stubPool(backend, () => current) }, { registry: POLICY_REGISTRY, services });
+  const policyServices: PolicyServices = { ...services, httpClient: stubHttpClient(() => current) };
+  const built = buildRuntime(loaded.config, undefined, { poolFactory: (_origin, backend) => stubPool(backend, () => current) }, { registry: POLICY_REGISTRY, services: policyServices });
   if (!built.runtime) throw new Error(built.problems.join('\n'));
   const finished = new Map<Exchange, true>();
   let onFinish: ((ex: Exchange) => void) | null = null;
@@ -230,7 +291,7 @@ export async function runTestFile(path: string, services: PolicyServices = {}): 
   try {
     for (const tc of file.tests) {
       current = { tc, calls: [] };
-      results.push(await runCase(tc, handle, (f) => (onFinish = f), () => current.calls));
+      results.push(await runCase(tc, handle, (f) => (onFinish = f), () => current.calls, dirname(path)));
     }
   } finally {
     await retireRuntime(built.runtime, undefined);
@@ -243,8 +304,11 @@ async function runCase(
   handle: ReturnType<typeof createRequestHandler>,
   setFinish: (f: (ex: Exchange) => void) => void,
   calls: () => BackendCall[],
+  baseDir: string,
 ): Promise<CaseResult> {
   const r = tc.request;
+  // Like a TLS socket of a listener that asked for a client certificate: {} when the client sent none.
+  const peer = r.clientCertificate === undefined ? null : await peerCertificate(resolve(baseDir, r.clientCertificate));
   const method = (r.method ?? 'GET').toUpperCase();
   const body = r.body === undefined ? null : Buffer.from(bodyText(r.body));
   const raw: string[] = ['host', r.host ?? 'localhost'];
@@ -258,7 +322,7 @@ async function runCase(
     url: r.url,
     httpVersion: '1.1',
     rawHeaders: raw,
-    socket: { remoteAddress: r.clientIp ?? '127.0.0.1', encrypted: true },
+    socket: { remoteAddress: r.clientIp ?? '127.0.0.1', encrypted: true, getPeerCertificate: () => peer ?? {} },
     aborted: false,
   });
   const res = new ResponseCapture('buffer', 64 * 1024 * 1024, { head: () => {}, end: () => {}, overflow: () => {} });

@@ -20,6 +20,7 @@ const listenerTls = obj(
   {
     certificates: list(tlsCertificate, 'Certificates, chosen by SNI.', { required: true, minItems: 1 }),
     minVersion: oneOf(['TLSv1.2', 'TLSv1.3'], 'Oldest TLS version accepted.', { default: 'TLSv1.2' }),
+    clientCertificate: oneOf(['none', 'request'], 'request: ask clients for a certificate (never required by the handshake; the validate-client-certificate policy decides per Api).', { default: 'none' }),
   },
   'TLS settings; required when protocol is https.',
   { optional: true },

@@ -7,10 +7,11 @@ import type { DocContext } from './doc-context.ts';
 import { dict, obj, oneOf, str } from './field.ts';
 import type { ObjField } from './field.ts';
 import { gatewayFields } from './gateway-fields.ts';
+import { policyFragmentFields } from './policy-fragment-fields.ts';
 import { productFields } from './product-fields.ts';
-import type { ApiPolicySpec, ApiSpec, BackendSpec, GatewaySpec } from './types.ts';
+import type { ApiPolicySpec, ApiSpec, BackendSpec, GatewaySpec, PolicyFragmentSpec } from './types.ts';
 import { finishApi } from './validate-api.ts';
-import { finishApiPolicy } from './validate-api-policy.ts';
+import { finishApiPolicy, finishPolicyFragment } from './validate-api-policy.ts';
 import { finishBackend } from './validate-backend.ts';
 import { finishGateway } from './validate-gateway.ts';
 import { checkLabelKey, checkName } from './value-checks.ts';
@@ -32,6 +33,7 @@ export const KINDS: Record<string, KindDef> = {
   Product: { spec: productFields, specOptional: false, finish: () => {} },
   ApiVersionSet: { spec: apiVersionSetFields, specOptional: false, finish: () => {} },
   ApiPolicy: { spec: apiPolicyFields, specOptional: false, finish: (s: ApiPolicySpec, cx) => finishApiPolicy(s, cx) },
+  PolicyFragment: { spec: policyFragmentFields, specOptional: false, finish: (s: PolicyFragmentSpec, cx) => finishPolicyFragment(s, cx) },
 };
 
 export const metadataFields = obj(

@@ -164,7 +164,7 @@ test('document-level problems: YAML syntax, unknown kind, wrong apiVersion, not 
   const text = `kind: Gatway\n---\napiVersion: v1\nkind: Backend\nmetadata: { name: b }\nspec: { url: "http://h:1" }\n---\n- a\n---\nkey: [unclosed\n`;
   const { problems } = parseConfigText(text, 'd.yaml');
   const got = problems.map((p) => `${p.line}:${p.col} ${p.message}`);
-  assert.equal(got[0], '1:7 unknown kind "Gatway" (did you mean "Gateway"?); known kinds: Gateway, Api, Backend, Product, ApiVersionSet, ApiPolicy');
+  assert.equal(got[0], '1:7 unknown kind "Gatway" (did you mean "Gateway"?); known kinds: Gateway, Api, Backend, Product, ApiVersionSet, ApiPolicy, PolicyFragment');
   assert.equal(got[1], '3:13 expected "lockgate.dev/v1alpha1", got "v1"');
   assert.equal(got[2], '8:1 a document must be a mapping with apiVersion, kind, metadata and spec');
   assert.match(got[3], /^1[01]:\d+ YAML: /);
@@ -212,6 +212,7 @@ test('TLS certificate files must exist and resolve against the config file', asy
     assert.deepEqual(config?.gateway.spec.listeners[0].tls, {
       certificates: [{ certFile: join(dir, 'certs', 'edge.crt'), keyFile: join(dir, 'certs', 'edge.key'), hostnames: [] }],
       minVersion: 'TLSv1.2',
+      clientCertificate: 'none',
     });
   } finally {
     await rm(dir, { recursive: true, force: true });

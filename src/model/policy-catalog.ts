@@ -6,11 +6,12 @@ import { CORE_POLICIES } from './policy-catalog-core.ts';
 import { CACHE_POLICIES } from './policy-catalog-cache.ts';
 import { INTEGRATION_POLICIES } from './policy-catalog-integration.ts';
 import { VALIDATION_POLICIES } from './policy-catalog-validation.ts';
+import { TRANSFORM_POLICIES } from './policy-catalog-transform.ts';
 
 export type { PolicyDef } from './policy-def.ts';
 export { policyList } from './policy-def.ts';
 
-export const POLICIES: Record<string, PolicyDef> = { ...CORE_POLICIES, ...CACHE_POLICIES, ...INTEGRATION_POLICIES, ...VALIDATION_POLICIES };
+export const POLICIES: Record<string, PolicyDef> = { ...CORE_POLICIES, ...CACHE_POLICIES, ...INTEGRATION_POLICIES, ...VALIDATION_POLICIES, ...TRANSFORM_POLICIES };
 
 /** One policy in a list: a mapping with exactly one key, the policy's name. */
 export const policyEntry: ObjField = obj(

@@ -62,10 +62,10 @@ test('the schema is draft 2020-12 JSON with one if/then branch per kind', () => 
   const json: Json = JSON.parse(JSON.stringify(schema));
   assert.deepEqual(json, schema, 'survives a JSON round trip (no functions, undefined or Infinity)');
   assert.equal(json.$schema, 'https://json-schema.org/draft/2020-12/schema');
-  assert.deepEqual(json.properties.kind.enum, ['Gateway', 'Api', 'Backend', 'Product', 'ApiVersionSet', 'ApiPolicy']);
+  assert.deepEqual(json.properties.kind.enum, ['Gateway', 'Api', 'Backend', 'Product', 'ApiVersionSet', 'ApiPolicy', 'PolicyFragment']);
   assert.deepEqual(
     json.allOf.map((b: Json) => b.if.properties.kind.const),
-    ['Gateway', 'Api', 'Backend', 'Product', 'ApiVersionSet', 'ApiPolicy'],
+    ['Gateway', 'Api', 'Backend', 'Product', 'ApiVersionSet', 'ApiPolicy', 'PolicyFragment'],
   );
   assert.equal(json.$defs.duration.anyOf[0].pattern, DURATION_PATTERN);
 });

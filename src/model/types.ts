@@ -44,6 +44,8 @@ export interface TlsCertificate {
 export interface ListenerTls {
   certificates: TlsCertificate[];
   minVersion: 'TLSv1.2' | 'TLSv1.3';
+  /** `request`: ask for a client certificate (validate-client-certificate checks it). */
+  clientCertificate: 'none' | 'request';
 }
 
 export interface Listener {
@@ -373,13 +375,24 @@ export interface ApiPolicySpec {
   expressions: ExpressionSite[];
 }
 
+/** A PolicyFragment (API Management's policy fragment): a named list of policies that include-fragment inserts. */
+export interface PolicyFragmentSpec {
+  description?: string;
+  /** Entries without a section (checked against the including section when an ApiPolicy includes the fragment). */
+  policies: PolicyEntry[];
+  /** Filled by validation: every expression in the fragment. */
+  expressions: ExpressionSite[];
+}
+
+export type PolicyFragmentResource = Resource<'PolicyFragment', PolicyFragmentSpec>;
+
 export type GatewayResource = Resource<'Gateway', GatewaySpec>;
 export type ApiPolicyResource = Resource<'ApiPolicy', ApiPolicySpec>;
 export type ApiVersionSetResource = Resource<'ApiVersionSet', ApiVersionSetSpec>;
 export type ProductResource = Resource<'Product', ProductSpec>;
 export type ApiResource = Resource<'Api', ApiSpec>;
 export type BackendResource = Resource<'Backend', BackendSpec>;
-export type AnyResource = GatewayResource | ApiResource | BackendResource | ProductResource | ApiPolicyResource | ApiVersionSetResource;
+export type AnyResource = GatewayResource | ApiResource | BackendResource | ProductResource | ApiPolicyResource | ApiVersionSetResource | PolicyFragmentResource;
 
 /** A whole validated config: what the data plane builds from. Later kinds add fields here. */
 export interface Config {
@@ -388,6 +401,8 @@ export interface Config {
   backends: Map<string, BackendResource>;
   products: ProductResource[];
   apiPolicies: ApiPolicyResource[];
+  /** Policy fragments; their policies are already inserted where ApiPolicies include them. */
+  policyFragments?: PolicyFragmentResource[];
   /** By qualified `namespace/name`. */
   versionSets: Map<string, ApiVersionSetResource>;
   /** Hash of the source text, the version shown in /config and metrics. */

@@ -2,7 +2,8 @@
 import { childPath, positionOf, report } from './doc-context.ts';
 import type { DocContext } from './doc-context.ts';
 import { POLICIES } from './policy-catalog.ts';
-import type { ApiPolicySpec, ExpressionSite, PolicyEntry, PolicySection } from './types.ts';
+import { didYouMean } from './suggest.ts';
+import type { ApiPolicySpec, ExpressionSite, PolicyEntry, PolicyFragmentResource, PolicyFragmentSpec, PolicySection } from './types.ts';
 
 export const SECTIONS: readonly PolicySection[] = ['inbound', 'backend', 'outbound', 'onError'];
 
@@ -43,9 +44,10 @@ function atPattern(attrs: unknown, pattern: string, path: string): Array<{ value
 
 /**
  * Turns a decoded policy list into PolicyEntry[] (recursively for choose/retry), checking placement and
- * collecting expressions. `top` is false inside a policy: `base` belongs to a section only.
+ * collecting expressions. `top` is false inside a policy: `base` belongs to a section only. A fragment's
+ * list has no section (null: checked where it is included) and may hold neither `base` nor include-fragment.
  */
-function entries(raw: unknown, section: PolicySection, cx: DocContext, path: string, top: boolean, out: ExpressionSite[]): PolicyEntry[] {
+function entries(raw: unknown, section: PolicySection | null, cx: DocContext, path: string, top: boolean, out: ExpressionSite[], fragment = false): PolicyEntry[] {
   if (!Array.isArray(raw)) return [];
   const list: PolicyEntry[] = [];
   let bases = 0;
@@ -59,12 +61,14 @@ function entries(raw: unknown, section: PolicySection, cx: DocContext, path: str
     const attrs = (item as Record<string, Record<string, unknown>>)[name];
     const ap = childPath(p, name);
     const { line, col } = positionOf(cx, ap, 'key');
-    if (name === 'base') {
+    if (fragment && (name === 'base' || name === 'include-fragment')) {
+      report(cx, ap, name === 'base' ? 'a PolicyFragment has no parent section: "base" is not allowed in it' : 'a PolicyFragment cannot include another fragment (fragments do not nest)', 'key');
+    } else if (name === 'base') {
       bases++;
       if (!top) report(cx, ap, '"base" belongs directly in a section, not inside another policy', 'key');
       else if (bases === 2) report(cx, ap, '"base" may appear once per section', 'key');
     }
-    if (!def.sections.includes(section)) {
+    if (section !== null && !def.sections.includes(section)) {
       report(cx, ap, `${name} is not allowed in ${section} (allowed in ${def.sections.join(', ')})`, 'key');
     }
     // Nested policy lists become entries; everything else is scanned for @(…) expressions.
@@ -72,7 +76,7 @@ function entries(raw: unknown, section: PolicySection, cx: DocContext, path: str
     const converted: Record<string, unknown> = { ...attrs };
     for (const pattern of nested) {
       for (const { path: np } of atPattern(attrs, pattern, ap)) {
-        setAt(converted, np.slice(ap.length), entries(getAt(attrs, np.slice(ap.length)), section, cx, np, false, out));
+        setAt(converted, np.slice(ap.length), entries(getAt(attrs, np.slice(ap.length)), section, cx, np, false, out, fragment));
       }
     }
     const always = new Set(def.expressions ?? []);
@@ -136,4 +140,62 @@ export function finishApiPolicy(spec: ApiPolicySpec, cx: DocContext): void {
     spec[section] = entries(spec[section], section, cx, childPath('spec', section), true, expressions);
   }
   spec.expressions = expressions;
+}
+
+export function finishPolicyFragment(spec: PolicyFragmentSpec, cx: DocContext): void {
+  const expressions: ExpressionSite[] = [];
+  spec.policies = entries(spec.policies, null, cx, 'spec.policies', true, expressions, true);
+  spec.expressions = expressions;
+}
+
+/** Every entry of a list and of the policy lists nested in it, with the top-level section it runs in. */
+function walkEntries(list: readonly PolicyEntry[], visit: (e: PolicyEntry) => void): void {
+  for (const e of list) {
+    visit(e);
+    for (const pattern of POLICIES[e.name]?.nested ?? []) {
+      for (const { value } of atPattern(e.attrs, pattern, '')) if (Array.isArray(value)) walkEntries(value as PolicyEntry[], visit);
+    }
+  }
+}
+
+function qualify(ref: string, namespace: string): string {
+  return ref.includes('/') ? ref : `${namespace}/${ref}`;
+}
+
+/**
+ * Resolves include-fragment across documents: each one names an existing PolicyFragment (else a problem at its
+ * fragmentId, with file:line:col), every policy of the fragment must be allowed in the including section, and the
+ * fragment's entries are put into the include's attributes (`policies`) for the pipeline compiler.
+ */
+export function resolveFragmentIncludes(
+  policies: ReadonlyArray<{ spec: ApiPolicySpec; namespace: string; cx: DocContext }>,
+  fragments: ReadonlyArray<{ resource: PolicyFragmentResource; cx: DocContext }>,
+): void {
+  const byKey = new Map(fragments.map((f) => [`${f.resource.metadata.namespace}/${f.resource.metadata.name}`, f]));
+  for (const { spec, namespace, cx } of policies) {
+    for (const section of SECTIONS) {
+      const list = spec[section];
+      if (list === undefined) continue;
+      walkEntries(list, (e) => {
+        if (e.name !== 'include-fragment' || typeof e.attrs.fragmentId !== 'string') return;
+        const at = childPath(childPath(e.path, 'include-fragment'), 'fragmentId');
+        const key = qualify(e.attrs.fragmentId, namespace);
+        const found = byKey.get(key);
+        if (found === undefined) {
+          const [ns, name] = key.split('/');
+          const sameNs = fragments.filter((f) => f.resource.metadata.namespace === ns).map((f) => f.resource.metadata.name);
+          report(cx, at, `PolicyFragment ${JSON.stringify(name)} not found in namespace ${JSON.stringify(ns)}${didYouMean(name, sameNs)}`);
+          return;
+        }
+        const fragPolicies = found.resource.spec?.policies ?? [];
+        walkEntries(fragPolicies, (fe) => {
+          const def = POLICIES[fe.name];
+          if (def !== undefined && !def.sections.includes(section)) {
+            report(cx, at, `PolicyFragment "${key}": ${fe.name} (${fe.file}:${fe.line}:${fe.col}) is not allowed in ${section} (allowed in ${def.sections.join(', ')})`);
+          }
+        });
+        e.attrs = { ...e.attrs, policies: fragPolicies };
+      });
+    }
+  }
 }

@@ -12,7 +12,8 @@ function at(source: string, line: number, col: number, offset: number): { line: 
 
 export function checkConfigExpressions(config: Config): Problem[] {
   const problems: Problem[] = [];
-  for (const p of config.apiPolicies ?? []) {
+  // Fragments are checked where they are defined (once, even when included in many places or nowhere).
+  for (const p of [...(config.apiPolicies ?? []), ...(config.policyFragments ?? [])]) {
     for (const site of p.spec.expressions) {
       const r = compileExpression(site.source);
       if (r.ok) continue;

@@ -111,6 +111,8 @@ export class GatewayListener {
         cert: def.cert,
         key: def.key,
         minVersion: spec.tls.minVersion,
+        // Asked for, never required here: the validate-client-certificate policy decides per Api.
+        ...(spec.tls.clientCertificate === 'request' ? { requestCert: true, rejectUnauthorized: false } : {}),
         // A client that never finishes the handshake is cut off like one that never sends headers.
         handshakeTimeout: limits.headerTimeout,
         SNICallback: (name: string, cb: (err: Error | null, ctx?: SecureContext) => void) => cb(null, selectContext(this.#sni!, name)),

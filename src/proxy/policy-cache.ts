@@ -188,7 +188,8 @@ export function responseKey(pc: PolicyContext, parts: KeyParts): string {
     pc.backendBase + pc.req.path,
     parts.varyByQueryParameter.map((n) => [n, params.getAll(n)]),
     parts.varyByHeader.map((n) => [n, getHeader(pc.req.headers, n) ?? null]),
-    pc.subscription?.id ?? null,
+    // The subscription; without one (an Api that needs no key), a key the client sent anyway under the default header name.
+    pc.subscription !== null ? pc.subscription.id : ['key', rawHeader(pc.clientHeaders, 'ocp-apim-subscription-key') ?? null],
     authorizationOf(pc) ?? null,
   ]);
   return `r:${createHash('sha256').update(material).digest('base64url')}`;

@@ -117,6 +117,8 @@ export class PolicyContext {
   section: PolicySection = 'inbound';
   /** Set by return-response / mock-response / cors: the pipeline ends and `res` is sent. */
   stopped = false;
+  /** Set with `stopped` by cache-lookup on a hit: outbound still runs, from the step after the one named here. */
+  resumeOutboundAfter: string | null = null;
   /** The exchange went to telemetry (finishOnce). */
   finished = false;
   /** The cluster forward-request sends to (set-backend-service changes it). */

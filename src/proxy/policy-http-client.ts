@@ -294,7 +294,8 @@ export function compileRequest(attrs: Record<string, unknown>, env: CompileEnv):
   const headers = Object.entries((attrs.headers ?? {}) as Record<string, string[]>).map(([name, vals]) => {
     const lower = name.toLowerCase();
     if (!TOKEN.test(name)) throw new Error(`header name ${JSON.stringify(name)} is not valid`);
-    if (FRAMING_AND_HOP.has(lower) || lower === 'expect') throw new Error(`header ${JSON.stringify(name)} is set by the HTTP client and cannot be given`);
+    // Host may be given (API Management's self-call through https://127.0.0.1 needs it); framing is the client's.
+    if ((FRAMING_AND_HOP.has(lower) && lower !== 'host') || lower === 'expect') throw new Error(`header ${JSON.stringify(name)} is set by the HTTP client and cannot be given`);
     return { name: lower, values: vals.map((v) => compileValue(v, env)) };
   });
   const body: TemplateFn | null = attrs.body === undefined ? null : compileTemplate(attrs.body, env);

@@ -75,6 +75,14 @@ export async function executePipeline(p: CompiledPipeline, pc: PolicyContext, de
       pc.section = 'outbound';
       r = runSection(p.outbound, pc, t);
       if (r !== undefined) await r;
+    } else if (pc.resumeOutboundAfter !== null) {
+      // A cache hit: the backend is skipped and outbound goes on after cache-store, as in API Management.
+      const from = p.outbound.findIndex((st) => st.name === pc.resumeOutboundAfter);
+      pc.resumeOutboundAfter = null;
+      pc.stopped = false;
+      pc.section = 'outbound';
+      r = runSection(from === -1 ? p.outbound : p.outbound.slice(from + 1), pc, t);
+      if (r !== undefined) await r;
     }
   } catch (err) {
     const pe = asPolicyError(err, pc, t.step);

@@ -64,10 +64,8 @@ interface Candidate<T> {
   /** null = any method. */
   methods: string[] | null;
   headers: CompiledHeader[];
-  paramNames: string[];
-  /** Higher first: header conditions count double, an explicit method list adds one. */
-  rank: number;
   next: Candidate<T> | null;
+  paramNames: string[];
 }
 
 /**
@@ -122,8 +120,7 @@ export function buildRouter<T>(entries: RouteEntry<T>[]): BuiltRouter<T> {
         continue;
       }
       seen.set(`${key}\n${conflict}`, i);
-      const rank = headers.length * 2 + (methods === null ? 0 : 1);
-      const cand: Candidate<T> = { value: entry.value, params: null, methods, headers, paramNames: share(template.paramNames), rank, next: null };
+      const cand: Candidate<T> = { value: entry.value, params: null, methods, headers, next: null, paramNames: share(template.paramNames) };
       candidates.push(cand);
       const node = terminalNode(trees[hostTableEntry(hosts, key, newTable).root], template);
       if (template.prefix) node.prefix = insertOrdered(node.prefix, cand);
@@ -202,14 +199,19 @@ function selectCandidate<T>(head: Candidate<T>, method: string, rawHeaders: stri
   return undefined;
 }
 
+/** Higher first: header conditions count double, an explicit method list adds one. */
+function rank<T>(c: Candidate<T>): number {
+  return c.headers.length * 2 + (c.methods === null ? 0 : 1);
+}
+
 /** Inserts by rank (higher first), after equals so config order breaks ties; returns the new head. */
 function insertOrdered<T>(head: Candidate<T> | null, cand: Candidate<T>): Candidate<T> {
-  if (head === null || head.rank < cand.rank) {
+  if (head === null || rank(head) < rank(cand)) {
     cand.next = head;
     return cand;
   }
   let p = head;
-  while (p.next !== null && p.next.rank >= cand.rank) p = p.next;
+  while (p.next !== null && rank(p.next) >= rank(cand)) p = p.next;
   cand.next = p.next;
   p.next = cand;
   return head;

@@ -1,7 +1,7 @@
 // The JSON access log: one line per request, formatted on the channel and written in batches off the request path.
 import fs from 'node:fs';
 import type { Exchange } from '../proxy/exchange.ts';
-import { requestEnd } from './channels.ts';
+import { policyLog, requestEnd, type PolicyLogEvent } from './channels.ts';
 import { q } from './json-line.ts';
 
 /** Whole microseconds between two performance.now() stamps (integers format much faster than toFixed). */
@@ -40,6 +40,17 @@ export function formatAccessLine(ex: Exchange): string {
     `"upstreamResponse":${us(ex.tUpstreamStart, ex.tResponseStart)},"total":${us(ex.tStart, ex.tEnd)}}}\n`;
 }
 
+/** JSON text with every non-ASCII character escaped (they can only stand inside strings), so the line stays ASCII. */
+function asciiOnly(json: string): string {
+  return /[\u007f-\uffff]/.test(json) ? json.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : json;
+}
+
+/** A log-to policy's event as one line: `"type":"policy"` tells it apart from request lines. */
+export function formatPolicyLogLine(e: PolicyLogEvent, epochMs = Date.now()): string {
+  return `{"time":"${isoTime(epochMs)}","type":"policy","logger":${q(e.logger)},"requestId":"${e.requestId}","traceId":"${e.traceId}",` +
+    `"api":"${e.api}","operation":"${e.operation}","event":${asciiOnly(e.eventJson)}}\n`;
+}
+
 const FLUSH_INTERVAL_MS = 50;
 
 /**
@@ -59,6 +70,7 @@ export class AccessLog {
   dropped = 0;
   written = 0;
   readonly #onEnd = (ex: unknown): void => this.push(formatAccessLine(ex as Exchange));
+  readonly #onPolicyLog = (e: unknown): void => this.push(formatPolicyLogLine(e as PolicyLogEvent));
 
   /** `bufferLines` sizes each of the two buffers (at 512 bytes a line, at least 64 KiB). */
   constructor(path: string, bufferLines: number) {
@@ -68,6 +80,7 @@ export class AccessLog {
     this.#spare = Buffer.allocUnsafe(bytes);
     this.#open();
     requestEnd.subscribe(this.#onEnd);
+    policyLog.subscribe(this.#onPolicyLog);
   }
 
   #open(): void {
@@ -129,6 +142,7 @@ export class AccessLog {
     if (this.#closed) return;
     this.#closed = true;
     requestEnd.unsubscribe(this.#onEnd);
+    policyLog.unsubscribe(this.#onPolicyLog);
     if (this.#len > 0 && this.#fd >= 0) {
       try {
         fs.writeSync(this.#fd, this.#active, 0, this.#len);

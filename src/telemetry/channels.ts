@@ -13,3 +13,27 @@ export const requestShed = diagnostics.channel('lockgate:request:shed');
 export const upstreamConnectError = diagnostics.channel('lockgate:upstream:connect-error');
 /** Published when a config version is activated or rejected: { version, ok, problems }. */
 export const configEvent = diagnostics.channel('lockgate:config');
+
+/** What the log-to policy publishes on `policyLog`: the access log writes it as one JSON line. */
+export interface PolicyLogEvent {
+  requestId: string;
+  traceId: string;
+  /** The policy's loggerId. */
+  logger: string;
+  api: string;
+  operation: string;
+  /** The event as JSON text (already size-capped by the policy). */
+  eventJson: string;
+}
+/** Published by the log-to policy (API Management's log-to-eventhub): a PolicyLogEvent. */
+export const policyLog = diagnostics.channel('lockgate:policy:log');
+
+/** What the emit-metric policy publishes on `policyMetric`: a counter increment. */
+export interface PolicyMetricEvent {
+  /** The Prometheus name, ending in `_total`. */
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+/** Published by the emit-metric policy: a PolicyMetricEvent; the metrics registry counts it (with a cardinality cap). */
+export const policyMetric = diagnostics.channel('lockgate:policy:metric');
