@@ -119,7 +119,7 @@ export class GatewaySupervisor {
       this.#admin = new AdminServer({
         ready: () => !this.#draining && this.#slots.every((s) => s.ready),
         metrics: () => this.metricsText(),
-        config: () => ({ version: this.#config.version, files: this.#config.files, gateway: this.#config.gateway, apis: this.#config.apis, backends: this.#config.backends, products: this.#config.products, apiPolicies: this.#config.apiPolicies }),
+        config: () => ({ version: this.#config.version, files: this.#config.files, gateway: this.#config.gateway, apis: this.#config.apis, backends: this.#config.backends, products: this.#config.products, apiPolicies: this.#config.apiPolicies, versionSets: [...(this.#config.versionSets?.values() ?? [])], policyFragments: this.#config.policyFragments ?? [] }),
       });
       this.adminPort = await this.#admin.listen(this.#opts.adminPort ?? admin.port, admin.address);
     }

@@ -2,6 +2,7 @@
 import { buildExpressionContext, type ExpressionContext, type ExpressionSource } from '../policy/expression-context.ts';
 import { formatScope } from '../model/subscription.ts';
 import type { PolicyContext } from './policy-context.ts';
+import { readableBody } from './policy-body.ts';
 
 /** `{name}` segments of an operation template → their values in `path` (one segment each). */
 export function templateParams(template: string, path: string): Map<string, string> {
@@ -48,13 +49,22 @@ class Source implements ExpressionSource {
     return this.#pc.req.originalQuery;
   }
   requestBody() {
-    const b = this.#pc.req.body;
-    return b === null ? null : b.toString('utf8');
+    // Decoded by the pipeline; a body in an encoding the gateway cannot decode fails (415) rather than read as garbage.
+    const b = readableBody(this.#pc, false, 'expression');
+    return b === null ? null : b.body.toString('utf8');
   }
   get response() {
     const r = this.#pc.res;
     if (r === null) return null;
-    return { status: r.status, headers: r.headers, body: () => (r.body === null ? null : r.body.toString('utf8')) };
+    const pc = this.#pc;
+    return {
+      status: r.status,
+      headers: r.headers,
+      body: () => {
+        const b = readableBody(pc, true, 'expression');
+        return b === null ? null : b.body.toString('utf8');
+      },
+    };
   }
   get variables() {
     return this.#pc.variables.size === 0 ? EMPTY_VARS : this.#pc.variables;

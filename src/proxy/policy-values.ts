@@ -1,7 +1,7 @@
 // Policy attribute values: literals, `@(…)` CEL expressions, and JSON templates whose strings may be expressions.
 import { compileExpression, type CompiledExpression } from '../policy/expression.ts';
 import { expressionText } from '../model/validate-api-policy.ts';
-import type { PolicyContext } from './policy-context.ts';
+import { PolicyError, type PolicyContext } from './policy-context.ts';
 import type { CompileEnv } from './policy-pipeline.ts';
 import { contextFor } from './policy-expression-context.ts';
 
@@ -39,6 +39,7 @@ function evaluate(expr: CompiledExpression, pc: PolicyContext): unknown {
   try {
     return expr.evaluate(contextFor(pc));
   } catch (err) {
+    if (err instanceof PolicyError) throw err;
     throw Object.assign(new Error(`expression evaluation failed: ${(err as Error).message}`), { reason: 'ExpressionValueEvaluationFailure' });
   }
 }
