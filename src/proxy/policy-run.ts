@@ -4,7 +4,7 @@ import { LockgateError } from '../lib/errors.ts';
 import type { AnyResponse } from './error-response.ts';
 import { stamp } from './clock.ts';
 import type { FinishFn } from './forward-handler.ts';
-import { PolicyContext, PolicyError, errorResponse, jsonResponse, type LastError, type PolicyResponse } from './policy-context.ts';
+import { type PolicyContext, PolicyError, errorResponse, jsonResponse, type LastError, type PolicyResponse } from './policy-context.ts';
 import type { CompiledPipeline, Step } from './policy-pipeline.ts';
 import { writeHeadTo } from './response-capture.ts';
 
