@@ -4,9 +4,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { createHmac } from 'node:crypto';
-import { request } from 'undici';
 import { startUpstream, type Upstream } from './helpers/upstream.ts';
-import { startPolicyGateway, GATEWAY, type PolicyGateway } from './helpers/policy-gateway.ts';
+import { startPolicyGateway, withGateway, call, GATEWAY } from './helpers/policy-gateway.ts';
 import { hashKey } from '../src/lib/subscription-keys.ts';
 import type { SubscriptionRecord } from '../src/model/subscription.ts';
 
@@ -21,20 +20,7 @@ after(async () => {
 const doc = (kind: string, name: string, spec: string): string => `---\napiVersion: lockgate.dev/v1alpha1\nkind: ${kind}\nmetadata: { name: ${name} }\nspec:\n${spec}\n`;
 const backend = () => doc('Backend', 'up', `  url: "${up.url}"`);
 
-async function withGateway(yaml: string, fn: (g: PolicyGateway) => Promise<void>): Promise<void> {
-  const g = await startPolicyGateway(yaml);
-  try {
-    await fn(g);
-  } finally {
-    await g.close();
-  }
-}
 
-async function call(url: string, opts: Parameters<typeof request>[1] = {}) {
-  const r = await request(url, opts);
-  const text = await r.body.text();
-  return { status: r.statusCode, headers: r.headers, text, json: () => JSON.parse(text) };
-}
 
 // HS256 with a 32-byte secret (the minimum for HS256).
 const SECRET = Buffer.alloc(32, 7);

@@ -3,7 +3,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'undici';
 import { startUpstream, type Upstream } from './helpers/upstream.ts';
-import { startPolicyGateway, GATEWAY, type PolicyGateway } from './helpers/policy-gateway.ts';
+import { startPolicyGateway, withGateway, call, GATEWAY } from './helpers/policy-gateway.ts';
 
 let up: Upstream;
 let other: Upstream;
@@ -80,20 +80,8 @@ spec:
 ${body}`;
 }
 
-async function withGateway(yaml: string, fn: (g: PolicyGateway) => Promise<void>): Promise<void> {
-  const g = await startPolicyGateway(yaml);
-  try {
-    await fn(g);
-  } finally {
-    await g.close();
-  }
-}
 
-async function get(url: string, opts: Parameters<typeof request>[1] = {}) {
-  const r = await request(url, opts);
-  const text = await r.body.text();
-  return { status: r.statusCode, headers: r.headers, text, json: () => JSON.parse(text) };
-}
+const get = call;
 
 test('scopes merge global → api → operation where base appears, in order', async () => {
   const yaml = base(

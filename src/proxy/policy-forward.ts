@@ -1,7 +1,7 @@
 // forward-request inside a pipeline: the same ForwardHandler as the fast path, writing into a ResponseCapture.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ERROR_TABLE } from '../lib/errors.ts';
-import { ForwardHandler } from './forward-handler.ts';
+import { ForwardHandler, type ForwardOptions } from './forward-handler.ts';
 import { PolicyError, jsonResponse, type ForwardBits, type PolicyContext, type PolicyResponse } from './policy-context.ts';
 import { finishOnce } from './policy-run.ts';
 import { ResponseCapture } from './response-capture.ts';
@@ -46,25 +46,29 @@ export function canForwardDirect(pc: PolicyContext, nested: boolean): boolean {
   return pc.directAllowed && !nested && pc.responseHeaders.length === 0 && pc.deferred === null && !pc.bufferResponse;
 }
 
-export function forwardDirect(pc: PolicyContext, bits: ForwardBits, res: ServerResponse): void {
+/** The request as the policies left it, for the forwarder. */
+function forwardOptions(pc: PolicyContext, bits: ForwardBits): ForwardOptions {
   const req = pc.req;
-  const body = req.body !== null ? req.body : req.stream;
+  return {
+    method: req.method,
+    path: pc.backendBase + req.path + req.query,
+    headers: withLength(req.headers, req.body),
+    body: (req.body !== null ? req.body : req.stream) as IncomingMessage | AsyncIterable<Buffer> | null,
+    request: bits.request,
+    hashKey: bits.hashKey,
+    errorStyle: pc.route.errorStyle,
+    h2: pc.h2,
+  };
+}
+
+export function forwardDirect(pc: PolicyContext, bits: ForwardBits, res: ServerResponse): void {
   pc.sentDirect = true;
   pc.stopped = true;
   const handler = new ForwardHandler(
     pc.ex,
     res,
     pc.cluster,
-    {
-      method: req.method,
-      path: pc.backendBase + req.path + req.query,
-      headers: withLength(req.headers, req.body),
-      body: body as IncomingMessage | AsyncIterable<Buffer> | null,
-      request: bits.request,
-      hashKey: bits.hashKey,
-      errorStyle: pc.route.errorStyle,
-      h2: pc.h2,
-    },
+    forwardOptions(pc, bits),
     () => finishOnce(pc, bits.finish),
   );
   handler.start();
@@ -121,23 +125,11 @@ export function forwardRequest(pc: PolicyContext, bits: ForwardBits, settings: F
         reject(new PolicyError('forward-request', 'ResponseBodyTooLarge', `the response body is larger than ${bits.maxBufferedBody} bytes, the most outbound policies may buffer`, jsonResponse(502, { statusCode: 502, message: 'Bad gateway' })));
       },
     });
-    const req = pc.req;
-    const body = req.body !== null ? req.body : req.stream;
-    const path = pc.backendBase + req.path + req.query;
     const handler = new ForwardHandler(
       ex,
       cap as unknown as ServerResponse,
       pc.cluster,
-      {
-        method: req.method,
-        path,
-        headers: withLength(req.headers, req.body),
-        body: body as IncomingMessage | AsyncIterable<Buffer> | null,
-        request: bits.request,
-        hashKey: bits.hashKey,
-        errorStyle: pc.route.errorStyle,
-        h2: pc.h2,
-      },
+      forwardOptions(pc, bits),
       // Buffered, or failed before a head: the pipeline goes on. Streaming: the exchange is done once the
       // body went through to the client (or the client left); before attach, the sender finishes it.
       () => {

@@ -104,17 +104,7 @@ export function startPipeline(p: CompiledPipeline, s: PipelineStart): void {
   void executePipeline(p, pc, deps);
 }
 
-export interface PreflightStart {
-  ex: Exchange;
-  route: PolicyRoute;
-  res: AnyResponse;
-  h2: boolean;
-  method: string;
-  path: string;
-  query: string;
-  clientHeaders: string[];
-  finish: FinishFn;
-}
+export type PreflightStart = Pick<PipelineStart, 'ex' | 'route' | 'res' | 'h2' | 'method' | 'path' | 'query' | 'clientHeaders' | 'finish'>;
 
 /** Runs only the pipeline's cors policy (it always answers a preflight) and sends its answer. */
 export function startPreflight(p: CompiledPipeline, s: PreflightStart): void {

@@ -3,6 +3,7 @@ import { formatProblems } from '../../src/model/load-config.ts';
 import { parseCheckedConfig } from '../../src/policy/load-checked.ts';
 import { DataPlane } from '../../src/app/data-plane.ts';
 import type { PolicyServices } from '../../src/proxy/policy-pipeline.ts';
+import { request } from 'undici';
 
 export const GATEWAY = `apiVersion: lockgate.dev/v1alpha1
 kind: Gateway
@@ -30,4 +31,21 @@ export async function startPolicyGateway(yaml: string, services: PolicyServices 
     plane,
     close: () => plane.drain(1000),
   };
+}
+
+/** Runs `fn` against a gateway built from `yaml`, closing it afterwards whatever happens. */
+export async function withGateway(yaml: string, fn: (g: PolicyGateway) => Promise<void>, services: PolicyServices = {}): Promise<void> {
+  const g = await startPolicyGateway(yaml, services);
+  try {
+    await fn(g);
+  } finally {
+    await g.close();
+  }
+}
+
+/** One request; the body read as text (and JSON on demand). */
+export async function call(url: string, opts: Parameters<typeof request>[1] = {}) {
+  const r = await request(url, opts);
+  const text = await r.body.text();
+  return { status: r.statusCode, headers: r.headers, text, json: () => JSON.parse(text) };
 }
