@@ -76,3 +76,77 @@ spec:
     pki.close();
   }
 });
+
+test('the pipeline over HTTP/2: outbound headers on a captured response, and the direct path', { skip: missing }, async () => {
+  const http2 = await import('node:http2');
+  const pki = await createTestPki();
+  const up = await startUpstream();
+  try {
+    const g = await startPolicyGateway(`apiVersion: lockgate.dev/v1alpha1
+kind: Gateway
+metadata: { name: t }
+spec:
+  listeners:
+    - { name: http, address: 127.0.0.1, port: 0, protocol: h2, tls: { certificates: [{ certFile: "${pki.a.certFile}", keyFile: "${pki.a.keyFile}" }] } }
+  admin: { address: 127.0.0.1, port: 0 }
+  accessLog: { enabled: false }
+---
+apiVersion: lockgate.dev/v1alpha1
+kind: Backend
+metadata: { name: up }
+spec: { url: "${up.url}" }
+---
+apiVersion: lockgate.dev/v1alpha1
+kind: Api
+metadata: { name: a }
+spec: { path: /a, backend: up }
+---
+apiVersion: lockgate.dev/v1alpha1
+kind: Api
+metadata: { name: b }
+spec: { path: /b, backend: up }
+---
+apiVersion: lockgate.dev/v1alpha1
+kind: ApiPolicy
+metadata: { name: a }
+spec:
+  scope: { api: a }
+  outbound:
+    - set-header: { name: x-out, values: [one, two] }
+---
+apiVersion: lockgate.dev/v1alpha1
+kind: ApiPolicy
+metadata: { name: b }
+spec:
+  scope: { api: b }
+  inbound:
+    - set-header: { name: x-in, value: "@(context.Request.Method)" }
+`);
+    const client = http2.connect(`https://127.0.0.1:${new URL(g.url).port}`, { ca: pki.caPem, servername: 'a.example.test' });
+    const get = (p: string) =>
+      new Promise<{ headers: Record<string, unknown>; body: string }>((resolve, reject) => {
+        const s = client.request({ ':path': p });
+        let body = '';
+        let headers: Record<string, unknown> = {};
+        s.on('response', (h) => (headers = h));
+        s.setEncoding('utf8').on('data', (c: string) => (body += c));
+        s.on('end', () => resolve({ headers, body }));
+        s.on('error', reject);
+      });
+    try {
+      const a = await get('/a/1');
+      assert.equal(a.headers[':status'], 200);
+      assert.equal(a.headers['x-out'], 'one,two');
+      assert.equal(JSON.parse(a.body).url, '/a/1');
+      const b = await get('/b/1');
+      assert.equal(b.headers[':status'], 200);
+      assert.equal(JSON.parse(b.body).headers['x-in'], 'GET');
+    } finally {
+      client.close();
+      await g.close();
+    }
+  } finally {
+    await up.close();
+    pki.close();
+  }
+});
