@@ -217,6 +217,8 @@ test('check-header failure: configured status and message; onError sees LastErro
   onError:
     - set-header: { name: x-error-reason, value: "@(context.LastError.Reason)" }
     - set-header: { name: x-error-source, value: "@(context.LastError.Source)" }
+    - set-header: { name: x-error-scope, value: "@(context.LastError.Scope)" }
+    - set-header: { name: x-error-path, value: "@(context.LastError.Path)" }
 `),
   );
   await withGateway(yaml, async (g) => {
@@ -225,6 +227,8 @@ test('check-header failure: configured status and message; onError sees LastErro
     assert.deepEqual(missing.json(), { statusCode: 403, message: 'Tenant required' });
     assert.equal(missing.headers['x-error-reason'], 'HeaderNotFound');
     assert.equal(missing.headers['x-error-source'], 'check-header');
+    assert.equal(missing.headers['x-error-scope'], 'api');
+    assert.equal(missing.headers['x-error-path'], 'spec.inbound[0]');
     const wrong = await get(`${g.url}/orders/1`, { headers: { 'x-tenant': 'initech' } });
     assert.equal(wrong.status, 403);
     assert.equal(wrong.headers['x-error-reason'], 'HeaderValueNotAllowed');

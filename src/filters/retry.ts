@@ -45,7 +45,7 @@ export const retryPolicy: PolicyFactory = (attrs, env) => {
           if (!(err instanceof PolicyError)) throw err;
           // A failed try: the condition sees it as context.LastError and the error response.
           failure = err;
-          pc.lastError = { source: err.source, reason: err.reason, message: err.message, scope: '', section: pc.section, path: env.entry.path, policyId: '' };
+          pc.lastError = { source: err.source, reason: err.reason, message: err.message, scope: env.entry.scope ?? '', section: pc.section, path: env.entry.path, policyId: '' };
           pc.res = err.response;
         }
         if (pc.stopped || n >= count || !condition(pc)) {

@@ -345,6 +345,8 @@ export interface PolicyEntry {
   col: number;
   /** `spec.inbound[2]`, `spec.inbound[0].choose.when[1].policies[0]`: for LastError.Path and messages. */
   path: string;
+  /** The scope of the ApiPolicy it was written in (context.LastError.Scope); '' for built-ins and fragments. */
+  scope?: 'global' | 'product' | 'api' | 'operation';
 }
 
 /** An expression found in an ApiPolicy, with its place, so a higher layer can compile and report it. */

@@ -47,7 +47,16 @@ function atPattern(attrs: unknown, pattern: string, path: string): Array<{ value
  * collecting expressions. `top` is false inside a policy: `base` belongs to a section only. A fragment's
  * list has no section (null: checked where it is included) and may hold neither `base` nor include-fragment.
  */
-function entries(raw: unknown, section: PolicySection | null, cx: DocContext, path: string, top: boolean, out: ExpressionSite[], fragment = false): PolicyEntry[] {
+function entries(
+  raw: unknown,
+  section: PolicySection | null,
+  cx: DocContext,
+  path: string,
+  top: boolean,
+  out: ExpressionSite[],
+  fragment = false,
+  scope?: PolicyEntry['scope'],
+): PolicyEntry[] {
   if (!Array.isArray(raw)) return [];
   const list: PolicyEntry[] = [];
   let bases = 0;
@@ -76,7 +85,7 @@ function entries(raw: unknown, section: PolicySection | null, cx: DocContext, pa
     const converted: Record<string, unknown> = { ...attrs };
     for (const pattern of nested) {
       for (const { path: np } of atPattern(attrs, pattern, ap)) {
-        setAt(converted, np.slice(ap.length), entries(getAt(attrs, np.slice(ap.length)), section, cx, np, false, out, fragment));
+        setAt(converted, np.slice(ap.length), entries(getAt(attrs, np.slice(ap.length)), section, cx, np, false, out, fragment, scope));
       }
     }
     const always = new Set(def.expressions ?? []);
@@ -94,7 +103,7 @@ function entries(raw: unknown, section: PolicySection | null, cx: DocContext, pa
       }
       collectMarked(v, cx, childPath(ap, k), out);
     }
-    list.push({ name, attrs: converted, file: cx.file, line, col, path: p });
+    list.push({ name, attrs: converted, file: cx.file, line, col, path: p, ...(scope ? { scope } : {}) });
   });
   return list;
 }
@@ -137,7 +146,8 @@ export function finishApiPolicy(spec: ApiPolicySpec, cx: DocContext): void {
   const expressions: ExpressionSite[] = [];
   for (const section of SECTIONS) {
     if (spec[section] === undefined) continue;
-    spec[section] = entries(spec[section], section, cx, childPath('spec', section), true, expressions);
+    const scope = s.global === true ? 'global' : s.product !== undefined ? 'product' : s.operation !== undefined ? 'operation' : 'api';
+    spec[section] = entries(spec[section], section, cx, childPath('spec', section), true, expressions, false, scope);
   }
   spec.expressions = expressions;
 }

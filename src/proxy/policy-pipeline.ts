@@ -19,6 +19,8 @@ export interface Step {
   readonly needsResponseBody?: boolean;
   /** `file:line` of the policy (set by compilePipeline): for traces. */
   at?: string;
+  /** The scope it came from (set by compilePipeline): context.LastError.Scope. */
+  scope?: string;
   /** Compiled children (choose, retry): walked for the body flags. */
   readonly children?: readonly Step[];
 }
@@ -156,6 +158,7 @@ export function compilePipeline(s: Sections, registry: PolicyRegistry, route: Ro
       try {
         const step = factory(entry.attrs, env);
         step.at = `${entry.file.split('/').pop()}:${entry.line}`;
+        step.scope = entry.scope ?? '';
         return step;
       } catch (err) {
         if (err instanceof PolicyCompileError) throw err;

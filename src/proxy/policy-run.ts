@@ -108,7 +108,7 @@ export async function executePipeline(p: CompiledPipeline, pc: PolicyContext, de
 }
 
 function lastErrorOf(pe: PolicyError, section: string, step: Step | undefined): LastError {
-  return { source: pe.source, reason: pe.reason, message: pe.message, scope: '', section, path: step?.path ?? '', policyId: '' };
+  return { source: pe.source, reason: pe.reason, message: pe.message, scope: step?.scope ?? '', section, path: step?.path ?? '', policyId: '' };
 }
 
 /** Writes pc.res to the client (streams a captured backend body through) and finishes the exchange once. */

@@ -202,31 +202,30 @@ function walk<C, A, B>(
 }
 
 /**
- * The trees of a router compiled for lookups. Every node except the roots is one 32-byte record in
- * one Int32Array, found by open addressing on (parent id, segment hash): a lookup step reads one
- * record, where the object tree reads a table object, its element store and then a node of 88 bytes
- * (8-byte fields: Node runs without pointer compression), one to three cache lines each. At 10,000 routes a request's steps
- * are all cold, so the number of lines touched is the cost (docs/performance.md).
+ * The trees of a router compiled for lookups. Every node except the roots is one record of RECORD
+ * slots in one array, found by open addressing on (parent id, segment hash); a record holds its
+ * segment and its candidate chain heads directly. A lookup step then reads one 64-byte record, where
+ * the object tree reads a table object, its element store and a node of 88 bytes (8-byte fields:
+ * Node runs without pointer compression), one to three cache lines each, and then the candidate. At
+ * 10,000 routes every step is a cache miss, so the lines touched are the cost (docs/performance.md).
  */
 export interface FlatTree<C> {
-  readonly records: Int32Array;
+  /** Records (see the field constants); slots hold small integers, strings and candidates. */
+  readonly records: Array<number | string | C | null>;
   /** Hashed slots - 1 (a power of two minus one); root records follow the hashed slots. */
   readonly mask: number;
-  /** Static segments by id (each distinct string once: the ones a lookup compares stay cached). */
-  readonly segments: string[];
-  /** Candidate chain heads by id; id 0 is "none". */
-  readonly heads: Array<C | null>;
 }
 
 // Record fields. PARENT is the parent's id (ids start at 1, so 0 marks an empty slot); KEY is the
 // segment's hash, or PARAM_KEY for a param child; ID is the node's own id (its children's PARENT).
 const PARENT = 0;
 const KEY = 1;
+/** The static segment (interned by parseTemplate, so the strings a lookup compares stay cached). */
 const SEG = 2;
 const ID = 3;
-/** Head of the candidates ending at this node. */
+/** Head of the candidates ending at this node, or null. */
 const END = 4;
-/** Head of the `/*` candidates whose static part ends here. */
+/** Head of the `/*` candidates whose static part ends here, or null. */
 const PREFIX = 5;
 const FLAGS = 6;
 /** Head of the candidates ending right after this node's param segment (`/items/{id}`): no param record to read. */
@@ -238,8 +237,9 @@ const HAS_STATIC = 1;
 /** The node's param child has children or a prefix of its own: it has a record (key PARAM_KEY). */
 const HAS_PARAM = 2;
 /**
- * Records start this many ints into the array. Arrays of this size come from glibc's mmap path, 16
- * bytes past a page boundary, so 4 ints put every 32-byte record inside one 64-byte line.
+ * Records start this many slots into the array. An array this large is a large object whose elements
+ * start 32 bytes past a 64-byte boundary (V8 12/13, checked with %DebugPrint), so 4 slots of 8 bytes
+ * put every 64-byte record on one cache line. Another layout only costs the alignment.
  */
 const RECORD_PAD = 4;
 
@@ -260,26 +260,16 @@ function staticChildren<C>(node: TreeNode<C>): TreeNode<C>[] {
 
 /** Compiles the trees; returns the flat tree and each root's record offset, in the order given. */
 export function compileTrees<C>(roots: TreeNode<C>[]): { tree: FlatTree<C>; rootRecords: number[] } {
-  const segmentIds = new Map<string, number>();
-  const segments: string[] = [];
-  const heads: Array<C | null> = [null];
-  const head = (c: C | null): number => (c === null ? 0 : heads.push(c) - 1);
-  const rows: number[][] = [];
-  const rootRows: number[][] = [];
+  const rows: Array<Array<number | string | C | null>> = [];
+  const rootRows: Array<Array<number | string | C | null>> = [];
   let nextId = 1;
-  const visit = (node: TreeNode<C>, parent: number, key: number, isParam: boolean, into: number[][]): void => {
+  const visit = (node: TreeNode<C>, parent: number, key: number, isParam: boolean, into: typeof rows): void => {
     const id = nextId++;
-    let seg = 0;
-    if (!isParam && parent !== 0) {
-      const known = segmentIds.get(node.segment);
-      if (known !== undefined) seg = known;
-      else segmentIds.set(node.segment, (seg = segments.push(node.segment) - 1));
-    }
     const p = node.param;
     const paramRecord = p !== null && (hasStatic(p) || p.param !== null || p.prefix !== null);
     const flags = (hasStatic(node) ? HAS_STATIC : 0) | (paramRecord ? HAS_PARAM : 0);
     // A param child's own `end` is its parent's PARAM_END.
-    into.push([parent, key, seg, id, isParam ? 0 : head(node.end), head(node.prefix), flags, p === null ? 0 : head(p.end)]);
+    into.push([parent, key, isParam ? 0 : node.segment, id, isParam ? null : node.end, node.prefix, flags, p === null ? null : p.end]);
     for (const child of staticChildren(node)) visit(child, id, child.hash, false, rows);
     if (paramRecord) visit(p, id, PARAM_KEY, true, rows);
   };
@@ -287,18 +277,21 @@ export function compileTrees<C>(roots: TreeNode<C>[]): { tree: FlatTree<C>; root
   let slots = 8;
   while (slots < 2 * rows.length) slots *= 2;
   const mask = slots - 1;
-  const records = new Int32Array(RECORD_PAD + (slots + rootRows.length) * RECORD);
+  const records = new Array<number | string | C | null>(RECORD_PAD + (slots + rootRows.length) * RECORD).fill(0);
+  const place = (row: Array<number | string | C | null>, at: number): void => {
+    for (let f = 0; f < RECORD; f++) records[at + f] = row[f];
+  };
   for (const row of rows) {
-    let s = slotOf(row[PARENT], row[KEY], mask);
+    let s = slotOf(row[PARENT] as number, row[KEY] as number, mask);
     while (records[RECORD_PAD + s * RECORD + PARENT] !== 0) s = (s + 1) & mask;
-    records.set(row, RECORD_PAD + s * RECORD);
+    place(row, RECORD_PAD + s * RECORD);
   }
   const rootRecords = rootRows.map((row, i) => {
     const at = RECORD_PAD + (slots + i) * RECORD;
-    records.set(row, at);
+    place(row, at);
     return at;
   });
-  return { tree: { records, mask, segments, heads }, rootRecords };
+  return { tree: { records, mask }, rootRecords };
 }
 
 /** lookupTree on a compiled tree, from the root record `root`: same order, same offsets in `params`. */
@@ -325,7 +318,7 @@ function findChild<C>(tree: FlatTree<C>, id: number, key: number, path: string, 
     if (parent === 0) return -1;
     if (parent === id && r[at + KEY] === key) {
       if (key === PARAM_KEY) return at;
-      const seg = tree.segments[r[at + SEG]];
+      const seg = r[at + SEG] as string;
       if (seg.length === end - start && path.startsWith(seg, start)) return at;
     }
   }
@@ -345,19 +338,19 @@ function flatWalk<C, A, B>(
   const r = tree.records;
   const len = path.length;
   if (pos === len) {
-    const end = r[at + END];
-    if (end !== 0) {
-      const c = select(tree.heads[end] as C, a, b);
+    const end = r[at + END] as C | null;
+    if (end !== null) {
+      const c = select(end, a, b);
       if (c !== undefined) return c;
     }
   } else {
     const start = pos + 1;
     let end = start;
-    const flags = r[at + FLAGS];
+    const flags = r[at + FLAGS] as number;
     if ((flags & HAS_STATIC) !== 0) {
       let h = FNV_OFFSET;
       for (let c = 0; end < len && (c = path.charCodeAt(end)) !== 47; end++) h = Math.imul(h ^ c, FNV_PRIME);
-      const child = findChild(tree, r[at + ID], h & SMI_MASK, path, start, end);
+      const child = findChild(tree, r[at + ID] as number, h & SMI_MASK, path, start, end);
       if (child !== -1) {
         const c = flatWalk(tree, child, path, end, depth, select, a, b, params);
         if (c !== undefined) return c;
@@ -365,22 +358,22 @@ function flatWalk<C, A, B>(
     } else {
       while (end < len && path.charCodeAt(end) !== 47) end++;
     }
-    const paramEnd = r[at + PARAM_END];
-    if (end > start && (paramEnd !== 0 || (flags & HAS_PARAM) !== 0)) {
+    const paramEnd = r[at + PARAM_END] as C | null;
+    if (end > start && (paramEnd !== null || (flags & HAS_PARAM) !== 0)) {
       params[2 * depth] = start;
       params[2 * depth + 1] = end;
-      if (end === len && paramEnd !== 0) {
-        const c = select(tree.heads[paramEnd] as C, a, b);
+      if (end === len && paramEnd !== null) {
+        const c = select(paramEnd, a, b);
         if (c !== undefined) return c;
       }
       if ((flags & HAS_PARAM) !== 0) {
-        const c = flatWalk(tree, findChild(tree, r[at + ID], PARAM_KEY, path, 0, 0), path, end, depth + 1, select, a, b, params);
+        const c = flatWalk(tree, findChild(tree, r[at + ID] as number, PARAM_KEY, path, 0, 0), path, end, depth + 1, select, a, b, params);
         if (c !== undefined) return c;
       }
     }
   }
   // Reached only at a segment boundary, so a prefix here never matches `/admin` for `/administrator`.
-  const prefix = r[at + PREFIX];
-  if (prefix !== 0) return select(tree.heads[prefix] as C, a, b);
+  const prefix = r[at + PREFIX] as C | null;
+  if (prefix !== null) return select(prefix, a, b);
   return undefined;
 }
