@@ -1,15 +1,22 @@
 // Turns measured rounds into the report: median round, ratios, the table, latest.json and the README section.
+import { openLoopRatios } from './open-loop.ts';
+import type { OpenLoopReport } from './open-loop.ts';
 import { NODE_PEERS } from './scenarios.ts';
 
-/** One system's numbers in one scenario, as written to latest.json. */
+/** One system's numbers in one scenario, as written to latest.json; null numbers (with a note) for a system that could not run. */
 export interface SystemResult {
   system: string;
-  rps: number;
-  p50_ms: number;
-  p99_ms: number;
-  cpu_us_per_req: number;
-  rss_mb: number;
-  anon_mb: number;
+  rps: number | null;
+  p50_ms: number | null;
+  p99_ms: number | null;
+  cpu_us_per_req: number | null;
+  /** Peak RSS; for a two-hop system, the larger hop's (each hop is one process, as a sidecar is). */
+  rss_mb: number | null;
+  anon_mb: number | null;
+  /** Two-hop systems: peak RSS of hop A and hop B. */
+  rss_hops_mb?: number[];
+  /** Why the numbers are null (not available, failed). */
+  note?: string;
 }
 
 export interface ScenarioReport {
@@ -17,6 +24,8 @@ export interface ScenarioReport {
   results: SystemResult[];
   /** req/s ratios, and `cpu:`-prefixed CPU-per-request ratios; null when a side was not measured. */
   ratios: Record<string, number | null>;
+  /** mesh-hop: open-loop latency at fixed rates (h2load). */
+  openLoop?: OpenLoopReport;
 }
 
 export interface Report {
@@ -33,12 +42,13 @@ export function medianRound<T extends { rps: number }>(rounds: T[]): T | undefin
   return sorted[Math.floor((sorted.length - 1) / 2)];
 }
 
-function ratio(a: number | undefined, b: number | undefined): number | null {
-  if (a === undefined || b === undefined || b === 0) return null;
+function ratio(a: number | null | undefined, b: number | null | undefined): number | null {
+  if (a === undefined || b === undefined || a === null || b === null || b === 0) return null;
   return Math.round((a / b) * 1000) / 1000;
 }
 
 export const ROUTE_SCENARIOS = ['routes-10', 'routes-10000'];
+export const MESH_SCENARIO = 'mesh-hop';
 
 /**
  * Ratios for one scenario. req/s: lockgate over bare-dispatch, the best Node peer and nginx
@@ -50,6 +60,16 @@ export function computeRatios(name: string, results: SystemResult[], routes10Loc
   const lockgate = by('lockgate');
   const bare = by('bare-dispatch');
   const ratios: Record<string, number | null> = { 'lockgate/bare-dispatch': ratio(lockgate?.rps, bare?.rps) };
+  if (name === MESH_SCENARIO) {
+    // Targets (issue 4): lockgate/bare-mesh ≥ 0.8, rss ≤ 1.25 (RSS is per process: the larger hop's); nginx has none.
+    const mesh = by('bare-mesh');
+    return {
+      'lockgate/bare-mesh': ratio(lockgate?.rps, mesh?.rps),
+      'lockgate/nginx': ratio(lockgate?.rps, by('nginx')?.rps),
+      'rss:lockgate/bare-mesh': ratio(lockgate?.rss_mb, mesh?.rss_mb),
+      'cpu:lockgate/bare-mesh': ratio(lockgate?.cpu_us_per_req, mesh?.cpu_us_per_req),
+    };
+  }
   if (name === 'policy-chain') {
     // The issue's target: the whole chain keeps ≥ 0.75 of Lockgate's own small-get throughput (same run).
     return { 'policy-chain/small-get': ratio(lockgate?.rps, smallGetLockgate?.rps) };
@@ -62,8 +82,8 @@ export function computeRatios(name: string, results: SystemResult[], routes10Loc
     }
     return ratios;
   }
-  const peers = results.filter((r) => NODE_PEERS.includes(r.system as never));
-  const best = peers.length === 0 ? undefined : peers.reduce((a, b) => (b.rps > a.rps ? b : a));
+  const peers = results.filter((r) => NODE_PEERS.includes(r.system as never) && r.rps !== null);
+  const best = peers.length === 0 ? undefined : peers.reduce((a, b) => ((b.rps ?? 0) > (a.rps ?? 0) ? b : a));
   ratios['lockgate/best-node-peer'] = ratio(lockgate?.rps, best?.rps);
   ratios['lockgate/nginx'] = ratio(lockgate?.rps, by('nginx')?.rps);
   return ratios;
@@ -84,14 +104,41 @@ export function pairedRatio(a: number[], b: number[]): number | null {
 }
 
 /** Assembles the report; `results` maps scenario name to its systems' median-round results, in run order. */
-export function buildReport(results: Map<string, SystemResult[]>, meta: { date: string; node: string; cpus: number }, pairedRoutesCpu?: number | null): Report {
+export function buildReport(results: Map<string, SystemResult[]>, meta: { date: string; node: string; cpus: number }, pairedRoutesCpu?: number | null, openLoop?: OpenLoopReport): Report {
   const routes10 = results.get('routes-10')?.find((r) => r.system === 'lockgate');
   const smallGet = results.get('small-get')?.find((r) => r.system === 'lockgate');
-  const scenarios = [...results].map(([name, list]) => ({ name, results: list, ratios: computeRatios(name, list, routes10, pairedRoutesCpu, smallGet) }));
+  const scenarios = [...results].map(([name, list]): ScenarioReport => {
+    const ratios = computeRatios(name, list, routes10, pairedRoutesCpu, smallGet);
+    if (name !== MESH_SCENARIO || openLoop === undefined) return { name, results: list, ratios };
+    return { name, results: list, ratios: { ...ratios, ...openLoopRatios(openLoop) }, openLoop };
+  });
   return { ...meta, scenarios };
 }
 
-const fmt = (n: number, digits: number): string => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const fmt = (n: number | null | undefined, digits: number): string =>
+  n === null || n === undefined ? 'n/a' : n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+/** Under the main table: systems that did not run, mesh-hop's per-hop RSS, and the open-loop latencies. */
+function extrasSection(report: Report): string {
+  const lines: string[] = [];
+  for (const s of report.scenarios) for (const r of s.results) if (r.note !== undefined) lines.push(`- ${s.name}/${r.system}: ${r.note}`);
+  const mesh = report.scenarios.find((s) => s.name === MESH_SCENARIO);
+  const hops = (mesh?.results ?? []).filter((r) => r.rss_hops_mb !== undefined).map((r) => `${r.system} ${r.rss_hops_mb?.map((m) => fmt(m, 1)).join(' / ')}`);
+  if (hops.length > 0) lines.push('', `mesh-hop: CPU µs/req is the sum over both hops; peak RSS is the larger hop's, per hop (A / B, MB): ${hops.join('; ')}.`);
+  const ol = mesh?.openLoop;
+  if (ol !== undefined) {
+    lines.push('', `Open-loop latency through the two hops (${ol.tool}, ${ol.connections} connections, ${ol.duration_s}s per rate; "added" is the system's latency minus direct's, direct measured at the same rate just before):`, '');
+    if (ol.note !== undefined) lines.push(`- ${ol.note}`);
+    if (ol.entries.length > 0) {
+      lines.push('| system | rate | target req/s | achieved | p50 ms | p99 ms | added p50 | added p99 | direct p50 | direct p99 |', '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|');
+      for (const e of ol.entries) {
+        lines.push(`| ${e.system} | ${e.rate} | ${fmt(e.target_rps, 0)} | ${fmt(e.achieved_rps, 0)} | ${fmt(e.p50_ms, 3)} | ${fmt(e.p99_ms, 3)} | ${fmt(e.added_p50_ms, 3)} | ${fmt(e.added_p99_ms, 3)} | ${fmt(e.direct_p50_ms, 3)} | ${fmt(e.direct_p99_ms, 3)} |`);
+      }
+      for (const e of ol.entries) if (e.note !== undefined) lines.push(`- ${e.system} @ ${e.rate}: ${e.note}`);
+    }
+  }
+  return lines.length > 0 ? `\n${lines.join('\n')}\n` : '';
+}
 
 /** Markdown table: one row per scenario and system, then the ratios under each scenario. */
 export function markdownTable(report: Report): string {
@@ -106,7 +153,7 @@ export function markdownTable(report: Report): string {
   }
   const ratioLines = report.scenarios
     .map((s) => `- ${s.name}: ${Object.entries(s.ratios).map(([k, v]) => `${k} ${v === null ? 'n/a' : fmt(v, 2)}`).join(', ')}`);
-  return `${lines.join('\n')}\n\nRatios (req/s unless prefixed \`cpu:\`, which compares CPU µs per request; \`cpu:routes-10000/routes-10\` is the median of per-round ratios of back-to-back runs):\n\n${ratioLines.join('\n')}\n`;
+  return `${lines.join('\n')}\n\nRatios (req/s unless prefixed \`cpu:\`, which compares CPU µs per request, \`rss:\` peak RSS, \`latency-pNN@rate:\` open-loop added latency; \`cpu:routes-10000/routes-10\` is the median of per-round ratios of back-to-back runs):\n\n${ratioLines.join('\n')}\n${extrasSection(report)}`;
 }
 
 /** Fixed-width table for the terminal, with the extra columns that say whether the proxy was the bottleneck. */

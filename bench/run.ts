@@ -1,5 +1,5 @@
 // `npm run bench`: Lockgate side by side with nginx, Node peers and a bare undici proxy, in one run.
-// Flags: --only NAMES (scenarios and/or systems, comma-separated), --duration S, --warmup S, --rounds N, --dry-run.
+// Flags: --only NAMES (scenarios and/or systems, comma-separated), --duration S, --warmup S, --rounds N, --mesh-rounds N, --dry-run.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,10 +8,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { coreBusy, readCores } from './measure.ts';
 import { measurePair, measureUnit, writeRequestsFile } from './measure-unit.ts';
 import type { Sample } from './measure-unit.ts';
+import { createMeshCerts } from './mesh-certs.ts';
+import type { MeshCerts } from './mesh-certs.ts';
+import { MESH_OVERHEAD_S, measureMeshUnit, measureOpenLoop, meshUnavailable } from './mesh-hop.ts';
+import type { MeshSample } from './mesh-hop.ts';
+import { FIXED_RATE, H2LOAD_BIN, OPEN_LOOP_CONNECTIONS, h2loadMissing, killOpenLoop } from './open-loop.ts';
+import type { OpenLoopEntry, OpenLoopReport } from './open-loop.ts';
 import { freePort, httpGet, waitUntil } from './net.ts';
 import { startNginx, upstreamConfig, writeUpstreamFiles } from './nginx.ts';
 import { killAllPinned } from './pinned-process.ts';
-import { buildReport, medianRound, pairedRatio, readmeSection, replaceReadmeSection, terminalTable } from './report.ts';
+import { MESH_SCENARIO, buildReport, medianRound, pairedRatio, readmeSection, replaceReadmeSection, terminalTable } from './report.ts';
 import type { SystemResult } from './report.ts';
 import { buildScenarios, parseOnly, selectScenarios } from './scenarios.ts';
 import type { Scenario, SystemName } from './scenarios.ts';
@@ -32,14 +38,17 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '4' },
     warmup: { type: 'string', default: '2' },
     rounds: { type: 'string', default: '3' },
+    // mesh-hop adds ~20 s per round plus ~1 min of open-loop runs: 2 rounds keep the full run near 10 min.
+    'mesh-rounds': { type: 'string', default: '2' },
     'dry-run': { type: 'boolean', default: false },
   },
 });
 const durationS = Number(values.duration);
 const warmupS = Number(values.warmup);
 const rounds = Number(values.rounds);
-if (!(durationS >= 1) || !(warmupS >= 0) || !Number.isInteger(rounds) || rounds < 1) {
-  console.error('usage: node bench/run.ts [--only NAMES] [--duration S>=1] [--warmup S>=0] [--rounds N>=1] [--dry-run]');
+const meshRoundsArg = Number(values['mesh-rounds']);
+if (!(durationS >= 1) || !(warmupS >= 0) || !Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(meshRoundsArg) || meshRoundsArg < 1) {
+  console.error('usage: node bench/run.ts [--only NAMES] [--duration S>=1] [--warmup S>=0] [--rounds N>=1] [--mesh-rounds N>=1] [--dry-run]');
   process.exit(2);
 }
 if (availableParallelism() < 2) console.error('warning: fewer than 2 CPUs; the proxy and the load generator share a core');
@@ -60,24 +69,44 @@ for (const scenario of scenarios) {
   }
 }
 for (const [system, reason] of skipped) console.error(`skipping ${system}: ${reason}`);
+// `scenario/system` → why it has no numbers; reported as a row of nulls with this note instead of failing the run.
+const notes = new Map<string, string>();
+for (const scenario of scenarios) {
+  for (const system of scenario.systems) {
+    const reason = skipped.get(system) ?? (scenario.name === MESH_SCENARIO ? meshUnavailable(system) : null);
+    if (reason === null) continue;
+    notes.set(`${scenario.name}/${system}`, `not available: ${reason}`);
+    if (!skipped.has(system)) console.error(`skipping ${scenario.name}/${system}: ${reason}`);
+  }
+}
 interface Unit {
   scenario: Scenario;
   system: SystemName;
 }
-const units: Unit[] = scenarios.flatMap((s) => s.systems.filter((y) => !skipped.has(y)).map((system) => ({ scenario: s, system })));
+const units: Unit[] = scenarios.flatMap((s) => s.systems.filter((y) => !notes.has(`${s.name}/${y}`)).map((system) => ({ scenario: s, system })));
 /** 1 s bursts per side in the paired route measurement (measurePair). */
 const PAIR_BURSTS = 6;
+const meshRounds = Math.min(rounds, meshRoundsArg);
+const isMesh = (u: Unit): boolean => u.scenario.name === MESH_SCENARIO;
 const warmupFor = (system: SystemName): number => (NATIVE.includes(system) ? Math.min(warmupS, 1) : warmupS);
-const plannedS = rounds * units.reduce((sum, { system }) => sum + warmupFor(system) + durationS + (OVERHEAD_S[system] ?? NODE_OVERHEAD_S), 0);
-console.log(`plan: ${units.length} system×scenario pairs × ${rounds} rounds, ${warmupS}s warm-up (1s for nginx/direct) + ${durationS}s measured each ≈ ${(plannedS / 60).toFixed(1)} min`);
+const unitS = (u: Unit): number => warmupFor(u.system) + durationS + ((isMesh(u) ? MESH_OVERHEAD_S : OVERHEAD_S)[u.system] ?? NODE_OVERHEAD_S);
+// Open loop, per Node two-hop system: start, warm-up, then direct + system (each 1 s h2load warm-up + the duration) at two rates.
+const openLoopSystems = units.filter((u) => isMesh(u) && (u.system === 'bare-mesh' || u.system === 'lockgate'));
+const openLoopS = openLoopSystems.reduce((sum, u) => sum + (MESH_OVERHEAD_S[u.system] ?? 2) + warmupS + 4 * (durationS + 1.5), 0);
+const plannedS = units.reduce((sum, u) => sum + (isMesh(u) ? meshRounds : rounds) * unitS(u), 0) + openLoopS;
+const meshNote = units.some(isMesh) ? `; mesh-hop ${meshRounds} rounds + open-loop latency` : '';
+console.log(`plan: ${units.length} system×scenario pairs × ${rounds} rounds${meshNote}, ${warmupS}s warm-up (1s for nginx/direct) + ${durationS}s measured each ≈ ${(plannedS / 60).toFixed(1)} min`);
 if (values['dry-run']) {
-  for (const { scenario, system } of units) console.log(`  ${scenario.name}/${system}`);
+  for (const u of units) console.log(`  ${u.scenario.name}/${u.system}${isMesh(u) && meshRounds !== rounds ? ` (${meshRounds} rounds)` : ''}`);
+  if (openLoopSystems.length > 0) console.log(`  mesh-hop open loop: ${openLoopSystems.map((u) => u.system).join(', ')} and direct at ${FIXED_RATE} req/s and half of each one's maximum`);
+  for (const [key, note] of notes) console.log(`  ${key}: ${note}`);
   process.exit(0);
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'lockgate-bench-'));
 const cleanup = (): void => {
   killWrk();
+  killOpenLoop();
   killAllPinned();
   rmSync(dir, { recursive: true, force: true });
 };
@@ -108,6 +137,8 @@ if (!(await waitUntil(async () => (await httpGet(upstreamPort, '/')).status === 
 }
 const ctx = { dir, proxyCpu: PROXY_CPU, upstreamPort, upstreamPid: upstream.pid };
 const files = new Map(scenarios.map((s) => [s.name, writeRequestsFile(dir, s)]));
+// The mesh-hop PKI (root, intermediate, leaves a and b), once per run.
+const certs: MeshCerts | null = units.some(isMesh) ? await createMeshCerts(join(dir, 'mesh-pki')) : null;
 
 // samples[scenario][system] = one Sample per successful round
 const samples = new Map<string, Map<SystemName, Sample[]>>(scenarios.map((s) => [s.name, new Map()]));
@@ -122,9 +153,11 @@ const PAIR_A = 'routes-10/lockgate';
 const PAIR_B = 'routes-10000/lockgate';
 const pairUnit = (key: string): Unit | undefined => units.find((u) => `${u.scenario.name}/${u.system}` === key);
 for (let round = 1; round <= rounds; round++) {
-  for (const { scenario, system } of units) {
+  for (const unit of units) {
+    const { scenario, system } = unit;
     const key = `${scenario.name}/${system}`;
     if (failed.has(key)) continue;
+    if (isMesh(unit) && round > meshRounds) continue;
     const a = pairUnit(PAIR_A);
     const b = pairUnit(PAIR_B);
     if (a !== undefined && b !== undefined && (key === PAIR_A || key === PAIR_B)) {
@@ -149,15 +182,48 @@ for (let round = 1; round <= rounds; round++) {
     const label = `round ${round}/${rounds} ${key}`;
     const unitStarted = Date.now();
     try {
-      const sample = await measureUnit(system, scenario, ctx, files.get(scenario.name) ?? '', { warmupS: warmupFor(system), durationS, loadCpu: LOAD_CPU });
+      const options = { warmupS: warmupFor(system), durationS, loadCpu: LOAD_CPU };
+      const requestsFile = files.get(scenario.name) ?? '';
+      const sample = isMesh(unit) && certs !== null
+        ? await measureMeshUnit(system, scenario, ctx, certs, requestsFile, options)
+        : await measureUnit(system, scenario, ctx, requestsFile, options);
       record(scenario, system, sample, label, unitStarted);
     } catch (error) {
       // A system that fails once is dropped from this scenario so one broken build cannot eat the budget.
       failed.add(key);
+      notes.set(key, `failed: ${(error as Error).message.split('\n')[0]}`);
       console.error(`${label}: FAILED, dropped from later rounds: ${(error as Error).message}`);
     }
   }
 }
+
+// Open-loop latency for the Node two-hop systems, at 1,000 req/s and at half of each one's closed-loop maximum above.
+let openLoop: OpenLoopReport | undefined;
+const meshScenario = scenarios.find((s) => s.name === MESH_SCENARIO);
+// bare-mesh first: the reference, then Lockgate.
+const openLoopTargets = (['bare-mesh', 'lockgate'] as const).filter((y) => meshScenario?.systems.includes(y) === true);
+if (meshScenario !== undefined && certs !== null && openLoopTargets.length > 0) {
+  const missing = h2loadMissing();
+  const nulls = (system: string, note: string): OpenLoopEntry[] => [String(FIXED_RATE), 'half-max'].map((rate) => ({
+    system, rate, target_rps: rate === 'half-max' ? 0 : FIXED_RATE, achieved_rps: null, p50_ms: null, p99_ms: null,
+    direct_p50_ms: null, direct_p99_ms: null, added_p50_ms: null, added_p99_ms: null, errors: null, note,
+  }));
+  if (missing !== null) {
+    console.error(`open loop: not measured: ${missing}`);
+    openLoop = { tool: 'h2load --h1 --rps', connections: OPEN_LOOP_CONNECTIONS, duration_s: durationS, entries: [], note: `not measured: ${missing}` };
+  } else {
+    const measured = openLoopTargets.flatMap((system) => {
+      const max = medianRound(samples.get(MESH_SCENARIO)?.get(system) ?? []);
+      return max === undefined ? [] : [{ system, maxRps: max.rps }];
+    });
+    openLoop = await measureOpenLoop(measured, meshScenario, ctx, certs, { loadCpu: LOAD_CPU, durationS, warmupS, requestsFile: files.get(MESH_SCENARIO) ?? '' });
+    for (const system of openLoopTargets) {
+      if (!measured.some((m) => m.system === system)) openLoop.entries.push(...nulls(system, notes.get(`${MESH_SCENARIO}/${system}`) ?? 'no closed-loop result'));
+    }
+    openLoop.tool = `h2load --h1 --rps (${H2LOAD_BIN})`;
+  }
+}
+
 const upstreamStop = await upstream.stop();
 if (!upstreamStop.clean) console.error('upstream nginx did not exit cleanly');
 
@@ -168,11 +234,17 @@ for (const scenario of scenarios) {
   const list: SystemResult[] = [];
   for (const system of scenario.systems) {
     const median = medianRound(samples.get(scenario.name)?.get(system) ?? []);
-    if (median === undefined) continue;
-    const result = {
+    if (median === undefined) {
+      const note = notes.get(`${scenario.name}/${system}`);
+      if (note !== undefined) list.push({ system, rps: null, p50_ms: null, p99_ms: null, cpu_us_per_req: null, rss_mb: null, anon_mb: null, note });
+      continue;
+    }
+    const hops = (median as Partial<MeshSample>).hopRssMb;
+    const result: SystemResult & { rps: number; p50_ms: number; p99_ms: number; cpu_us_per_req: number; rss_mb: number; anon_mb: number } = {
       system, rps: Math.round(median.rps), p50_ms: round2(median.p50Ms, 3), p99_ms: round2(median.p99Ms, 3),
       cpu_us_per_req: round2(median.cpuUsPerReq, 1), rss_mb: round2(median.rssMb, 1), anon_mb: round2(median.anonMb, 1),
     };
+    if (hops !== undefined) result.rss_hops_mb = hops.map((m) => round2(m, 1));
     list.push(result);
     rows.push({ ...result, scenario: scenario.name, proxyCpuPct: median.proxyCpuPct, core0Pct: median.core0Pct, errors: median.errors });
   }
@@ -181,9 +253,10 @@ for (const scenario of scenarios) {
 // Per-round CPU of the two route runs (a unit dropped after a failure leaves its list short: pair by round).
 const routeCpu = (name: string): number[] => (samples.get(name)?.get('lockgate') ?? []).map((x) => x.cpuUsPerReq);
 const pairedRoutesCpu = failed.has('routes-10/lockgate') || failed.has('routes-10000/lockgate') ? null : pairedRatio(routeCpu('routes-10000'), routeCpu('routes-10'));
-const report = buildReport(results, { date: new Date().toISOString(), node: process.version, cpus: availableParallelism() }, pairedRoutesCpu);
+const report = buildReport(results, { date: new Date().toISOString(), node: process.version, cpus: availableParallelism() }, pairedRoutesCpu, openLoop);
 console.log(`\n${terminalTable(rows)}\n`);
 for (const s of report.scenarios) console.log(`${s.name}: ${JSON.stringify(s.ratios)}`);
+for (const s of report.scenarios) for (const r of s.results) if (r.note !== undefined) console.log(`${s.name}/${r.system}: ${r.note}`);
 
 // A narrowed run must not overwrite the full result the README quotes.
 const full = values.only === undefined || values.only === '';
@@ -195,7 +268,8 @@ console.log(`\nwrote ${out}`);
 const readmePath = join(ROOT, 'README.md');
 if (full && existsSync(readmePath)) {
   const busy = busyBefore.some((b) => b > 0.2) ? ' Other load was on the machine when this run started, so these numbers are low and noisy.' : '';
-  const setup = `wrk -t1 -c50 on CPU ${LOAD_CPU} with the upstream nginx, the proxy alone on CPU ${PROXY_CPU}; ${warmupS}s warm-up, ${durationS}s measured, median of ${rounds} interleaved rounds.${busy}`;
+  const meshRoundsText = units.some(isMesh) && meshRounds !== rounds ? ` (${meshRounds} for mesh-hop)` : '';
+  const setup = `wrk -t1 -c50 on CPU ${LOAD_CPU} with the upstream nginx, the proxy alone on CPU ${PROXY_CPU} (both hops of mesh-hop); ${warmupS}s warm-up, ${durationS}s measured, median of ${rounds} interleaved rounds${meshRoundsText}.${busy}`;
   const updated = replaceReadmeSection(readFileSync(readmePath, 'utf8'), readmeSection(report, setup));
   if (updated === null) console.log('README.md has no bench markers; not updated');
   else {

@@ -3,7 +3,7 @@ import type { BenchApi, BenchRequest } from './config.ts';
 import { catchAllApi, generateRoutes, rotatingRequests } from './config.ts';
 import { buildPolicyChain } from './policy-chain.ts';
 
-export const SYSTEMS = ['direct', 'lockgate', 'nginx', '@fastify/http-proxy', 'http-proxy', 'bare-dispatch'] as const;
+export const SYSTEMS = ['direct', 'lockgate', 'nginx', '@fastify/http-proxy', 'http-proxy', 'bare-dispatch', 'bare-mesh'] as const;
 export type SystemName = (typeof SYSTEMS)[number];
 
 /** The Node peers; best-node-peer is the faster of these in a scenario. */
@@ -23,12 +23,16 @@ export interface Scenario {
   lockgate?: { extraYaml: string; prepareDataDir?: (dir: string) => string };
 }
 
-const ALL: SystemName[] = [...SYSTEMS];
+// bare-mesh is two processes with mTLS between them: only the two-hop scenario has a place for it.
+const ALL: SystemName[] = SYSTEMS.filter((s) => s !== 'bare-mesh');
 // The peers have no routing config, so in the route scenarios only Lockgate's number means
 // anything; bare-dispatch (which forwards everything) is the ceiling it is compared with.
 const ROUTED: SystemName[] = ['lockgate', 'bare-dispatch'];
 
-export const SCENARIO_NAMES = ['small-get', 'large-response', 'post-16k', 'routes-10', 'routes-10000', 'policy-chain'] as const;
+export const SCENARIO_NAMES = ['small-get', 'large-response', 'post-16k', 'routes-10', 'routes-10000', 'policy-chain', 'mesh-hop'] as const;
+
+/** client → hop A → (mTLS) → hop B → app: two Lockgate sidecars, two bare-mesh processes, two nginx. */
+export const MESH_SYSTEMS: SystemName[] = ['lockgate', 'bare-mesh', 'nginx'];
 
 /** Builds every scenario; the 10,000-route set is generated here, once per run. */
 export function buildScenarios(): Scenario[] {
@@ -43,6 +47,8 @@ export function buildScenarios(): Scenario[] {
     { name: 'routes-10000', systems: ROUTED, requests: routes10k.requests, bodyBytes: 0, responseBytes: 12, apis: routes10k.apis },
     // Lockgate alone: its req/s here over its own small-get req/s is the issue's policy-chain target.
     { name: 'policy-chain', systems: ['lockgate'], requests: chain.requests, bodyBytes: 0, responseBytes: 12, apis: [chain.api], lockgate: { extraYaml: chain.extraYaml, prepareDataDir: chain.prepareDataDir } },
+    // small-get through two hops; Host `b` is the service name Lockgate's outbound sidecar routes by (the others ignore it).
+    { name: 'mesh-hop', systems: MESH_SYSTEMS, requests: rotatingRequests('GET', '/api/items/', 100).map((r) => ({ ...r, host: 'b' })), bodyBytes: 0, responseBytes: 12, apis: [catchAllApi()] },
   ];
 }
 

@@ -196,7 +196,7 @@ test('--only takes scenario and system names in any mix', () => {
   assert.throws(() => parseOnly('small-gte'), /unknown --only name "small-gte"/);
   const picked = selectScenarios(buildScenarios(), parseOnly(',nginx'));
   // nginx is not in the route scenarios, so they drop out
-  assert.deepEqual(picked.map((s) => [s.name, s.systems]), [['small-get', ['nginx']], ['large-response', ['nginx']], ['post-16k', ['nginx']]]);
+  assert.deepEqual(picked.map((s) => [s.name, s.systems]), [['small-get', ['nginx']], ['large-response', ['nginx']], ['post-16k', ['nginx']], ['mesh-hop', ['nginx']]]);
 });
 
 test('pairedRatio is the median of per-round ratios, so drift between rounds cancels', () => {

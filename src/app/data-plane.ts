@@ -21,6 +21,11 @@ export interface DataPlaneOptions {
   workerId?: number;
   /** Services ApiPolicy policies share (the counter table of rate-limit-by-key, …). */
   policyServices?: PolicyServices;
+  /**
+   * Another data plane in this thread whose metrics registry and access log record this one's requests too
+   * (a sidecar runs an inbound and an outbound plane: telemetry subscribes per thread, so one set counts both).
+   */
+  telemetryOf?: DataPlane;
 }
 
 function publishEnd(ex: Exchange): void {
@@ -35,6 +40,7 @@ export class DataPlane {
   readonly #accessLog: AccessLog | null;
   readonly metrics: MetricsRegistry;
   readonly #opts: DataPlaneOptions;
+  readonly #ownsTelemetry: boolean;
   #tracer: OtlpTracer | undefined;
   #tracerKey = '';
   /** Policy implementations and the services they share (counters, key caches) across config versions. */
@@ -46,9 +52,10 @@ export class DataPlane {
     this.#policyHooks = { registry: POLICY_REGISTRY, services: opts.policyServices ?? {} };
     const built = buildRuntime(config, undefined, { onBreakerState: (backend, state) => breakerState.publish({ backend, state }) }, this.#policyHooks);
     if (!built.runtime) throw new Error(`config ${config.version} rejected:\n${built.problems.join('\n')}`);
-    this.metrics = new MetricsRegistry();
     const gw = config.gateway.spec;
-    this.#accessLog = opts.accessLog === false || !gw.accessLog.enabled ? null : new AccessLog(gw.accessLog.path, gw.accessLog.bufferLines);
+    this.#ownsTelemetry = opts.telemetryOf === undefined;
+    this.metrics = opts.telemetryOf?.metrics ?? new MetricsRegistry();
+    this.#accessLog = opts.telemetryOf !== undefined || opts.accessLog === false || !gw.accessLog.enabled ? null : new AccessLog(gw.accessLog.path, gw.accessLog.bufferLines);
     this.#state = { runtime: built.runtime, overloaded: false, draining: false, finish: publishEnd, subscriptions: null };
     this.#shedder = new LoadShedder(() => this.#state.runtime.gateway.overload.maxEventLoopDelay, (on) => {
       this.#state.overloaded = on;
@@ -152,7 +159,7 @@ export class DataPlane {
     await Promise.all(listeners.map((l) => l.drain(0)));
     this.#shedder.close();
     this.#accessLog?.close();
-    this.metrics.close();
+    if (this.#ownsTelemetry) this.metrics.close();
     await retireRuntime(this.#state.runtime, undefined);
   }
 }

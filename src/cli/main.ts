@@ -9,6 +9,13 @@ const VERBS: Record<string, () => Promise<Verb>> = {
   up: async () => (await import('./up.ts')).upVerb,
   subscription: async () => (await import('./subscription.ts')).subscriptionVerb,
   test: async () => (await import('./test.ts')).testVerb,
+  sidecar: async () => (await import('./sidecar.ts')).sidecarVerb,
+  'control-plane': async () => (await import('./control-plane.ts')).controlPlaneVerb,
+  apply: async () => (await import('./apply.ts')).applyVerb,
+  get: async () => (await import('./get.ts')).getVerb,
+  delete: async () => (await import('./delete.ts')).deleteVerb,
+  diff: async () => (await import('./diff.ts')).diffVerb,
+  token: async () => (await import('./token.ts')).tokenVerb,
 };
 
 function version(): string {

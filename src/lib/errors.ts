@@ -12,6 +12,8 @@ export type ErrorCode =
   | 'subscription_key_invalid'
   | 'request_timeout'
   | 'loop_detected'
+  | 'access_denied'
+  | 'fault_abort'
   | 'upstream_connect'
   | 'upstream_reset'
   | 'upstream_bad_response'
@@ -43,6 +45,10 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorInfo>> = {
   subscription_key_invalid: { status: 401, message: 'Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.' },
   request_timeout: { status: 408, message: 'Request timeout' },
   loop_detected: { status: 508, message: 'Loop detected' },
+  // A mesh AccessPolicy (or the mesh default) refused the calling workload.
+  access_denied: { status: 403, message: 'Access denied' },
+  // Fault injection on the Backend; the status is the configured one, this is only its default.
+  fault_abort: { status: 503, message: 'Request aborted by fault injection' },
   upstream_connect: { status: 502, message: 'Could not connect to the backend' },
   upstream_reset: { status: 502, message: 'The backend closed the connection' },
   upstream_bad_response: { status: 502, message: 'The backend sent an invalid response' },

@@ -89,6 +89,10 @@ export const apiFields = obj(
     version: str('This Api\'s version in its set, e.g. "v2" (a path segment, header value or query value by the set\'s scheme).', { optional: true, check: checkVersionId }),
     revision: int('This Api\'s revision number. The current revision serves requests; another revision of the same Api (revisionOf) is reached with ";rev=N" after the Api path.', { default: 1, min: 1 }),
     revisionOf: str('Makes this Api a non-current revision of another Api ("name" or "namespace/name"): same path, hosts and version, reached only as PATH;rev=N/…, for testing before it becomes current.', { optional: true, check: checkBackendRef }),
+    meshService: str('Marks this Api as a sidecar\'s inbound route for a MeshService ("name" or "namespace/name"): AccessPolicies targeting it are enforced here.', {
+      optional: true,
+      check: checkBackendRef,
+    }),
     subscriptionKeyParameterNames: obj(
       {
         header: str('Request header carrying the key.', { default: 'Ocp-Apim-Subscription-Key', check: checkHeaderName }),

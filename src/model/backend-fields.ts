@@ -1,11 +1,50 @@
 // The Backend kind's fields, defaults and descriptions (the single source for decoding, docs and the JSON Schema).
-import { bool, duration, int, list, num, obj, oneOf, statusRange, str } from './field.ts';
-import { checkHeaderName, checkHostPattern, checkMethod, checkName, checkNotEmpty, checkOriginUrl, checkRequestPath } from './value-checks.ts';
+import { bool, dict, duration, int, list, num, obj, oneOf, statusRange, str } from './field.ts';
+import type { Field } from './field.ts';
+import { checkSpiffeId } from './mesh-checks.ts';
+import {
+  checkBackendRef,
+  checkHeaderName,
+  checkHostPattern,
+  checkLabelKey,
+  checkMethod,
+  checkName,
+  checkNotEmpty,
+  checkOriginUrl,
+  checkRequestPath,
+} from './value-checks.ts';
+
+const faultPercent = (what: string) => num(`Percent of requests that get the ${what} (0–100).`, { required: true, min: 0, max: 100 });
+
+/** Fault injection, shared with MeshRoute rules (mesh-fields.ts). */
+export const faultField: Field = obj(
+  {
+    delay: obj(
+      { percent: faultPercent('delay'), duration: duration('Added before the request is forwarded.', { required: true, min: 1 }) },
+      'Delay some requests.',
+      { optional: true },
+    ),
+    abort: obj(
+      {
+        percent: faultPercent('abort'),
+        status: int('Status returned instead of forwarding.', { required: true, min: 400, max: 599 }),
+      },
+      'Answer some requests with an error status without forwarding them.',
+      { optional: true },
+    ),
+  },
+  'Fault injection for resilience testing: delay and/or abort a percentage of requests.',
+  { optional: true },
+);
 
 const endpoint = obj(
   {
     url: str('Origin "http://host:port" or "https://host:port".', { required: true, check: checkOriginUrl, format: 'uri' }),
     weight: int('Relative share of requests; 0 drains the endpoint.', { default: 1, min: 0, max: 10_000 }),
+    labels: dict(str('Label value'), 'Labels: region and zone (locality preference), version (MeshRoute subsets).', {
+      default: {},
+      keyCheck: checkLabelKey,
+    }),
   },
   'One upstream server.',
 );
@@ -32,8 +71,33 @@ const retryStatus = int('Status', { min: 100, max: 599 });
 
 export const backendFields = obj(
   {
+    type: oneOf(['url', 'mesh'], 'url: the endpoints listed here; mesh: the endpoints of meshService, from the registry.', { default: 'url' }),
     url: str('Shorthand for one endpoint with weight 1.', { check: checkOriginUrl, format: 'uri' }),
-    endpoints: list(endpoint, 'Upstream servers (set this or url).', { minItems: 1 }),
+    endpoints: list(endpoint, 'Upstream servers (set this or url; optional for type mesh; none for a split).', { minItems: 1 }),
+    split: list(
+      obj(
+        {
+          backend: str('Another Backend (not itself a split): "name" or "namespace/name".', { required: true, check: checkBackendRef }),
+          weight: int('Relative share of requests (exact, smooth weighted round-robin); 0 gets nothing.', { default: 1, min: 0, max: 10_000 }),
+        },
+        'One leg of the split.',
+      ),
+      'A weighted split over other Backends (canary); such a Backend has no endpoints.',
+      { optional: true, minItems: 1 },
+    ),
+    meshService: str('For type mesh: the MeshService called, "name" or "namespace/name"; its traffic policy applies unless set here.', {
+      optional: true,
+      check: checkBackendRef,
+    }),
+    fault: faultField,
+    locality: obj(
+      {
+        region: str("The caller's region.", { optional: true, check: checkNotEmpty }),
+        zone: str("The caller's zone.", { optional: true, check: checkNotEmpty }),
+      },
+      "The caller's own locality: endpoints whose region/zone labels match are preferred, the next locality when none is healthy.",
+      { optional: true },
+    ),
     loadBalancing: obj(
       {
         algorithm: oneOf(['round-robin', 'weighted-round-robin', 'least-request', 'ewma', 'consistent-hash'], 'How an endpoint is picked.', {
@@ -111,11 +175,15 @@ export const backendFields = obj(
         verify: bool('Verify the server certificate.', true),
         certFile: str('Client certificate (mutual TLS), with keyFile.', { optional: true, check: checkNotEmpty }),
         keyFile: str('Client key, with certFile.', { optional: true, check: checkNotEmpty }),
+        spiffeIds: list(str('SPIFFE ID', { check: checkSpiffeId }), "Expected peer SPIFFE IDs (any one), checked instead of the host name (mesh mTLS).", {
+          optional: true,
+          minItems: 1,
+        }),
+        generation: str('Opaque; a change makes the gateway open new connection pools (certificate rotation).', { optional: true }),
       },
       'TLS to https endpoints.',
       { optional: true },
     ),
   },
-  'Where an Api sends requests: endpoints, balancing, health, timeouts, retries and circuit breaking. Set url or endpoints.',
-  { oneOf: ['url', 'endpoints'] },
+  'Where an Api sends requests: endpoints, balancing, health, timeouts, retries and circuit breaking. Set url or endpoints, or split, or type mesh with meshService.',
 );

@@ -1,4 +1,5 @@
 // The Gateway kind's fields, defaults and descriptions (the single source for decoding, docs and the JSON Schema).
+import { checkSpiffeId } from './mesh-checks.ts';
 import { bool, duration, int, list, num, obj, oneOf, size, str } from './field.ts';
 import { checkBindAddress, checkCidr, checkHostPattern, checkHttpUrl, checkName, checkNotEmpty } from './value-checks.ts';
 
@@ -20,7 +21,17 @@ const listenerTls = obj(
   {
     certificates: list(tlsCertificate, 'Certificates, chosen by SNI.', { required: true, minItems: 1 }),
     minVersion: oneOf(['TLSv1.2', 'TLSv1.3'], 'Oldest TLS version accepted.', { default: 'TLSv1.2' }),
-    clientCertificate: oneOf(['none', 'request'], 'request: ask clients for a certificate (never required by the handshake; the validate-client-certificate policy decides per Api).', { default: 'none' }),
+    clientCertificate: oneOf(
+      ['none', 'request', 'require'],
+      'request: ask clients for a certificate (never required by the handshake; the validate-client-certificate policy decides per Api); require: mutual TLS, the handshake fails without a certificate that chains to clientCaFile.',
+      { default: 'none' },
+    ),
+    clientCaFile: str('PEM bundle client certificates must chain to; needed by require. Relative paths resolve against the config file.', {
+      optional: true,
+      check: checkNotEmpty,
+    }),
+    plaintext: bool('Permissive mTLS: this TLS port also accepts plaintext HTTP (for migrating services into the mesh).'),
+    generation: str('Opaque; a change makes the gateway reload the certificate files (rotation).', { optional: true }),
   },
   'TLS settings; required when protocol is https.',
   { optional: true },
@@ -107,6 +118,15 @@ export const gatewayFields = obj(
         retryAfter: duration('Retry-After sent with shed requests.', { default: 1000, min: 0 }),
       },
       'Load shedding.',
+    ),
+    mesh: obj(
+      {
+        maxHops: int('Requests that have crossed this many mesh hops are refused with 508.', { default: 16, min: 1, max: 255 }),
+        defaultAccess: oneOf(['allow', 'audit', 'deny'], 'Calls no AccessPolicy decides: allow, audit (log, allow) or deny.', { default: 'audit' }),
+        identity: str("This node's own SPIFFE ID.", { optional: true, check: checkSpiffeId }),
+      },
+      'Set when this gateway or sidecar is a mesh node.',
+      { optional: true },
     ),
     tracing: obj(
       {

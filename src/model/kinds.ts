@@ -7,6 +7,8 @@ import type { DocContext } from './doc-context.ts';
 import { dict, obj, oneOf, str } from './field.ts';
 import type { ObjField } from './field.ts';
 import { gatewayFields } from './gateway-fields.ts';
+import { accessPolicyFields, meshFields, meshRouteFields, meshServiceFields } from './mesh-fields.ts';
+import type { AccessPolicySpec, MeshRouteSpec, MeshServiceSpec, MeshSpec } from './mesh-types.ts';
 import { policyFragmentFields } from './policy-fragment-fields.ts';
 import { productFields } from './product-fields.ts';
 import type { ApiPolicySpec, ApiSpec, BackendSpec, GatewaySpec, PolicyFragmentSpec } from './types.ts';
@@ -14,6 +16,7 @@ import { finishApi } from './validate-api.ts';
 import { finishApiPolicy, finishPolicyFragment } from './validate-api-policy.ts';
 import { finishBackend } from './validate-backend.ts';
 import { finishGateway } from './validate-gateway.ts';
+import { finishAccessPolicy, finishGatewayMesh, finishMesh, finishMeshRoute, finishMeshService } from './validate-mesh.ts';
 import { checkLabelKey, checkName } from './value-checks.ts';
 
 export const API_VERSION = 'lockgate.dev/v1alpha1';
@@ -27,13 +30,24 @@ export interface KindDef {
 }
 
 export const KINDS: Record<string, KindDef> = {
-  Gateway: { spec: gatewayFields, specOptional: true, finish: (s: GatewaySpec, cx) => finishGateway(s, cx) },
+  Gateway: {
+    spec: gatewayFields,
+    specOptional: true,
+    finish: (s: GatewaySpec, cx) => {
+      finishGateway(s, cx);
+      finishGatewayMesh(s, cx);
+    },
+  },
   Api: { spec: apiFields, specOptional: false, finish: (s: ApiSpec, cx) => finishApi(s, cx) },
   Backend: { spec: backendFields, specOptional: false, finish: (s: BackendSpec, cx) => finishBackend(s, cx) },
   Product: { spec: productFields, specOptional: false, finish: () => {} },
   ApiVersionSet: { spec: apiVersionSetFields, specOptional: false, finish: () => {} },
   ApiPolicy: { spec: apiPolicyFields, specOptional: false, finish: (s: ApiPolicySpec, cx) => finishApiPolicy(s, cx) },
   PolicyFragment: { spec: policyFragmentFields, specOptional: false, finish: (s: PolicyFragmentSpec, cx) => finishPolicyFragment(s, cx) },
+  Mesh: { spec: meshFields, specOptional: true, finish: (s: MeshSpec, cx) => finishMesh(s, cx) },
+  MeshService: { spec: meshServiceFields, specOptional: true, finish: (s: MeshServiceSpec, cx) => finishMeshService(s, cx) },
+  MeshRoute: { spec: meshRouteFields, specOptional: false, finish: (s: MeshRouteSpec, cx) => finishMeshRoute(s, cx) },
+  AccessPolicy: { spec: accessPolicyFields, specOptional: false, finish: (s: AccessPolicySpec, cx) => finishAccessPolicy(s, cx) },
 };
 
 export const metadataFields = obj(

@@ -44,8 +44,17 @@ export interface TlsCertificate {
 export interface ListenerTls {
   certificates: TlsCertificate[];
   minVersion: 'TLSv1.2' | 'TLSv1.3';
-  /** `request`: ask for a client certificate (validate-client-certificate checks it). */
-  clientCertificate: 'none' | 'request';
+  /**
+   * `request`: ask for a client certificate (validate-client-certificate checks it); `require`: the handshake fails
+   * without one that chains to `clientCaFile` (mutual TLS, as a sidecar's inbound listener).
+   */
+  clientCertificate: 'none' | 'request' | 'require';
+  /** PEM bundle client certificates must chain to (absolute path after validation). */
+  clientCaFile?: string;
+  /** Permissive mTLS: the TLS port also accepts plaintext HTTP (sniffed), for migrating services into the mesh. */
+  plaintext?: boolean;
+  /** Opaque; a change makes the data plane reload the certificate files (rotation). */
+  generation?: string;
 }
 
 export interface Listener {
@@ -93,6 +102,18 @@ export interface GatewaySpec {
   accessLog: { enabled: boolean; path: string; bufferLines: number };
   overload: { maxEventLoopDelay: number; retryAfter: number };
   tracing: { otlpEndpoint?: string; sampleRatio: number; serviceName: string };
+  /** Set when this gateway (or sidecar) is a mesh node; absent for a plain gateway. */
+  mesh?: GatewayMesh;
+}
+
+/** A data-plane node's mesh settings. */
+export interface GatewayMesh {
+  /** Requests that have crossed this many mesh hops are refused (508). */
+  maxHops: number;
+  /** What happens to a call no AccessPolicy allows or denies. */
+  defaultAccess: AccessDefault;
+  /** The node's own SPIFFE ID. */
+  identity?: string;
 }
 
 // ---------- Api ----------
@@ -219,6 +240,8 @@ export interface ApiSpec {
   revision: number;
   /** Qualified `namespace/name` of the Api this one is a non-current revision of. */
   revisionOf?: string;
+  /** Qualified `namespace/name` of a MeshService: this Api is a sidecar's inbound route for it (its AccessPolicies apply). */
+  meshService?: string;
 }
 
 // ---------- Backend ----------
@@ -227,6 +250,11 @@ export interface Endpoint {
   /** `http://host:port` or `https://host:port`. */
   url: string;
   weight: number;
+  /**
+   * Free-form labels; `region`, `zone` (locality preference) and `version` (MeshRoute subsets) are read.
+   * Always set (`{}`) on a decoded config; optional so endpoints built in code need not spell it.
+   */
+  labels?: Record<string, string>;
 }
 
 export type LbAlgorithm = 'round-robin' | 'weighted-round-robin' | 'least-request' | 'ewma' | 'consistent-hash';
@@ -286,10 +314,36 @@ export interface UpstreamTls {
   verify: boolean;
   certFile?: string;
   keyFile?: string;
+  /** Expected peer SPIFFE IDs (any one), checked instead of the hostname. */
+  spiffeIds?: string[];
+  /** Opaque; a change makes the data plane open new connection pools (certificate rotation). */
+  generation?: string;
+}
+
+/** One leg of a split Backend: a qualified `namespace/name` of another Backend and its relative weight. */
+export interface BackendSplit {
+  backend: string;
+  weight: number;
+}
+
+/** The caller's own locality: endpoints whose `region`/`zone` labels match are preferred. */
+export interface Locality {
+  region?: string;
+  zone?: string;
 }
 
 export interface BackendSpec {
+  /** `url`: endpoints listed here; `mesh`: endpoints of `meshService` from the registry at run time. */
+  type: 'url' | 'mesh';
+  /** Empty for a split Backend, and possibly for a mesh Backend. */
   endpoints: Endpoint[];
+  /** Weighted split over other (non-split) Backends, qualified after validation; such a Backend has no endpoints. */
+  split?: BackendSplit[];
+  /** Delay or abort a percentage of requests (resilience testing). */
+  fault?: MeshFault;
+  locality?: Locality;
+  /** For `type: mesh`: qualified `namespace/name` of the MeshService. */
+  meshService?: string;
   loadBalancing: LoadBalancing;
   healthCheck: HealthCheck;
   outlierDetection: OutlierDetection;
@@ -388,13 +442,145 @@ export interface PolicyFragmentSpec {
 
 export type PolicyFragmentResource = Resource<'PolicyFragment', PolicyFragmentSpec>;
 
+// ---------- Mesh (re-exported by mesh-types.ts) ----------
+
+/** Mesh-wide access default: a new mesh starts in `audit` so services can be onboarded before rules are complete. */
+export type AccessDefault = 'allow' | 'audit' | 'deny';
+export type MtlsMode = 'strict' | 'permissive';
+
+/** `kind: Mesh`: one per config (a built-in default when absent), the settings every node shares. */
+export interface MeshSpec {
+  /** SPIFFE trust domain, e.g. `lockgate.local`. */
+  trustDomain: string;
+  /** Default mTLS mode of a service's inbound listener. */
+  mtls: MtlsMode;
+  /** What happens to a call no AccessPolicy allows or denies. */
+  defaultAccess: AccessDefault;
+  /** Workload certificate lifetime (ms): 10 s to 90 days, 24 h by default. */
+  certificateLifetime: number;
+  /** Requests that have crossed this many sidecars are refused (508): a routing loop. */
+  maxHops: number;
+}
+
+/** Protocol of a service port: `http` (HTTP/1.1 and h2c sniffed), `grpc`, or `tcp` (opaque, passed through). */
+export type MeshPortProtocol = 'http' | 'grpc' | 'tcp';
+
+export interface MeshPort {
+  name: string;
+  port: number;
+  protocol: MeshPortProtocol;
+}
+
+export interface MeshTimeouts {
+  /** Whole request, first byte sent to last byte received (ms); 0 = none. */
+  request: number;
+  /** Per attempt (ms); 0 = the request timeout. */
+  perTry: number;
+  connect: number;
+  idle: number;
+}
+
+/** `kind: MeshService`: a service in the mesh and how its callers reach it. */
+export interface MeshServiceSpec {
+  ports: MeshPort[];
+  /** Overrides the mesh-wide mode for this service's inbound side. */
+  mtls?: MtlsMode;
+  loadBalancing: LoadBalancing;
+  timeouts: MeshTimeouts;
+  retries: RetryPolicy;
+  outlierDetection: OutlierDetection;
+  /** Prefer endpoints in the caller's zone, then region; fail over to the next locality when none is healthy. */
+  localityPreference: boolean;
+}
+
+export interface MeshRouteMatch {
+  /** `exact` or `prefix` (segment-wise, as Gateway API's PathPrefix). */
+  path?: { type: 'exact' | 'prefix'; value: string };
+  /** Header name (lower-case) → exact value. */
+  headers: Record<string, string>;
+  methods: string[];
+}
+
+export interface MeshRouteBackend {
+  /** Qualified `namespace/name` of a MeshService after validation. */
+  service: string;
+  /** Endpoint label `version` to select (a subset); absent = every endpoint of the service. */
+  version?: string;
+  weight: number;
+}
+
+export interface MeshFault {
+  delay?: { percent: number; duration: number };
+  abort?: { percent: number; status: number };
+}
+
+export interface MeshRouteRule {
+  name?: string;
+  /** Empty = every request. A rule matches when any one of its matches does. */
+  matches: MeshRouteMatch[];
+  /** Weighted split (smooth weighted round-robin, so splits are exact); weight 0 gets nothing. */
+  backends: MeshRouteBackend[];
+  timeouts?: Partial<MeshTimeouts>;
+  retries?: Partial<RetryPolicy>;
+  fault?: MeshFault;
+}
+
+/** `kind: MeshRoute`: routing for calls to one MeshService (a producer route). First matching rule wins. */
+export interface MeshRouteSpec {
+  /** Qualified `namespace/name` of the MeshService whose callers this route applies to. */
+  service: string;
+  rules: MeshRouteRule[];
+}
+
+/** One condition set of an AccessPolicy rule: every field present must match (AND); lists match any entry (OR). */
+export interface AccessRule {
+  /**
+   * SPIFFE IDs (`spiffe://…`) or service names (written `orders` or `shop/orders`; always qualified `namespace/name`
+   * after validation, in the policy's namespace); `*` = any authenticated workload; empty = any caller.
+   */
+  sources: string[];
+  /** Upper-case; empty = any. */
+  methods: string[];
+  /** Exact paths, or prefixes written with a trailing `*` (`/admin/*`); empty = any. */
+  paths: string[];
+  /** Empty = any. */
+  ports: number[];
+}
+
+/** `kind: AccessPolicy`: who may call a service. Deny rules win over allow rules. */
+export interface AccessPolicySpec {
+  /** Qualified `namespace/name` of the MeshService it protects; its ports (empty = all). */
+  target: { service: string; ports: number[] };
+  /** `audit`: log what would be denied, allow it. */
+  mode: 'enforce' | 'audit';
+  allow: AccessRule[];
+  deny: AccessRule[];
+}
+
+export type MeshResource = Resource<'Mesh', MeshSpec>;
+export type MeshServiceResource = Resource<'MeshService', MeshServiceSpec>;
+export type MeshRouteResource = Resource<'MeshRoute', MeshRouteSpec>;
+export type AccessPolicyResource = Resource<'AccessPolicy', AccessPolicySpec>;
+
+
 export type GatewayResource = Resource<'Gateway', GatewaySpec>;
 export type ApiPolicyResource = Resource<'ApiPolicy', ApiPolicySpec>;
 export type ApiVersionSetResource = Resource<'ApiVersionSet', ApiVersionSetSpec>;
 export type ProductResource = Resource<'Product', ProductSpec>;
 export type ApiResource = Resource<'Api', ApiSpec>;
 export type BackendResource = Resource<'Backend', BackendSpec>;
-export type AnyResource = GatewayResource | ApiResource | BackendResource | ProductResource | ApiPolicyResource | ApiVersionSetResource | PolicyFragmentResource;
+export type AnyResource =
+  | GatewayResource
+  | ApiResource
+  | BackendResource
+  | ProductResource
+  | ApiPolicyResource
+  | ApiVersionSetResource
+  | PolicyFragmentResource
+  | MeshResource
+  | MeshServiceResource
+  | MeshRouteResource
+  | AccessPolicyResource;
 
 /** A whole validated config: what the data plane builds from. Later kinds add fields here. */
 export interface Config {
@@ -407,6 +593,12 @@ export interface Config {
   policyFragments?: PolicyFragmentResource[];
   /** By qualified `namespace/name`. */
   versionSets: Map<string, ApiVersionSetResource>;
+  /** The `kind: Mesh` document, or DEFAULT_MESH (namespace `default`, name `default`) when there is none. */
+  mesh: MeshResource;
+  /** By qualified `namespace/name`. */
+  meshServices: Map<string, MeshServiceResource>;
+  meshRoutes: MeshRouteResource[];
+  accessPolicies: AccessPolicyResource[];
   /** Hash of the source text, the version shown in /config and metrics. */
   version: string;
   files: string[];

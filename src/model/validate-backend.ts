@@ -1,12 +1,13 @@
-// Backend checks that span several fields (url shorthand, hashing, timeouts, TLS files) and derived defaults.
+// Backend checks that span several fields (url shorthand, hashing, timeouts, TLS files, mesh shape) and derived defaults.
 import { report } from './doc-context.ts';
 import type { DocContext } from './doc-context.ts';
 import { resolveFile } from './resolve-file.ts';
 import type { BackendSpec } from './types.ts';
+import { finishBackendMesh, finishBackendShape } from './validate-mesh.ts';
 
 function finishEndpoints(spec: BackendSpec & { url?: string }, cx: DocContext): void {
   // `url:` is the one-endpoint shorthand; the decoded spec only ever has `endpoints`.
-  if (spec.url !== undefined) spec.endpoints ??= [{ url: spec.url, weight: 1 }];
+  if (spec.url !== undefined) spec.endpoints ??= [{ url: spec.url, weight: 1, labels: {} }];
   delete spec.url;
   spec.endpoints ??= [];
   const seen = new Set<string>();
@@ -45,13 +46,15 @@ function finishTls(spec: BackendSpec, cx: DocContext): void {
   for (const k of ['caFile', 'certFile', 'keyFile'] as const) {
     if (tls[k]) tls[k] = resolveFile(cx, `spec.tls.${k}`, tls[k]);
   }
-  if (!spec.endpoints.some((e) => e?.url?.startsWith('https:'))) {
+  // A mesh Backend's endpoints come from the registry at run time (mTLS to the peer sidecars).
+  if (!(spec.type === 'mesh' && spec.endpoints.length === 0) && !spec.endpoints.some((e) => e?.url?.startsWith('https:'))) {
     report(cx, 'spec.tls', 'tls is set but no endpoint uses https');
   }
 }
 
 /** Expands the url shorthand, fills rule names and reports cross-field problems. Mutates the decoded spec in place. */
 export function finishBackend(spec: BackendSpec, cx: DocContext): void {
+  finishBackendShape(spec, cx);
   finishEndpoints(spec, cx);
   finishBalancing(spec, cx);
   const hc = spec.healthCheck;
@@ -67,4 +70,5 @@ export function finishBackend(spec: BackendSpec, cx: DocContext): void {
     names.add(r.name);
   });
   finishTls(spec, cx);
+  finishBackendMesh(spec, cx);
 }

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { defaultGateway } from './default-gateway.ts';
 import { report } from './doc-context.ts';
 import type { ParsedResource } from './parse-documents.ts';
+import { resolveMesh } from './resolve-mesh.ts';
 import { findRouteConflicts } from './route-conflicts.ts';
 import { didYouMean } from './suggest.ts';
 import { resolveFragmentIncludes } from './validate-api-policy.ts';
@@ -241,6 +242,7 @@ export function assembleConfig(
     apiPolicies.filter((p) => p.resource.spec).map((p) => ({ spec: (p.resource as ApiPolicyResource).spec, namespace: p.resource.metadata.namespace, cx: p.cx })),
     fragments.map((p) => ({ resource: p.resource as PolicyFragmentResource, cx: p.cx })),
   );
+  const mesh = resolveMesh(parsed, backends);
   sortProblems(problems, files);
   if (problems.length > 0) return { problems };
   // Imported OpenAPI documents are part of the config: a change to one is a new version, and the gateway watches them.
@@ -261,6 +263,7 @@ export function assembleConfig(
     apiPolicies: apiPolicies.map((p) => p.resource as ApiPolicyResource),
     policyFragments: fragments.map((p) => p.resource as PolicyFragmentResource),
     versionSets,
+    ...mesh,
     version,
     files: [...files, ...imported.filter((f) => !files.includes(f))],
   };

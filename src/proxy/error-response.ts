@@ -39,6 +39,105 @@ export interface ErrorResponseOptions {
   /** Close the connection after answering (unread request body, framing error, draining). */
   close: boolean;
   retryAfterSeconds?: number;
+  /** Instead of the table's status (fault injection answers with the configured one). */
+  status?: number;
+  /** Further response headers (lowercase names), e.g. `x-lockgate-fault`. */
+  headers?: Record<string, string>;
+  /** The access decision id (access_denied): the body names it so the caller can quote it. */
+  decision?: string;
+}
+
+/**
+ * gRPC status for a gateway-made error (grpc/doc/statuscodes.md; http-grpc-status-mapping.md for the rest):
+ * unavailable-type failures are 14 so clients retry them, timeouts 4, an unknown route 12 (unimplemented method).
+ */
+function grpcStatusOf(code: ErrorCode, httpStatus: number): number {
+  switch (code) {
+    case 'no_route':
+    case 'method_not_allowed':
+    case 'not_implemented':
+      return 12;
+    case 'access_denied':
+      return 7;
+    case 'subscription_key_missing':
+    case 'subscription_key_invalid':
+      return 16;
+    case 'upstream_timeout':
+    case 'request_timeout':
+      return 4;
+    case 'payload_too_large':
+    case 'header_too_large':
+    case 'uri_too_long':
+      return 8;
+    case 'loop_detected':
+      return 9;
+    case 'internal':
+      return 13;
+    default:
+      break;
+  }
+  switch (httpStatus) {
+    case 400: return 13;
+    case 401: return 16;
+    case 403: return 7;
+    case 404: return 12;
+    case 429: case 502: case 503: case 504: return 14;
+    default: return 2;
+  }
+}
+
+/** The request's content-type when it is a gRPC one (`application/grpc`, `+proto`, `-web`…), else ''. Error path only. */
+export function grpcContentType(res: AnyResponse): string {
+  const req = (res as { req?: { rawHeaders?: string[] } }).req;
+  const raw = req?.rawHeaders;
+  if (raw === undefined) return '';
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length === 12 && raw[i].toLowerCase() === 'content-type') {
+      const v = raw[i + 1];
+      return v.length >= 16 && v.slice(0, 16).toLowerCase() === 'application/grpc' ? v : '';
+    }
+  }
+  return '';
+}
+
+/** grpc-message is percent-encoded: every byte outside printable ASCII, and '%' itself. */
+function grpcMessage(text: string): string {
+  if (!/[^\x20-\x24\x26-\x7e]/.test(text)) return text;
+  let out = '';
+  for (const b of Buffer.from(text, 'utf8')) out += b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  return out;
+}
+
+/**
+ * A gRPC call gets a trailers-only response: HTTP 200, no body, the status in `grpc-status` (gRPC clients read no
+ * JSON and treat any HTTP status but 200 as a transport failure).
+ */
+function sendGrpcError(res: AnyResponse, ex: Exchange, code: ErrorCode, status: number, message: string, contentType: string, opts: ErrorResponseOptions): void {
+  ex.status = 200;
+  ex.bytesOut = 0;
+  const headers: Record<string, string | number> = {
+    'content-type': contentType,
+    'grpc-status': grpcStatusOf(code, status),
+    'grpc-message': grpcMessage(message),
+    'x-request-id': ex.requestId,
+  };
+  if (opts.headers !== undefined) Object.assign(headers, opts.headers);
+  const h1 = 'shouldKeepAlive' in res;
+  if (h1) {
+    headers['content-length'] = 0;
+    if (opts.close) {
+      headers.connection = 'close';
+      (res as ServerResponse).shouldKeepAlive = false;
+      const socket = ((res as ServerResponse).req?.socket ?? res.socket) as (NonNullable<typeof res.socket> & { [CLOSING]?: boolean }) | null;
+      if (socket) socket[CLOSING] = true;
+    }
+  }
+  try {
+    (res as ServerResponse).writeHead(200, headers);
+    (res as ServerResponse).end();
+  } catch {
+    res.destroy();
+  }
 }
 
 /**
@@ -55,9 +154,18 @@ export function sendError(res: AnyResponse, ex: Exchange, code: ErrorCode, detai
     res.destroy();
     return;
   }
-  let status = info.status;
+  let status = opts.status ?? info.status;
+  const grpc = grpcContentType(res);
+  if (grpc !== '') {
+    const text = detail && status < 500 ? `${info.message}: ${detail}` : info.message;
+    return sendGrpcError(res, ex, code, status, text, grpc, opts);
+  }
   let body: string;
-  if (opts.style === 'apim') {
+  if (code === 'access_denied') {
+    // The mesh's own shape: the decision id lets the caller's operator find the reasons in the callee's logs.
+    const message = detail ? `${info.message}: ${detail}` : info.message;
+    body = `{"error":{"code":"access_denied","message":${JSON.stringify(message)},"requestId":${JSON.stringify(ex.requestId)},"decision":${JSON.stringify(opts.decision ?? '')}}}`;
+  } else if (opts.style === 'apim') {
     const a = apimBody(code, status, ex.requestId);
     status = a.status;
     body = a.body;
@@ -73,6 +181,7 @@ export function sendError(res: AnyResponse, ex: Exchange, code: ErrorCode, detai
     'x-request-id': ex.requestId,
   };
   if (opts.retryAfterSeconds !== undefined) headers['retry-after'] = Math.max(1, Math.ceil(opts.retryAfterSeconds));
+  if (opts.headers !== undefined) Object.assign(headers, opts.headers);
   const h1 = 'shouldKeepAlive' in res;
   if (opts.close && h1) {
     headers.connection = 'close';

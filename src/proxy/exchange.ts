@@ -19,6 +19,10 @@ export class Exchange {
   endpoint = '';
   /** The subscription whose key opened the request ('' when none was needed). */
   subscription = '';
+  /** The calling workload's SPIFFE ID from its verified client certificate ('' = none: plaintext or no certificate). */
+  peerId = '';
+  /** The access decision's id and outcome for a mesh inbound request ('' when no decision ran); logged with the reasons. */
+  decision = '';
   configVersion = '';
   status = 0;
   bytesIn = 0;

@@ -9,9 +9,11 @@ import type { UpstreamCluster } from './upstream-cluster.ts';
 import type { EndpointState } from './endpoint-state.ts';
 import { sendError, type ErrorStyle } from './error-response.ts';
 import { shouldRetry, backoffMs } from './retry-decision.ts';
-import { stamp } from './clock.ts';
+import { lastStamp, stamp } from './clock.ts';
 import { connectionTokens } from './field-syntax.ts';
 import { DeadlineWheel, type Deadline } from './deadline-wheel.ts';
+import { splitOf, type WeightedSplit } from './weighted-split.ts';
+import { faultOf, WheelTimer, type FaultInjector, type FaultVerdict } from './fault-injection.ts';
 
 /**
  * Per-try timeouts under a second run on this wheel: undici's own header timeout ticks every ~500 ms.
@@ -22,12 +24,25 @@ const wheel = new DeadlineWheel();
 
 class PerTryTimeout extends Error {
   readonly code = 'UND_ERR_HEADERS_TIMEOUT';
-  constructor(ms: number) {
-    super(`no response headers within the per-try timeout of ${ms} ms`);
+  constructor(ms: number, what = 'the per-try timeout') {
+    super(`no response headers within ${what} of ${ms} ms`);
   }
 }
 
+const GRPC_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
+
+/** A `grpc-timeout` value (`<1–8 digits><H|M|S|m|u|n>`) in whole milliseconds (at least 1), or 0 when absent or invalid. */
+export function grpcTimeoutMs(v: string | string[] | undefined): number {
+  if (typeof v !== 'string' || v.length < 2 || v.length > 9) return 0;
+  const unit = GRPC_UNIT_MS[v[v.length - 1]];
+  const digits = v.slice(0, -1);
+  if (unit === undefined || !/^[0-9]+$/.test(digits)) return 0;
+  return Math.max(1, Math.ceil(Number(digits) * unit));
+}
+
 type Controller = Dispatcher.DispatchController;
+
+const FAULT_HEADER: Record<string, string> = Object.freeze({ 'x-lockgate-fault': 'abort' }) as Record<string, string>;
 type Res = ServerResponse | Http2ServerResponse | H1Response;
 
 /** What the handler reports when the exchange is over (to telemetry and in-flight accounting). */
@@ -60,14 +75,50 @@ export interface ForwardOptions {
   hashKey: string | undefined;
   errorStyle: ErrorStyle;
   h2: boolean;
+  /** Whole-request deadline from the request's start (a gRPC `grpc-timeout`): caps every per-try timeout. 0/absent = none. */
+  timeoutMs?: number;
+}
+
+function addTrailers(res: Http2ServerResponse, trailers: Record<string, string | string[] | undefined>): void {
+  let out: Record<string, string | string[]> | null = null;
+  for (const name in trailers) {
+    const v = trailers[name];
+    if (v === undefined || name.charCodeAt(0) === 58 /* ':' */) continue;
+    (out ??= {})[name] = v;
+  }
+  if (out !== null) res.addTrailers(out);
+}
+
+/**
+ * The split's next leg; a leg with no available endpoint passes its turn on (at most once round the legs), so a
+ * canary whose endpoints are all down or unregistered costs no failed requests while the other legs are up.
+ */
+function pickLeg(split: WeightedSplit): UpstreamCluster | undefined {
+  let leg = split.pick();
+  const now = lastStamp();
+  for (let i = 1; i < split.legs.length && leg !== undefined && !hasAvailable(leg, now); i++) leg = split.pick();
+  return leg;
+}
+
+function hasAvailable(c: UpstreamCluster, now: number): boolean {
+  for (const ep of c.endpoints) if (ep.weight > 0 && ep.available(now)) return true;
+  return false;
 }
 
 /** Handler class (not closures) so a request costs one object; reused across retry attempts. */
 export class ForwardHandler implements Dispatcher.DispatchHandler {
   readonly #ex: Exchange;
   readonly #res: Res;
-  readonly #cluster: UpstreamCluster;
+  /** The cluster of the current attempt: the route's, or the split leg picked for it. */
+  #cluster: UpstreamCluster;
   readonly #opts: ForwardOptions;
+  /** The route's Backend is a weighted split: each attempt picks a leg. */
+  readonly #split: WeightedSplit | null;
+  /** The route Backend's fault, until the first attempt has decided it. */
+  #fault: FaultInjector | null;
+  /** performance.now() deadline of the whole request (grpc-timeout); 0 = none. */
+  readonly #deadlineAt: number;
+  #requestDeadline: WheelTimer | null = null;
   readonly #finish: FinishFn;
   #endpoint: EndpointState | undefined;
   #controller: Controller | null = null;
@@ -90,6 +141,11 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#cluster = cluster;
     this.#opts = opts;
     this.#finish = finish;
+    // Two property loads for a Backend with neither (the common case); the lookups run only when one is set.
+    const spec = cluster.spec;
+    this.#split = spec.split === undefined ? null : (splitOf(cluster) ?? null);
+    this.#fault = spec.fault === undefined ? null : (faultOf(cluster) ?? null);
+    this.#deadlineAt = opts.timeoutMs !== undefined && opts.timeoutMs > 0 ? ex.tStart + opts.timeoutMs : 0;
     // `on`, not `once`: the handler guards itself, and once() would allocate a wrapper per request.
     (res as ServerResponse).on('close', this.#onClientClose);
     if (opts.h2 && opts.body !== null) {
@@ -99,13 +155,60 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     }
   }
 
-  /** Picks an endpoint and dispatches; answers 503 itself when nothing can take the request. */
+  /** Picks a split leg and an endpoint and dispatches; answers 503 itself when nothing can take the request. */
   start(): void {
     if (this.#clientGone || (this.#res as { closed?: boolean }).closed === true) {
       this.#ex.status ||= 499;
       return this.#complete();
     }
+    if (this.#split !== null) {
+      // Every attempt re-picks, so a retry may land on the other leg; the log names the leg of the last attempt.
+      const leg = pickLeg(this.#split);
+      if (leg === undefined) return this.#fail('no_healthy_endpoint', 'every split weight is 0');
+      this.#cluster = leg;
+      this.#ex.backend = leg.name;
+    }
+    // Faults are decided once, before the first attempt: the route Backend's, or a split leg's (looked up only for splits).
+    if ((this.#fault !== null || this.#split !== null) && this.#ex.attempts === 0 && this.#injectFault()) return;
+    this.#attempt();
+  }
+
+  /** Decides the route Backend's fault, then the picked leg's. True when the request is delayed or aborted. */
+  #injectFault(): boolean {
+    const own = this.#fault;
+    this.#fault = null;
+    const leg = this.#split === null || this.#cluster.spec.fault === undefined ? undefined : faultOf(this.#cluster);
+    let v: FaultVerdict | null = own === null ? null : own.decide();
+    if (leg !== undefined && leg !== own) {
+      const w = leg.decide();
+      if (v === null) v = w;
+      else if (w !== null) v = { delayMs: v.delayMs || w.delayMs, abortStatus: v.abortStatus || w.abortStatus };
+    }
+    if (v === null) return false;
+    const abortStatus = v.abortStatus;
+    if (v.delayMs > 0) {
+      new WheelTimer(wheel, v.delayMs, () => {
+        if (this.#clientGone) {
+          this.#ex.status ||= 499;
+          return this.#complete();
+        }
+        if (abortStatus > 0) this.#faultAbort(abortStatus);
+        else this.#attempt();
+      });
+      return true;
+    }
+    this.#faultAbort(abortStatus);
+    return true;
+  }
+
+  #faultAbort(status: number): void {
+    sendError(this.#res, this.#ex, 'fault_abort', '', { style: this.#opts.errorStyle, close: this.#opts.body !== null, status, headers: FAULT_HEADER });
+    this.#complete();
+  }
+
+  #attempt(): void {
     const cluster = this.#cluster;
+    if (this.#deadlineAt !== 0 && this.#deadlineAt <= stamp()) return this.#fail('upstream_timeout', 'grpc-timeout');
     if (cluster.breaker !== null && !cluster.breaker.allow()) {
       return this.#fail('breaker_open', '', cluster.breaker.retryAfterSeconds());
     }
@@ -123,7 +226,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#pendingAbort = null;
     this.#attemptStart = ex.tDispatch = stamp();
     const perTry = cluster.spec.timeouts.perTry;
-    if (perTry < SHORT_TIMEOUT_MS) this.#deadline = wheel.add(perTry, () => this.#timeout(new PerTryTimeout(perTry)));
+    if (this.#deadlineAt !== 0) this.#capByDeadline(perTry);
+    else if (perTry < SHORT_TIMEOUT_MS) this.#deadline = wheel.add(perTry, () => this.#timeout(new PerTryTimeout(perTry)));
     const base = cluster.basePaths[ep.index];
     cluster.pools[ep.index].dispatch(
       // undici streams async iterables too (its types only list Readable).
@@ -198,13 +302,17 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     }
   }
 
-  onResponseEnd(): void {
+  onResponseEnd(_controller: Controller, trailers?: Record<string, string | string[] | undefined>): void {
     if (this.#discarding) {
       this.#release(false);
       return this.#retryLater();
     }
     this.#release(false);
-    if (!this.#ended) (this.#res as ServerResponse).end();
+    if (!this.#ended) {
+      // HTTP/2 clients get the upstream's trailers (gRPC's grpc-status lives there); HTTP/1.1 responses carry none.
+      if (this.#opts.h2 && trailers !== undefined) addTrailers(this.#res as Http2ServerResponse, trailers);
+      (this.#res as ServerResponse).end();
+    }
     this.#complete();
   }
 
@@ -234,6 +342,24 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       wheel.cancel(this.#deadline);
       this.#deadline = null;
     }
+    if (this.#requestDeadline !== null) {
+      this.#requestDeadline.cancel();
+      this.#requestDeadline = null;
+    }
+  }
+
+  /** This attempt's timeout when the request has a deadline: the per-try timeout or what is left, whichever is shorter. */
+  #capByDeadline(perTry: number): void {
+    const left = this.#deadlineAt - this.#attemptStart;
+    if (left >= perTry) {
+      if (perTry < SHORT_TIMEOUT_MS) this.#deadline = wheel.add(perTry, () => this.#timeout(new PerTryTimeout(perTry)));
+      return;
+    }
+    const ms = Math.max(1, Math.ceil(left));
+    this.#requestDeadline = new WheelTimer(wheel, ms, () => {
+      this.#requestDeadline = null;
+      this.#timeout(new PerTryTimeout(this.#opts.timeoutMs ?? ms, 'the grpc-timeout'));
+    });
   }
 
   #canRetry(status: number | undefined, errCode: string | undefined): boolean {

@@ -20,6 +20,9 @@ import { H1Request } from './h1-server.ts';
 import { resolveSubscription, type SubscriptionIndex } from './subscription-index.ts';
 import { pipelineFor, startPipeline, startPreflight } from './policy-start.ts';
 import type { SubscriptionRecord } from '../model/subscription.ts';
+import { decideAccess, type CompiledAccess } from '../policy/access-decision.ts';
+import { accessDecision, type AccessDecisionEvent } from '../telemetry/channels.ts';
+import { grpcTimeoutMs } from './forward-handler.ts';
 
 /** Mutable state shared by every listener of one worker: the live runtime and the load flags. */
 export interface DataPlaneState {
@@ -40,9 +43,68 @@ export interface ListenerInfo {
   proto: 'http' | 'https';
   /** PROXY protocol in front: the client address comes from its header. */
   proxied: boolean;
+  /**
+   * The calling workload's SPIFFE ID from the connection's verified client certificate ('' = none: plaintext or no
+   * certificate). Set by mTLS listeners; read only for routes whose Api has a meshService. Absent = always ''.
+   */
+  peerIdOf?: (req: AnyRequest) => string;
 }
 
-type AnyRequest = IncomingMessage | Http2ServerRequest | H1Request;
+export type AnyRequest = IncomingMessage | Http2ServerRequest | H1Request;
+
+const HOPS = 'x-lockgate-hops';
+
+/** The mesh hop count a request arrives with: the largest `x-lockgate-hops` value, 0 when absent or not a number. */
+export function meshHopsOf(raw: string[]): number {
+  let hops = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length !== HOPS.length || raw[i].toLowerCase() !== HOPS) continue;
+    const v = raw[i + 1];
+    const n = v.length <= 6 && /^[0-9]+$/.test(v) ? Number(v) : 0;
+    if (n > hops) hops = n;
+  }
+  return hops;
+}
+
+/** Sets `x-lockgate-hops` in the upstream header list (names are lowercase there), replacing what the client sent. */
+function setMeshHops(headers: string[], hops: number): void {
+  for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i] === HOPS) headers.splice(i, 2);
+  headers.push(HOPS, String(hops));
+}
+
+/** The request facts an access decision reads and records (an Exchange has them; the WebSocket path can pass its own). */
+export type AccessSubject = Pick<Exchange, 'method' | 'path' | 'requestId' | 'traceId' | 'peerId' | 'decision'>;
+
+/**
+ * Decides a mesh inbound request (issue 4 §6) with the caller's identity from the listener, the service, the port
+ * the caller connected to, method and canonical path; records peerId and `<id>:<allow|deny|audit>` on `ex`, and
+ * publishes every decision that denies or would deny. Returns the decision when the request is refused, else null.
+ */
+export function authorizeMeshRequest(access: CompiledAccess, service: string, listener: ListenerInfo, req: AnyRequest, ex: AccessSubject): { id: string; policy: string } | null {
+  const sourceId = listener.peerIdOf === undefined ? '' : listener.peerIdOf(req);
+  ex.peerId = sourceId;
+  const port = (req.socket as { localPort?: number } | null)?.localPort ?? 0;
+  const d = decideAccess(access, { sourceId, service, port, method: ex.method, path: ex.path });
+  const outcome = !d.allow ? 'deny' : d.wouldDeny ? 'audit' : 'allow';
+  ex.decision = `${d.id}:${outcome}`;
+  if (outcome !== 'allow' && accessDecision.hasSubscribers) {
+    const event: AccessDecisionEvent = {
+      requestId: ex.requestId,
+      traceId: ex.traceId,
+      decision: d.id,
+      outcome,
+      policy: d.policy,
+      reasons: d.reasons,
+      sourceId,
+      service,
+      port,
+      method: ex.method,
+      path: ex.path,
+    };
+    accessDecision.publish(event);
+  }
+  return d.allow ? null : { id: d.id, policy: d.policy };
+}
 
 
 function cookieValue(raw: string[], name: string): string | undefined {
@@ -130,6 +192,12 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
   if (facts.hasBody && facts.contentLength > rt.gateway.limits.maxBodySize) {
     return fail(state, res, ex, 'payload_too_large', '', true, 'lockgate');
   }
+  // Mesh nodes count hops in a header of their own (a Via-less loop through sidecars is still a loop); others pay nothing.
+  let hops = -1;
+  if (rt.meshMaxHops > 0) {
+    hops = meshHopsOf(raw);
+    if (hops >= rt.meshMaxHops) return fail(state, res, ex, 'loop_detected', `${hops} mesh hops`, facts.hasBody, 'lockgate');
+  }
 
   // Revisions (;rev=N) and query-scheme versions are matched as pseudo-headers; the common config has neither.
   const ri = rt.hasRevisions || rt.versionQueryNames.length > 0 ? routingInput(target, raw, rt.hasRevisions, rt.versionQueryNames) : null;
@@ -158,6 +226,14 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
   ex.operation = route.operation;
   ex.backend = route.cluster.name;
   ex.routeKey = route;
+  if (route.meshService !== '' && rt.access !== null) {
+    const denied = authorizeMeshRequest(rt.access, route.meshService, listener, req, ex);
+    if (denied !== null) {
+      sendError(res, ex, 'access_denied', denied.policy, { style: route.errorStyle, close: facts.hasBody, decision: denied.id });
+      ex.tEnd = stamp();
+      return state.finish(ex);
+    }
+  }
 
   if (preflightFor !== undefined && route.policies?.none?.cors) {
     // Browsers send no credentials on a preflight: it is answered before the key check, by cors alone.
@@ -195,6 +271,17 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
     drop: dropHeader,
   });
   if (headers === null) return fail(state, res, ex, 'loop_detected', '', facts.hasBody, route.errorStyle);
+  if (hops >= 0) setMeshHops(headers, hops + 1);
+  // gRPC runs over HTTP/2 only: HTTP/1.1 requests never look. Its deadline caps the request; `te: trailers` goes upstream.
+  let timeoutMs = 0;
+  if (h2) {
+    const hs = (req as Http2ServerRequest).headers;
+    const ct = hs['content-type'];
+    if (ct !== undefined && ct.startsWith('application/grpc')) {
+      timeoutMs = grpcTimeoutMs(hs['grpc-timeout']);
+      headers.push('te', 'trailers');
+    }
+  }
 
   let path = forwardPath(route, cp.path);
   const pipeline = route.policies === null ? null : pipelineFor(route.policies, product);
@@ -245,7 +332,7 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
     ex,
     res as ServerResponse | Http2ServerResponse,
     route.cluster,
-    { method: ex.method, path, headers, body, request: req as IncomingMessage, hashKey, errorStyle: route.errorStyle, h2 },
+    { method: ex.method, path, headers, body, request: req as IncomingMessage, hashKey, errorStyle: route.errorStyle, h2, timeoutMs },
     state.finish,
   );
   handler.start();

@@ -9,6 +9,10 @@ import type { ErrorStyle } from './error-response.ts';
 import { compilePipeline, effectiveSections, isDefault, type BackendLookup, type CompiledPipeline, type PolicyRegistry, type PolicyServices, type RouteFacts, type RoutePolicies } from './policy-pipeline.ts';
 import { defaultOf } from '../model/field.ts';
 import { backendFields } from '../model/backend-fields.ts';
+import { createCluster } from './balancers/locality-cluster.ts';
+import { registerSplit } from './weighted-split.ts';
+import { createFaultInjector, registerFault } from './fault-injection.ts';
+import { compileAccessPolicies, type CompiledAccess } from '../policy/access-decision.ts';
 
 /** What a route resolves to. One object per operation per version; telemetry may key caches on it. */
 export interface RouteTarget {
@@ -33,6 +37,8 @@ export interface RouteTarget {
   telemetry: unknown;
   /** Compiled ApiPolicy pipelines; null when the effective policy is the built-in one (the fast path). */
   policies: RoutePolicies | null;
+  /** Qualified MeshService this route is the inbound side of (its AccessPolicies decide each request); '' = none. */
+  meshService: string;
 }
 
 /** How a route's subscription key is found and what it may be scoped to (reference/apim.md §1.3). */
@@ -63,6 +69,16 @@ export interface Runtime {
   readonly hasRevisions: boolean;
   /** Version query parameters of query-scheme version sets (lower-case). */
   readonly versionQueryNames: readonly string[];
+  /** The AccessPolicies, compiled once per version; null when no Api has a meshService (nothing decides). */
+  readonly access: CompiledAccess | null;
+  /** `gateway.mesh.maxHops`: requests carrying this many `x-lockgate-hops` get 508; 0 = not a mesh node (no header). */
+  readonly meshMaxHops: number;
+}
+
+/** Per-version traffic settings the composition root (or a test) may inject. */
+export interface TrafficOptions {
+  /** The random source of fault-injection percentages (Math.random by default). */
+  random?: () => number;
 }
 
 /** The path sent to the backend for a matched route (query not included). */
@@ -100,7 +116,13 @@ export interface PolicyHooks {
   services: PolicyServices;
 }
 
-export function buildRuntime(config: Config, previous: Runtime | undefined, hooks: ClusterHooks = {}, policyHooks?: PolicyHooks): { runtime?: Runtime; problems: string[] } {
+export function buildRuntime(
+  config: Config,
+  previous: Runtime | undefined,
+  hooks: ClusterHooks = {},
+  policyHooks?: PolicyHooks,
+  traffic: TrafficOptions = {},
+): { runtime?: Runtime; problems: string[] } {
   const clusters = new Map<string, UpstreamCluster>();
   const reused = new Set<UpstreamCluster>();
   for (const [key, b] of config.backends) {
@@ -109,9 +131,24 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, hook
       clusters.set(key, old);
       reused.add(old);
     } else {
-      clusters.set(key, new UpstreamCluster(key, b.spec, hooks));
+      clusters.set(key, createCluster(key, b.spec, hooks));
     }
   }
+  // Splits and faults are looked up by cluster on the request path: (re-)register them for this version.
+  for (const [key, b] of config.backends) {
+    const c = clusters.get(key)!;
+    const split = b.spec.split;
+    if (split !== undefined) {
+      const legs = [];
+      for (const leg of split) {
+        const child = clusters.get(leg.backend);
+        if (child !== undefined) legs.push({ cluster: child, weight: leg.weight });
+      }
+      registerSplit(c, legs);
+    }
+    if (b.spec.fault !== undefined) registerFault(c, createFaultInjector(b.spec.fault, traffic.random));
+  }
+  let meshRoutes = false;
   const entries = [];
   let hasRevisions = false;
   const versionQueryNames: string[] = [];
@@ -174,7 +211,9 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, hook
         subscription,
         telemetry: null,
         policies: null,
+        meshService: s.meshService ?? '',
       };
+      if (s.meshService !== undefined) meshRoutes = true;
       entries.push({ hostnames: s.hostnames, path: joinPath(variant.path, op.urlTemplate), methods: op.methods, headers: variant.headers.length ? [...op.headers, ...variant.headers] : op.headers, value: target });
       if (policyHooks !== undefined && (config.apiPolicies?.length ?? 0) > 0) {
         try {
@@ -202,6 +241,13 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, hook
     sampleThreshold: config.gateway.spec.tracing.otlpEndpoint ? sampleThreshold(config.gateway.spec.tracing.sampleRatio) : 0,
     hasRevisions,
     versionQueryNames,
+    access: meshRoutes
+      ? compileAccessPolicies(config.accessPolicies ?? [], {
+        defaultAccess: config.gateway.spec.mesh?.defaultAccess ?? config.mesh.spec.defaultAccess,
+        trustDomain: config.mesh.spec.trustDomain,
+      })
+      : null,
+    meshMaxHops: config.gateway.spec.mesh?.maxHops ?? 0,
   };
   return { runtime, problems: [] };
 }
@@ -295,7 +341,7 @@ function certificateVariant(base: UpstreamCluster, cert: { certFile: string; key
   let c = clusters.get(key);
   if (c === undefined) {
     // Named like its base: metrics, logs and lockgate test's stubs see the same Backend.
-    c = new UpstreamCluster(base.name, { ...base.spec, tls: { verify: true, ...base.spec.tls, certFile: cert.certFile, keyFile: cert.keyFile } }, hooks);
+    c = createCluster(base.name, { ...base.spec, tls: { verify: true, ...base.spec.tls, certFile: cert.certFile, keyFile: cert.keyFile } }, hooks);
     clusters.set(key, c);
   }
   return c;

@@ -1,5 +1,6 @@
 // One Backend at runtime: its endpoints, one undici Pool each, the balancer, breaker, retry budget, outlier and health state.
 import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { Pool, type Dispatcher } from 'undici';
 import { H1Pool } from './h1-pool.ts';
 import type { BackendSpec } from '../model/types.ts';
@@ -11,6 +12,7 @@ import { OutlierDetector } from './outlier-detector.ts';
 import { HealthChecker } from './health-checker.ts';
 import { createCachedLookup } from './dns-cache.ts';
 import { lastStamp, stamp } from './clock.ts';
+import { checkSpiffeServerIdentity } from './peer-identity-check.ts';
 
 /** What forwarding needs of a pool: undici's Pool (TLS, HTTP/2) or the h1 engine's H1Pool (plain HTTP/1.1). */
 export interface UpstreamPool {
@@ -38,6 +40,8 @@ export class UpstreamCluster {
   readonly outliers: OutlierDetector | null;
   /** Cap on requests in flight or queued per endpoint. */
   readonly maxInflightPerEndpoint: number;
+  /** Hash of the TLS files' contents as this cluster's pools read them ('' without TLS): see tlsFilesChanged(). */
+  readonly tlsFingerprint: string;
   readonly #balancer: Balancer;
   readonly #health: HealthChecker | null;
 
@@ -56,15 +60,22 @@ export class UpstreamCluster {
     this.outliers = spec.outlierDetection.enabled ? new OutlierDetector(this.endpoints, spec.outlierDetection, clock) : null;
     this.maxInflightPerEndpoint = spec.maxConnections + spec.maxPendingRequests;
     const lookup = createCachedLookup(spec.dnsRefresh);
-    const tls = spec.tls;
     const connect: Record<string, unknown> = { lookup, timeout: spec.timeouts.connect };
+    const files = readTlsFiles(spec);
+    this.tlsFingerprint = files.fingerprint;
+    const tls = spec.tls;
     if (tls) {
-      if (tls.caFile) connect.ca = readFileSync(tls.caFile);
+      if (files.ca) connect.ca = files.ca;
       if (tls.serverName) connect.servername = tls.serverName;
       connect.rejectUnauthorized = tls.verify;
-      if (tls.certFile && tls.keyFile) {
-        connect.cert = readFileSync(tls.certFile);
-        connect.key = readFileSync(tls.keyFile);
+      if (files.cert && files.key) {
+        connect.cert = files.cert;
+        connect.key = files.key;
+      }
+      if (tls.spiffeIds !== undefined && tls.spiffeIds.length > 0) {
+        // A mesh peer is named by its SPIFFE ID, not its address; a failed identity check must fail the connection.
+        connect.checkServerIdentity = checkSpiffeServerIdentity(tls.spiffeIds);
+        connect.rejectUnauthorized = true;
       }
     }
     this.pools = [];
@@ -97,6 +108,8 @@ export class UpstreamCluster {
             headersTimeout: spec.timeouts.perTry,
             bodyTimeout: spec.timeouts.perTry,
             allowH2: spec.protocol === 'h2',
+            // h2 to an http: endpoint is cleartext HTTP/2 with prior knowledge (h2c), e.g. a local gRPC app.
+            ...(spec.protocol === 'h2' && u.protocol === 'http:' ? { useH2c: true } : {}),
             // Hostname endpoints: cap connection age so new connections pick up re-resolved addresses.
             clientTtl,
             connect,
@@ -114,8 +127,38 @@ export class UpstreamCluster {
     return this.#balancer.pick(lastStamp(), hashKey);
   }
 
+  /**
+   * The TLS files now differ from what the pools were built with (rotated in place without a new `generation`):
+   * the runtime then builds a new cluster instead of reusing this one. Unreadable files count as changed.
+   */
+  tlsFilesChanged(): boolean {
+    if (this.spec.tls === undefined) return false;
+    try {
+      return readTlsFiles(this.spec).fingerprint !== this.tlsFingerprint;
+    } catch {
+      return true;
+    }
+  }
+
   async close(): Promise<void> {
     await this.#health?.close();
     await Promise.all(this.pools.map((p) => p.close().catch(() => p.destroy())));
   }
+}
+
+/** The CA bundle, client certificate and key of a Backend's TLS settings, read now, with a hash of their contents. */
+function readTlsFiles(spec: BackendSpec): { ca?: Buffer; cert?: Buffer; key?: Buffer; fingerprint: string } {
+  const tls = spec.tls;
+  if (tls === undefined) return { fingerprint: '' };
+  const ca = tls.caFile ? readFileSync(tls.caFile) : undefined;
+  const withCert = tls.certFile !== undefined && tls.keyFile !== undefined;
+  const cert = withCert ? readFileSync(tls.certFile!) : undefined;
+  const key = withCert ? readFileSync(tls.keyFile!) : undefined;
+  const h = createHash('sha256');
+  for (const b of [ca, cert, key]) {
+    h.update(String(b?.byteLength ?? -1));
+    h.update(':');
+    if (b) h.update(b);
+  }
+  return { ca, cert, key, fingerprint: h.digest('hex') };
 }

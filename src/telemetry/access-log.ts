@@ -1,7 +1,7 @@
 // The JSON access log: one line per request, formatted on the channel and written in batches off the request path.
 import fs from 'node:fs';
 import type { Exchange } from '../proxy/exchange.ts';
-import { policyLog, requestEnd, type PolicyLogEvent } from './channels.ts';
+import { accessDecision, policyLog, requestEnd, type AccessDecisionEvent, type PolicyLogEvent } from './channels.ts';
 import { q } from './json-line.ts';
 
 /** Whole microseconds between two performance.now() stamps (integers format much faster than toFixed). */
@@ -36,6 +36,8 @@ export function formatAccessLine(ex: Exchange): string {
     `"api":"${ex.api}","operation":"${ex.operation}","backend":"${ex.backend}","endpoint":"${ex.endpoint}",` +
     `"status":${ex.status},"bytesIn":${ex.bytesIn},"bytesOut":${ex.bytesOut},"attempts":${ex.attempts},` +
     `"error":"${ex.errorCode}","subscription":"${ex.subscription}","configVersion":"${ex.configVersion}",` +
+    // A SPIFFE ID's characters are [a-zA-Z0-9.-_:/] (checked at the handshake); a decision is `<hex id>:<outcome>`.
+    `"peer":"${ex.peerId}","decision":"${ex.decision}",` +
     `"durationsUs":{"routing":${us(ex.tStart, ex.tDispatch || ex.tEnd)},"upstreamConnect":${us(ex.tDispatch, ex.tUpstreamStart)},` +
     `"upstreamResponse":${us(ex.tUpstreamStart, ex.tResponseStart)},"total":${us(ex.tStart, ex.tEnd)}}}\n`;
 }
@@ -49,6 +51,12 @@ function asciiOnly(json: string): string {
 export function formatPolicyLogLine(e: PolicyLogEvent, epochMs = Date.now()): string {
   return `{"time":"${isoTime(epochMs)}","type":"policy","logger":${q(e.logger)},"requestId":"${e.requestId}","traceId":"${e.traceId}",` +
     `"api":"${e.api}","operation":"${e.operation}","event":${asciiOnly(e.eventJson)}}\n`;
+}
+
+/** A denied (or, in audit mode, would-be-denied) mesh call as one line with its reasons: `"type":"access"`. */
+export function formatAccessDecisionLine(e: AccessDecisionEvent, epochMs = Date.now()): string {
+  return `{"time":"${isoTime(epochMs)}","type":"access","requestId":"${e.requestId}","traceId":"${e.traceId}","decision":"${e.decision}",` +
+    `"outcome":"${e.outcome}","policy":${q(e.policy)},"source":${q(e.sourceId)},"service":${q(e.service)},"reasons":${asciiOnly(JSON.stringify(e.reasons))}}\n`;
 }
 
 const FLUSH_INTERVAL_MS = 50;
@@ -71,6 +79,7 @@ export class AccessLog {
   written = 0;
   readonly #onEnd = (ex: unknown): void => this.push(formatAccessLine(ex as Exchange));
   readonly #onPolicyLog = (e: unknown): void => this.push(formatPolicyLogLine(e as PolicyLogEvent));
+  readonly #onAccess = (e: unknown): void => this.push(formatAccessDecisionLine(e as AccessDecisionEvent));
 
   /** `bufferLines` sizes each of the two buffers (at 512 bytes a line, at least 64 KiB). */
   constructor(path: string, bufferLines: number) {
@@ -81,6 +90,7 @@ export class AccessLog {
     this.#open();
     requestEnd.subscribe(this.#onEnd);
     policyLog.subscribe(this.#onPolicyLog);
+    accessDecision.subscribe(this.#onAccess);
   }
 
   #open(): void {
@@ -143,6 +153,7 @@ export class AccessLog {
     this.#closed = true;
     requestEnd.unsubscribe(this.#onEnd);
     policyLog.unsubscribe(this.#onPolicyLog);
+    accessDecision.unsubscribe(this.#onAccess);
     if (this.#len > 0 && this.#fd >= 0) {
       try {
         fs.writeSync(this.#fd, this.#active, 0, this.#len);

@@ -37,3 +37,25 @@ export interface PolicyMetricEvent {
 }
 /** Published by the emit-metric policy: a PolicyMetricEvent; the metrics registry counts it (with a cardinality cap). */
 export const policyMetric = diagnostics.channel('lockgate:policy:metric');
+
+/** What the data plane publishes on `accessDecision`: a mesh inbound request the AccessPolicies deny or would deny (audit). */
+export interface AccessDecisionEvent {
+  requestId: string;
+  traceId: string;
+  /** The decision id (also on Exchange.decision and in the 403 body). */
+  decision: string;
+  /** `deny`: refused (403); `audit`: would be denied, allowed. */
+  outcome: 'deny' | 'audit';
+  /** `namespace/name` of the deciding policy, or `mesh-default`. */
+  policy: string;
+  reasons: string[];
+  /** The caller's SPIFFE ID ('' = plaintext or no client certificate). */
+  sourceId: string;
+  /** Qualified `namespace/name` of the destination MeshService. */
+  service: string;
+  port: number;
+  method: string;
+  path: string;
+}
+/** Published for every access decision that denies or would deny: an AccessDecisionEvent. */
+export const accessDecision = diagnostics.channel('lockgate:access:decision');

@@ -1,0 +1,416 @@
+// The mesh-hop scenario: client → hop A → (mTLS) → hop B → app, for Lockgate sidecars, bare-mesh and nginx; closed- and open-loop.
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { SNAPSHOT_SCHEMA } from '../src/model/snapshot.ts';
+import type { Snapshot } from '../src/model/snapshot.ts';
+import { coreBusy, readCores, readCpu, readMemory, ticksPerSecond } from './measure.ts';
+import type { CpuTicks } from './measure.ts';
+import type { Sample, UnitOptions } from './measure-unit.ts';
+import { MESH_NAMESPACE, TRUST_DOMAIN } from './mesh-certs.ts';
+import type { MeshCerts } from './mesh-certs.ts';
+import { freePort, httpGet, portIsFree, waitUntil } from './net.ts';
+import { startNginx } from './nginx.ts';
+import { FIXED_RATE, H2LOAD_BIN, OPEN_LOOP_CONNECTIONS, runOpenLoop } from './open-loop.ts';
+import type { OpenLoopEntry, OpenLoopReport, OpenLoopResult } from './open-loop.ts';
+import { PinnedProcess } from './pinned-process.ts';
+import type { StopResult } from './pinned-process.ts';
+import type { Scenario, SystemName } from './scenarios.ts';
+import { LOCKGATE_BIN, ROOT, verify } from './systems.ts';
+import type { Context } from './systems.ts';
+import { runWrk } from './wrk.ts';
+
+export const MESH_SCENARIO = 'mesh-hop';
+/** The Host every mesh-hop request carries: Lockgate's outbound listener routes by it (`<service>`). */
+export const MESH_HOST = 'b';
+/** Seconds per unit beyond warm-up and measurement (two processes to start and stop). */
+export const MESH_OVERHEAD_S: Partial<Record<SystemName, number>> = { lockgate: 4, 'bare-mesh': 2, nginx: 1 };
+
+const BARE_MESH_SCRIPT = join(ROOT, 'bench', 'bare-mesh.ts');
+
+let sidecarCheck: string | null | undefined;
+/**
+ * Why `system` cannot run in mesh-hop, or null. Lockgate needs the `sidecar` verb: asked once per run with
+ * `lockgate sidecar --help` (exit 0 when the verb exists), so a tree without it reports instead of failing.
+ */
+export function meshUnavailable(system: SystemName): string | null {
+  if (system !== 'lockgate') return null;
+  if (sidecarCheck === undefined) {
+    const r = spawnSync(process.execPath, [LOCKGATE_BIN, 'sidecar', '--help'], { encoding: 'utf8', timeout: 15_000 });
+    const said = `${r.stderr ?? ''}${r.stdout ?? ''}`.trim().split('\n')[0] ?? '';
+    sidecarCheck = r.status === 0 ? null : `the sidecar is not available yet (\`lockgate sidecar --help\` exited ${r.status ?? r.signal}: ${said.slice(0, 120)})`;
+  }
+  return sidecarCheck;
+}
+
+/** Lists a process and its descendants (a supervisor's children would otherwise escape the CPU and memory figures). */
+export function processTree(pid: number): number[] {
+  const out = [pid];
+  let tasks: string[] = [];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tasks) {
+    let text = '';
+    try {
+      text = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const child of text.trim().split(/\s+/)) if (child !== '') out.push(...processTree(Number(child)));
+  }
+  return out;
+}
+
+// ---- Lockgate sidecars (standalone: files in a data dir and a snapshot file, no control plane) ----
+
+/** The snapshot config: the Mesh (access allowed by default, no AccessPolicy) and MeshServices a and b. */
+export function sidecarConfigYaml(): string {
+  const doc = (kind: string, metadata: object, spec: object): string => stringify({ apiVersion: 'lockgate.dev/v1alpha1', kind, metadata, spec }, { lineWidth: 0 });
+  const port = { ports: [{ name: 'http', port: 80, protocol: 'http' }] };
+  return [
+    doc('Mesh', { name: 'default' }, { trustDomain: TRUST_DOMAIN, mtls: 'strict', defaultAccess: 'allow' }),
+    doc('MeshService', { name: 'a', namespace: MESH_NAMESPACE }, port),
+    doc('MeshService', { name: 'b', namespace: MESH_NAMESPACE }, port),
+  ].join('---\n');
+}
+
+/** The snapshot a standalone sidecar for `service` reads: b's one endpoint is B's inbound listener. */
+export function sidecarSnapshot(service: 'a' | 'b', certs: MeshCerts, bInbound: number): Snapshot {
+  const b = `${MESH_NAMESPACE}/b`;
+  return {
+    schema: SNAPSHOT_SCHEMA,
+    version: 1,
+    endpointsVersion: 1,
+    node: { kind: 'sidecar', namespace: MESH_NAMESPACE, service, spiffeId: certs[service].spiffeId },
+    config: sidecarConfigYaml(),
+    endpoints: { [b]: [{ service: b, node: 'b-1', address: `127.0.0.1:${bInbound}`, labels: {}, healthy: true, spiffeId: certs.b.spiffeId }] },
+    trustBundle: [certs.rootPem],
+  };
+}
+
+interface Hop {
+  name: string;
+  child: PinnedProcess;
+  log: string;
+}
+
+function launchSidecar(service: 'a' | 'b', ctx: Context, certs: MeshCerts, ports: { inbound: number; outbound: number; bInbound: number }): Hop {
+  const dataDir = join(ctx.dir, `sidecar-${service}`);
+  rmSync(dataDir, { recursive: true, force: true });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  copyFileSync(certs[service].certFile, join(dataDir, 'cert.pem'));
+  copyFileSync(certs[service].keyFile, join(dataDir, 'key.pem'));
+  copyFileSync(certs.rootFile, join(dataDir, 'bundle.pem'));
+  const snapshotFile = join(ctx.dir, `sidecar-${service}-snapshot.json`);
+  writeFileSync(snapshotFile, `${JSON.stringify(sidecarSnapshot(service, certs, ports.bInbound), null, 2)}\n`);
+  const log = join(ctx.dir, `sidecar-${service}.out`);
+  rmSync(log, { force: true });
+  const args = [
+    LOCKGATE_BIN, 'sidecar', '--service', service, '--namespace', MESH_NAMESPACE, '--app', `127.0.0.1:${ctx.upstreamPort}`,
+    '--data-dir', dataDir, '--snapshot', snapshotFile, '--inbound', `127.0.0.1:${ports.inbound}`, '--outbound', `127.0.0.1:${ports.outbound}`, '--workers', '1',
+  ];
+  return { name: `sidecar-${service}`, child: new PinnedProcess(ctx.proxyCpu, process.execPath, args, log), log };
+}
+
+// ---- nginx: two processes doing the same two hops ----
+
+function nginxPreamble(dir: string, name: string): string {
+  // As nginx.ts: one process that is itself the worker, everything under the temp dir.
+  return [
+    'daemon off;', 'master_process off;', 'worker_processes 1;', `pid ${join(dir, `${name}.pid`)};`,
+    `error_log ${join(dir, `${name}-error.log`)} warn;`, 'events { worker_connections 4096; multi_accept on; }',
+  ].join('\n');
+}
+
+function nginxTempPaths(dir: string, name: string): string {
+  return ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((kind) => `  ${kind}_temp_path ${join(dir, `${name}-tmp`, kind)};`).join('\n');
+}
+
+const NGINX_COMMON = `  keepalive_requests 10000000;
+  keepalive_timeout 300s;
+  proxy_buffer_size 16k;
+  proxy_buffers 8 16k;
+  proxy_max_temp_file_size 0;`;
+
+/**
+ * Hop A: plain HTTP in, proxy_pass over mTLS to B with upstream keepalive, presenting a's chain and
+ * verifying B's chain against the root. nginx cannot check a URI SAN: `proxy_ssl_verify on` checks the host
+ * name `proxy_ssl_name` against DNS SANs or, with none, the subject CN, so the bench leaves carry CN
+ * `b.bench` and that is what is checked instead of `spiffe://…/sa/b`.
+ */
+export function meshNginxHopA(dir: string, port: number, bPort: number, certs: MeshCerts): string {
+  return `${nginxPreamble(dir, 'mesh-a')}
+http {
+${nginxTempPaths(dir, 'mesh-a')}
+  access_log ${join(dir, 'mesh-a-access.log')} combined buffer=64k flush=1s;
+${NGINX_COMMON}
+  upstream hop_b {
+    server 127.0.0.1:${bPort};
+    keepalive 128;
+    keepalive_requests 10000000;
+  }
+  server {
+    listen 127.0.0.1:${port} backlog=4096;
+    location / {
+      proxy_pass https://hop_b;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_ssl_certificate ${certs.a.certFile};
+      proxy_ssl_certificate_key ${certs.a.keyFile};
+      proxy_ssl_trusted_certificate ${certs.rootFile};
+      proxy_ssl_verify on;
+      proxy_ssl_verify_depth 2;
+      proxy_ssl_name ${certs.b.commonName};
+      proxy_ssl_server_name off;
+      proxy_ssl_protocols TLSv1.3;
+      proxy_ssl_session_reuse on;
+    }
+  }
+}
+`;
+}
+
+/** Hop B: TLS listener requiring a client certificate that chains to the root, proxy_pass to the app with keepalive. */
+export function meshNginxHopB(dir: string, port: number, upstreamPort: number, certs: MeshCerts): string {
+  return `${nginxPreamble(dir, 'mesh-b')}
+http {
+${nginxTempPaths(dir, 'mesh-b')}
+  access_log ${join(dir, 'mesh-b-access.log')} combined buffer=64k flush=1s;
+${NGINX_COMMON}
+  upstream app {
+    server 127.0.0.1:${upstreamPort};
+    keepalive 128;
+    keepalive_requests 10000000;
+  }
+  server {
+    listen 127.0.0.1:${port} ssl backlog=4096;
+    ssl_certificate ${certs.b.certFile};
+    ssl_certificate_key ${certs.b.keyFile};
+    ssl_client_certificate ${certs.rootFile};
+    ssl_verify_client on;
+    ssl_verify_depth 2;
+    ssl_protocols TLSv1.3;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+    }
+  }
+}
+`;
+}
+
+// ---- starting and measuring a two-hop system ----
+
+export interface MeshRunning {
+  /** Hop A first, then hop B. */
+  hops: Hop[];
+  /** Where wrk sends: A's listener (the sidecar's outbound one). */
+  port: number;
+  /** Hop B's mTLS listener. */
+  bPort: number;
+  /** Access logs the hops write (checked non-empty and deleted after the stop). */
+  accessLogs: string[];
+  stop(): Promise<StopResult[]>;
+  crashed(): boolean;
+}
+
+function running(hops: Hop[], port: number, bPort: number, accessLogs: string[]): MeshRunning {
+  return {
+    hops,
+    port,
+    bPort,
+    accessLogs,
+    // B first would make A answer 502s to any straggler; A first drains the chain from the client side.
+    stop: async () => {
+      const out: StopResult[] = [];
+      for (const hop of hops) out.push(await hop.child.stop());
+      return out;
+    },
+    crashed: () => hops.some((h) => h.child.exited),
+  };
+}
+
+const readyLine = (log: string): boolean => existsSync(log) && readFileSync(log, 'utf8').includes('"event":"ready"');
+
+/** Starts `system`'s two hops pinned to the proxy CPU; throws with their last output when they do not forward correctly in time. */
+export async function startMeshSystem(system: SystemName, scenario: Scenario, ctx: Context, certs: MeshCerts): Promise<MeshRunning> {
+  const aPort = await freePort();
+  const bPort = await freePort();
+  let r: MeshRunning;
+  let ready: () => Promise<boolean>;
+  if (system === 'bare-mesh') {
+    const log = (n: string): string => join(ctx.dir, `bare-mesh-${n}.out`);
+    const b = new PinnedProcess(ctx.proxyCpu, process.execPath, [
+      BARE_MESH_SCRIPT, '--port', String(bPort), '--upstream', `http://127.0.0.1:${ctx.upstreamPort}`,
+      '--tls-cert', certs.b.certFile, '--tls-key', certs.b.keyFile, '--client-ca', certs.rootFile, '--client-trust-domain', TRUST_DOMAIN,
+    ], log('b'));
+    const a = new PinnedProcess(ctx.proxyCpu, process.execPath, [
+      BARE_MESH_SCRIPT, '--port', String(aPort), '--upstream', `https://127.0.0.1:${bPort}`,
+      '--upstream-cert', certs.a.certFile, '--upstream-key', certs.a.keyFile, '--upstream-ca', certs.rootFile, '--upstream-spiffe', certs.b.spiffeId,
+    ], log('a'));
+    r = running([{ name: 'bare-mesh-a', child: a, log: log('a') }, { name: 'bare-mesh-b', child: b, log: log('b') }], aPort, bPort, []);
+    ready = async () => (await httpGet(aPort, '/', { host: MESH_HOST })).status === 200;
+  } else if (system === 'nginx') {
+    for (const f of ['mesh-a-access.log', 'mesh-b-access.log']) rmSync(join(ctx.dir, f), { force: true });
+    const b = startNginx(ctx.dir, 'mesh-b', meshNginxHopB(ctx.dir, bPort, ctx.upstreamPort, certs), ctx.proxyCpu);
+    const a = startNginx(ctx.dir, 'mesh-a', meshNginxHopA(ctx.dir, aPort, bPort, certs), ctx.proxyCpu);
+    r = running(
+      [{ name: 'nginx-a', child: a, log: join(ctx.dir, 'mesh-a-error.log') }, { name: 'nginx-b', child: b, log: join(ctx.dir, 'mesh-b-error.log') }],
+      aPort, bPort, [join(ctx.dir, 'mesh-a-access.log'), join(ctx.dir, 'mesh-b-access.log')],
+    );
+    ready = async () => (await httpGet(aPort, '/', { host: MESH_HOST })).status === 200;
+  } else if (system === 'lockgate') {
+    // aPort is A's outbound listener (where the client sends), bPort B's inbound (mTLS) listener.
+    const [aInbound, bOutbound] = [await freePort(), await freePort()];
+    const b = launchSidecar('b', ctx, certs, { inbound: bPort, outbound: bOutbound, bInbound: bPort });
+    const a = launchSidecar('a', ctx, certs, { inbound: aInbound, outbound: aPort, bInbound: bPort });
+    r = running([a, b], aPort, bPort, []);
+    ready = async () => readyLine(a.log) && readyLine(b.log);
+  } else {
+    throw new Error(`${system} has no two-hop launcher`);
+  }
+  const alive = (): boolean => !r.crashed();
+  let problem: string | null = (await waitUntil(ready, 20_000, alive)) ? null : `not ready (${r.crashed() ? 'a hop exited' : 'timed out'})`;
+  if (problem === null) problem = await verify(r.port, scenario).catch((error: Error) => error.message);
+  if (problem !== null) {
+    await r.stop();
+    // nginx writes its problems to its error log, the Node hops to their output file (what tail() reads).
+    const errorLog = (h: Hop): string => (h.log.endsWith('-error.log') && existsSync(h.log) ? readFileSync(h.log, 'utf8').slice(-1500) : '');
+    const tails = r.hops.map((h) => `--- ${h.name}:\n${h.child.tail()}\n${errorLog(h)}`).join('\n');
+    throw new Error(`${system} in ${scenario.name}: ${problem}\n${tails}`);
+  }
+  return r;
+}
+
+/** A mesh-hop sample: CPU is the sum over both hops' processes; rssMb/anonMb are the larger hop's, per hop alongside. */
+export interface MeshSample extends Sample {
+  /** Peak RSS of hop A then hop B (MiB; each hop's process tree summed). */
+  hopRssMb: number[];
+}
+
+/** Stops a two-hop system and reports what did not go cleanly (exit, ports, empty access logs); deletes the logs. */
+async function stopMesh(r: MeshRunning, system: SystemName, warnings: string[]): Promise<void> {
+  const stops = await r.stop();
+  stops.forEach((s, i) => {
+    if (!s.clean) warnings.push(`${r.hops[i].name} did not exit cleanly (code ${s.code}, signal ${s.signal})`);
+  });
+  if (!(await portIsFree(r.port))) warnings.push(`port ${r.port} still in use after stop`);
+  for (const log of r.accessLogs) {
+    if (!existsSync(log) || statSync(log).size === 0) warnings.push(`access log ${log} is empty`);
+    rmSync(log, { force: true });
+  }
+  // Sidecar output may hold their access logs (tens of MB per interval): not kept between units.
+  if (system === 'lockgate' && stops.every((s) => s.clean)) for (const h of r.hops) rmSync(h.log, { force: true });
+}
+
+function readTicks(pids: number[]): CpuTicks {
+  return pids.map(readCpu).reduce((a, b) => ({ utime: a.utime + b.utime, stime: a.stime + b.stime }), { utime: 0, stime: 0 });
+}
+
+/** One closed-loop measurement of a two-hop system: wrk to hop A, CPU summed over every hop process. */
+export async function measureMeshUnit(system: SystemName, scenario: Scenario, ctx: Context, certs: MeshCerts, requestsFile: string, options: UnitOptions): Promise<MeshSample> {
+  const r = await startMeshSystem(system, scenario, ctx, certs);
+  const warnings: string[] = [];
+  const wrkRun = { cpu: options.loadCpu, port: r.port, requestsFile, bodyBytes: scenario.bodyBytes };
+  try {
+    if (options.warmupS > 0) await runWrk({ ...wrkRun, durationS: options.warmupS });
+    const trees = r.hops.map((h) => processTree(h.child.pid));
+    const pids = trees.flat();
+    const before = readTicks(pids);
+    const coresBefore = readCores();
+    const started = process.hrtime.bigint();
+    const wrk = await runWrk({ ...wrkRun, durationS: options.durationS });
+    const wallS = Number(process.hrtime.bigint() - started) / 1e9;
+    if (r.crashed()) throw new Error(`${system}: a hop exited during the measurement`);
+    const after = readTicks(pids);
+    const busy = coreBusy(coresBefore, readCores());
+    const memory = trees.map((tree) => tree.map(readMemory).reduce((a, b) => ({ rssMb: a.rssMb + b.rssMb, anonMb: a.anonMb + b.anonMb })));
+    const errors = wrk.non2xx + wrk.socketErrors;
+    if (errors > 0) warnings.push(`${errors} failed requests (${wrk.non2xx} non-2xx, ${wrk.socketErrors} socket errors)`);
+    const cpuSeconds = (after.utime + after.stime - before.utime - before.stime) / ticksPerSecond();
+    return {
+      rps: wrk.rps,
+      p50Ms: wrk.p50Ms,
+      p99Ms: wrk.p99Ms,
+      cpuUsPerReq: wrk.requests > 0 ? (cpuSeconds * 1e6) / wrk.requests : 0,
+      rssMb: Math.max(...memory.map((m) => m.rssMb)),
+      anonMb: Math.max(...memory.map((m) => m.anonMb)),
+      hopRssMb: memory.map((m) => m.rssMb),
+      proxyCpuPct: (cpuSeconds / wallS) * 100,
+      core0Pct: (busy[options.loadCpu] ?? 0) * 100,
+      errors,
+      warnings,
+    };
+  } finally {
+    await stopMesh(r, system, warnings);
+    for (const warning of warnings) console.error(`  ! ${scenario.name}/${system}: ${warning}`);
+  }
+}
+
+// ---- open-loop latency ----
+
+const r3 = (n: number): number => Math.round(n * 1000) / 1000;
+
+/**
+ * For each system (bare-mesh, then Lockgate): start it, warm it up with wrk, then at 1,000 req/s and at half
+ * its closed-loop maximum, run h2load straight at the app (direct) and then through the two hops; direct
+ * right before each system run pairs the two in time, so machine drift between them stays small.
+ */
+export async function measureOpenLoop(
+  systems: Array<{ system: SystemName; maxRps: number }>, scenario: Scenario, ctx: Context, certs: MeshCerts,
+  options: { loadCpu: number; durationS: number; warmupS: number; requestsFile: string },
+): Promise<OpenLoopReport> {
+  const report: OpenLoopReport = { tool: `h2load --h1 --rps (${H2LOAD_BIN})`, connections: OPEN_LOOP_CONNECTIONS, duration_s: options.durationS, entries: [] };
+  const paths = scenario.requests.map((q) => q.path);
+  const at = (port: number, rate: number): Promise<OpenLoopResult> =>
+    runOpenLoop({ cpu: options.loadCpu, port, host: MESH_HOST, paths, rate, durationS: options.durationS, dir: ctx.dir });
+  for (const { system, maxRps } of systems) {
+    const rates = [{ label: String(FIXED_RATE), rate: FIXED_RATE }, { label: 'half-max', rate: Math.round(maxRps / 2) }];
+    const failAll = (note: string): void => {
+      for (const { label, rate } of rates) {
+        report.entries.push({ system, rate: label, target_rps: rate, achieved_rps: null, p50_ms: null, p99_ms: null, direct_p50_ms: null, direct_p99_ms: null, added_p50_ms: null, added_p99_ms: null, errors: null, note });
+      }
+    };
+    let r: MeshRunning;
+    try {
+      r = await startMeshSystem(system, scenario, ctx, certs);
+    } catch (error) {
+      failAll(`did not start: ${(error as Error).message.split('\n')[0]}`);
+      continue;
+    }
+    const warnings: string[] = [];
+    try {
+      if (options.warmupS > 0) await runWrk({ cpu: options.loadCpu, port: r.port, requestsFile: options.requestsFile, bodyBytes: 0, durationS: options.warmupS });
+      for (const { label, rate } of rates) {
+        const entry: OpenLoopEntry = { system, rate: label, target_rps: rate, achieved_rps: null, p50_ms: null, p99_ms: null, direct_p50_ms: null, direct_p99_ms: null, added_p50_ms: null, added_p99_ms: null, errors: null };
+        try {
+          const direct = await at(ctx.upstreamPort, rate);
+          const hops = await at(r.port, rate);
+          if (r.crashed()) throw new Error('a hop exited during the measurement');
+          Object.assign(entry, {
+            achieved_rps: Math.round(hops.achievedRps), p50_ms: r3(hops.p50Ms), p99_ms: r3(hops.p99Ms),
+            direct_p50_ms: r3(direct.p50Ms), direct_p99_ms: r3(direct.p99Ms),
+            added_p50_ms: r3(hops.p50Ms - direct.p50Ms), added_p99_ms: r3(hops.p99Ms - direct.p99Ms), errors: hops.errors + direct.errors,
+          });
+          if (hops.achievedRps < rate * 0.9) entry.note = `fell behind: ${Math.round(hops.achievedRps)} of ${rate} req/s`;
+          console.log(`open-loop ${system} @ ${rate} req/s (${label}): p50 ${hops.p50Ms.toFixed(3)} ms, p99 ${hops.p99Ms.toFixed(3)} ms; direct p50 ${direct.p50Ms.toFixed(3)}, p99 ${direct.p99Ms.toFixed(3)}${hops.errors + direct.errors > 0 ? `; ${hops.errors + direct.errors} errors` : ''}`);
+        } catch (error) {
+          entry.note = (error as Error).message.split('\n')[0];
+          console.error(`open-loop ${system} @ ${rate} req/s: FAILED: ${(error as Error).message}`);
+        }
+        report.entries.push(entry);
+      }
+    } finally {
+      await stopMesh(r, system, warnings);
+      for (const warning of warnings) console.error(`  ! ${scenario.name}/${system} (open loop): ${warning}`);
+    }
+  }
+  return report;
+}

@@ -1,0 +1,290 @@
+// The admin API: REST over the config resources (validated whole, compare-and-swap on revisions), apply, watch, status.
+import type { ServerResponse } from 'node:http';
+import { ConfigStoreError, type BatchOp, type ConfigStore, type KeyValue, type WriteResult } from '../store/config-store.ts';
+import { ControlError, readBody, sendJson } from './control-server.ts';
+import type { ControlRequest, ControlResponse, ControlRoute, RouteContext } from './control-routes.ts';
+import { checkConfig, configKey, CONFIG_PREFIX, documentValue, parseConfigKey, resolveKind, sameDocument, splitDocuments, type ConfigDocument } from './config-documents.ts';
+import { openApiDocument } from './openapi-document.ts';
+
+export interface AdminApiDeps {
+  store: ConfigStore;
+  /** The Lockgate version, shown by /v1/status and in the OpenAPI document. */
+  version: string;
+  now?: () => number;
+  /** More fields for /v1/status (trust domain, URL, …). */
+  status?: () => Record<string, unknown>;
+}
+
+/** The name problems in a request body carry: line and column point into what the client sent. */
+export const REQUEST_FILE = 'request';
+
+export type ChangeAction = 'create' | 'update' | 'delete' | 'unchanged';
+
+export interface ConfigChange {
+  action: ChangeAction;
+  kind: string;
+  namespace: string;
+  name: string;
+  /** Dry runs only: the stored text (update, delete) and the text that would be stored (create, update). */
+  before?: string;
+  after?: string;
+}
+
+function describe(kv: KeyValue): Record<string, unknown> {
+  const id = parseConfigKey(kv.key)!;
+  return { ...id, revision: kv.modRevision, createRevision: kv.createRevision, version: kv.version, document: kv.value, resource: documentValue(kv.value) ?? null };
+}
+
+const etag = (rev: number): string => `"${rev}"`;
+
+/** If-Match / If-None-Match as a required modRevision (0 = must not exist, -1 = must exist), or undefined. */
+function precondition(req: ControlRequest): number | undefined {
+  const none = req.headers['if-none-match'];
+  if (typeof none === 'string') {
+    if (none.trim() !== '*') throw new ControlError('bad_request', 'If-None-Match supports only "*" (create only)');
+    return 0;
+  }
+  const match = req.headers['if-match'];
+  if (typeof match !== 'string') return undefined;
+  if (match.trim() === '*') return -1;
+  const m = /^\s*(?:W\/)?"?(\d{1,15})"?\s*$/.exec(match);
+  if (!m) throw new ControlError('bad_request', 'If-Match must be an ETag from a GET, e.g. "42"');
+  return Number(m[1]);
+}
+
+function checkPrecondition(expected: number | undefined, current: KeyValue | undefined): void {
+  if (expected === undefined) return;
+  const actual = current?.modRevision ?? 0;
+  if (expected === -1 ? actual !== 0 : expected === actual) return;
+  const message = expected === 0 ? 'the resource already exists' : current ? `the resource is at revision ${actual}, not ${expected}` : 'the resource does not exist';
+  throw new ControlError('precondition_failed', message, { details: { expected, actual }, headers: current ? { etag: etag(actual) } : {} });
+}
+
+const BODY_TYPES = /^(application\/(json|yaml|x-yaml)|text\/(yaml|x-yaml|plain))\s*(;|$)/i;
+
+async function readText(req: ControlRequest, cx: RouteContext): Promise<string> {
+  const type = req.headers['content-type'];
+  if (type !== undefined && !BODY_TYPES.test(type)) throw new ControlError('unsupported_media_type', 'send YAML (application/yaml) or JSON (application/json)');
+  const body = await readBody(req, cx.signal);
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(body);
+  } catch {
+    throw new ControlError('bad_request', 'the body is not valid UTF-8');
+  }
+}
+
+function flagOf(query: URLSearchParams, name: string): boolean {
+  const v = query.get(name);
+  if (v === null || v === 'false' || v === '0') return false;
+  if (v === '' || v === 'true' || v === '1') return true;
+  throw new ControlError('bad_request', `?${name} must be true or false`);
+}
+
+function kindParam(typed: string): string {
+  const kind = resolveKind(typed);
+  if (!kind) throw new ControlError('not_found', `unknown kind "${typed}"`);
+  return kind;
+}
+
+function invalid(problems: readonly unknown[]): ControlError {
+  return new ControlError('invalid_config', `the resulting config has ${problems.length} problem${problems.length === 1 ? '' : 's'}`, { details: { problems } });
+}
+
+async function storeCall<T>(op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    if (err instanceof ConfigStoreError && err.code === 'closed') throw new ControlError('unavailable', 'the config store is closed', { cause: err });
+    if (err instanceof ConfigStoreError && (err.code === 'compacted' || err.code === 'future_revision' || err.code === 'invalid')) throw new ControlError('bad_request', err.message, { cause: err });
+    throw err;
+  }
+}
+
+function conflictError(result: WriteResult, ifMatch: boolean): ControlError {
+  const conflicts = result.ok ? [] : result.conflicts;
+  if (ifMatch) return new ControlError('precondition_failed', 'the resource changed since the given revision', { details: { conflicts } });
+  return new ControlError('conflict', 'the config changed while this request was being applied; retry', { details: { conflicts } });
+}
+
+export function adminApiRoutes(deps: AdminApiDeps): ControlRoute[] {
+  const { store } = deps;
+  const now = deps.now ?? Date.now;
+  const startedAt = now();
+  // Read, validate and write as one step: writes through this API are serialized, so a validation always sees the
+  // config it is about to change (the per-key compares catch writers in other processes).
+  let queue: Promise<unknown> = Promise.resolve();
+  const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = queue.then(fn, fn);
+    queue = run.catch(() => {});
+    return run;
+  };
+  const storedConfig = async (signal: AbortSignal): Promise<Map<string, KeyValue>> => {
+    const { kvs } = await storeCall(() => store.range(CONFIG_PREFIX, { signal }));
+    return new Map(kvs.map((kv) => [kv.key, kv]));
+  };
+  const texts = (stored: Map<string, KeyValue>, without: (key: string) => boolean): Map<string, string> =>
+    new Map([...stored].filter(([k]) => !without(k)).map(([k, kv]) => [k, kv.value]));
+
+  const list = async (_req: ControlRequest, res: ControlResponse, cx: RouteContext): Promise<void> => {
+    const kind = cx.query.get('kind') ? kindParam(cx.query.get('kind')!) : undefined;
+    const namespace = cx.query.get('namespace') ?? undefined;
+    const prefix = kind ? `${CONFIG_PREFIX}${kind}/` : CONFIG_PREFIX;
+    if (flagOf(cx.query, 'watch')) return watch(res, cx, prefix, namespace);
+    const { kvs, revision } = await storeCall(() => store.range(prefix, { signal: cx.signal }));
+    const items = kvs.filter((kv) => namespace === undefined || parseConfigKey(kv.key)?.namespace === namespace).map(describe);
+    sendJson(res, 200, { revision, items });
+  };
+
+  const watch = async (res: ControlResponse, cx: RouteContext, prefix: string, namespace: string | undefined): Promise<void> => {
+    const fromText = cx.query.get('fromRevision') ?? '0';
+    if (!/^\d{1,15}$/.test(fromText)) throw new ControlError('bad_request', '?fromRevision must be a non-negative integer');
+    const events = store.watch(prefix, Number(fromText), cx.signal);
+    const out = res as ServerResponse;
+    out.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    out.flushHeaders?.();
+    for await (const e of events) {
+      let line: Record<string, unknown>;
+      if (e.type === 'COMPACTED') line = { type: 'COMPACTED', compactRevision: e.compactRevision };
+      else {
+        const id = parseConfigKey(e.key);
+        if (!id || (namespace !== undefined && id.namespace !== namespace)) continue;
+        line = { type: e.type, ...id, revision: e.modRevision, ...(e.value !== null ? { document: e.value } : {}) };
+      }
+      if (!out.write(JSON.stringify(line) + '\n')) {
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            out.off('drain', done);
+            cx.signal.removeEventListener('abort', done);
+            resolve();
+          };
+          out.on('drain', done);
+          cx.signal.addEventListener('abort', done, { once: true });
+        });
+      }
+      if (e.type === 'COMPACTED' || cx.signal.aborted) break;
+    }
+    if (!out.writableEnded) out.end();
+  };
+
+  const getOne = async (req: ControlRequest, res: ControlResponse, cx: RouteContext): Promise<void> => {
+    const key = configKey(kindParam(cx.params.kind), cx.params.namespace, cx.params.name);
+    const kv = await storeCall(() => store.get(key, { signal: cx.signal }));
+    if (!kv) throw new ControlError('not_found', `${parseConfigKey(key)!.kind} "${cx.params.namespace}/${cx.params.name}" not found`);
+    if (/\byaml\b/i.test(req.headers.accept ?? '')) {
+      (res as ServerResponse).writeHead(200, { 'content-type': 'application/yaml; charset=utf-8', etag: etag(kv.modRevision) });
+      res.end(kv.value);
+      return;
+    }
+    sendJson(res, 200, describe(kv), { etag: etag(kv.modRevision) });
+  };
+
+  const putOne = async (req: ControlRequest, res: ControlResponse, cx: RouteContext): Promise<void> => {
+    const kind = kindParam(cx.params.kind);
+    const key = configKey(kind, cx.params.namespace, cx.params.name);
+    const expected = precondition(req);
+    const text = await readText(req, cx);
+    const docs = splitDocuments(text);
+    if (docs.length > 1) throw new ControlError('bad_request', `a PUT body holds one document, this one holds ${docs.length}; use POST /v1/config:apply for several`);
+    if (docs.length === 1 && docs[0].key !== key) {
+      throw new ControlError('bad_request', `the document is ${docs[0].kind} "${docs[0].namespace}/${docs[0].name}" but the URL names ${kind} "${cx.params.namespace}/${cx.params.name}"`);
+    }
+    await exclusive(async () => {
+      const stored = await storedConfig(cx.signal);
+      const current = stored.get(key);
+      checkPrecondition(expected, current);
+      const problems = checkConfig(texts(stored, (k) => k === key), { text, file: REQUEST_FILE });
+      if (problems.length > 0) throw invalid(problems);
+      if (docs.length === 0) throw new ControlError('bad_request', 'the body holds no resource document');
+      if (current && sameDocument(current.value, docs[0].text)) {
+        sendJson(res, 200, { ...describe(current), created: false, changed: false }, { etag: etag(current.modRevision) });
+        return;
+      }
+      const result = await storeCall(() => store.put(key, docs[0].text, { ifModRevision: current?.modRevision ?? 0, signal: cx.signal }));
+      if (!result.ok) throw conflictError(result, expected !== undefined);
+      const kv = (await storeCall(() => store.get(key, { signal: cx.signal }))) ?? { key, value: docs[0].text, createRevision: result.revision, modRevision: result.revision, version: 1 };
+      sendJson(res, current ? 200 : 201, { ...describe(kv), created: !current, changed: true }, { etag: etag(result.revision) });
+    });
+  };
+
+  const deleteOne = async (req: ControlRequest, res: ControlResponse, cx: RouteContext): Promise<void> => {
+    const kind = kindParam(cx.params.kind);
+    const key = configKey(kind, cx.params.namespace, cx.params.name);
+    const expected = precondition(req);
+    await exclusive(async () => {
+      const stored = await storedConfig(cx.signal);
+      const current = stored.get(key);
+      checkPrecondition(expected, current);
+      if (!current) throw new ControlError('not_found', `${kind} "${cx.params.namespace}/${cx.params.name}" not found`);
+      const problems = checkConfig(texts(stored, (k) => k === key));
+      if (problems.length > 0) throw invalid(problems);
+      const result = await storeCall(() => store.delete(key, { ifModRevision: current.modRevision, signal: cx.signal }));
+      if (!result.ok) throw conflictError(result, expected !== undefined);
+      sendJson(res, 200, { kind, namespace: cx.params.namespace, name: cx.params.name, deleted: true, revision: result.revision });
+    });
+  };
+
+  const apply = async (req: ControlRequest, res: ControlResponse, cx: RouteContext): Promise<void> => {
+    const prune = flagOf(cx.query, 'prune');
+    const dryRun = flagOf(cx.query, 'dryRun');
+    const text = await readText(req, cx);
+    const docs = splitDocuments(text);
+    const inBody = new Set(docs.map((d) => d.key));
+    await exclusive(async () => {
+      const stored = await storedConfig(cx.signal);
+      const problems = checkConfig(texts(stored, (k) => prune || inBody.has(k)), { text, file: REQUEST_FILE });
+      if (problems.length > 0) throw invalid(problems);
+      if (prune && docs.length === 0) throw new ControlError('bad_request', 'refusing to prune with an empty body: that would delete every resource');
+      const changes: ConfigChange[] = [];
+      const ops: BatchOp[] = [];
+      const byKey = new Map<string, ConfigDocument>(docs.map((d) => [d.key, d]));
+      for (const d of byKey.values()) {
+        const current = stored.get(d.key);
+        const id = { kind: d.kind, namespace: d.namespace, name: d.name };
+        if (current && sameDocument(current.value, d.text)) {
+          changes.push({ action: 'unchanged', ...id });
+          continue;
+        }
+        changes.push({ action: current ? 'update' : 'create', ...id, ...(dryRun ? { ...(current ? { before: current.value } : {}), after: d.text } : {}) });
+        ops.push({ key: d.key, value: d.text, ifModRevision: current?.modRevision ?? 0 });
+      }
+      if (prune) {
+        for (const [key, kv] of stored) {
+          if (inBody.has(key)) continue;
+          changes.push({ action: 'delete', ...parseConfigKey(key)!, ...(dryRun ? { before: kv.value } : {}) });
+          ops.push({ key, delete: true, ifModRevision: kv.modRevision });
+        }
+      }
+      let revision = await storeCall(() => store.revision({ signal: cx.signal }));
+      if (!dryRun && ops.length > 0) {
+        const result = await storeCall(() => store.putMany(ops, { signal: cx.signal }));
+        if (!result.ok) throw conflictError(result, false);
+        revision = result.revision;
+      }
+      sendJson(res, 200, { dryRun, revision, changes });
+    });
+  };
+
+  const status = async (_req: ControlRequest, res: ControlResponse, cx: RouteContext): Promise<void> => {
+    const revision = await storeCall(() => store.revision({ signal: cx.signal }));
+    const compactRevision = await storeCall(() => store.compactRevision({ signal: cx.signal }));
+    const t = now();
+    sendJson(res, 200, { version: deps.version, revision, compactRevision, startedAt: new Date(startedAt).toISOString(), uptimeSeconds: Math.floor((t - startedAt) / 1000), ...deps.status?.() });
+  };
+
+  let openapi: string | undefined;
+  const openapiRoute = async (_req: ControlRequest, res: ControlResponse): Promise<void> => {
+    openapi ??= JSON.stringify(openApiDocument(deps.version));
+    (res as ServerResponse).writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(openapi)) });
+    res.end(openapi);
+  };
+
+  return [
+    { method: 'GET', path: '/v1/config', auth: 'admin', handle: list },
+    { method: 'GET', path: '/v1/config/{kind}/{namespace}/{name}', auth: 'admin', handle: getOne },
+    { method: 'PUT', path: '/v1/config/{kind}/{namespace}/{name}', auth: 'admin', handle: putOne },
+    { method: 'DELETE', path: '/v1/config/{kind}/{namespace}/{name}', auth: 'admin', handle: deleteOne },
+    { method: 'POST', path: '/v1/config:apply', auth: 'admin', handle: apply },
+    { method: 'GET', path: '/v1/status', auth: 'admin', handle: status },
+    { method: 'GET', path: '/openapi.json', auth: 'admin', handle: openapiRoute },
+  ];
+}

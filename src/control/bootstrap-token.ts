@@ -1,0 +1,62 @@
+// Admin bearer tokens: the bootstrap token made at first start, stored only as a hash, checked in constant time.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { ConfigStore } from '../store/config-store.ts';
+import type { AdminTokenVerifier } from './control-server.ts';
+
+export const ADMIN_TOKEN_PREFIX = '/tokens/admin/';
+
+/** What `/tokens/admin/<id>` holds: never the token, only the SHA-256 of its secret part. */
+export interface AdminTokenRecord {
+  hash: string;
+  createdAt: string;
+  /** Who or what the token stands for, shown as the admin subject. */
+  description?: string;
+}
+
+// `lgadm.<id>.<secret>`: the id finds the record without scanning, the secret (256 bits) is what is hashed.
+const TOKEN = /^lgadm\.([0-9a-f]{16})\.([A-Za-z0-9_-]{43})$/;
+
+function hashSecret(secret: string): Buffer {
+  return createHash('sha256').update('lockgate admin token\0').update(secret).digest();
+}
+
+/** Makes a token and its record (the caller stores the record and shows the token once). */
+export function newAdminToken(now: Date = new Date(), description = 'bootstrap'): { id: string; token: string; record: AdminTokenRecord } {
+  const id = randomBytes(8).toString('hex');
+  const secret = randomBytes(32).toString('base64url');
+  return { id, token: `lgadm.${id}.${secret}`, record: { hash: hashSecret(secret).toString('hex'), createdAt: now.toISOString(), description } };
+}
+
+/**
+ * At first start (no admin token stored) creates one and returns it, so the caller can print it once; afterwards
+ * returns { token: undefined }. Only the hash is written.
+ */
+export async function ensureBootstrapToken(store: ConfigStore, options: { now?: () => number; signal?: AbortSignal } = {}): Promise<{ id: string; token?: string }> {
+  const existing = await store.range(ADMIN_TOKEN_PREFIX, { limit: 1, signal: options.signal });
+  if (existing.kvs.length > 0) return { id: existing.kvs[0].key.slice(ADMIN_TOKEN_PREFIX.length) };
+  const made = newAdminToken(new Date(options.now?.() ?? Date.now()));
+  // The compare makes the write a create: a racing second start cannot overwrite a token that was already printed.
+  const result = await store.put(ADMIN_TOKEN_PREFIX + made.id, JSON.stringify(made.record), { ifModRevision: 0, signal: options.signal });
+  if (!result.ok) throw new Error('an admin token with the same id appeared concurrently');
+  return { id: made.id, token: made.token };
+}
+
+/** A verifier over the store's admin tokens: `admin-token:<id>` for a token whose secret hashes to the stored hash. */
+export function adminTokenVerifier(store: ConfigStore): AdminTokenVerifier {
+  return async (token, signal) => {
+    const m = TOKEN.exec(token);
+    // Hash even a malformed token, so timing does not tell a badly shaped token from a wrong one.
+    const presented = hashSecret(m ? m[2] : token);
+    if (!m) return undefined;
+    const kv = await store.get(ADMIN_TOKEN_PREFIX + m[1], { signal });
+    if (!kv) return undefined;
+    let stored: Buffer;
+    try {
+      stored = Buffer.from((JSON.parse(kv.value) as AdminTokenRecord).hash, 'hex');
+    } catch {
+      return undefined;
+    }
+    if (stored.length !== presented.length || !timingSafeEqual(stored, presented)) return undefined;
+    return `admin-token:${m[1]}`;
+  };
+}

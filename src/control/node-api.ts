@@ -1,0 +1,261 @@
+// The node API: trust bundle, join with a one-time token, renew, the snapshot stream, ACK/NACK, endpoint registration.
+import { randomBytes } from 'node:crypto';
+import type { ConfigStore } from '../store/config-store.ts';
+import { workloadId } from '../lib/spiffe-id.ts';
+import type { NodeIdentity, SnapshotAck } from '../model/snapshot.ts';
+import { ControlError, readBody, sendJson } from './control-server.ts';
+import type { Caller, ControlRequest, ControlRoute, RouteContext } from './control-routes.ts';
+import { checkTokenIdentity, consumeJoinToken, createJoinToken } from './join-tokens.ts';
+import { createRateLimiter, type RateLimiter } from './join-rate-limit.ts';
+import { NodeStreams } from './node-stream.ts';
+import { NodeTracker, VERSION_SKEW_POLICY } from './node-tracker.ts';
+import { EndpointRegistry, endpointProblem } from './registry.ts';
+import { SnapshotCompiler } from './snapshot-compiler.ts';
+import { parseDuration } from '../lib/duration.ts';
+
+/** The part of the certificate authority the node API uses. */
+export interface NodeCa {
+  readonly trustDomain: string;
+  trustBundle(): string[];
+  issueFromCsr(csrPem: string, spiffeId: string, lifetimeMs: number): Promise<{ chainPem: string; serial: string; notBefore: number; notAfter: number }>;
+}
+
+export interface NodeApiDeps {
+  store: ConfigStore;
+  ca: NodeCa;
+  registry: EndpointRegistry;
+  tracker: NodeTracker;
+  compiler: { meshSettings(): { certificateLifetime: number }; readonly version: number };
+  streams: NodeStreams;
+  now?: () => number;
+  /** Join and renew share it: per source address and global token buckets (10/s, burst 20 per source). */
+  limiter?: RateLimiter;
+  /** Overrides the Mesh's certificateLifetime (tests). */
+  certificateLifetimeMs?: () => number;
+  /** Security-relevant events (failed joins): one line each. */
+  log?: (event: string, fields: Record<string, unknown>) => void;
+}
+
+const NODE_ID = /^[a-z0-9][a-z0-9.-]{0,62}$/;
+const CSR = /^-----BEGIN CERTIFICATE REQUEST-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE REQUEST-----\s*$/;
+
+async function readJson(req: ControlRequest, signal: AbortSignal): Promise<Record<string, unknown>> {
+  const body = await readBody(req, signal);
+  let v: unknown;
+  try {
+    v = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new ControlError('bad_request', 'the body must be a JSON object');
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ControlError('bad_request', 'the body must be a JSON object');
+  return v as Record<string, unknown>;
+}
+
+function sourceOf(req: ControlRequest): string {
+  return req.socket?.remoteAddress ?? 'unknown';
+}
+
+function nodeCaller(cx: RouteContext): Extract<Caller, { kind: 'node' }> {
+  if (cx.caller.kind !== 'node') throw new ControlError('forbidden', 'this route is for mesh nodes');
+  return cx.caller;
+}
+
+function checkCsr(csr: unknown): string {
+  if (typeof csr !== 'string' || csr.length > 16_384 || !CSR.test(csr)) throw new ControlError('bad_request', 'csr must be one PEM certificate request');
+  return csr;
+}
+
+export function nodeApiRoutes(deps: NodeApiDeps): ControlRoute[] {
+  const now = deps.now ?? Date.now;
+  const limiter = deps.limiter ?? createRateLimiter({ now });
+  const lifetime = deps.certificateLifetimeMs ?? (() => deps.compiler.meshSettings().certificateLifetime);
+  const log = deps.log ?? ((event, fields) => process.stderr.write(`${JSON.stringify({ event, ...fields })}\n`));
+
+  const limit = (req: ControlRequest): void => {
+    const d = limiter.allow(sourceOf(req));
+    if (!d.ok) {
+      const seconds = Math.max(1, Math.ceil(d.retryAfterMs / 1000));
+      throw new ControlError('too_many_requests', d.scope === 'global' ? 'too many join and renew requests, retry later' : 'too many requests from this address, retry later', { headers: { 'retry-after': String(seconds) } });
+    }
+  };
+
+  /** The node record a caller speaks for: it must exist and carry the caller's own SPIFFE ID. */
+  const ownNode = (cx: RouteContext, id: unknown): { id: string; identity: NodeIdentity } => {
+    const caller = nodeCaller(cx);
+    if (typeof id !== 'string' || !NODE_ID.test(id)) throw new ControlError('bad_request', 'node must be the node id the join returned');
+    const n = deps.tracker.get(id);
+    if (!n) throw new ControlError('not_found', `unknown node "${id}": join first`);
+    if (n.identity.spiffeId !== caller.spiffeId) throw new ControlError('forbidden', `node "${id}" belongs to another workload`);
+    return { id, identity: n.identity };
+  };
+
+  const issue = async (csr: string, spiffeId: string) => {
+    try {
+      return await deps.ca.issueFromCsr(csr, spiffeId, lifetime());
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code && /csr/i.test(code)) throw new ControlError('bad_request', `the certificate request was refused: ${(err as Error).message}`, { cause: err });
+      throw new ControlError('unavailable', 'the certificate authority cannot issue now', { cause: err });
+    }
+  };
+
+  return [
+    {
+      method: 'GET', path: '/v1/trust-bundle', auth: 'none',
+      handle: async (_req, res) => sendJson(res, 200, { trustDomain: deps.ca.trustDomain, trustBundle: deps.ca.trustBundle() }),
+    },
+    {
+      method: 'POST', path: '/v1/join', auth: 'none',
+      handle: async (req, res, cx) => {
+        limit(req);
+        const body = await readJson(req, cx.signal);
+        const csr = checkCsr(body.csr);
+        if (body.node !== undefined && (typeof body.node !== 'string' || !NODE_ID.test(body.node))) throw new ControlError('bad_request', 'node must be lower-case letters, digits, "." and "-" (at most 63)');
+        const registration = body.address === undefined ? undefined : { address: body.address, labels: body.labels ?? {}, healthy: body.healthy ?? true };
+        const problem = registration && endpointProblem(registration);
+        if (problem) throw new ControlError('bad_request', problem);
+        const spent = await consumeJoinToken(deps.store, body.token, now(), cx.signal);
+        if (!spent.ok) {
+          log('join_refused', { reason: spent.reason, source: sourceOf(req), requestId: cx.requestId });
+          throw new ControlError('unauthorized', 'the join token is not valid (unknown, expired or already used)');
+        }
+        const { service, namespace, kind } = spent.identity;
+        // The SPIFFE ID comes from the token; whatever the CSR asks for is ignored.
+        const spiffeId = workloadId(deps.ca.trustDomain, namespace, service);
+        const identity: NodeIdentity = { kind, namespace, service, spiffeId };
+        let nodeId = (body.node as string | undefined) ?? `${service}-${randomBytes(4).toString('hex')}`;
+        const taken = deps.tracker.get(nodeId);
+        if (taken && taken.identity.spiffeId !== spiffeId) nodeId = `${nodeId.slice(0, 54)}-${randomBytes(4).toString('hex')}`;
+        const cert = await issue(csr, spiffeId);
+        await deps.tracker.joined(nodeId, identity, cx.signal);
+        if (registration) {
+          await deps.registry.register({ service: `${namespace}/${service}`, node: nodeId, spiffeId, address: registration.address as string, labels: registration.labels as Record<string, string>, healthy: registration.healthy as boolean }, cx.signal);
+        }
+        log('node_joined', { node: nodeId, spiffeId, kind, token: spent.id, source: sourceOf(req), requestId: cx.requestId });
+        sendJson(res, 200, { nodeId, spiffeId, kind, namespace, service, certificate: cert.chainPem, notAfter: cert.notAfter, trustBundle: deps.ca.trustBundle() });
+      },
+    },
+    {
+      method: 'POST', path: '/v1/renew', auth: 'node',
+      handle: async (req, res, cx) => {
+        const caller = nodeCaller(cx);
+        limit(req);
+        const body = await readJson(req, cx.signal);
+        const cert = await issue(checkCsr(body.csr), caller.spiffeId);
+        if (typeof body.node === 'string' && deps.tracker.get(body.node)?.identity.spiffeId === caller.spiffeId) deps.tracker.seen(body.node);
+        sendJson(res, 200, { spiffeId: caller.spiffeId, certificate: cert.chainPem, notAfter: cert.notAfter, trustBundle: deps.ca.trustBundle() });
+      },
+    },
+    {
+      method: 'GET', path: '/v1/stream', auth: 'node',
+      handle: async (_req, res, cx) => {
+        const node = ownNode(cx, cx.query.get('node'));
+        const schema = cx.query.get('schema') ?? undefined;
+        await deps.streams.serve({ ...node, schema: schema && schema.length <= 16 ? schema : undefined }, res, cx.signal);
+      },
+    },
+    {
+      method: 'POST', path: '/v1/ack', auth: 'node',
+      handle: async (req, res, cx) => {
+        const body = await readJson(req, cx.signal);
+        const node = ownNode(cx, body.node);
+        if (!Number.isSafeInteger(body.version) || typeof body.ok !== 'boolean') throw new ControlError('bad_request', 'an ack is { node, version, ok, reason? }');
+        if (body.reason !== undefined && typeof body.reason !== 'string') throw new ControlError('bad_request', 'reason must be a string');
+        const ack: SnapshotAck = { node: node.id, version: body.version as number, ok: body.ok, ...(body.reason !== undefined ? { reason: body.reason as string } : {}) };
+        deps.tracker.answered(ack);
+        sendJson(res, 200, { ok: true });
+      },
+    },
+    {
+      method: 'PUT', path: '/v1/endpoints', auth: 'node',
+      handle: async (req, res, cx) => {
+        const body = await readJson(req, cx.signal);
+        const node = ownNode(cx, body.node);
+        const problem = endpointProblem(body);
+        if (problem) throw new ControlError('bad_request', problem);
+        const rec = {
+          service: `${node.identity.namespace}/${node.identity.service}`, node: node.id, spiffeId: node.identity.spiffeId,
+          address: body.address as string, labels: (body.labels ?? {}) as Record<string, string>, healthy: (body.healthy ?? true) as boolean,
+        };
+        await deps.registry.register(rec, cx.signal);
+        deps.tracker.seen(node.id);
+        sendJson(res, 200, { endpoint: rec, registryVersion: deps.registry.revision });
+      },
+    },
+    {
+      method: 'DELETE', path: '/v1/endpoints', auth: 'node',
+      handle: async (_req, res, cx) => {
+        const node = ownNode(cx, cx.query.get('node'));
+        const removed = await deps.registry.deregister(`${node.identity.namespace}/${node.identity.service}`, node.id, cx.signal);
+        sendJson(res, 200, { removed, registryVersion: deps.registry.revision });
+      },
+    },
+    {
+      method: 'GET', path: '/v1/nodes', auth: 'admin',
+      // `configVersion`: the version a node's snapshot is compiled from now; a node whose ackedVersion lags it for
+      // long is stale (unless the changes since did not concern it: versions move only for what a node gets).
+      handle: async (_req, res) => sendJson(res, 200, { policy: VERSION_SKEW_POLICY, configVersion: deps.compiler.version, nodes: deps.tracker.list() }),
+    },
+    {
+      method: 'POST', path: '/v1/tokens', auth: 'admin',
+      handle: async (req, res, cx) => {
+        const body = await readJson(req, cx.signal);
+        const problem = checkTokenIdentity({ service: body.service, namespace: body.namespace, kind: body.kind });
+        if (problem) throw new ControlError('bad_request', problem);
+        let ttlMs: number | undefined;
+        if (body.ttl !== undefined) {
+          ttlMs = typeof body.ttl === 'string' || typeof body.ttl === 'number' ? parseDuration(body.ttl) : undefined;
+          if (ttlMs === undefined || ttlMs <= 0 || ttlMs > 7 * 86_400_000) throw new ControlError('bad_request', 'ttl must be a duration between 1s and 7d, e.g. "1h"');
+        }
+        const namespace = (body.namespace as string | undefined) ?? 'default';
+        const kind = (body.kind as 'sidecar' | 'gateway' | undefined) ?? 'sidecar';
+        const created = await createJoinToken(deps.store, { service: body.service as string, namespace, kind, ttlMs, bundle: deps.ca.trustBundle(), now, signal: cx.signal });
+        log('join_token_created', { id: created.id, service: body.service, namespace, kind, by: cx.caller.kind === 'admin' ? cx.caller.subject : undefined, requestId: cx.requestId });
+        sendJson(res, 201, { token: created.token, id: created.id, expiresAt: created.expiresAt, spiffeId: workloadId(deps.ca.trustDomain, namespace, body.service as string), kind });
+      },
+    },
+  ];
+}
+
+export interface OpenNodeApiOptions {
+  store: ConfigStore;
+  ca: NodeCa;
+  now?: () => number;
+  limiter?: RateLimiter;
+  certificateLifetimeMs?: () => number;
+  /** Registry grace period after a node's stream ends (default 30 s). */
+  endpointGraceMs?: number;
+  heartbeatMs?: number;
+  minPushIntervalMs?: number;
+  log?: NodeApiDeps['log'];
+  onError?: (err: unknown) => void;
+  signal?: AbortSignal;
+}
+
+/** Everything behind the node API, wired: mount `routes`, call `close()` before closing the store. */
+export interface NodeApi {
+  routes: ControlRoute[];
+  registry: EndpointRegistry;
+  tracker: NodeTracker;
+  compiler: SnapshotCompiler;
+  streams: NodeStreams;
+  close(): Promise<void>;
+}
+
+export async function openNodeApi(o: OpenNodeApiOptions): Promise<NodeApi> {
+  const now = o.now ?? Date.now;
+  const registry = await EndpointRegistry.open({ store: o.store, now, graceMs: o.endpointGraceMs, signal: o.signal });
+  const tracker = await NodeTracker.open({ store: o.store, now, signal: o.signal, onError: o.onError });
+  const compiler = await SnapshotCompiler.open({ store: o.store, registry, trustBundle: () => o.ca.trustBundle(), signal: o.signal, onError: o.onError });
+  const streams = new NodeStreams({ compiler, registry, tracker, now, heartbeatMs: o.heartbeatMs, minPushIntervalMs: o.minPushIntervalMs, onError: o.onError });
+  const routes = nodeApiRoutes({ store: o.store, ca: o.ca, registry, tracker, compiler, streams, now, limiter: o.limiter, certificateLifetimeMs: o.certificateLifetimeMs, log: o.log });
+  return {
+    routes, registry, tracker, compiler, streams,
+    async close() {
+      streams.close();
+      compiler.close();
+      registry.close();
+      await tracker.close();
+    },
+  };
+}

@@ -1,0 +1,168 @@
+// The OpenAPI 3.1 description of the admin API served at /openapi.json; config kinds reuse the published JSON Schema.
+import { configSchema } from '../model/schema.ts';
+
+type Json = Record<string, unknown>;
+
+const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
+
+/** The config schema's `$defs` become components (prefixed `Config.`), and its `#/$defs/` references follow them. */
+function hoist(schema: Json): { document: Json; defs: Record<string, Json> } {
+  const rewrite = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(rewrite);
+    if (v === null || typeof v !== 'object') return v;
+    return Object.fromEntries(
+      Object.entries(v).map(([k, x]) => [k, k === '$ref' && typeof x === 'string' && x.startsWith('#/$defs/') ? `#/components/schemas/Config.${x.slice(8)}` : rewrite(x)]),
+    );
+  };
+  const { $defs, $schema: _s, $id: _i, ...rest } = schema as Json & { $defs?: Record<string, Json> };
+  const defs = Object.fromEntries(Object.entries($defs ?? {}).map(([k, v]) => [`Config.${k}`, rewrite(v) as Json]));
+  return { document: rewrite(rest) as Json, defs };
+}
+
+function errorResponse(description: string): Json {
+  return { description, content: { 'application/json': { schema: ref('Error') } } };
+}
+
+const KEY_PARAMS = ['kind', 'namespace', 'name'].map((name) => ({
+  name,
+  in: 'path',
+  required: true,
+  schema: { type: 'string' },
+  description: name === 'kind' ? 'Resource kind (any case, singular or plural: Backend, backends)' : `Resource ${name}`,
+}));
+
+const YAML_BODY = {
+  required: true,
+  content: {
+    'application/yaml': { schema: { type: 'string', description: 'YAML: one document (PUT) or several separated by "---" (apply)' } },
+    'application/json': { schema: ref('ConfigDocument') },
+  },
+};
+
+const COMMON_ERRORS = { '401': errorResponse('No or an invalid credential'), '403': errorResponse('Not an administrator') };
+
+export function openApiDocument(version: string): Json {
+  const { document, defs } = hoist(configSchema());
+  const item = {
+    type: 'object',
+    required: ['kind', 'namespace', 'name', 'revision', 'document'],
+    properties: {
+      kind: { type: 'string' }, namespace: { type: 'string' }, name: { type: 'string' },
+      revision: { type: 'integer', description: 'modRevision: the ETag, and what If-Match compares' },
+      createRevision: { type: 'integer' }, version: { type: 'integer', description: 'Writes since creation' },
+      document: { type: 'string', description: 'The stored YAML document, as applied' },
+      resource: ref('ConfigDocument'),
+    },
+  };
+  const problem = {
+    type: 'object',
+    required: ['file', 'line', 'col', 'message'],
+    properties: { file: { type: 'string', description: '"request" for the body, else the stored key' }, line: { type: 'integer' }, col: { type: 'integer' }, path: { type: 'string' }, message: { type: 'string' } },
+  };
+  const error = {
+    type: 'object',
+    required: ['error'],
+    properties: {
+      error: {
+        type: 'object',
+        required: ['code', 'message', 'requestId'],
+        properties: { code: { type: 'string' }, message: { type: 'string' }, requestId: { type: 'string' }, problems: { type: 'array', items: ref('Problem') } },
+      },
+    },
+  };
+  const change = {
+    type: 'object',
+    required: ['action', 'kind', 'namespace', 'name'],
+    properties: { action: { enum: ['create', 'update', 'delete', 'unchanged'] }, kind: { type: 'string' }, namespace: { type: 'string' }, name: { type: 'string' }, before: { type: 'string' }, after: { type: 'string' } },
+  };
+  const json = (schema: Json, description: string, headers?: Json): Json => ({ description, ...(headers ? { headers } : {}), content: { 'application/json': { schema } } });
+  const etagHeader = { ETag: { schema: { type: 'string' }, description: 'The resource revision, quoted' } };
+  const ifMatch = { name: 'If-Match', in: 'header', schema: { type: 'string' }, description: 'Compare-and-swap: the ETag the change is based on' };
+  return {
+    openapi: '3.1.0',
+    info: { title: 'Lockgate control plane admin API', version, description: 'Config resources, validated as a whole config on every write.' },
+    jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
+    security: [{ bearer: [] }, { operatorCertificate: [] }],
+    paths: {
+      '/v1/config': {
+        get: {
+          summary: 'List config resources, or watch them (watch=true) as NDJSON events',
+          parameters: [
+            { name: 'kind', in: 'query', schema: { type: 'string' } },
+            { name: 'namespace', in: 'query', schema: { type: 'string' } },
+            { name: 'watch', in: 'query', schema: { type: 'boolean' } },
+            { name: 'fromRevision', in: 'query', schema: { type: 'integer', minimum: 0 }, description: 'Watch: replay changes from this revision (0 = from the next change)' },
+          ],
+          responses: {
+            '200': {
+              description: 'The resources, or (watch) a stream of events',
+              content: {
+                'application/json': { schema: { type: 'object', properties: { revision: { type: 'integer' }, items: { type: 'array', items: ref('ConfigItem') } } } },
+                'application/x-ndjson': { schema: ref('WatchEvent') },
+              },
+            },
+            ...COMMON_ERRORS,
+          },
+        },
+      },
+      '/v1/config/{kind}/{namespace}/{name}': {
+        parameters: KEY_PARAMS,
+        get: { summary: 'One resource (Accept: application/yaml for the document alone)', responses: { '200': json(ref('ConfigItem'), 'The resource', etagHeader), '404': errorResponse('No such resource'), ...COMMON_ERRORS } },
+        put: {
+          summary: 'Create or replace one resource',
+          parameters: [ifMatch, { name: 'If-None-Match', in: 'header', schema: { const: '*' }, description: 'Create only' }],
+          requestBody: YAML_BODY,
+          responses: {
+            '200': json(ref('ConfigItem'), 'Replaced (or unchanged)', etagHeader),
+            '201': json(ref('ConfigItem'), 'Created', etagHeader),
+            '400': errorResponse('Invalid config: every problem, with line and column'),
+            '412': errorResponse('The precondition failed'),
+            ...COMMON_ERRORS,
+          },
+        },
+        delete: {
+          summary: 'Delete one resource (refused while others still reference it)',
+          parameters: [ifMatch],
+          responses: { '200': json({ type: 'object' }, 'Deleted'), '400': errorResponse('The config left would be invalid'), '404': errorResponse('No such resource'), '412': errorResponse('The precondition failed'), ...COMMON_ERRORS },
+        },
+      },
+      '/v1/config:apply': {
+        post: {
+          summary: 'Apply several documents at once, in one revision',
+          parameters: [
+            { name: 'prune', in: 'query', schema: { type: 'boolean' }, description: 'Delete stored resources the body does not hold' },
+            { name: 'dryRun', in: 'query', schema: { type: 'boolean' }, description: 'Report what would change (with before/after texts), write nothing' },
+          ],
+          requestBody: YAML_BODY,
+          responses: {
+            '200': json({ type: 'object', properties: { dryRun: { type: 'boolean' }, revision: { type: 'integer' }, changes: { type: 'array', items: ref('ConfigChange') } } }, 'What changed (or would)'),
+            '400': errorResponse('Invalid config: every problem, with line and column'),
+            '409': errorResponse('The config changed concurrently'),
+            ...COMMON_ERRORS,
+          },
+        },
+      },
+      '/v1/status': { get: { summary: 'Store revision, version, uptime', responses: { '200': json({ type: 'object' }, 'Status'), ...COMMON_ERRORS } } },
+      '/openapi.json': { get: { summary: 'This document', responses: { '200': json({ type: 'object' }, 'OpenAPI 3.1') } } },
+    },
+    components: {
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'An admin token (the bootstrap token is printed once at first start)' },
+        operatorCertificate: { type: 'mutualTLS', description: 'A client certificate for spiffe://<trust-domain>/ns/lockgate-system/sa/operator' },
+      },
+      schemas: {
+        ConfigDocument: document,
+        ConfigItem: item,
+        ConfigChange: change,
+        Problem: problem,
+        Error: error,
+        WatchEvent: {
+          type: 'object',
+          required: ['type'],
+          properties: { type: { enum: ['PUT', 'DELETE', 'COMPACTED'] }, kind: { type: 'string' }, namespace: { type: 'string' }, name: { type: 'string' }, revision: { type: 'integer' }, document: { type: 'string' }, compactRevision: { type: 'integer' } },
+        },
+        ...defs,
+      },
+    },
+  };
+}
