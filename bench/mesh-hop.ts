@@ -98,6 +98,9 @@ interface Hop {
   log: string;
 }
 
+/** Access log file of a bench sidecar: a file, as the gateway scenarios' Lockgate and nginx write theirs (not stdout). */
+const sidecarAccessLog = (dir: string, service: string): string => join(dir, `sidecar-${service}-access.log`);
+
 function launchSidecar(service: 'a' | 'b', ctx: Context, certs: MeshCerts, ports: { inbound: number; outbound: number; bInbound: number }): Hop {
   const dataDir = join(ctx.dir, `sidecar-${service}`);
   rmSync(dataDir, { recursive: true, force: true });
@@ -109,9 +112,11 @@ function launchSidecar(service: 'a' | 'b', ctx: Context, certs: MeshCerts, ports
   writeFileSync(snapshotFile, `${JSON.stringify(sidecarSnapshot(service, certs, ports.bInbound), null, 2)}\n`);
   const log = join(ctx.dir, `sidecar-${service}.out`);
   rmSync(log, { force: true });
+  rmSync(sidecarAccessLog(ctx.dir, service), { force: true });
   const args = [
     LOCKGATE_BIN, 'sidecar', '--service', service, '--namespace', MESH_NAMESPACE, '--app', `127.0.0.1:${ctx.upstreamPort}`,
     '--data-dir', dataDir, '--snapshot', snapshotFile, '--inbound', `127.0.0.1:${ports.inbound}`, '--outbound', `127.0.0.1:${ports.outbound}`, '--workers', '1',
+    '--access-log', sidecarAccessLog(ctx.dir, service),
   ];
   return { name: `sidecar-${service}`, child: new PinnedProcess(ctx.proxyCpu, process.execPath, args, log), log };
 }
@@ -271,7 +276,7 @@ export async function startMeshSystem(system: SystemName, scenario: Scenario, ct
     const [aInbound, bOutbound] = [await freePort(), await freePort()];
     const b = launchSidecar('b', ctx, certs, { inbound: bPort, outbound: bOutbound, bInbound: bPort });
     const a = launchSidecar('a', ctx, certs, { inbound: aInbound, outbound: aPort, bInbound: bPort });
-    r = running([a, b], aPort, bPort, []);
+    r = running([a, b], aPort, bPort, [sidecarAccessLog(ctx.dir, 'a'), sidecarAccessLog(ctx.dir, 'b')]);
     ready = async () => readyLine(a.log) && readyLine(b.log);
   } else {
     throw new Error(`${system} has no two-hop launcher`);
@@ -296,7 +301,7 @@ export interface MeshSample extends Sample {
 }
 
 /** Stops a two-hop system and reports what did not go cleanly (exit, ports, empty access logs); deletes the logs. */
-async function stopMesh(r: MeshRunning, system: SystemName, warnings: string[]): Promise<void> {
+async function stopMesh(r: MeshRunning, warnings: string[]): Promise<void> {
   const stops = await r.stop();
   stops.forEach((s, i) => {
     if (!s.clean) warnings.push(`${r.hops[i].name} did not exit cleanly (code ${s.code}, signal ${s.signal})`);
@@ -306,8 +311,6 @@ async function stopMesh(r: MeshRunning, system: SystemName, warnings: string[]):
     if (!existsSync(log) || statSync(log).size === 0) warnings.push(`access log ${log} is empty`);
     rmSync(log, { force: true });
   }
-  // Sidecar output may hold their access logs (tens of MB per interval): not kept between units.
-  if (system === 'lockgate' && stops.every((s) => s.clean)) for (const h of r.hops) rmSync(h.log, { force: true });
 }
 
 function readTicks(pids: number[]): CpuTicks {
@@ -349,7 +352,7 @@ export async function measureMeshUnit(system: SystemName, scenario: Scenario, ct
       warnings,
     };
   } finally {
-    await stopMesh(r, system, warnings);
+    await stopMesh(r, warnings);
     for (const warning of warnings) console.error(`  ! ${scenario.name}/${system}: ${warning}`);
   }
 }
@@ -408,7 +411,7 @@ export async function measureOpenLoop(
         report.entries.push(entry);
       }
     } finally {
-      await stopMesh(r, system, warnings);
+      await stopMesh(r, warnings);
       for (const warning of warnings) console.error(`  ! ${scenario.name}/${system} (open loop): ${warning}`);
     }
   }

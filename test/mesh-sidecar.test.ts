@@ -46,11 +46,13 @@ test('a call from orders reaches inventory over mTLS; AccessPolicy allows GET an
     const m = await twoSidecars(mesh, meshYaml({ defaultAccess: 'deny', services: SERVICES, extra: POLICY }));
     try {
       const out = `http://127.0.0.1:${m.ordSidecar.ports.outbound}`;
-      const ok = await request(`${out}/items/7`, { headers: { host: 'inventory' } });
+      // A client-supplied identity header is dropped at the first hop, never believed.
+      const ok = await request(`${out}/items/7`, { headers: { host: 'inventory', 'x-lockgate-client-id': 'spiffe://lockgate.local/ns/shop/sa/admin' } });
       const body = (await ok.body.json()) as { url: string; headers: Record<string, string> };
       assert.equal(ok.statusCode, 200);
       assert.equal(body.url, '/items/7');
       assert.ok(body.headers['x-request-id'], 'the request id travels to the app');
+      assert.equal(body.headers['x-lockgate-client-id'], idOf('shop', 'orders'), 'the app learns the verified caller');
       assert.equal(m.app.seen.length, 1);
 
       const denied = await request(`${out}/items/7`, { method: 'DELETE', headers: { host: 'inventory.shop' } });
@@ -63,6 +65,19 @@ test('a call from orders reaches inventory over mTLS; AccessPolicy allows GET an
       const other = await request(`${out}/admin`, { headers: { host: 'inventory' } });
       assert.equal(other.statusCode, 403);
       await other.body.dump();
+
+      // An upgrade is decided like any request: a WebSocket to a path no rule allows is refused at inventory's inbound.
+      const ws = await new Promise<string>((resolve) => {
+        const c = net.connect(m.ordSidecar.ports.outbound, '127.0.0.1', () =>
+          c.write('GET /admin HTTP/1.1\r\nhost: inventory\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'));
+        let d = '';
+        c.on('data', (b: Buffer) => (d += b.toString('latin1')));
+        c.on('close', () => resolve(d));
+        c.on('error', () => resolve(d));
+        c.setTimeout(5000, () => c.destroy());
+      });
+      assert.match(ws, /^HTTP\/1\.1 403 /);
+      assert.equal(m.app.seen.length, 1, 'the upgrade never reached the app');
 
       const unknown = await request(`${out}/x`, { headers: { host: 'billing' } });
       const u = (await unknown.body.json()) as { error?: { requestId?: string } };

@@ -8,13 +8,13 @@ import { request } from 'undici';
 
 const BIN = path.resolve(import.meta.dirname, '../bin/lockgate.mjs');
 
-test('lockgate up serves the demo: orders, echo, 404 JSON, metrics; Ctrl-C stops it cleanly', async () => {
+test('lockgate up serves the demo: the mesh (mTLS identities, canary, denied call), the edge demo; Ctrl-C stops it cleanly', async () => {
   const proc = spawn(process.execPath, [BIN, 'up', '--port', '0', '--admin-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
   try {
     const urls = await new Promise<{ gw: string; admin: string }>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no URLs printed:\n${out}`)), 20_000);
+      const timer = setTimeout(() => reject(new Error(`no URLs printed:\n${out}`)), 90_000);
       proc.stdout.on('data', () => {
         const gw = /gateway\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(out);
         const admin = /admin\s+(http:\/\/127\.0\.0\.1:\d+)\/healthz/.exec(out);
@@ -26,6 +26,27 @@ test('lockgate up serves the demo: orders, echo, 404 JSON, metrics; Ctrl-C stops
       proc.once('exit', (code) => reject(new Error(`exited ${code}:\n${out}`)));
     });
     assert.match(out, /curl -i http:\/\/127\.0\.0\.1:\d+\/orders\/1/);
+    // The mesh: gateway → orders → inventory over mTLS; inventory saw orders' verified identity.
+    const shop = await request(`${urls.gw}/shop/orders/1`);
+    assert.equal(shop.statusCode, 200);
+    const sb = (await shop.body.json()) as { inventory: { status: number; body: { caller: string; version: string } } };
+    assert.equal(sb.inventory.status, 200);
+    assert.equal(sb.inventory.body.caller, 'spiffe://lockgate.local/ns/shop/sa/orders');
+    // The canary: 90/10 with smooth weighted round-robin is exact over any 10 consecutive calls of one caller.
+    const versions: Record<string, number> = {};
+    for (let i = 0; i < 20; i++) {
+      const r = await request(`${urls.gw}/shop/orders/1`);
+      const v = ((await r.body.json()) as { inventory: { body: { version: string } } }).inventory.body.version;
+      versions[v] = (versions[v] ?? 0) + 1;
+    }
+    assert.deepEqual(versions, { v1: 18, v2: 2 });
+    // The denied call: orders may only read stock; inventory's sidecar refuses the DELETE with a decision id.
+    const cancel = await request(`${urls.gw}/shop/orders/1/cancel`, { method: 'POST' });
+    const cb = (await cancel.body.json()) as { inventory: { status: number; body: { error: { code: string; decision: string } } } };
+    assert.equal(cancel.statusCode, 502);
+    assert.equal(cb.inventory.status, 403);
+    assert.equal(cb.inventory.body.error.code, 'access_denied');
+    assert.ok(cb.inventory.body.error.decision);
     const order = await request(`${urls.gw}/orders/1`);
     assert.equal(order.statusCode, 200);
     assert.deepEqual(await order.body.json(), { id: '1', item: 'keyboard', quantity: 1, status: 'shipped' });

@@ -18,6 +18,10 @@ const SUBSCRIPTION_POLL_MS = 1000;
 const COUNTER_CAPACITY = 65_536;
 
 export interface SupervisorOptions {
+  /**
+   * Config files and directories (file mode: watched, reloaded). Empty when the config comes from elsewhere (a
+   * control plane): then startWith() and apply() hand it over, and a reload re-applies the running one.
+   */
   files: string[];
   workers: number;
   /** Override the admin port (0 = any); undefined keeps the config's. */
@@ -29,6 +33,22 @@ export interface SupervisorOptions {
   dataDir?: string;
   /** The worker entry module (tests substitute one that crashes). */
   workerUrl?: URL;
+  /** File mode: turns every config loaded from the files into the one served (e.g. completing mesh Backends). */
+  prepare?: (config: Config) => Config;
+}
+
+export type ApplyOutcome = { ok: boolean; problems: string };
+
+/** How long apply() waits for the workers to answer before it reports the ones that did not. */
+const APPLY_ANSWER_MS = 10_000;
+
+interface PendingApply {
+  version: string;
+  waiting: Set<number>;
+  accepted: number[];
+  problems: string[];
+  rejected: boolean;
+  done: () => void;
 }
 
 interface Slot {
@@ -67,6 +87,8 @@ export class GatewaySupervisor {
   #quotas: QuotaStore | null = null;
   #quotaFlusher: ReturnType<typeof startQuotaFlusher> | null = null;
   readonly #pendingMetrics = new Map<number, { want: number; got: MetricsSnapshot[]; done: (s: MetricsSnapshot[]) => void }>();
+  #pendingApply: PendingApply | null = null;
+  #applyChain: Promise<unknown> = Promise.resolve();
 
   constructor(opts: SupervisorOptions) {
     this.#opts = opts;
@@ -88,8 +110,22 @@ export class GatewaySupervisor {
 
   /** Loads and validates; on problems returns them (nothing started). */
   async start(): Promise<{ ok: true } | { ok: false; problems: string }> {
-    const { config, problems } = await loadCheckedConfig(this.#opts.files);
+    const { config, problems } = await this.#load();
     if (!config || problems.length) return { ok: false, problems: formatProblems(problems) };
+    return this.startWith(config);
+  }
+
+  async #load(): ReturnType<typeof loadCheckedConfig> {
+    const r = await loadCheckedConfig(this.#opts.files);
+    const prepare = this.#opts.prepare;
+    return r.config && r.problems.length === 0 && prepare ? { config: prepare(r.config), problems: r.problems } : r;
+  }
+
+  /**
+   * Starts serving a config that is already loaded and validated (a control plane's snapshot): workers, shared
+   * counters, stores under dataDir, admin port. Throws when a worker cannot start (a port in use).
+   */
+  async startWith(config: Config): Promise<{ ok: true }> {
     this.#config = config;
     if (this.#opts.dataDir !== undefined) {
       this.#subs = SubscriptionStore.open(this.#opts.dataDir);
@@ -148,6 +184,7 @@ export class GatewaySupervisor {
             break;
           case 'applied':
             if (!m.ok || m.problems.length) this.#log(m.ok ? 'warn' : 'error', 'config apply', { worker: index, version: m.version, problems: m.problems });
+            this.#answered(index, m.version, m.ok, m.problems);
             break;
           case 'metrics': {
             const p = this.#pendingMetrics.get(m.id);
@@ -168,12 +205,16 @@ export class GatewaySupervisor {
       worker.on('exit', (code) => {
         slot.ready = false;
         slot.worker = null;
+        this.#answered(index, null, false, []);
         if (this.#draining) return;
         // Supervise: restart with a small backoff that grows with repeated crashes.
         slot.restarts++;
         const delay = Math.min(5000, 100 * 2 ** Math.min(slot.restarts, 6));
         this.#log('warn', 'worker exited; restarting', { worker: index, code, delayMs: delay });
-        setTimeout(() => this.#spawn(index, this.#ports).catch((e: Error) => this.#log('error', 'restart failed', { error: e.message })), delay);
+        setTimeout(() => {
+          if (this.#draining) return; // drained while waiting: nothing to restart
+          this.#spawn(index, this.#ports).catch((e: Error) => this.#log('error', 'restart failed', { error: e.message }));
+        }, delay);
       });
     });
   }
@@ -201,7 +242,9 @@ export class GatewaySupervisor {
   /** Config files, plus every certificate and key the listeners read: rotating a certificate on disk reloads it. */
   #watchedFiles(): string {
     const certs = this.#config.gateway.spec.listeners.flatMap((l) => l.tls?.certificates.flatMap((c) => [c.certFile, c.keyFile]) ?? []);
-    return [...new Set([...this.#opts.files, ...this.#config.files, ...certs])].join('\n');
+    // Not from files (a control plane): config.files names the snapshot, which is nowhere on disk.
+    const own = this.#opts.files.length === 0 ? [] : [...this.#opts.files, ...this.#config.files];
+    return [...new Set([...own, ...certs])].join('\n');
   }
 
   #watch(): void {
@@ -231,7 +274,9 @@ export class GatewaySupervisor {
 
   /** Validate, then swap in every worker; a bad config keeps the old one serving and logs every problem. */
   async reload(reason: string, force = false): Promise<{ ok: boolean; problems: string }> {
-    const { config, problems } = await loadCheckedConfig(this.#opts.files);
+    // Not from files: the running config again (listener certificates are read anew).
+    if (this.#opts.files.length === 0) return this.apply(this.#config, reason, { force: true });
+    const { config, problems } = await this.#load();
     if (!config || problems.length) {
       const text = formatProblems(problems);
       this.#log('error', 'config rejected; still serving the previous version', { reason, version: this.#config.version, problems: text.split('\n') });
@@ -244,6 +289,65 @@ export class GatewaySupervisor {
     this.#post({ type: 'config', config });
     this.#log('info', 'config reloaded', { reason, version: config.version });
     return { ok: true, problems: '' };
+  }
+
+  /**
+   * Swaps an already validated config (a control plane's snapshot) into every worker and waits for their answers.
+   * When a worker cannot build it, the running config keeps serving everywhere and the problems are returned (for a
+   * NACK); `problems` of an accepted config are warnings (a listener kept its previous certificates). An unchanged
+   * version is not sent again unless `force` (certificates on disk may have changed). Calls are serialized.
+   */
+  apply(config: Config, reason: string, o: { force?: boolean } = {}): Promise<ApplyOutcome> {
+    const run = this.#applyChain.then(() => this.#applyNow(config, reason, o.force === true));
+    this.#applyChain = run.catch(() => {});
+    return run;
+  }
+
+  async #applyNow(config: Config, reason: string, force: boolean): Promise<ApplyOutcome> {
+    if (this.#draining) return { ok: false, problems: 'the gateway is shutting down' };
+    if (config.version === this.#config.version && !force) return { ok: true, problems: '' };
+    const previous = this.#config;
+    const live = this.#slots.flatMap((s, i) => (s.worker ? [i] : []));
+    const answers = await new Promise<PendingApply>((resolve) => {
+      const timer = setTimeout(() => finish(), APPLY_ANSWER_MS);
+      const pending: PendingApply = { version: config.version, waiting: new Set(live), accepted: [], problems: [], rejected: false, done: () => finish() };
+      const finish = (): void => {
+        clearTimeout(timer);
+        if (this.#pendingApply === pending) this.#pendingApply = null;
+        resolve(pending);
+      };
+      this.#pendingApply = pending;
+      for (const i of live) this.#slots[i].worker?.postMessage({ type: 'config', config } satisfies ToWorker);
+      if (live.length === 0) finish();
+    });
+    if (answers.rejected) {
+      // Builds are deterministic, so workers agree; should one have taken it anyway, it goes back to the running one.
+      for (const i of answers.accepted) this.#slots[i].worker?.postMessage({ type: 'config', config: previous } satisfies ToWorker);
+      const problems = [...new Set(answers.problems)].join('\n');
+      this.#log('error', 'config rejected; still serving the previous version', { reason, version: previous.version, rejected: config.version, problems: problems.split('\n') });
+      return { ok: false, problems };
+    }
+    if (answers.waiting.size > 0) this.#log('warn', 'workers did not confirm the config in time', { version: config.version, workers: [...answers.waiting] });
+    const watched = this.#watchedFiles();
+    this.#config = config;
+    // A worker restarted meanwhile started with the previous config.
+    for (const [i, s] of this.#slots.entries()) if (s.worker && !live.includes(i)) s.worker.postMessage({ type: 'config', config } satisfies ToWorker);
+    if (this.#opts.watch !== false && this.#watchedFiles() !== watched) this.#watch();
+    this.#log('info', 'config applied', { reason, version: config.version });
+    return { ok: true, problems: [...new Set(answers.problems)].join('\n') };
+  }
+
+  /** A worker's answer to a config (version null: the worker is gone and will not answer). */
+  #answered(index: number, version: string | null, ok: boolean, problems: string[]): void {
+    const p = this.#pendingApply;
+    if (p === null || !p.waiting.has(index) || (version !== null && version !== p.version)) return;
+    p.waiting.delete(index);
+    if (version !== null) {
+      if (ok) p.accepted.push(index);
+      else p.rejected = true;
+      p.problems.push(...problems);
+    }
+    if (p.waiting.size === 0) p.done();
   }
 
   async metricsText(): Promise<string> {

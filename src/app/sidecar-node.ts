@@ -37,6 +37,8 @@ const defaultLog = (event: string, fields: Record<string, unknown>): void => {
 export async function startJoinedSidecar(opts: JoinedSidecarOptions, onReady?: (s: Sidecar) => void): Promise<JoinedSidecar> {
   const log = opts.log ?? defaultLog;
   const certDir = join(opts.dataDir, 'certs');
+  // Assigned once the client has joined (the sidecar needs its identity); the client's callbacks run after that.
+  // eslint-disable-next-line prefer-const
   let sidecar: Sidecar | undefined;
   let registered = false;
   let resolveReady: () => void = () => {};

@@ -141,14 +141,15 @@ test('createKeyAndCsr makes a P-256 key and a CSR the CA accepts', async () => {
   assert.ok(new X509Certificate(issued.certPem).checkPrivateKey(key));
 });
 
-test('lifetimes: 10 s to 90 d, else a clear error; never past the intermediate', async () => {
+test('lifetimes: 5 s to 90 d, else a clear error; never past the intermediate', async () => {
   const c = clock();
   const ca = await CertificateAuthority.create({ trustDomain: TD, now: c.now });
   for (const bad of [MIN_LEAF_LIFETIME_MS - 1, MAX_LEAF_LIFETIME_MS + 1, 0, -DAY, Number.NaN, Number.POSITIVE_INFINITY]) {
-    await assert.rejects(ca.issueWithKey(ID, bad), (err) => code('ca_invalid_lifetime')(err) && /between 10s and 90d/.test((err as Error).message));
+    await assert.rejects(ca.issueWithKey(ID, bad), (err) => code('ca_invalid_lifetime')(err) && /between 5s and 90d/.test((err as Error).message));
   }
   const short = await ca.issueWithKey(ID, MIN_LEAF_LIFETIME_MS);
-  assert.equal(short.notAfter, Math.floor((c.get() + 10_000) / 1000) * 1000);
+  assert.equal(MIN_LEAF_LIFETIME_MS, 5_000);
+  assert.equal(short.notAfter, Math.floor((c.get() + 5_000) / 1000) * 1000);
   const long = await ca.issueWithKey(ID, MAX_LEAF_LIFETIME_MS);
   assert.equal(long.notAfter, Math.floor((c.get() + MAX_LEAF_LIFETIME_MS) / 1000) * 1000);
 

@@ -10,12 +10,17 @@ const VERBS: Record<string, () => Promise<Verb>> = {
   subscription: async () => (await import('./subscription.ts')).subscriptionVerb,
   test: async () => (await import('./test.ts')).testVerb,
   sidecar: async () => (await import('./sidecar.ts')).sidecarVerb,
+  'demo-app': async () => (await import('./demo-app.ts')).demoAppVerb,
   'control-plane': async () => (await import('./control-plane.ts')).controlPlaneVerb,
   apply: async () => (await import('./apply.ts')).applyVerb,
   get: async () => (await import('./get.ts')).getVerb,
   delete: async () => (await import('./delete.ts')).deleteVerb,
   diff: async () => (await import('./diff.ts')).diffVerb,
   token: async () => (await import('./token.ts')).tokenVerb,
+  ca: async () => (await import('./ca.ts')).caVerb,
+  check: async () => (await import('./check.ts')).checkVerb,
+  backup: async () => (await import('./backup.ts')).backupVerb,
+  restore: async () => (await import('./restore.ts')).restoreVerb,
 };
 
 function version(): string {

@@ -1,12 +1,15 @@
-// `lockgate up` (also `npm start`): a gateway with a demo config and two demo services, ready to curl.
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+// `lockgate up` (also `npm start`): control plane, gateway, and demo services behind sidecars, each its own process.
+import { mkdtempSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { GatewaySupervisor } from '../app/gateway-supervisor.ts';
+import { request } from 'undici';
 import { startDemoServices, demoConfig, DEMO_OPENAPI } from '../app/demo-services.ts';
+import { DEMO_EDGE_MESH_CONFIG, DEMO_GATEWAY_SERVICE, DEMO_MESH_CONFIG } from '../app/demo-mesh-config.ts';
 import { SubscriptionStore } from '../store/subscription-store.ts';
+import { adminRequest, resolveTarget, type AdminTarget } from './admin-client.ts';
+import { ProcessGroup, freePort, jsonEvent, parseEvent } from './up-processes.ts';
 import type { Verb } from './verb.ts';
 
 function portFree(port: number): Promise<boolean> {
@@ -17,45 +20,128 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
+async function token(target: AdminTarget, service: string, namespace: string, kind: 'sidecar' | 'gateway'): Promise<string> {
+  const r = await adminRequest(target, 'POST', '/v1/tokens', { body: JSON.stringify({ service, namespace, kind }), contentType: 'application/json' });
+  if (r.status !== 201) throw new Error(`token for ${namespace}/${service}: ${r.status} ${r.text}`);
+  return (JSON.parse(r.text) as { token: string }).token;
+}
+
+/** Polls until the mesh path answers 200 (the gateway has the orders endpoint, orders has inventory's). */
+async function waitForMesh(url: string, deadlineMs: number): Promise<void> {
+  const end = Date.now() + deadlineMs;
+  let last = '';
+  while (Date.now() < end) {
+    try {
+      const r = await request(url, { headersTimeout: 2000, bodyTimeout: 2000 });
+      last = `${r.statusCode} ${await r.body.text()}`;
+      if (r.statusCode === 200) return;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`the mesh did not converge: ${url} → ${last}`);
+}
+
 export const upVerb: Verb = {
-  summary: 'start a working demo: gateway + two demo services (npm start)',
+  summary: 'start a working demo: control plane, gateway, services behind mTLS sidecars (npm start)',
   usage: `Usage: lockgate up [--port P] [--admin-port P]
 
-Starts the demo services and a gateway in front of them on 127.0.0.1 (port 8080 and admin 9901
-when free, otherwise ports from the OS), then prints the URLs and curl commands. Ctrl-C stops it.`,
+Starts, each as its own process on 127.0.0.1: a control plane (store, CA, distribution), two mesh
+services (orders, and inventory in two versions for a canary split) each behind its own sidecar,
+and the gateway, which joins the mesh with its own identity and routes /shop to orders over mTLS.
+Also two plain demo backends and the API Management demo (subscriptions, rate limit, versions).
+Gateway on port 8080 and admin 9901 when free, otherwise ports from the OS. Ctrl-C stops it all.`,
   async run(args) {
     const { values } = parseArgs({ args, options: { port: { type: 'string', default: '8080' }, 'admin-port': { type: 'string', default: '9901' } } });
     const wantPort = Number(values.port);
     const wantAdmin = Number(values['admin-port']);
-    const port = (await portFree(wantPort)) ? wantPort : 0;
-    const adminPort = (await portFree(wantAdmin)) ? wantAdmin : 0;
-    const demo = await startDemoServices();
+    const port = wantPort !== 0 && (await portFree(wantPort)) ? wantPort : 0;
+    const adminPort = wantAdmin !== 0 && (await portFree(wantAdmin)) ? wantAdmin : 0;
     const dir = mkdtempSync(path.join(os.tmpdir(), 'lockgate-up-'));
-    const file = path.join(dir, 'lockgate.yaml');
-    writeFileSync(path.join(dir, 'catalog.openapi.yaml'), DEMO_OPENAPI);
-    writeFileSync(file, demoConfig(demo.orders, demo.echo, port, adminPort));
-    // One subscription to the demo product, in a throwaway store: its key goes into the printed curl commands.
-    const dataDir = path.join(dir, 'data');
-    const store = SubscriptionStore.open(dataDir);
-    const demoKey = store.create({ name: 'demo', scope: { kind: 'product', name: 'partner-program' }, owner: 'you' }).keys.primaryKey!;
-    store.close();
-    const sup = new GatewaySupervisor({ files: [file], workers: 1, log: () => {}, dataDir });
-    const started = await sup.start();
-    if (!started.ok) {
-      process.stderr.write(`lockgate up: demo config rejected (a bug):\n${started.problems}\n`);
+    const group = new ProcessGroup((name, line) => {
+      // The gateway's access log is the demo's output; other processes speak only when something is wrong.
+      process.stdout.write(name === 'gateway' ? `${line}\n` : `[${name}] ${line}\n`);
+    });
+    const demo = await startDemoServices();
+    const cleanup = async (): Promise<void> => {
+      await group.stop();
       await demo.close();
-      return 2;
-    }
-    const gw = `http://127.0.0.1:${sup.ports.http}`;
-    const admin = `http://127.0.0.1:${sup.adminPort}`;
-    process.stdout.write(`
-Lockgate is up (config ${file}, version ${sup.config.version}).
+      rmSync(dir, { recursive: true, force: true });
+    };
+    try {
+      // 1. The control plane: store, CA, distribution. Its bootstrap admin token is printed once.
+      const cpDir = path.join(dir, 'control-plane');
+      const cp = await group.start('control-plane', ['control-plane', '--data-dir', cpDir, '--listen', '127.0.0.1:0'], jsonEvent('listening'));
+      const adminToken = /bootstrap admin token[^:]*: (\S+)/.exec(cp.lines.join('\n'))?.[1];
+      if (!adminToken) throw new Error('the control plane printed no bootstrap token');
+      const target = await resolveTarget({ 'data-dir': cpDir, token: adminToken });
 
-  gateway   ${gw}
-  admin     ${admin}/healthz  ${admin}/readyz  ${admin}/metrics  ${admin}/config
+      // 2. Config through the admin API: the mesh, and the edge (whose catalog imports an OpenAPI file beside it).
+      const openapi = path.join(dir, 'catalog.openapi.yaml');
+      writeFileSync(openapi, DEMO_OPENAPI);
+      const edge = demoConfig(demo.orders, demo.echo, port, adminPort, openapi);
+      const body = [DEMO_MESH_CONFIG, edge, DEMO_EDGE_MESH_CONFIG].join('\n---\n');
+      const applied = await adminRequest(target, 'POST', '/v1/config:apply', { body });
+      if (applied.status >= 300) throw new Error(`demo config rejected (a bug): ${applied.status} ${applied.text}`);
 
-Try:
-  curl -i ${gw}/orders
+      // 3. inventory v1 and v2, each an app process behind its own sidecar (labelled with its version).
+      const common = ['--namespace', 'shop', '--control-plane', target.url.origin, '--inbound', '127.0.0.1:0', '--access-log', 'off'];
+      for (const version of ['v1', 'v2']) {
+        const app = await group.start(`inventory-${version}`, ['demo-app', '--role', 'inventory', '--version', version], jsonEvent('ready'));
+        const appPort = parseEvent<{ port: number }>(app, 'ready').port;
+        await group.start(`inventory-${version}-sidecar`, [
+          'sidecar', '--service', 'inventory', ...common, '--app', `127.0.0.1:${appPort}`, '--label', `version=${version}`,
+          '--data-dir', path.join(dir, `inventory-${version}`), '--token', await token(target, 'inventory', 'shop', 'sidecar'),
+        ], jsonEvent('ready'));
+      }
+      // 4. orders: its app calls inventory through its sidecar's outbound listener (known before either starts).
+      const ordersOutbound = await freePort();
+      const ordersApp = await group.start('orders', ['demo-app', '--role', 'orders', '--outbound', `http://127.0.0.1:${ordersOutbound}`], jsonEvent('ready'));
+      const ordersSidecar = await group.start('orders-sidecar', [
+        'sidecar', '--service', 'orders', ...common, '--app', `127.0.0.1:${parseEvent<{ port: number }>(ordersApp, 'ready').port}`,
+        '--outbound', `127.0.0.1:${ordersOutbound}`, '--data-dir', path.join(dir, 'orders'), '--token', await token(target, 'orders', 'shop', 'sidecar'),
+      ], jsonEvent('ready'));
+      const ordersAdmin = parseEvent<{ admin: number }>(ordersSidecar, 'ready').admin;
+
+      // 5. The gateway joins the mesh as spiffe://lockgate.local/ns/default/sa/edge; one subscription for the key demo.
+      const gwDir = path.join(dir, 'gateway');
+      mkdirSync(gwDir, { recursive: true, mode: 0o700 });
+      const store = SubscriptionStore.open(gwDir);
+      const demoKey = store.create({ name: 'demo', scope: { kind: 'product', name: 'partner-program' }, owner: 'you' }).keys.primaryKey!;
+      store.close();
+      const gwProc = await group.start('gateway', [
+        'gateway', '--control-plane', target.url.origin, '--token', await token(target, DEMO_GATEWAY_SERVICE, 'default', 'gateway'),
+        '--data-dir', gwDir, '--workers', '1',
+      ], jsonEvent('listening'), { env: { LOCKGATE_CA_FILE: path.join(cpDir, 'ca-bundle.pem') } });
+      const listening = parseEvent<{ ports: Record<string, number>; admin: number }>(gwProc, 'listening');
+      const gw = `http://127.0.0.1:${listening.ports.http}`;
+      const admin = `http://127.0.0.1:${listening.admin}`;
+      await waitForMesh(`${gw}/shop/orders/1`, 20_000);
+
+      const cli = `npx lockgate`;
+      const conn = `--data-dir ${cpDir} --token ${adminToken}`;
+      process.stdout.write(`
+Lockgate is up: control plane, gateway and 3 services with sidecars, each its own process (files in ${dir}).
+
+  gateway        ${gw}
+  admin          ${admin}/healthz  ${admin}/readyz  ${admin}/metrics  ${admin}/config
+  control plane  ${target.url.origin}   admin token ${adminToken}
+
+The mesh (namespace shop; every call is mTLS with 24 h SPIFFE certificates; default deny):
+  curl -s ${gw}/shop/orders/1
+                  # gateway → orders → inventory, each hop mTLS: "caller" is the identity inventory verified
+  for i in $(seq 20); do curl -s ${gw}/shop/orders/1 | grep -o '"version": "v[12]"'; done | sort | uniq -c
+                  # the canary split: 18 answers from inventory v1, 2 from v2
+  curl -s -X POST ${gw}/shop/orders/1/cancel
+                  # orders may only read stock: inventory's sidecar answers 403 access_denied with a decision id
+  openssl x509 -noout -subject -ext subjectAltName -enddate -in ${path.join(dir, 'orders', 'certs', 'cert.pem')}
+  curl -s http://127.0.0.1:${ordersAdmin}/metrics | grep certificate_expiry
+  ${cli} get MeshService ${conn}
+  ${cli} ca show ${conn}
+  ${cli} check ${conn}
+
+The edge (API Management):
   curl -i ${gw}/orders/1
   curl -i -X POST ${gw}/orders -d '{"item":"cable"}'
   curl -i ${gw}/echo/anything?x=1
@@ -67,21 +153,23 @@ Try:
   curl -i ${gw}/catalog/v1/products/1   # v1 answers from the OpenAPI example (mock-response)
   curl -i ${gw}/catalog/products        # no version: the default, v1
   curl -i ${gw}/catalog/v2/products/7   # v2 goes to the backend
-  npx lockgate subscription list --data-dir ${dataDir}
+  ${cli} subscription list --data-dir ${gwDir}
   curl -s ${admin}/metrics | grep lockgate_requests_total
 
-Edit ${file} and save: the gateway reloads it (a bad edit is rejected and logged).
+Change config with ${cli} apply -f FILE ${conn} (see ${cli} diff); nodes converge within a second.
 Access log lines follow below. Ctrl-C stops everything.
 
 `);
-    process.on('SIGHUP', () => sup.scheduleReload('SIGHUP', true));
+    } catch (err) {
+      process.stderr.write(`lockgate up: ${(err as Error).message}\n`);
+      await cleanup();
+      return 2;
+    }
     await new Promise<void>((resolve) => {
       process.once('SIGINT', () => resolve());
       process.once('SIGTERM', () => resolve());
     });
-    await sup.drain();
-    await demo.close();
-    rmSync(dir, { recursive: true, force: true });
+    await cleanup();
     return 0;
   },
 };

@@ -1,5 +1,5 @@
 // The node API: trust bundle, join with a one-time token, renew, the snapshot stream, ACK/NACK, endpoint registration.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import type { ConfigStore } from '../store/config-store.ts';
 import { workloadId } from '../lib/spiffe-id.ts';
 import type { NodeIdentity, SnapshotAck } from '../model/snapshot.ts';
@@ -8,7 +8,7 @@ import type { Caller, ControlRequest, ControlRoute, RouteContext } from './contr
 import { checkTokenIdentity, consumeJoinToken, createJoinToken } from './join-tokens.ts';
 import { createRateLimiter, type RateLimiter } from './join-rate-limit.ts';
 import { NodeStreams } from './node-stream.ts';
-import { NodeTracker, VERSION_SKEW_POLICY } from './node-tracker.ts';
+import { bundleFingerprint, NodeTracker, VERSION_SKEW_POLICY, type AppAddress, type IssuedRecord } from './node-tracker.ts';
 import { EndpointRegistry, endpointProblem } from './registry.ts';
 import { SnapshotCompiler } from './snapshot-compiler.ts';
 import { parseDuration } from '../lib/duration.ts';
@@ -60,6 +60,49 @@ function nodeCaller(cx: RouteContext): Extract<Caller, { kind: 'node' }> {
   return cx.caller;
 }
 
+/** The optional `app` of a registration: where the sidecar's app listens (tcp host:port, or a unix socket path). */
+export function appAddressOf(v: unknown): AppAddress | undefined {
+  if (v === undefined) return undefined;
+  const bad = (): ControlError => new ControlError('bad_request', 'app must be { address, transport: "tcp" | "unix" }: host:port for tcp, an absolute path for unix');
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw bad();
+  const { address, transport } = v as { address?: unknown; transport?: unknown };
+  if (typeof address !== 'string' || address.length > 1024) throw bad();
+  if (transport === 'unix' && address.startsWith('/') && !address.includes('\0')) return { address, transport };
+  if (transport === 'tcp' && endpointProblem({ address }) === undefined) return { address, transport };
+  throw bad();
+}
+
+/**
+ * The fingerprint of the root (in `bundle`) that a chain's intermediate was signed by, decided by signature, not by
+ * name: every root of one trust domain has the same subject. Cached per intermediate (one per CA generation).
+ */
+function rootFinder(): (chainPem: string, bundle: readonly string[]) => string | undefined {
+  const cache = new Map<string, string | undefined>();
+  return (chainPem, bundle) => {
+    const pems = chainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+    const inter = pems[1];
+    if (inter === undefined) return undefined;
+    const key = `${inter}\n${bundle.join('')}`;
+    if (cache.has(key)) return cache.get(key);
+    let found: string | undefined;
+    try {
+      const ic = new X509Certificate(inter);
+      for (const pem of bundle) {
+        const root = new X509Certificate(pem);
+        if (ic.checkIssued(root) && ic.verify(root.publicKey)) {
+          found = root.fingerprint256;
+          break;
+        }
+      }
+    } catch {
+      found = undefined;
+    }
+    if (cache.size > 16) cache.clear();
+    cache.set(key, found);
+    return found;
+  };
+}
+
 function checkCsr(csr: unknown): string {
   if (typeof csr !== 'string' || csr.length > 16_384 || !CSR.test(csr)) throw new ControlError('bad_request', 'csr must be one PEM certificate request');
   return csr;
@@ -70,6 +113,12 @@ export function nodeApiRoutes(deps: NodeApiDeps): ControlRoute[] {
   const limiter = deps.limiter ?? createRateLimiter({ now });
   const lifetime = deps.certificateLifetimeMs ?? (() => deps.compiler.meshSettings().certificateLifetime);
   const log = deps.log ?? ((event, fields) => process.stderr.write(`${JSON.stringify({ event, ...fields })}\n`));
+  const rootOf = rootFinder();
+  /** What the tracker records of a certificate just issued, and the bundle (with its fingerprint) the answer carries. */
+  const issuedRecord = (cert: { chainPem: string; notAfter: number }, issuedAt: number): { issued: IssuedRecord; bundle: string[]; fingerprint: string } => {
+    const bundle = deps.ca.trustBundle();
+    return { issued: { root: rootOf(cert.chainPem, bundle), notAfter: cert.notAfter, issuedAt }, bundle, fingerprint: bundleFingerprint(bundle) };
+  };
 
   const limit = (req: ControlRequest): void => {
     const d = limiter.allow(sourceOf(req));
@@ -114,6 +163,7 @@ export function nodeApiRoutes(deps: NodeApiDeps): ControlRoute[] {
         const registration = body.address === undefined ? undefined : { address: body.address, labels: body.labels ?? {}, healthy: body.healthy ?? true };
         const problem = registration && endpointProblem(registration);
         if (problem) throw new ControlError('bad_request', problem);
+        const app = appAddressOf(body.app);
         const spent = await consumeJoinToken(deps.store, body.token, now(), cx.signal);
         if (!spent.ok) {
           log('join_refused', { reason: spent.reason, source: sourceOf(req), requestId: cx.requestId });
@@ -126,13 +176,15 @@ export function nodeApiRoutes(deps: NodeApiDeps): ControlRoute[] {
         let nodeId = (body.node as string | undefined) ?? `${service}-${randomBytes(4).toString('hex')}`;
         const taken = deps.tracker.get(nodeId);
         if (taken && taken.identity.spiffeId !== spiffeId) nodeId = `${nodeId.slice(0, 54)}-${randomBytes(4).toString('hex')}`;
+        const issuedAt = now();
         const cert = await issue(csr, spiffeId);
-        await deps.tracker.joined(nodeId, identity, cx.signal);
+        const rec = issuedRecord(cert, issuedAt);
+        await deps.tracker.joined(nodeId, identity, cx.signal, { issued: rec.issued, bundle: rec.fingerprint, ...(app ? { app } : {}) });
         if (registration) {
           await deps.registry.register({ service: `${namespace}/${service}`, node: nodeId, spiffeId, address: registration.address as string, labels: registration.labels as Record<string, string>, healthy: registration.healthy as boolean }, cx.signal);
         }
         log('node_joined', { node: nodeId, spiffeId, kind, token: spent.id, source: sourceOf(req), requestId: cx.requestId });
-        sendJson(res, 200, { nodeId, spiffeId, kind, namespace, service, certificate: cert.chainPem, notAfter: cert.notAfter, trustBundle: deps.ca.trustBundle() });
+        sendJson(res, 200, { nodeId, spiffeId, kind, namespace, service, certificate: cert.chainPem, notAfter: cert.notAfter, trustBundle: rec.bundle });
       },
     },
     {
@@ -141,9 +193,11 @@ export function nodeApiRoutes(deps: NodeApiDeps): ControlRoute[] {
         const caller = nodeCaller(cx);
         limit(req);
         const body = await readJson(req, cx.signal);
+        const issuedAt = now();
         const cert = await issue(checkCsr(body.csr), caller.spiffeId);
-        if (typeof body.node === 'string' && deps.tracker.get(body.node)?.identity.spiffeId === caller.spiffeId) deps.tracker.seen(body.node);
-        sendJson(res, 200, { spiffeId: caller.spiffeId, certificate: cert.chainPem, notAfter: cert.notAfter, trustBundle: deps.ca.trustBundle() });
+        const rec = issuedRecord(cert, issuedAt);
+        if (typeof body.node === 'string' && deps.tracker.get(body.node)?.identity.spiffeId === caller.spiffeId) deps.tracker.issued(body.node, rec.issued, rec.fingerprint);
+        sendJson(res, 200, { spiffeId: caller.spiffeId, certificate: cert.chainPem, notAfter: cert.notAfter, trustBundle: rec.bundle });
       },
     },
     {
@@ -173,12 +227,13 @@ export function nodeApiRoutes(deps: NodeApiDeps): ControlRoute[] {
         const node = ownNode(cx, body.node);
         const problem = endpointProblem(body);
         if (problem) throw new ControlError('bad_request', problem);
+        const app = appAddressOf(body.app);
         const rec = {
           service: `${node.identity.namespace}/${node.identity.service}`, node: node.id, spiffeId: node.identity.spiffeId,
           address: body.address as string, labels: (body.labels ?? {}) as Record<string, string>, healthy: (body.healthy ?? true) as boolean,
         };
         await deps.registry.register(rec, cx.signal);
-        deps.tracker.seen(node.id);
+        deps.tracker.app(node.id, app);
         sendJson(res, 200, { endpoint: rec, registryVersion: deps.registry.revision });
       },
     },
@@ -245,7 +300,7 @@ export interface NodeApi {
 export async function openNodeApi(o: OpenNodeApiOptions): Promise<NodeApi> {
   const now = o.now ?? Date.now;
   const registry = await EndpointRegistry.open({ store: o.store, now, graceMs: o.endpointGraceMs, signal: o.signal });
-  const tracker = await NodeTracker.open({ store: o.store, now, signal: o.signal, onError: o.onError });
+  const tracker = await NodeTracker.open({ store: o.store, now, signal: o.signal, onError: o.onError, bundleFingerprint: () => bundleFingerprint(o.ca.trustBundle()) });
   const compiler = await SnapshotCompiler.open({ store: o.store, registry, trustBundle: () => o.ca.trustBundle(), signal: o.signal, onError: o.onError });
   const streams = new NodeStreams({ compiler, registry, tracker, now, heartbeatMs: o.heartbeatMs, minPushIntervalMs: o.minPushIntervalMs, onError: o.onError });
   const routes = nodeApiRoutes({ store: o.store, ca: o.ca, registry, tracker, compiler, streams, now, limiter: o.limiter, certificateLifetimeMs: o.certificateLifetimeMs, log: o.log });

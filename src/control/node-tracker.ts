@@ -1,4 +1,6 @@
-// What the control plane knows about each node: identity, the snapshot version sent and acknowledged, connection state.
+// What the control plane knows about each node: identity, the snapshot version sent and acknowledged, connection state,
+// the certificate last issued to it (which root it chains to), the trust bundle last sent, and its app's address.
+import { createHash } from 'node:crypto';
 import type { ConfigStore } from '../store/config-store.ts';
 import type { NodeIdentity, SnapshotAck } from '../model/snapshot.ts';
 
@@ -6,6 +8,27 @@ const PREFIX = '/nodes/';
 
 /** The version-skew policy, stated where node versions are shown. */
 export const VERSION_SKEW_POLICY = 'nodes accept snapshots of schema major 1, any minor; a node NACKs an unknown major and keeps its last good snapshot';
+
+/** Where a sidecar's local app listens (what `lockgate check` looks at: TCP lets other local processes skip mTLS). */
+export interface AppAddress {
+  /** `host:port` for tcp, an absolute socket path for unix. */
+  address: string;
+  transport: 'tcp' | 'unix';
+}
+
+/** A certificate the control plane issued to a node (at join or renewal). */
+export interface IssuedRecord {
+  /** SHA-256 fingerprint (as openssl prints it) of the root the certificate chains to. */
+  root: string | undefined;
+  notAfter: number;
+  /** The control plane's clock at issuance (notBefore is backdated for skew, so it says less about the life used). */
+  issuedAt: number;
+}
+
+/** The identity of a trust bundle: SHA-256 (hex) of its PEM roots, each trimmed, joined by newlines. */
+export function bundleFingerprint(bundle: readonly string[]): string {
+  return createHash('sha256').update(bundle.map((p) => p.trim()).join('\n')).digest('hex');
+}
 
 export interface NodeStatus {
   id: string;
@@ -24,6 +47,14 @@ export interface NodeStatus {
   ackedVersion?: number;
   /** The node's last answer, ACK or NACK, with the NACK's reason. */
   lastAnswer?: { version: number; ok: boolean; reason?: string; at: number };
+  /** Fingerprint of the root the node's last issued certificate chains to (see IssuedRecord). */
+  root?: string;
+  certificateNotAfter?: number;
+  certificateIssuedAt?: number;
+  /** bundleFingerprint() of the trust bundle last sent to the node (in a snapshot, or a join or renew answer). */
+  bundleFingerprint?: string;
+  /** The sidecar's local app, when it said where it runs. */
+  app?: AppAddress;
 }
 
 export interface NodeTrackerOptions {
@@ -31,6 +62,8 @@ export interface NodeTrackerOptions {
   now?: () => number;
   /** Changes are written at most this often (a busy mesh acks a lot); joins are written at once. */
   flushDelayMs?: number;
+  /** bundleFingerprint() of the trust bundle a snapshot sent now carries (the CA's current one). */
+  bundleFingerprint?: () => string;
   signal?: AbortSignal;
   onError?: (err: unknown) => void;
 }
@@ -43,6 +76,7 @@ export class NodeTracker {
   readonly #streams = new Map<string, number>();
   readonly #dirty = new Set<string>();
   readonly #onError: (err: unknown) => void;
+  readonly #bundleFingerprint: (() => string) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
   #closed = false;
@@ -51,6 +85,7 @@ export class NodeTracker {
     this.#store = o.store;
     this.#now = o.now ?? Date.now;
     this.#flushDelayMs = o.flushDelayMs ?? 1000;
+    this.#bundleFingerprint = o.bundleFingerprint;
     this.#onError = o.onError ?? ((err) => process.stderr.write(`node tracker: ${(err as Error).message}\n`));
   }
 
@@ -73,11 +108,17 @@ export class NodeTracker {
     return [...this.#nodes.values()].sort((a, b) => (a.id < b.id ? -1 : 1)).map((n) => ({ ...n }));
   }
 
-  /** A node joined (or re-joined with a new token): written to the store before the join answers. */
-  async joined(id: string, identity: NodeIdentity, signal?: AbortSignal): Promise<void> {
+  /**
+   * A node joined (or re-joined with a new token): written to the store before the join answers. `issued` is the
+   * certificate it receives and `bundle` the bundleFingerprint() of the trust bundle in the answer.
+   */
+  async joined(id: string, identity: NodeIdentity, signal?: AbortSignal, more: { issued?: IssuedRecord; bundle?: string; app?: AppAddress } = {}): Promise<void> {
     const t = this.#now();
     const prev = this.#nodes.get(id);
     const n: NodeStatus = prev ? { ...prev, identity, joinedAt: t, lastSeen: t } : { id, identity, joinedAt: t, connected: false, lastSeen: t };
+    if (more.issued) setIssued(n, more.issued);
+    if (more.bundle !== undefined) n.bundleFingerprint = more.bundle;
+    if (more.app !== undefined) n.app = { ...more.app };
     this.#nodes.set(id, n);
     this.#dirty.delete(id);
     await this.#store.put(PREFIX + id, JSON.stringify(n), { signal });
@@ -109,6 +150,24 @@ export class NodeTracker {
       n.sentVersion = version;
       n.sentEndpointsVersion = endpointsVersion;
       n.sentAt = this.#now();
+      // Called right after the snapshot was compiled, so the CA's bundle now is the one it carries.
+      if (this.#bundleFingerprint) n.bundleFingerprint = this.#bundleFingerprint();
+    });
+  }
+
+  /** The node renewed: `issued` is its new certificate, `bundle` the fingerprint of the bundle in the answer. */
+  issued(id: string, issued: IssuedRecord, bundle?: string): void {
+    this.#update(id, (n) => {
+      setIssued(n, issued);
+      if (bundle !== undefined) n.bundleFingerprint = bundle;
+    });
+  }
+
+  /** Where the node's app listens (undefined: it no longer says). */
+  app(id: string, app: AppAddress | undefined): void {
+    this.#update(id, (n) => {
+      if (app === undefined) delete n.app;
+      else n.app = { ...app };
     });
   }
 
@@ -160,4 +219,11 @@ export class NodeTracker {
       this.#timer.unref();
     }
   }
+}
+
+function setIssued(n: NodeStatus, issued: IssuedRecord): void {
+  if (issued.root === undefined) delete n.root;
+  else n.root = issued.root;
+  n.certificateNotAfter = issued.notAfter;
+  n.certificateIssuedAt = issued.issuedAt;
 }

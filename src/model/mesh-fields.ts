@@ -14,7 +14,7 @@ export const meshFields = obj(
     defaultAccess: oneOf(['allow', 'audit', 'deny'], 'Calls no AccessPolicy decides: allow, audit (log what would be denied, allow it) or deny.', {
       default: 'audit',
     }),
-    certificateLifetime: duration('Workload certificate lifetime, 10s to 90d; renewed at half life.', { default: 24 * 3_600_000, min: 10_000 }),
+    certificateLifetime: duration('Workload certificate lifetime, 10s to 90d for real use (5s is accepted, for tests); renewed at half life.', { default: 24 * 3_600_000, min: 5_000 }),
     maxHops: int('Requests that have crossed this many sidecars are refused with 508 (a routing loop).', { default: 16, min: 1, max: 255 }),
   },
   'Mesh-wide settings shared by every node; at most one Mesh document, built-in defaults when absent.',

@@ -9,7 +9,7 @@ import type { ErrorCode } from '../lib/errors.ts';
 import { checkRequest } from './strict-request.ts';
 import { Exchange } from './exchange.ts';
 import { sendError, CLOSING, type AnyResponse } from './error-response.ts';
-import { buildUpstreamHeaders } from './upstream-headers.ts';
+import { CLIENT_ID_HEADER, buildUpstreamHeaders } from './upstream-headers.ts';
 import { ForwardHandler, type FinishFn, type ForwardOptions } from './forward-handler.ts';
 import { limitedBody } from './limited-body.ts';
 import { clientIpOf } from './client-address.ts';
@@ -139,6 +139,8 @@ export function createRequestHandler(state: DataPlaneState, listener: ListenerIn
     const t0 = stamp();
     const ex = new Exchange(listener.name, clientIpOf(req, listener.proxied), req.method ?? '', t0, performance.timeOrigin + t0);
     ex.configVersion = rt.version;
+    // mTLS listeners only: the caller's SPIFFE ID (read once per connection) goes into the access log on every route.
+    if (listener.peerIdOf !== undefined) ex.peerId = listener.peerIdOf(req);
     try {
       handle(state, rt, listener, req, res, ex);
     } catch (err) {
@@ -272,6 +274,7 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
   });
   if (headers === null) return fail(state, res, ex, 'loop_detected', '', facts.hasBody, route.errorStyle);
   if (hops >= 0) setMeshHops(headers, hops + 1);
+  if (route.meshService !== '' && ex.peerId !== '') headers.push(CLIENT_ID_HEADER, ex.peerId);
   // gRPC runs over HTTP/2 only: HTTP/1.1 requests never look. Its deadline caps the request; `te: trailers` goes upstream.
   let timeoutMs = 0;
   if (h2) {

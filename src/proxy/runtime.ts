@@ -127,7 +127,8 @@ export function buildRuntime(
   const reused = new Set<UpstreamCluster>();
   for (const [key, b] of config.backends) {
     const old = previous?.clusters.get(key);
-    if (old && JSON.stringify(old.spec) === JSON.stringify(b.spec)) {
+    // Same spec and the same TLS file contents (rewritten certificate files with an unchanged generation): keep its pools.
+    if (old && JSON.stringify(old.spec) === JSON.stringify(b.spec) && !old.tlsFilesChanged()) {
       clusters.set(key, old);
       reused.add(old);
     } else {

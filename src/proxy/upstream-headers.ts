@@ -1,5 +1,8 @@
 // Builds the header list sent upstream from the client's rawHeaders: hop-by-hop removed first, then our own headers added.
 
+/** The caller's verified SPIFFE ID, as a sidecar's inbound hands it to the app (Linkerd's l5d-client-id). */
+export const CLIENT_ID_HEADER = 'x-lockgate-client-id';
+
 /** Per-request facts the forwarding headers need. */
 export interface ForwardFacts {
   clientIp: string;
@@ -48,6 +51,9 @@ function dropped(n: string): boolean {
       return n === 'proxy-connection' || n === 'x-forwarded-host';
     case 17:
       return n === 'transfer-encoding' || n === 'x-forwarded-proto';
+    case 20:
+      // Only a sidecar's inbound sets it, from the verified client certificate: a client's copy never passes.
+      return n === CLIENT_ID_HEADER;
     default:
       return false;
   }

@@ -6,7 +6,7 @@ import { newRequestId } from '../lib/request-id.ts';
 import { checkRequest } from './strict-request.ts';
 import { buildUpstreamHeaders } from './upstream-headers.ts';
 import { newSpanId, newTraceId, formatTraceparent } from '../lib/trace-context.ts';
-import type { DataPlaneState, ListenerInfo } from './request-handler.ts';
+import { authorizeMeshRequest, type AccessSubject, type DataPlaneState, type ListenerInfo } from './request-handler.ts';
 import { resolveRoute } from './resolve-route.ts';
 import { forwardPath } from './runtime.ts';
 import { routingInput } from './version-routing.ts';
@@ -37,6 +37,12 @@ export function createUpgradeHandler(state: DataPlaneState, listener: ListenerIn
     if (!m) return reject(socket, 404, 'Resource not found', requestId);
     const route = m.value;
     if (ri.revision !== 0 && ri.revision !== route.revision) return reject(socket, 404, 'Resource not found', requestId);
+    // A sidecar's inbound decides upgrades like any request: upgrading is no way around an AccessPolicy.
+    if (route.meshService !== '' && rt.access !== null) {
+      const subject: AccessSubject = { method: 'GET', path: cp.path, requestId, traceId: '', peerId: '', decision: '' };
+      const denied = authorizeMeshRequest(rt.access, route.meshService, listener, req, subject);
+      if (denied !== null) return reject(socket, 403, `Access denied by ${denied.policy} (decision ${denied.id})`, requestId);
+    }
     // The same subscription-key rule as plain requests (request-handler.ts): no way around it by upgrading.
     let query = cp.query;
     const needKey = route.subscription;
