@@ -10,6 +10,9 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { Agent, request } from 'undici';
 import { ControlPlane } from '../src/app/control-plane.ts';
+import { GatewaySupervisor } from '../src/app/gateway-supervisor.ts';
+import { formatProblems } from '../src/model/load-config.ts';
+import { parseCheckedConfig } from '../src/policy/load-checked.ts';
 import { startJoinedSidecar, type JoinedSidecar } from '../src/app/sidecar-node.ts';
 import { checkServerSpiffeId } from '../src/ca/peer-identity.ts';
 import type { NodeStatus } from '../src/control/node-tracker.ts';
@@ -98,7 +101,7 @@ interface GatewayChild {
 }
 
 /** `lockgate gateway --control-plane …` as a child process; resolves at its listening line. */
-async function startGateway(args: string[]): Promise<GatewayChild> {
+async function startGateway(args: string[], joined = true): Promise<GatewayChild> {
   const proc = spawn(process.execPath, [BIN, 'gateway', '--admin-port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: ENV });
   children.add(proc);
   const stderr: string[] = [];
@@ -125,7 +128,7 @@ async function startGateway(args: string[]): Promise<GatewayChild> {
     proc.kill('SIGKILL');
     throw err;
   });
-  assert.equal(started.spiffeId, EDGE_ID, 'the gateway joined with its own identity');
+  if (joined) assert.equal(started.spiffeId, EDGE_ID, 'the gateway joined with its own identity');
   return {
     proc, port: started.ports.http, admin: started.admin, stderr,
     async stop() {
@@ -244,7 +247,7 @@ test('the gateway calls a mesh Backend over mTLS as itself, follows endpoint cha
     assert.ok(performance.now() - t0 < 2000, `503 took ${(performance.now() - t0).toFixed(0)} ms`);
 
     const app1 = await mesh.app();
-    await mesh.sidecar('shop/orders', app1);
+    const orders1 = await mesh.sidecar('shop/orders', app1);
     // The registration reaches the gateway as a new snapshot: no restart.
     const first = await waitFor('the gateway to reach orders', async () => {
       const r = await viaGateway(gw!, '/orders/items/7');
@@ -307,6 +310,26 @@ test('the gateway calls a mesh Backend over mTLS as itself, follows endpoint cha
     assert.equal(again.status, 200, again.body);
     assert.ok([...app1.seen, ...app2.seen].some((s) => s.url === '/orders/offline'));
     assert.ok(gw.stderr.join('').includes('serving_last_good_snapshot'), gw.stderr.join(''));
+    await gw.stop();
+
+    // Standalone: a mesh Backend with a static endpoint and the certificate files named in its own tls.
+    const file = join(root, 'standalone.yaml');
+    const certs = join(gwDir, 'certs');
+    writeFileSync(file, CONFIG.split('---\n').filter((d) => !/kind: (Backend|AccessPolicy)\n/.test(d)).join('---\n') + `---
+${H}
+kind: Backend
+metadata: { name: orders }
+spec:
+  type: mesh
+  meshService: shop/orders
+  endpoints: [{ url: "https://127.0.0.1:${orders1.sidecar.ports.inbound}" }]
+  tls: { caFile: ${certs}/bundle.pem, certFile: ${certs}/cert.pem, keyFile: ${certs}/key.pem }
+`);
+    gw = await startGateway(['-c', file, '--no-watch'], false);
+    seenByInbound.length = 0;
+    const standalone = await viaGateway(gw, '/orders/standalone');
+    assert.equal(standalone.status, 200, standalone.body);
+    assert.deepEqual(seenByInbound.map((e) => e.peerId), [EDGE_ID]);
   } finally {
     diagnostics.unsubscribe('lockgate:request:end', onEnd);
     diagnostics.unsubscribe('lockgate:access:decision', onDecision);
@@ -346,5 +369,63 @@ test('a renewed gateway certificate moves the mesh Backend to new pools with no 
   } finally {
     await gw?.stop();
     await mesh.close();
+  }
+});
+
+test('config mode of the supervisor: a config the workers cannot build is refused with its problems, the running one serves on', { timeout: 60_000 }, async () => {
+  const text = `${H}
+kind: Gateway
+metadata: { name: edge }
+spec:
+  listeners: [{ name: http, address: 127.0.0.1, port: 0 }]
+  admin: { enabled: false }
+  accessLog: { enabled: false }
+---
+${H}
+kind: Api
+metadata: { name: ok }
+spec:
+  path: /ok
+  backend: plain
+---
+${H}
+kind: Backend
+metadata: { name: plain }
+spec:
+  url: http://127.0.0.1:9
+`;
+  const parsed = parseCheckedConfig(text, join(root, 'config-mode.yaml'));
+  assert.ok(parsed.config, formatProblems(parsed.problems));
+  const good = parsed.config;
+  const logs: string[] = [];
+  const sup = new GatewaySupervisor({ files: [], workers: 2, log: (level, msg) => logs.push(`${level} ${msg}`), drainTimeoutMs: 500 });
+  try {
+    await sup.startWith(good);
+    const url = `http://127.0.0.1:${sup.ports.http}/nowhere`;
+    const status = async (): Promise<number> => {
+      const r = await request(url, { headersTimeout: 5000 });
+      await r.body.dump();
+      return r.statusCode;
+    };
+    assert.equal(await status(), 404);
+    // Valid for the model, refused by the router (an operation with no methods): every worker keeps the running one.
+    const broken = { ...good, version: 'broken', apis: [{ ...good.apis[0], spec: { ...good.apis[0].spec, path: '/nowhere', operations: [{ name: 'x', methods: [], urlTemplate: '/', headers: [] }] } }] };
+    const refused = await sup.apply(broken, 'test');
+    assert.equal(refused.ok, false);
+    assert.match(refused.problems, /no methods/);
+    assert.equal(sup.config.version, good.version);
+    assert.equal(await status(), 404);
+    // A good one is taken by every worker (2), and an unchanged version is not sent again.
+    const moved = { ...good, version: 'moved', apis: [{ ...good.apis[0], spec: { ...good.apis[0].spec, path: '/nowhere' } }] };
+    assert.deepEqual(await sup.apply(moved, 'test'), { ok: true, problems: '' });
+    assert.equal(sup.config.version, 'moved');
+    for (let i = 0; i < 4; i++) assert.equal(await status(), 502, 'routed to the closed port');
+    assert.deepEqual(await sup.apply(moved, 'again'), { ok: true, problems: '' });
+    assert.equal(logs.filter((l) => l === 'info config applied').length, 1);
+    // A reload (SIGHUP) re-applies the running config (listener certificates are read anew), not files.
+    assert.equal((await sup.reload('SIGHUP')).ok, true);
+    assert.equal(logs.filter((l) => l === 'info config applied').length, 2);
+  } finally {
+    await sup.drain();
   }
 });

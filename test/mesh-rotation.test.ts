@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { after, before, test } from 'node:test';
-import { MeshWorld, consistently, constantLoad, startPair, type ControlPlaneProc, type SidecarProc } from './helpers/mesh-processes.ts';
+import { MeshWorld, consistently, constantLoad, startPair, waitFor, type ControlPlaneProc, type SidecarProc } from './helpers/mesh-processes.ts';
 
 const NS = 'shop';
 // `npm run soak` runs the same scenario longer; the lifetime can be raised to compare.
@@ -70,4 +70,62 @@ test(`${LIFETIME_S}-second certificates renewed under constant load: zero failed
   assert.equal(tally.keepAliveConnects, 10, `the 10 kept-alive connections are the same ones throughout: ${summary}`);
   // The data plane took every renewal: a new handshake gets the certificate that is on disk now.
   await consistently('inventory presenting its current certificate', async () => ({ status: (await presented()).serialNumber === certOnDisk(inventory).serialNumber ? 200 : 0, json: null }), (r) => r.status === 200, 5000, 1);
+});
+
+/** The certificates of a PEM file, in order. */
+function pems(file: string): X509Certificate[] {
+  return (readFileSync(file, 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((p) => new X509Certificate(p));
+}
+
+/** `lockgate ca …` against the control plane, JSON out. */
+async function ca(...args: string[]): Promise<{ rotation: { phase: string }; roots: Array<{ fingerprint: string; active: boolean }>; nodesOnOldRoot: unknown[] }> {
+  const r = await world.cli(['ca', ...args, '-o', 'json', '--data-dir', cp.dataDir, '--token', cp.token]);
+  assert.equal(r.code, 0, `lockgate ca ${args.join(' ')}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+test('root rotation under load: start, every node renews onto the new root, finish — zero failed requests', { timeout: 60_000 }, async (t) => {
+  const oldRoot = pems(cp.caFile);
+  assert.equal(oldRoot.length, 1);
+  const ac = new AbortController();
+  const loading = constantLoad({ origin: orders.origin, host: 'inventory', path: '/items/2', keepAlive: 10, fresh: 2, signal: ac.signal });
+  const phases: string[] = [];
+  const mark = (what: string): void => void phases.push(`${new Date().toISOString()} ${what}`);
+  try {
+    await new Promise((r) => setTimeout(r, 2000));
+    mark('rotate start');
+    const started = await ca('rotate', 'start');
+    assert.equal(started.rotation.phase, 'rotating');
+    assert.equal(started.roots.length, 2);
+    const base = { orders: orders.renewals(), inventory: inventory.renewals() };
+    // Nodes move to the new root at their next renewal (half of 6 s).
+    await waitFor('every node on the new root', async () => {
+      const s = await ca('rotate', 'status');
+      return s.nodesOnOldRoot.length === 0 && orders.renewals() > base.orders && inventory.renewals() > base.inventory;
+    }, 20_000, 250);
+    mark('rotate finish');
+    const finished = await ca('rotate', 'finish');
+    assert.equal(finished.rotation.phase, 'idle');
+    assert.equal(finished.roots.length, 1);
+    const newRoot = finished.roots[0].fingerprint;
+    // After the finish: two more renewals each, on connections verified against the new root only.
+    const after = { orders: orders.renewals(), inventory: inventory.renewals() };
+    await waitFor('two renewals each after the finish', () => orders.renewals() >= after.orders + 2 && inventory.renewals() >= after.inventory + 2, 20_000, 250);
+    mark('done');
+    for (const s of [orders, inventory]) {
+      const bundle = pems(path.join(s.dataDir, 'certs', 'bundle.pem'));
+      assert.deepEqual(bundle.map((c) => c.fingerprint256), [newRoot], `${s.dataDir}: only the new root is trusted`);
+      const [leaf, intermediate] = pems(path.join(s.dataDir, 'certs', 'cert.pem'));
+      assert.ok(leaf.verify(intermediate.publicKey) && intermediate.verify(bundle[0].publicKey), 'the certificate chains to the new root');
+      assert.ok(!intermediate.verify(oldRoot[0].publicKey));
+    }
+  } finally {
+    ac.abort();
+  }
+  const tally = await loading;
+  const summary = JSON.stringify({ ...tally, phases });
+  t.diagnostic(summary);
+  assert.equal(tally.failed, 0, summary);
+  assert.equal(tally.keepAliveDisconnects, 0, summary);
+  assert.ok(tally.ok > 200, summary);
 });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../agent/atomic-file.ts';
 import { adminApiRoutes } from '../control/admin-api.ts';
 import { adminTokenVerifier, ensureBootstrapToken } from '../control/bootstrap-token.ts';
-import { CA_STATE_KEY, caApiRoutes, intermediateRenewalDue, StoredCa, type CaChange } from '../control/ca-api.ts';
+import { CA_STATE_KEY, caApiRoutes, intermediateRenewalDue, StoredCa } from '../control/ca-api.ts';
 import { CONFIG_PREFIX } from '../control/config-documents.ts';
 import type { ControlRoute } from '../control/control-routes.ts';
 import { ControlServer, type ControlServerTls } from '../control/control-server.ts';
@@ -149,33 +149,24 @@ export class ControlPlane {
       const plane = new ControlPlane(info, store, server, nodeApi);
       cp = plane;
       const live = server;
-      let tls = first.tls;
       // One renewal at a time: a timer and a CA change may both want one.
       let renewing: Promise<number> = Promise.resolve(first.renewAt);
       const renew = (): Promise<number> => {
         renewing = renewing.catch(() => 0).then(async () => {
           const next = await issue();
-          tls = next.tls;
-          live.updateTls(tls);
-          await writeFileAtomic(caFile, tls.ca.join(''), 0o644);
+          live.updateTls(next.tls);
+          await writeFileAtomic(caFile, next.tls.ca.join(''), 0o644);
           return next.renewAt;
         });
         return renewing;
       };
       plane.#scheduleRenewal(first.renewAt, renew, log, now);
-      stored.onChange(async (change: CaChange) => {
-        api.compiler.trustBundleChanged();
-        if (change === 'rotate-start') {
-          // Trust client certificates from both roots at once, but keep presenting our certificate from the old root
-          // until its next renewal (half its life): nodes that have not received the two-root bundle yet (a reconnect
-          // racing the push) can still verify us and so receive it.
-          tls = { ...tls, ca: stored.ca.trustBundle() };
-          live.updateTls(tls);
-          await writeFileAtomic(caFile, tls.ca.join(''), 0o644);
-          return;
-        }
-        // Finish (the old root leaves every node's bundle), a new intermediate, a restored state: reissue now.
+      // Every change (a rotation step, a new intermediate, a restored state) reissues our certificate from the issuing
+      // intermediate and trusts client certificates from every root in the bundle, before nodes are told: a node that
+      // receives the new bundle reconnects at once, and must find a certificate it can verify.
+      stored.onChange(async () => {
         plane.#scheduleRenewal(await renew(), renew, log, now);
+        api.compiler.trustBundleChanged();
       });
       void stored.follow(plane.#ac.signal);
       plane.#watchIntermediate(stored, leafLifetime, event, now);

@@ -77,6 +77,7 @@ export async function startJoinedGateway(opts: JoinedGatewayOptions): Promise<Jo
   let trustDomain = '';
   let current: Snapshot | undefined;
   let started = false;
+  let startAttempted = false;
   let chain: Promise<unknown> = Promise.resolve();
   let settle: { resolve: () => void; reject: (err: Error) => void } = { resolve: () => {}, reject: () => {} };
   const ready = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
@@ -94,6 +95,7 @@ export async function startJoinedGateway(opts: JoinedGatewayOptions): Promise<Jo
       const built = gatewayConfigOf(snap, { file: join(opts.dataDir, `snapshot-v${snap.version}.yaml`), client: { certs, trustDomain } });
       if ('reason' in built) return { ok: false, reason: built.reason };
       if (!started) {
+        startAttempted = true;
         try {
           await supervisor.startWith(built.config);
         } catch (err) {
@@ -132,14 +134,18 @@ export async function startJoinedGateway(opts: JoinedGatewayOptions): Promise<Jo
   const fail = async (err: unknown): Promise<never> => {
     await client.close();
     // Also when the start failed half way: a worker that did start is stopped, no restart is left pending.
-    await supervisor.drain();
+    if (startAttempted) await supervisor.drain();
     throw err;
   };
   try {
     let node = (await client.load()) ? client.node : undefined;
     if (node === undefined) {
       if (!opts.token) throw new Error(`${opts.dataDir} has not joined a mesh yet: pass --token (lockgate token create --kind gateway --service NAME)`);
-      node = await client.join(opts.token, { signal: opts.signal });
+      try {
+        node = await client.join(opts.token, { signal: opts.signal });
+      } catch (err) {
+        throw new Error(`joining the control plane at ${opts.controlPlane} failed: ${(err as Error).message}`, { cause: err });
+      }
     }
     if (node.kind !== 'gateway') throw new Error(`${opts.dataDir} joined as a ${node.kind} (${node.spiffeId}): a gateway needs a token made with --kind gateway, or another --data-dir`);
     trustDomain = node.trustDomain;

@@ -61,6 +61,7 @@ export function inboundConfigText(snap: Snapshot, mesh: Config, layout: SidecarL
   const [ns, name] = layout.service.split('/');
   const svc = mesh.meshServices.get(layout.service);
   const mode = svc?.spec.mtls ?? mesh.mesh.spec.mtls;
+  const grpc = svc !== undefined && speaksGrpc(svc);
   const docs: Doc[] = [
     doc('Gateway', 'sidecar-inbound', ns, {
       ...gatewayCommon(layout, mesh.mesh),
@@ -83,6 +84,8 @@ export function inboundConfigText(snap: Snapshot, mesh: Config, layout: SidecarL
     }),
     doc('Backend', gen('app', name), ns, {
       url: layout.appUrl,
+      // A gRPC service's app speaks cleartext HTTP/2 with prior knowledge (h2c), as gRPC servers do.
+      ...(grpc ? { protocol: 'h2' } : {}),
       // The app is local: no retries across the loopback hop (the caller's sidecar retries), fail fast on connect.
       retries: { attempts: 0 },
       outlierDetection: { enabled: false },
@@ -91,6 +94,11 @@ export function inboundConfigText(snap: Snapshot, mesh: Config, layout: SidecarL
     doc('Api', gen('inbound', name), ns, { path: '/', backend: gen('app', name), meshService: layout.service }),
   ];
   return toText(docs, snap.config);
+}
+
+/** A service with a gRPC port: HTTP/2 on both hops (trailers, streams), the inbound's app over h2c. */
+function speaksGrpc(svc: MeshServiceResource): boolean {
+  return svc.spec.ports.some((p) => p.protocol === 'grpc');
 }
 
 /** The endpoints of one service, optionally only those labelled with a version (a subset for a split). */
@@ -108,6 +116,8 @@ function backendSpec(svc: MeshServiceResource, eps: EndpointRecord[], layout: Si
     ...(eps.length > 0
       ? { endpoints: eps.map((e) => ({ url: `https://${e.address}`, weight: 1, labels: e.labels })) }
       : { type: 'mesh', meshService: `${svc.metadata.namespace}/${svc.metadata.name}` }),
+    // gRPC needs HTTP/2 end to end (trailers); h2 over TLS to the peer's inbound, negotiated by ALPN.
+    ...(speaksGrpc(svc) ? { protocol: 'h2' } : {}),
     loadBalancing: s.loadBalancing,
     outlierDetection: s.outlierDetection,
     retries: s.retries,

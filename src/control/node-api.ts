@@ -264,7 +264,9 @@ export function nodeApiRoutes(deps: NodeApiDeps): ControlRoute[] {
         }
         const namespace = (body.namespace as string | undefined) ?? 'default';
         const kind = (body.kind as 'sidecar' | 'gateway' | undefined) ?? 'sidecar';
-        const created = await createJoinToken(deps.store, { service: body.service as string, namespace, kind, ttlMs, bundle: deps.ca.trustBundle(), now, signal: cx.signal });
+        // The token pins its first root: make that the active (newest) one, which the control plane's own certificate
+        // chains to from a rotation's start on, so a token made during a rotation joins during it and after it.
+        const created = await createJoinToken(deps.store, { service: body.service as string, namespace, kind, ttlMs, bundle: [...deps.ca.trustBundle()].reverse(), now, signal: cx.signal });
         log('join_token_created', { id: created.id, service: body.service, namespace, kind, by: cx.caller.kind === 'admin' ? cx.caller.subject : undefined, requestId: cx.requestId });
         sendJson(res, 201, { token: created.token, id: created.id, expiresAt: created.expiresAt, spiffeId: workloadId(deps.ca.trustDomain, namespace, body.service as string), kind });
       },

@@ -39,7 +39,11 @@ export const faultField: Field = obj(
 
 const endpoint = obj(
   {
-    url: str('Origin "http://host:port" or "https://host:port".', { required: true, check: checkOriginUrl, format: 'uri' }),
+    url: str('Origin "http://host:port" or "https://host:port", or "unix:/path" (plaintext HTTP, or h2c with protocol h2, over a Unix domain socket).', {
+      required: true,
+      check: checkOriginUrl,
+      format: 'uri',
+    }),
     weight: int('Relative share of requests; 0 drains the endpoint.', { default: 1, min: 0, max: 10_000 }),
     labels: dict(str('Label value'), 'Labels: region and zone (locality preference), version (MeshRoute subsets).', {
       default: {},

@@ -1,7 +1,10 @@
 // The Gateway kind's fields, defaults and descriptions (the single source for decoding, docs and the JSON Schema).
 import { checkSpiffeId } from './mesh-checks.ts';
 import { bool, duration, int, list, num, obj, oneOf, size, str } from './field.ts';
-import { checkBindAddress, checkCidr, checkHostPattern, checkHttpUrl, checkName, checkNotEmpty } from './value-checks.ts';
+import { checkBindAddress, checkCidr, checkHostPattern, checkHttpUrl, checkName, checkNotEmpty, unixSocketPath } from './value-checks.ts';
+import type { Check } from './field.ts';
+
+const checkTcpAddress: Check = (v) => (unixSocketPath(v) !== undefined ? 'the admin port listens on TCP only' : checkBindAddress(v));
 
 const tlsCertificate = obj(
   {
@@ -42,8 +45,11 @@ export const DEFAULT_LISTENER = { name: 'http-8080', address: '0.0.0.0', port: 8
 const listener = obj(
   {
     name: str('Unique name within the Gateway.', { check: checkName, defaultText: '"<protocol>-<port>", e.g. "http-8080"' }),
-    address: str('Address to bind.', { default: '0.0.0.0', check: checkBindAddress }),
-    port: int('TCP port; 0 lets the OS pick one.', { required: true, min: 0, max: 65535 }),
+    address: str(
+      'Address to bind: an IP address or hostname, or "unix:/path" for a Unix domain socket (created with mode 0600 so only this user may connect; a stale socket file nobody answers on is replaced; one worker only).',
+      { default: '0.0.0.0', check: checkBindAddress },
+    ),
+    port: int('TCP port; 0 lets the OS pick one. Ignored for a unix: address.', { required: true, min: 0, max: 65535 }),
     protocol: oneOf(
       ['http', 'https', 'h2'],
       'http: HTTP/1.1 in clear; https: TLS with ALPN (h2 and http/1.1); h2: HTTP/2 only (over TLS when tls is set, else cleartext prior knowledge).',
@@ -98,7 +104,7 @@ export const gatewayFields = obj(
     maxHops: int('Most `Via` hops before answering 508 Loop Detected.', { default: 10, min: 1, max: 255 }),
     admin: obj(
       {
-        address: str('Address of the local admin port.', { default: '127.0.0.1', check: checkBindAddress }),
+        address: str('Address of the local admin port.', { default: '127.0.0.1', check: checkTcpAddress }),
         port: int('Admin port.', { default: 9901, min: 0, max: 65535 }),
         enabled: bool('Serve the admin port.', true),
       },

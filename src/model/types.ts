@@ -59,6 +59,7 @@ export interface ListenerTls {
 
 export interface Listener {
   name: string;
+  /** An IP address or hostname, or `unix:/path` (a Unix domain socket, mode 0600; `port` is then ignored). */
   address: string;
   port: number;
   protocol: 'http' | 'https' | 'h2';
@@ -247,7 +248,7 @@ export interface ApiSpec {
 // ---------- Backend ----------
 
 export interface Endpoint {
-  /** `http://host:port` or `https://host:port`. */
+  /** `http://host:port`, `https://host:port`, or `unix:/path` (plaintext over a Unix domain socket). */
   url: string;
   weight: number;
   /**

@@ -40,8 +40,26 @@ function parseHttpUrl(v: string): URL | string {
   return url;
 }
 
-/** An upstream origin: scheme, host and port only. */
+/** Longest Unix socket path the kernel takes (sun_path holds 108 bytes on Linux, 104 on macOS, with the NUL). */
+const MAX_UNIX_PATH = 103;
+
+/** The socket path of a `unix:/absolute/path` address, or undefined when `v` is not one (see checkUnixAddress). */
+export function unixSocketPath(v: string): string | undefined {
+  return v.startsWith('unix:') ? v.slice(5) : undefined;
+}
+
+/** `unix:/absolute/path`: a Unix domain socket (an absolute path, short enough for sun_path, no NUL). */
+function checkUnixAddress(v: string): string | undefined {
+  const path = v.slice(5);
+  if (!path.startsWith('/')) return `${JSON.stringify(v)}: a Unix socket address is "unix:" and an absolute path`;
+  if (path.includes('\0') || path.endsWith('/')) return `${JSON.stringify(v)} is not a socket file path`;
+  if (Buffer.byteLength(path) > MAX_UNIX_PATH) return `${JSON.stringify(v)}: a Unix socket path may have at most ${MAX_UNIX_PATH} bytes`;
+  return undefined;
+}
+
+/** An upstream origin: scheme, host and port only; or `unix:/path` (plaintext HTTP over a Unix domain socket). */
 export const checkOriginUrl: Check = (v) => {
+  if (unixSocketPath(v) !== undefined) return checkUnixAddress(v);
   const url = parseHttpUrl(v);
   if (typeof url === 'string') return url;
   if (url.pathname !== '/' || url.search || url.hash) {
@@ -65,8 +83,11 @@ export const checkHostPattern: Check = (v) => {
   return isHostname(host) ? undefined : `${JSON.stringify(v)} is not a hostname such as "api.example.com" or "*.example.com"`;
 };
 
-export const checkBindAddress: Check = (v) =>
-  isIP(v) || isHostname(v) ? undefined : `${JSON.stringify(v)} is not an IP address or hostname to listen on`;
+/** An IP address or hostname, or `unix:/path` (a Unix domain socket). */
+export const checkBindAddress: Check = (v) => {
+  if (unixSocketPath(v) !== undefined) return checkUnixAddress(v);
+  return isIP(v) || isHostname(v) ? undefined : `${JSON.stringify(v)} is not an IP address, hostname or unix:/path to listen on`;
+};
 
 export const checkHeaderName: Check = (v) => (TOKEN.test(v) ? undefined : `${JSON.stringify(v)} is not a valid header name`);
 

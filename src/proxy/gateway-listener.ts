@@ -14,6 +14,8 @@ import { CLOSING } from './error-response.ts';
 import { H1Server, type H1Request, type H1Response } from './h1-server.ts';
 import { sniffProtocol, type SniffedProtocol } from './h2c-sniff.ts';
 import { PEER_ID, peerIdOf, spiffeIdOf } from './peer-identity-check.ts';
+import { unixSocketPath } from '../model/value-checks.ts';
+import { listenUnix } from './unix-socket.ts';
 
 type AnyServer = http2.Http2SecureServer | http2.Http2Server | http.Server;
 
@@ -194,9 +196,17 @@ export class GatewayListener {
     return this.#refusals;
   }
 
-  /** Listens with SO_REUSEPORT so several worker threads can share the port; `port` overrides the configured one. */
-  listen(port = this.spec.port): Promise<number> {
+  /**
+   * Listens with SO_REUSEPORT so several worker threads can share the port; `port` overrides the configured one.
+   * A `unix:/path` address binds that Unix socket, mode 0600 (port 0 is returned).
+   */
+  async listen(port = this.spec.port): Promise<number> {
     const target = this.#main;
+    const socketPath = unixSocketPath(this.spec.address);
+    if (socketPath !== undefined) {
+      await listenUnix(target, socketPath);
+      return (this.#port = 0);
+    }
     return new Promise((resolve, reject) => {
       target.once('error', reject);
       target.listen({ port, host: this.spec.address, reusePort: true }, () => {
@@ -282,7 +292,19 @@ export class GatewayListener {
       if (kind === 'tls') direct(s);
       else this.#h2c!.emit('connection', s);
     };
-    const next = sniff ? (s: net.Socket) => sniffProtocol(s, { tls: secure, timeoutMs: limits.headerTimeout }, route) : direct;
+    const sniffOpts = { tls: secure, timeoutMs: limits.headerTimeout };
+    // A client that closes before its protocol is known (a TCP probe, a port check) is done: with allowHalfOpen its
+    // socket would otherwise linger, half-open, until the header timeout.
+    const next = sniff
+      ? (s: net.Socket) => {
+          const onEnd = (): void => void s.destroy();
+          s.once('end', onEnd);
+          sniffProtocol(s, sniffOpts, (kind, sock) => {
+            sock.off('end', onEnd);
+            route(kind, sock);
+          });
+        }
+      : direct;
     const tlsDirect = secure && !sniff;
     main.on('connection', pp === 'off' ? next : (socket: net.Socket) => {
       // Bytes past the header stay on the socket (unshift) unless it goes straight to TLS (see proxy-protocol).

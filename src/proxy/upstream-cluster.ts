@@ -13,6 +13,7 @@ import { HealthChecker } from './health-checker.ts';
 import { createCachedLookup } from './dns-cache.ts';
 import { lastStamp, stamp } from './clock.ts';
 import { checkSpiffeServerIdentity } from './peer-identity-check.ts';
+import { unixSocketPath } from '../model/value-checks.ts';
 
 /** What forwarding needs of a pool: undici's Pool (TLS, HTTP/2) or the h1 engine's H1Pool (plain HTTP/1.1). */
 export interface UpstreamPool {
@@ -81,6 +82,12 @@ export class UpstreamCluster {
     this.pools = [];
     this.basePaths = [];
     for (const e of spec.endpoints) {
+      const socketPath = unixSocketPath(e.url);
+      if (socketPath !== undefined) {
+        this.pools.push(hooks.poolFactory !== undefined ? hooks.poolFactory(e.url, name) : unixPool(socketPath, spec));
+        this.basePaths.push('');
+        continue;
+      }
       const u = new URL(e.url);
       const isIp = /^[\d.]+$|^\[/.test(u.hostname);
       const clientTtl = isIp ? null : spec.dnsRefresh;
@@ -144,6 +151,24 @@ export class UpstreamCluster {
     await this.#health?.close();
     await Promise.all(this.pools.map((p) => p.close().catch(() => p.destroy())));
   }
+}
+
+/**
+ * An endpoint on a Unix domain socket (a local app beside its sidecar): undici, which dials the path, speaking
+ * HTTP/1.1, or h2c with protocol h2. The origin only names the connection; requests keep their own Host.
+ */
+function unixPool(socketPath: string, spec: BackendSpec): UpstreamPool {
+  return new Pool('http://localhost', {
+    socketPath,
+    connections: spec.maxConnections,
+    pipelining: 1,
+    keepAliveTimeout: spec.timeouts.idle,
+    connectTimeout: spec.timeouts.connect,
+    headersTimeout: spec.timeouts.perTry,
+    bodyTimeout: spec.timeouts.perTry,
+    allowH2: spec.protocol === 'h2',
+    ...(spec.protocol === 'h2' ? { useH2c: true } : {}),
+  });
 }
 
 /** The CA bundle, client certificate and key of a Backend's TLS settings, read now, with a hash of their contents. */

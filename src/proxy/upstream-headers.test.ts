@@ -56,3 +56,11 @@ test('tracestate travels only with a continued traceparent', () => {
   assert.deepEqual(toMap(buildUpstreamHeaders(raw, base)).get('tracestate'), ['a=1,b=2']);
   assert.equal(toMap(buildUpstreamHeaders(raw, { ...base, keepTracestate: false })).has('tracestate'), false);
 });
+
+test('mesh headers a client sends never pass: the verified-caller header and the hop count are ours to set', () => {
+  const raw = ['host', 'h', 'X-Lockgate-Client-Id', 'spiffe://lockgate.local/ns/shop/sa/admin', 'x-lockgate-hops', '16', 'accept', '*/*'];
+  const m = toMap(buildUpstreamHeaders(raw, base));
+  assert.equal(m.has('x-lockgate-client-id'), false);
+  assert.equal(m.has('x-lockgate-hops'), false);
+  assert.deepEqual(m.get('accept'), ['*/*']);
+});

@@ -46,7 +46,8 @@ function dropped(n: string): boolean {
     case 14:
       return n === 'content-length';
     case 15:
-      return n === 'x-forwarded-for';
+      // x-lockgate-hops: only a mesh node sets it (counted from the request's own); a plain gateway never passes a client's on.
+      return n === 'x-forwarded-for' || n === 'x-lockgate-hops';
     case 16:
       return n === 'proxy-connection' || n === 'x-forwarded-host';
     case 17:

@@ -1,0 +1,403 @@
+// Protocols through two real sidecars: gRPC over HTTP/2 end to end, Unix sockets app ↔ sidecar, WebSocket, opaque TCP, hop limit.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import http2 from 'node:http2';
+import net, { type AddressInfo } from 'node:net';
+import { createHash, randomBytes } from 'node:crypto';
+import { lstatSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { Pool } from 'undici';
+import { TestMesh, endpoint, TRUST_DOMAIN } from './helpers/mesh.ts';
+import { startUpstream } from './helpers/upstream.ts';
+import { Sidecar } from '../src/app/sidecar.ts';
+
+type Port = { name: string; port: number; protocol: 'http' | 'grpc' | 'tcp' };
+
+/** A Mesh (allow unless told) with orders and inventory; inventory's ports as given, plus extra documents. */
+function yaml(opts: { inventoryPorts: Port[]; defaultAccess?: string; extra?: string }): string {
+  const svc = (name: string, ports: Port[]): string =>
+    `apiVersion: lockgate.dev/v1alpha1\nkind: MeshService\nmetadata: { name: ${name}, namespace: shop }\nspec:\n  ports: ${JSON.stringify(ports)}`;
+  return [
+    `apiVersion: lockgate.dev/v1alpha1\nkind: Mesh\nmetadata: { name: default }\nspec: { trustDomain: ${TRUST_DOMAIN}, defaultAccess: ${opts.defaultAccess ?? 'allow'}, mtls: strict }`,
+    svc('orders', [{ name: 'http', port: 80, protocol: 'http' }]),
+    svc('inventory', opts.inventoryPorts),
+    ...(opts.extra ? [opts.extra] : []),
+  ].join('\n---\n');
+}
+
+/** orders' sidecar calling inventory's sidecar in front of `appUrl`. */
+async function pair(mesh: TestMesh, config: string, appUrl: string, ordersApp = 'http://127.0.0.1:9') {
+  const inv = await mesh.workload('shop', 'inventory');
+  const ord = await mesh.workload('shop', 'orders');
+  const invSidecar = await mesh.sidecar(inv, 'shop/inventory', appUrl, mesh.snapshot({ namespace: 'shop', service: 'inventory' }, config));
+  const ordSidecar = await mesh.sidecar(
+    ord,
+    'shop/orders',
+    ordersApp,
+    mesh.snapshot({ namespace: 'shop', service: 'orders' }, config, { 'shop/inventory': [endpoint('shop', 'inventory', invSidecar.ports.inbound)] }),
+  );
+  return { invSidecar, ordSidecar };
+}
+
+/** A gRPC message frame: uncompressed flag, 4-byte length, payload. */
+const frame = (payload: string): Buffer => {
+  const p = Buffer.from(payload);
+  const b = Buffer.alloc(5 + p.length);
+  b.writeUInt32BE(p.length, 1);
+  p.copy(b, 5);
+  return b;
+};
+
+interface GrpcApp {
+  url: string;
+  /** HTTP versions of the requests seen, and whether `te: trailers` came with each. */
+  seen: Array<{ path: string; te: string | undefined; timeout: string | undefined }>;
+  close(): Promise<void>;
+}
+
+/** An h2c gRPC-like server: Get answers with a message and grpc-status 0, Missing with 5, Slow after 3 s. */
+async function startGrpcApp(): Promise<GrpcApp> {
+  const seen: GrpcApp['seen'] = [];
+  const timers = new Set<NodeJS.Timeout>();
+  const server = http2.createServer();
+  server.on('stream', (stream, headers) => {
+    const path = String(headers[':path']);
+    seen.push({ path, te: headers.te as string | undefined, timeout: headers['grpc-timeout'] as string | undefined });
+    stream.on('error', () => {});
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => {
+      const answer = (status: number, message: string, body?: string): void => {
+        if (stream.destroyed) return;
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': String(status), ...(message ? { 'grpc-message': message } : {}) }));
+        if (body !== undefined) stream.write(frame(body));
+        stream.end();
+      };
+      const req = Buffer.concat(chunks).subarray(5).toString();
+      if (path === '/inventory.Inventory/Get') answer(0, '', `item:${req}`);
+      else if (path === '/inventory.Inventory/Missing') answer(5, 'item not found');
+      else if (path === '/inventory.Inventory/Slow') {
+        const t = setTimeout(() => {
+          timers.delete(t);
+          answer(0, '', 'late');
+        }, 3000);
+        timers.add(t);
+        stream.on('close', () => clearTimeout(t));
+      } else answer(12, 'unknown method');
+    });
+  });
+  const port = await new Promise<number>((r) => server.listen(0, '127.0.0.1', () => r((server.address() as AddressInfo).port)));
+  return {
+    url: `http://127.0.0.1:${port}`,
+    seen,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const t of timers) clearTimeout(t);
+        server.close(() => r());
+        // Sessions the sidecar keeps alive would hold close() open.
+        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      }),
+  };
+}
+
+interface GrpcResult {
+  headers: http2.IncomingHttpHeaders;
+  trailers: http2.IncomingHttpHeaders | null;
+  body: Buffer;
+}
+
+function grpcCall(client: http2.ClientHttp2Session, path: string, message: string, extra: Record<string, string> = {}): Promise<GrpcResult> {
+  return new Promise((resolve, reject) => {
+    const req = client.request({ ':method': 'POST', ':path': path, ':authority': 'inventory', 'content-type': 'application/grpc', te: 'trailers', ...extra });
+    let headers: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders | null = null;
+    const chunks: Buffer[] = [];
+    req.on('response', (h) => (headers = h));
+    req.on('trailers', (t) => (trailers = t));
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve({ headers, trailers, body: Buffer.concat(chunks) }));
+    req.on('error', reject);
+    req.setTimeout(10_000, () => req.close(http2.constants.NGHTTP2_CANCEL));
+    req.end(frame(message));
+  });
+}
+
+const GRPC_PORTS: Port[] = [{ name: 'grpc', port: 50051, protocol: 'grpc' }];
+
+test('gRPC end to end: h2c to the outbound sidecar, h2 over mTLS between sidecars, h2c to the app; trailers, statuses and grpc-timeout', async () => {
+  const mesh = await TestMesh.create();
+  const app = await startGrpcApp();
+  let client: http2.ClientHttp2Session | undefined;
+  try {
+    const { ordSidecar } = await pair(mesh, yaml({ inventoryPorts: GRPC_PORTS }), app.url);
+    client = http2.connect(`http://127.0.0.1:${ordSidecar.ports.outbound}`);
+    client.on('error', () => {});
+
+    const ok = await grpcCall(client, '/inventory.Inventory/Get', 'sku-7');
+    assert.equal(ok.headers[':status'], 200);
+    assert.equal(ok.headers['content-type'], 'application/grpc');
+    assert.equal(ok.body.subarray(5).toString(), 'item:sku-7');
+    assert.equal(ok.trailers?.['grpc-status'], '0', `trailers: ${JSON.stringify(ok.trailers)}`);
+    assert.equal(app.seen[0].te, 'trailers', 'te: trailers reaches the app');
+
+    const missing = await grpcCall(client, '/inventory.Inventory/Missing', 'sku-0');
+    assert.equal(missing.trailers?.['grpc-status'], '5');
+    assert.equal(missing.trailers?.['grpc-message'], 'item not found');
+
+    // grpc-timeout: the sidecar answers trailers-only DEADLINE_EXCEEDED (4) instead of waiting 3 s for the app.
+    const t0 = Date.now();
+    const slow = await grpcCall(client, '/inventory.Inventory/Slow', 'x', { 'grpc-timeout': '200m' });
+    const took = Date.now() - t0;
+    assert.equal(slow.headers[':status'], 200);
+    assert.equal(slow.headers['grpc-status'], '4', `headers: ${JSON.stringify(slow.headers)}`);
+    assert.equal(slow.body.length, 0, 'trailers-only: no body');
+    assert.ok(took >= 150 && took < 2500, `answered after ${took} ms`);
+    assert.equal(app.seen.find((s) => s.path.endsWith('/Slow'))?.timeout !== undefined, true, 'the deadline travels to the app');
+  } finally {
+    client?.close();
+    await mesh.close();
+    await app.close();
+  }
+});
+
+test('gRPC: gateway-made errors through the mesh are trailers-only with grpc-status (denied, no endpoints)', async () => {
+  const mesh = await TestMesh.create();
+  const app = await startGrpcApp();
+  let client: http2.ClientHttp2Session | undefined;
+  try {
+    const deny = `apiVersion: lockgate.dev/v1alpha1\nkind: AccessPolicy\nmetadata: { name: no-missing, namespace: shop }\nspec:\n  target: { service: inventory }\n  deny:\n    - paths: ["/inventory.Inventory/Missing"]`;
+    const config = yaml({ inventoryPorts: GRPC_PORTS, extra: deny });
+    const { ordSidecar } = await pair(mesh, config, app.url);
+    client = http2.connect(`http://127.0.0.1:${ordSidecar.ports.outbound}`);
+    client.on('error', () => {});
+    const denied = await grpcCall(client, '/inventory.Inventory/Missing', 'x');
+    assert.equal(denied.headers[':status'], 200);
+    assert.equal(denied.headers['grpc-status'], '7', `PERMISSION_DENIED: ${JSON.stringify(denied.headers)}`);
+    assert.match(String(denied.headers['grpc-message']), /denied/i);
+    assert.equal(app.seen.length, 0, 'a denied call never reaches the app');
+
+    // A caller whose snapshot lists no endpoint of inventory: UNAVAILABLE (14), from its own sidecar.
+    const lonely = await mesh.workload('shop', 'orders');
+    const s = await mesh.sidecar(lonely, 'shop/orders', 'http://127.0.0.1:9', mesh.snapshot({ namespace: 'shop', service: 'orders' }, config));
+    const c2 = http2.connect(`http://127.0.0.1:${s.ports.outbound}`);
+    c2.on('error', () => {});
+    try {
+      const none = await grpcCall(c2, '/inventory.Inventory/Get', 'x');
+      assert.equal(none.headers[':status'], 200);
+      assert.equal(none.headers['grpc-status'], '14', `UNAVAILABLE: ${JSON.stringify(none.headers)}`);
+    } finally {
+      c2.close();
+    }
+  } finally {
+    client?.close();
+    await mesh.close();
+    await app.close();
+  }
+});
+
+test('HTTP/1.1 and h2c plain HTTP on an http port keep working through the sidecars', async () => {
+  const mesh = await TestMesh.create();
+  const app = await startUpstream();
+  let client: http2.ClientHttp2Session | undefined;
+  try {
+    const { ordSidecar } = await pair(mesh, yaml({ inventoryPorts: [{ name: 'http', port: 80, protocol: 'http' }] }), app.url);
+    const out = `http://127.0.0.1:${ordSidecar.ports.outbound}`;
+    const { request } = await import('undici');
+    const h1 = await request(`${out}/items/1`, { headers: { host: 'inventory' } });
+    assert.equal(h1.statusCode, 200);
+    assert.equal(((await h1.body.json()) as { url: string }).url, '/items/1');
+
+    client = http2.connect(out);
+    client.on('error', () => {});
+    const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = client!.request({ ':path': '/items/2', ':authority': 'inventory' });
+      let status = 0;
+      let body = '';
+      req.on('response', (h) => (status = Number(h[':status'])));
+      req.setEncoding('utf8');
+      req.on('data', (c: string) => (body += c));
+      req.on('end', () => resolve({ status, body }));
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(r.status, 200);
+    assert.equal((JSON.parse(r.body) as { url: string }).url, '/items/2');
+    assert.equal(app.seen.length, 2);
+  } finally {
+    client?.close();
+    await mesh.close();
+    await app.close();
+  }
+});
+
+/** One WebSocket frame (FIN, opcode), masked when sent by a client; payloads under 126 bytes. */
+function wsFrame(opcode: number, payload: Buffer, mask: boolean): Buffer {
+  const head = Buffer.from([0x80 | opcode, (mask ? 0x80 : 0) | payload.length]);
+  if (!mask) return Buffer.concat([head, payload]);
+  const key = randomBytes(4);
+  const masked = Buffer.from(payload.map((b, i) => b ^ key[i % 4]));
+  return Buffer.concat([head, key, masked]);
+}
+
+/** Parses one complete frame from `buf` (payloads under 126 bytes), or null while incomplete. */
+function readFrame(buf: Buffer): { opcode: number; payload: Buffer; rest: Buffer } | null {
+  if (buf.length < 2) return null;
+  const masked = (buf[1] & 0x80) !== 0;
+  const len = buf[1] & 0x7f;
+  const start = 2 + (masked ? 4 : 0);
+  if (buf.length < start + len) return null;
+  let payload = buf.subarray(start, start + len);
+  if (masked) {
+    const key = buf.subarray(2, 6);
+    payload = Buffer.from(payload.map((b, i) => b ^ key[i % 4]));
+  }
+  return { opcode: buf[0] & 0x0f, payload, rest: buf.subarray(start + len) };
+}
+
+/** An app on a Unix socket: JSON echo of each request, and a WebSocket echo server on /ws. */
+async function startUnixApp(path: string): Promise<{ seen: string[]; close(): Promise<void> }> {
+  const seen: string[] = [];
+  const sockets = new Set<Duplex>();
+  const server = http.createServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    const body = JSON.stringify({ url: req.url, host: req.headers.host, client: req.headers['x-lockgate-client-id'] });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    seen.push(`UPGRADE ${req.url}`);
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ${accept}\r\n\r\n`);
+    let buf = head;
+    const onData = (d: Buffer): void => {
+      buf = Buffer.concat([buf, d]);
+      for (let f = readFrame(buf); f !== null; f = readFrame(buf)) {
+        buf = f.rest;
+        if (f.opcode === 0x8) return void socket.end(wsFrame(0x8, Buffer.alloc(0), false));
+        socket.write(wsFrame(f.opcode, Buffer.from(`echo:${f.payload.toString()}`), false));
+      }
+    };
+    socket.on('data', onData);
+    if (head.length > 0) onData(Buffer.alloc(0));
+  });
+  await new Promise<void>((r) => server.listen(path, () => r()));
+  return {
+    seen,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** Opens a WebSocket through `connect` with Host `host`, sends one text message, returns the handshake status and the echo. */
+function websocketEcho(connect: () => net.Socket, host: string, path: string, text: string): Promise<{ status: string; echo: string }> {
+  return new Promise((resolve, reject) => {
+    const c = connect();
+    const key = randomBytes(16).toString('base64');
+    let buf = Buffer.alloc(0);
+    let status = '';
+    c.setTimeout(5000, () => c.destroy(new Error('websocket echo timed out')));
+    c.on('error', reject);
+    c.on('close', () => reject(new Error(`closed early: ${status || buf.toString('latin1').slice(0, 80)}`)));
+    c.write(`GET ${path} HTTP/1.1\r\nhost: ${host}\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: ${key}\r\n\r\n`);
+    c.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      if (status === '') {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        status = buf.subarray(0, buf.indexOf('\r\n')).toString('latin1');
+        const expected = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+        if (!buf.subarray(0, end).toString('latin1').toLowerCase().includes(`sec-websocket-accept: ${expected.toLowerCase()}`)) {
+          return reject(new Error(`bad handshake: ${buf.subarray(0, end).toString('latin1')}`));
+        }
+        buf = buf.subarray(end + 4);
+        c.write(wsFrame(0x1, Buffer.from(text), true));
+      }
+      const f = readFrame(buf);
+      if (f !== null) {
+        c.removeAllListeners('close');
+        c.destroy();
+        resolve({ status, echo: f.payload.toString() });
+      }
+    });
+  });
+}
+
+test('Unix sockets between app and sidecar: the app behind unix:PATH, the outbound listener on a 0600 socket; WebSocket through both sidecars', async () => {
+  const mesh = await TestMesh.create();
+  const dir = mkdtempSync(join(tmpdir(), 'lg-sock-'));
+  const appPath = join(dir, 'app.sock');
+  const outPath = join(dir, 'out.sock');
+  const app = await startUnixApp(appPath);
+  let caller: Sidecar | undefined;
+  let pool: Pool | undefined;
+  try {
+    const config = yaml({ inventoryPorts: [{ name: 'http', port: 80, protocol: 'http' }] });
+    const inv = await mesh.workload('shop', 'inventory');
+    const invSidecar = await mesh.sidecar(inv, 'shop/inventory', `unix:${appPath}`, mesh.snapshot({ namespace: 'shop', service: 'inventory' }, config));
+    // A stale socket file left by a process that died: replaced at start.
+    const stale = net.createServer();
+    await new Promise<void>((r) => stale.listen(outPath, () => r()));
+    await new Promise<void>((r) => stale.close(() => r()));
+    const leftover = net.createServer();
+    await new Promise<void>((r) => leftover.listen(join(dir, 'left.sock'), () => r()));
+    // (close() removes its file; a crashed process leaves one: simulate by renaming a live socket's file away first.)
+    renameSync(join(dir, 'left.sock'), outPath);
+    await new Promise<void>((r) => leftover.close(() => r()));
+    assert.ok(lstatSync(outPath).isSocket(), 'a stale socket file is in place');
+
+    const ord = await mesh.workload('shop', 'orders');
+    caller = new Sidecar({
+      service: 'shop/orders',
+      spiffeId: ord.spiffeId,
+      appUrl: 'http://127.0.0.1:9',
+      certDir: ord.dir,
+      inbound: { address: '127.0.0.1', port: 0 },
+      outbound: { address: `unix:${outPath}`, port: 0 },
+      accessLog: 'off',
+    });
+    const r = await caller.apply(mesh.snapshot({ namespace: 'shop', service: 'orders' }, config, { 'shop/inventory': [endpoint('shop', 'inventory', invSidecar.ports.inbound)] }));
+    assert.deepEqual(r, { ok: true });
+    assert.equal(lstatSync(outPath).mode & 0o777, 0o600, 'the outbound socket is owner-only');
+
+    pool = new Pool('http://localhost', { socketPath: outPath });
+    const res = await pool.request({ path: '/items/3', method: 'GET', headers: { host: 'inventory' } });
+    assert.equal(res.statusCode, 200);
+    const body = (await res.body.json()) as { url: string; host: string; client: string };
+    assert.equal(body.url, '/items/3');
+    assert.equal(body.client, 'spiffe://lockgate.local/ns/shop/sa/orders', 'the app behind its Unix socket sees the verified caller');
+    assert.deepEqual(app.seen, ['GET /items/3']);
+
+    // A second sidecar may not take a live socket's path.
+    const again = new Sidecar({
+      service: 'shop/orders', spiffeId: ord.spiffeId, appUrl: 'http://127.0.0.1:9', certDir: ord.dir,
+      inbound: { address: '127.0.0.1', port: 0 }, outbound: { address: `unix:${outPath}`, port: 0 }, accessLog: 'off',
+    });
+    await assert.rejects(again.apply(mesh.snapshot({ namespace: 'shop', service: 'orders' }, config)), /in use/);
+    await again.close();
+    assert.ok(lstatSync(outPath).isSocket(), 'the live socket is left alone');
+
+    // WebSocket: app → its sidecar's Unix socket → mTLS → inventory's sidecar → inventory's Unix socket.
+    const ws = await websocketEcho(() => net.connect({ path: outPath }), 'inventory', '/ws', 'hello');
+    assert.match(ws.status, /^HTTP\/1\.1 101/);
+    assert.equal(ws.echo, 'echo:hello');
+    assert.ok(app.seen.includes('UPGRADE /ws'));
+  } finally {
+    await pool?.close();
+    await caller?.close();
+    await mesh.close();
+    await app.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.throws(() => lstatSync(outPath), /ENOENT/, 'the socket file is removed on close');
+});
