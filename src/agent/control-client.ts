@@ -19,6 +19,8 @@ export interface EndpointRegistration {
   address: string;
   labels?: Record<string, string>;
   healthy?: boolean;
+  /** Where the sidecar's app listens, so `lockgate check` can tell whether it is reachable around the sidecar. */
+  app?: { address: string; transport: 'tcp' | 'unix' };
 }
 
 export interface ControlClientOptions {
@@ -224,7 +226,7 @@ export class ControlClient {
     const e = this.#endpoint;
     if (!e || !this.#state) return false;
     try {
-      await this.#call('PUT', '/v1/endpoints', { node: this.#state.nodeId, address: e.address, labels: e.labels ?? {}, healthy: e.healthy ?? true }, signal);
+      await this.#call('PUT', '/v1/endpoints', { node: this.#state.nodeId, address: e.address, labels: e.labels ?? {}, healthy: e.healthy ?? true, ...(e.app ? { app: e.app } : {}) }, signal);
       return true;
     } catch (err) {
       this.#log('register_failed', { error: (err as Error).message });

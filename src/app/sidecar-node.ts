@@ -29,6 +29,13 @@ export interface JoinedSidecar {
   stop(): Promise<void>;
 }
 
+/** The app's address for the registry: `host:port` over TCP, or the socket path of a `unix:` app. */
+function appAddress(appUrl: string): { address: string; transport: 'tcp' | 'unix' } {
+  if (appUrl.startsWith('unix:')) return { address: appUrl.slice(5), transport: 'unix' };
+  const u = new URL(appUrl);
+  return { address: u.host, transport: 'tcp' };
+}
+
 const defaultLog = (event: string, fields: Record<string, unknown>): void => {
   process.stderr.write(JSON.stringify({ time: new Date().toISOString(), component: 'sidecar', event, ...fields }) + '\n');
 };
@@ -55,7 +62,7 @@ export async function startJoinedSidecar(opts: JoinedSidecarOptions, onReady?: (
         if (!registered) {
           registered = true;
           const host = opts.advertise ?? (opts.inbound.address === '0.0.0.0' || opts.inbound.address === '::' ? '127.0.0.1' : opts.inbound.address);
-          void client.register({ address: `${host}:${sidecar!.ports.inbound}`, labels: opts.labels, healthy: true });
+          void client.register({ address: `${host}:${sidecar!.ports.inbound}`, labels: opts.labels, healthy: true, app: appAddress(opts.appUrl) });
         }
       }
       return r;

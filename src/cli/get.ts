@@ -18,6 +18,31 @@ function table(items: readonly Item[]): string {
   return rows.map((r) => r.map((v, c) => v.padEnd(widths[c])).join('  ').trimEnd()).join('\n');
 }
 
+interface NodeRow {
+  id: string;
+  identity: { kind: string; spiffeId: string };
+  connected: boolean;
+  sentVersion?: number;
+  ackedVersion?: number;
+  lastAnswer?: { version: number; ok: boolean; reason?: string };
+  certificateNotAfter?: number;
+}
+
+/** `lockgate get nodes`: every node's identity, the version it was sent and the one it accepted, and its last answer. */
+function nodesTable(body: { policy: string; configVersion?: number; nodes: NodeRow[] }): string {
+  const answer = (n: NodeRow): string => (n.lastAnswer === undefined ? '-' : n.lastAnswer.ok ? `ACK ${n.lastAnswer.version}` : `NACK ${n.lastAnswer.version}: ${(n.lastAnswer.reason ?? '').split('\n')[0]}`);
+  const rows = [
+    ['NODE', 'KIND', 'IDENTITY', 'CONNECTED', 'SENT', 'SERVING', 'LAST ANSWER', 'CERT EXPIRES'],
+    ...body.nodes.map((n) => [
+      n.id, n.identity.kind, n.identity.spiffeId, n.connected ? 'yes' : 'no', String(n.sentVersion ?? '-'), String(n.ackedVersion ?? '-'), answer(n),
+      n.certificateNotAfter === undefined ? '-' : new Date(n.certificateNotAfter).toISOString(),
+    ]),
+  ];
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  const lines = rows.map((r) => r.map((v, c) => v.padEnd(widths[c])).join('  ').trimEnd());
+  return `${lines.join('\n')}\n\nconfig version ${body.configVersion ?? '-'}; version skew: ${body.policy}\n`;
+}
+
 function yamlOf(items: readonly Item[]): string {
   return items.map((i) => (i.document.endsWith('\n') ? i.document : `${i.document}\n`)).join('---\n');
 }
@@ -26,6 +51,8 @@ export const getVerb: Verb = {
   summary: 'list or show config resources stored in the control plane',
   usage: `Usage: lockgate get [KIND [NAME]] [-n NAMESPACE] [-o yaml|json] [connection options]
 
+\`lockgate get nodes\` lists the nodes (gateways, sidecars): identity, the config version each
+was sent and serves, its last ACK or NACK (with the reason), certificate expiry.
 Without KIND, every resource; with KIND (any case, singular or plural), the resources of that kind;
 with NAME, one resource (namespace "default" unless -n says otherwise). Output is a table, the
 stored YAML documents (-o yaml), or JSON (-o json). Exit 1 when a named resource does not exist.
@@ -45,6 +72,14 @@ ${ADMIN_CLIENT_USAGE}`,
     }
     try {
       const target = await resolveTarget(values);
+      if (kind === 'nodes' || kind === 'node') {
+        const reply = await adminRequest(target, 'GET', '/v1/nodes');
+        if (reply.status !== 200) throw new AdminClientError(describeError(reply));
+        const body = JSON.parse(reply.text) as { policy: string; configVersion?: number; nodes: NodeRow[] };
+        if (name !== undefined) body.nodes = body.nodes.filter((n) => n.id === name);
+        process.stdout.write(output === 'table' ? nodesTable(body) : `${JSON.stringify(body, null, 2)}\n`);
+        return 0;
+      }
       let items: Item[];
       if (name !== undefined) {
         const path = `/v1/config/${encodeURIComponent(kind)}/${encodeURIComponent(values.namespace ?? 'default')}/${encodeURIComponent(name)}`;

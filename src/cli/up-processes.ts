@@ -1,5 +1,7 @@
 // Child processes for `lockgate up`: start a lockgate verb, wait for its ready line, stop them all in reverse order.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { once } from 'node:events';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -15,11 +17,21 @@ export interface Child {
 
 export class ProcessGroup {
   readonly #children: Child[] = [];
-  readonly #log: (name: string, line: string) => void;
+  readonly #logDir: string;
+  readonly #show: (name: string, line: string) => boolean;
 
-  /** `log` receives the children's stderr lines and the stdout lines after their ready line. */
-  constructor(log: (name: string, line: string) => void) {
-    this.#log = log;
+  /**
+   * Every child's output after its ready line goes to `<logDir>/<name>.log`; lines `show` accepts are also printed
+   * (the demo prints the gateway's access log and nothing else unless something fails).
+   */
+  constructor(logDir: string, show: (name: string, line: string) => boolean) {
+    this.#logDir = logDir;
+    this.#show = show;
+  }
+
+  #log(name: string, line: string): void {
+    appendFileSync(join(this.#logDir, `${name}.log`), line + '\n');
+    if (this.#show(name, line)) process.stdout.write(line + '\n');
   }
 
   /**

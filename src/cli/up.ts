@@ -59,10 +59,8 @@ Gateway on port 8080 and admin 9901 when free, otherwise ports from the OS. Ctrl
     const port = wantPort !== 0 && (await portFree(wantPort)) ? wantPort : 0;
     const adminPort = wantAdmin !== 0 && (await portFree(wantAdmin)) ? wantAdmin : 0;
     const dir = mkdtempSync(path.join(os.tmpdir(), 'lockgate-up-'));
-    const group = new ProcessGroup((name, line) => {
-      // The gateway's access log is the demo's output; other processes speak only when something is wrong.
-      process.stdout.write(name === 'gateway' ? `${line}\n` : `[${name}] ${line}\n`);
-    });
+    // The gateway's access log is the demo's output; every process's own lines are in <dir>/<name>.log.
+    const group = new ProcessGroup(dir, (name, line) => name === 'gateway' && line.startsWith('{"time"') && line.includes('"requestId"'));
     const demo = await startDemoServices();
     const cleanup = async (): Promise<void> => {
       await group.stop();
@@ -137,6 +135,7 @@ The mesh (namespace shop; every call is mTLS with 24 h SPIFFE certificates; defa
                   # orders may only read stock: inventory's sidecar answers 403 access_denied with a decision id
   openssl x509 -noout -subject -ext subjectAltName -enddate -in ${path.join(dir, 'orders', 'certs', 'cert.pem')}
   curl -s http://127.0.0.1:${ordersAdmin}/metrics | grep certificate_expiry
+  ${cli} get nodes ${conn}
   ${cli} get MeshService ${conn}
   ${cli} ca show ${conn}
   ${cli} check ${conn}
@@ -157,7 +156,7 @@ The edge (API Management):
   curl -s ${admin}/metrics | grep lockgate_requests_total
 
 Change config with ${cli} apply -f FILE ${conn} (see ${cli} diff); nodes converge within a second.
-Access log lines follow below. Ctrl-C stops everything.
+Each process logs to ${dir}/<name>.log. The gateway's access log follows below. Ctrl-C stops everything.
 
 `);
     } catch (err) {

@@ -209,19 +209,27 @@ test('rotation without force: the node renews onto the new root, finish is allow
   const started = await p.call('POST', '/v1/ca/rotate/start', { admin: true });
   assert.equal(started.status, 200);
   const newRoot = activeRoot(p);
-  // 6-second certificates renew at about 3 s; the renewed one chains to the new root.
+  const sinceStart = node.events.length;
+  // 6-second certificates renew at about 3 s; the renewed one chains to the new root. Wait until the node has its
+  // new certificate in place and has reconnected with it (the control plane records the root as soon as it issues).
   await waitFor('the node to renew onto the new root', () => p.api.tracker.get('orders-1')?.root === newRoot);
+  await waitFor('the node to reconnect with its renewed certificate', () => {
+    const renewedAt = node.events.findIndex((e, i) => i >= sinceStart && e.startsWith('renewed '));
+    return renewedAt >= 0 && node.events.slice(renewedAt).some((e) => e.startsWith('connected ')) && node.client.status.connected;
+  });
   assert.deepEqual((await p.call('GET', '/v1/ca', { admin: true })).json.nodesOnOldRoot, []);
   const connectedBefore = node.events.filter((e) => e.startsWith('connected ')).length;
+  const sinceFinish = node.events.length;
   const finished = await p.call('POST', '/v1/ca/rotate/finish', { admin: true });
   assert.equal(finished.status, 200, finished.text);
   assert.equal(finished.json.cutOff, undefined);
   await waitFor('a snapshot with the new root only', () => node.last().trustBundle.length === 1 && node.last().trustBundle[0] === p.stored.ca.trustBundle()[0]);
   // The bundle changed, so the node reconnected: the control plane now presents a certificate from the new root.
   await waitFor('the node to reconnect', () => node.events.filter((e) => e.startsWith('connected ')).length > connectedBefore && node.client.status.connected);
+  assert.deepEqual(node.events.slice(sinceFinish).filter((e) => /401|failed/.test(e)), [], 'never refused');
   const current = bundleFingerprint(p.stored.ca.trustBundle());
   await waitFor('the node to be tracked with the current bundle', () => p.api.tracker.get('orders-1')?.bundleFingerprint === current);
-  assert.equal((await readFile(node.client.files.bundleFile, 'utf8')).trim(), p.stored.ca.trustBundle()[0].trim());
+  assert.equal((await readFile(node.client.files.bundleFile, 'utf8')).trim(), p.stored.ca.trustBundle()[0].trim(), node.events.join('\n'));
 });
 
 test('intermediate renewal, the expiry gauge, auth, app addresses, and a lost compare-and-swap changing nothing', async (t) => {

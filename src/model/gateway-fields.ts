@@ -1,10 +1,10 @@
 // The Gateway kind's fields, defaults and descriptions (the single source for decoding, docs and the JSON Schema).
 import { checkSpiffeId } from './mesh-checks.ts';
 import { bool, duration, int, list, num, obj, oneOf, size, str } from './field.ts';
-import { checkBindAddress, checkCidr, checkHostPattern, checkHttpUrl, checkName, checkNotEmpty, unixSocketPath } from './value-checks.ts';
+import { checkBackendRef, checkBindAddress, checkCidr, checkHostPattern, checkHttpUrl, checkName, checkNotEmpty, unixSocketPath } from './value-checks.ts';
 import type { Check } from './field.ts';
 
-const checkTcpAddress: Check = (v) => (unixSocketPath(v) !== undefined ? 'the admin port listens on TCP only' : checkBindAddress(v));
+const checkTcpAddress: Check = (v) => (unixSocketPath(v) !== undefined ? 'a TCP address is needed here, not unix:' : checkBindAddress(v));
 
 const tlsCertificate = obj(
   {
@@ -130,6 +130,35 @@ export const gatewayFields = obj(
         maxHops: int('Requests that have crossed this many mesh hops are refused with 508.', { default: 16, min: 1, max: 255 }),
         defaultAccess: oneOf(['allow', 'audit', 'deny'], 'Calls no AccessPolicy decides: allow, audit (log, allow) or deny.', { default: 'audit' }),
         identity: str("This node's own SPIFFE ID.", { optional: true, check: checkSpiffeId }),
+        tcpRoutes: list(
+          obj(
+            {
+              service: str('The MeshService, "namespace/name".', { required: true, check: checkBackendRef }),
+              hostnames: list(str('Hostname', { check: checkHostPattern }), 'Names a CONNECT may use for it.', { required: true, minItems: 1 }),
+              ports: list(int('Port', { min: 1, max: 65535 }), 'Its ports declared tcp (opaque); a CONNECT to any other port is refused (403).', { default: [] }),
+              backend: str("The Backend whose endpoints are the service's sidecars: \"name\" (this Gateway's namespace) or \"namespace/name\".", {
+                required: true,
+                check: checkBackendRef,
+              }),
+            },
+            'One mesh service a CONNECT may reach.',
+          ),
+          "Outbound opaque TCP: `CONNECT host:port` on this node's plain listeners opens a tunnel, over mutual TLS (ALPN lockgate-tcp) with the Backend's certificates and peer checks, to a sidecar of the service, which pipes the bytes to its app's port.",
+          { default: [] },
+        ),
+        tcpInbound: obj(
+          {
+            service: str('The MeshService this node stands beside, "namespace/name" (its AccessPolicies decide each tunnel: method CONNECT, path "").', {
+              required: true,
+              check: checkBackendRef,
+            }),
+            host: str("The app's address; a tunnel reaches host:port.", { default: '127.0.0.1', check: checkTcpAddress }),
+            ports: list(int('Port', { min: 1, max: 65535 }), 'Ports declared tcp: the only ones a tunnel may reach.', { default: [] }),
+            connectTimeout: duration('Time to connect to the app.', { default: 1000, min: 1 }),
+          },
+          "Inbound opaque TCP: tunnels from mesh peers (mutual TLS, ALPN lockgate-tcp) on this node's mTLS listeners end here.",
+          { optional: true },
+        ),
       },
       'Set when this gateway or sidecar is a mesh node.',
       { optional: true },

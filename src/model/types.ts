@@ -115,6 +115,30 @@ export interface GatewayMesh {
   defaultAccess: AccessDefault;
   /** The node's own SPIFFE ID. */
   identity?: string;
+  /** Outbound opaque TCP: the services (and their tcp ports) a `CONNECT host:port` may reach. */
+  tcpRoutes: MeshTcpRoute[];
+  /** Inbound opaque TCP: where tunnels from mesh peers end. */
+  tcpInbound?: MeshTcpInbound;
+}
+
+/** One service a CONNECT may reach: by these hostnames, on these tcp ports, through this Backend's sidecars. */
+export interface MeshTcpRoute {
+  /** Qualified `namespace/name` of the MeshService. */
+  service: string;
+  hostnames: string[];
+  ports: number[];
+  /** The Backend whose endpoints are the service's sidecars: `name` (the Gateway's namespace) or `namespace/name`. */
+  backend: string;
+}
+
+/** Tunnels ending at this node reach `host:port` for a declared port, after the service's AccessPolicies allow them. */
+export interface MeshTcpInbound {
+  /** Qualified `namespace/name` of the MeshService beside which this node stands. */
+  service: string;
+  host: string;
+  ports: number[];
+  /** Time to connect to the app (ms). */
+  connectTimeout: number;
 }
 
 // ---------- Api ----------

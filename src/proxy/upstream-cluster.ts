@@ -1,5 +1,6 @@
 // One Backend at runtime: its endpoints, one undici Pool each, the balancer, breaker, retry budget, outlier and health state.
 import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import { createHash } from 'node:crypto';
 import { Pool, type Dispatcher } from 'undici';
 import { H1Pool } from './h1-pool.ts';
@@ -43,6 +44,8 @@ export class UpstreamCluster {
   readonly maxInflightPerEndpoint: number;
   /** Hash of the TLS files' contents as this cluster's pools read them ('' without TLS): see tlsFilesChanged(). */
   readonly tlsFingerprint: string;
+  /** The TLS client settings of this cluster's pools (CA, client certificate, peer SPIFFE check): opaque TCP tunnels dial with them too. */
+  readonly tlsOptions: Readonly<ConnectionOptions>;
   readonly #balancer: Balancer;
   readonly #health: HealthChecker | null;
 
@@ -61,24 +64,26 @@ export class UpstreamCluster {
     this.outliers = spec.outlierDetection.enabled ? new OutlierDetector(this.endpoints, spec.outlierDetection, clock) : null;
     this.maxInflightPerEndpoint = spec.maxConnections + spec.maxPendingRequests;
     const lookup = createCachedLookup(spec.dnsRefresh);
-    const connect: Record<string, unknown> = { lookup, timeout: spec.timeouts.connect };
     const files = readTlsFiles(spec);
     this.tlsFingerprint = files.fingerprint;
+    const tlsOpts: ConnectionOptions = {};
     const tls = spec.tls;
     if (tls) {
-      if (files.ca) connect.ca = files.ca;
-      if (tls.serverName) connect.servername = tls.serverName;
-      connect.rejectUnauthorized = tls.verify;
+      if (files.ca) tlsOpts.ca = files.ca;
+      if (tls.serverName) tlsOpts.servername = tls.serverName;
+      tlsOpts.rejectUnauthorized = tls.verify;
       if (files.cert && files.key) {
-        connect.cert = files.cert;
-        connect.key = files.key;
+        tlsOpts.cert = files.cert;
+        tlsOpts.key = files.key;
       }
       if (tls.spiffeIds !== undefined && tls.spiffeIds.length > 0) {
         // A mesh peer is named by its SPIFFE ID, not its address; a failed identity check must fail the connection.
-        connect.checkServerIdentity = checkSpiffeServerIdentity(tls.spiffeIds);
-        connect.rejectUnauthorized = true;
+        tlsOpts.checkServerIdentity = checkSpiffeServerIdentity(tls.spiffeIds);
+        tlsOpts.rejectUnauthorized = true;
       }
     }
+    this.tlsOptions = tlsOpts;
+    const connect: Record<string, unknown> = { lookup, timeout: spec.timeouts.connect, ...tlsOpts };
     this.pools = [];
     this.basePaths = [];
     for (const e of spec.endpoints) {
