@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryConfigStore } from '../store/memory-config-store.ts';
 import type { NodeIdentity } from '../model/snapshot.ts';
-import { NodeTracker, type NodeStatus } from './node-tracker.ts';
+import { bundleFingerprint, NodeTracker, type NodeStatus } from './node-tracker.ts';
 
 const orders: NodeIdentity = { kind: 'sidecar', namespace: 'shop', service: 'orders', spiffeId: 'spiffe://t/ns/shop/sa/orders' };
 
@@ -62,6 +62,34 @@ test('after a restart every node shows as disconnected with what it last acknowl
   const b = await NodeTracker.open({ store });
   assert.deepEqual([b.get('o')!.connected, b.get('o')!.ackedVersion], [false, 4]);
   assert.deepEqual(b.list().map((n) => n.id), ['o']);
+  await b.close();
+  await a.close();
+  await store.close();
+});
+
+test('the certificate issued, the bundle sent and the app address are recorded and survive a restart', async () => {
+  let t = 5000;
+  let bundle = bundleFingerprint(['-----BEGIN CERTIFICATE-----\nA\n-----END CERTIFICATE-----\n']);
+  const store = new MemoryConfigStore();
+  const a = await NodeTracker.open({ store, now: () => t, flushDelayMs: 60_000, bundleFingerprint: () => bundle });
+  await a.joined('o', orders, undefined, { issued: { root: 'R1', notAfter: 9000, issuedAt: 5000 }, bundle, app: { address: '127.0.0.1:8080', transport: 'tcp' } });
+  assert.deepEqual((await stored(store, 'o'))?.app, { address: '127.0.0.1:8080', transport: 'tcp' }, 'written with the join');
+  assert.deepEqual([a.get('o')!.root, a.get('o')!.certificateNotAfter, a.get('o')!.certificateIssuedAt, a.get('o')!.bundleFingerprint], ['R1', 9000, 5000, bundle]);
+  // A root rotation: the next snapshot sent carries the new bundle; a renewal records the new root.
+  bundle = bundleFingerprint(['a', 'b']);
+  a.sent('o', 2, 1);
+  assert.equal(a.get('o')!.bundleFingerprint, bundle);
+  t = 7000;
+  a.issued('o', { root: 'R2', notAfter: 11_000, issuedAt: 7000 });
+  a.app('o', { address: '/run/o.sock', transport: 'unix' });
+  assert.deepEqual([a.get('o')!.root, a.get('o')!.certificateNotAfter, a.get('o')!.lastSeen], ['R2', 11_000, 7000]);
+  await a.flush();
+  const b = await NodeTracker.open({ store });
+  assert.deepEqual([b.get('o')!.root, b.get('o')!.bundleFingerprint, b.get('o')!.app?.transport], ['R2', bundle, 'unix']);
+  a.app('o', undefined);
+  assert.equal(a.get('o')!.app, undefined, 'a registration without app clears it');
+  assert.equal(bundleFingerprint([' x \n', 'y']), bundleFingerprint(['x', 'y\n']), 'whitespace around each PEM does not count');
+  assert.notEqual(bundleFingerprint(['x', 'y']), bundleFingerprint(['y', 'x']));
   await b.close();
   await a.close();
   await store.close();
