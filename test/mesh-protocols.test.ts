@@ -401,3 +401,176 @@ test('Unix sockets between app and sidecar: the app behind unix:PATH, the outbou
   }
   assert.throws(() => lstatSync(outPath), /ENOENT/, 'the socket file is removed on close');
 });
+
+/** A "database": echoes bytes; answers `bye` to a half-close; resets the connection on `die`. */
+async function startEchoServer(): Promise<{ port: number; accepted: () => number; close(): Promise<void> }> {
+  let accepted = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    accepted++;
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+    s.on('data', (d: Buffer) => (d.toString() === 'die' ? s.resetAndDestroy() : s.write(d)));
+    s.on('end', () => s.end('bye'));
+  });
+  const port = await new Promise<number>((r) => server.listen(0, '127.0.0.1', () => r((server.address() as AddressInfo).port)));
+  return {
+    port,
+    accepted: () => accepted,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+interface ConnectResult {
+  status: number;
+  /** The error body (non-200), or '' */
+  body: string;
+  socket: net.Socket;
+  /** Bytes received after the response head. */
+  rest: Buffer;
+}
+
+/** Sends `CONNECT target` on a fresh connection to `port`; resolves with the response head (and the body when refused). */
+function connectVia(port: number, target: string): Promise<ConnectResult> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    let buf = Buffer.alloc(0);
+    s.setTimeout(5000, () => s.destroy(new Error('CONNECT timed out')));
+    s.on('error', reject);
+    s.write(`CONNECT ${target} HTTP/1.1\r\nhost: ${target}\r\n\r\n`);
+    const onData = (d: Buffer): void => {
+      buf = Buffer.concat([buf, d]);
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(buf.toString('latin1'))?.[1] ?? 0);
+      if (status === 200) {
+        s.off('data', onData);
+        s.setTimeout(0);
+        s.pause();
+        return resolve({ status, body: '', socket: s, rest: buf.subarray(end + 4) });
+      }
+      s.once('end', () => resolve({ status, body: buf.subarray(end + 4).toString(), socket: s, rest: Buffer.alloc(0) }));
+    };
+    s.on('data', onData);
+  });
+}
+
+/** Writes `text` and reads until `want` bytes came back (or the stream ends). */
+function exchange(s: net.Socket, text: string, want: number): Promise<string> {
+  return new Promise((resolve) => {
+    let got = '';
+    const onData = (d: Buffer): void => {
+      got += d.toString();
+      if (got.length >= want) done();
+    };
+    const done = (): void => {
+      s.off('data', onData);
+      s.off('end', done);
+      s.pause();
+      resolve(got);
+    };
+    s.on('data', onData);
+    s.once('end', done);
+    s.resume();
+    s.write(text);
+  });
+}
+
+test('opaque TCP: CONNECT to a declared tcp port is tunnelled over mTLS to the app port; half-close, errors, refusals', { timeout: 30_000 }, async () => {
+  const mesh = await TestMesh.create();
+  const db = await startEchoServer();
+  const deniedDb = await startEchoServer();
+  const http1 = await startUpstream();
+  // A port nobody listens on: the callee's sidecar cannot connect.
+  const probe = net.createServer();
+  const deadPort = await new Promise<number>((r) => probe.listen(0, '127.0.0.1', () => r((probe.address() as AddressInfo).port)));
+  await new Promise<void>((r) => probe.close(() => r()));
+  const open: net.Socket[] = [];
+  try {
+    const policy = `apiVersion: lockgate.dev/v1alpha1\nkind: AccessPolicy\nmetadata: { name: no-admin-db, namespace: shop }\nspec:\n  target: { service: inventory }\n  deny:\n    - sources: [orders]\n      methods: [CONNECT]\n      ports: [${deniedDb.port}]`;
+    const config = yaml({
+      inventoryPorts: [
+        { name: 'http', port: 80, protocol: 'http' },
+        { name: 'db', port: db.port, protocol: 'tcp' },
+        { name: 'admin-db', port: deniedDb.port, protocol: 'tcp' },
+        { name: 'dead', port: deadPort, protocol: 'tcp' },
+      ],
+      extra: policy,
+    });
+    const { ordSidecar } = await pair(mesh, config, http1.url);
+    const out = ordSidecar.ports.outbound;
+
+    const t = await connectVia(out, `inventory:${db.port}`);
+    open.push(t.socket);
+    console.log('DBG', t.status, t.body);
+    assert.equal(t.status, 200);
+    assert.equal(await exchange(t.socket, 'ping', 4), 'ping', 'bytes flow both ways');
+    assert.equal(await exchange(t.socket, 'x'.repeat(100_000), 100_000), 'x'.repeat(100_000), 'a larger stream with backpressure');
+    // Half-close: the app still answers after our FIN, then closes; both ends see it.
+    const closed = new Promise<void>((r) => t.socket.once('close', () => r()));
+    t.socket.end();
+    assert.equal(await exchange(t.socket, '', 3).catch(() => ''), 'bye', 'the app answered the half-close');
+    await closed;
+    assert.equal(db.accepted(), 1);
+
+    // An error on the app side (reset) closes the tunnel to the caller too.
+    const e = await connectVia(out, `inventory.shop:${db.port}`);
+    open.push(e.socket);
+    assert.equal(e.status, 200, 'the namespaced name works too');
+    const gone = new Promise<void>((r) => e.socket.once('close', () => r()));
+    e.socket.resume();
+    e.socket.write('die');
+    await gone;
+
+    const notTcp = await connectVia(out, 'inventory:80');
+    assert.equal(notTcp.status, 403, 'an http port is not opaque');
+    assert.match(notTcp.body, /not declared tcp/);
+    const undeclared = await connectVia(out, `inventory:${deadPort === 1 ? 2 : 1}`);
+    assert.equal(undeclared.status, 403);
+    const unknown = await connectVia(out, 'billing:5432');
+    assert.equal(unknown.status, 404);
+    assert.match(unknown.body, /"statusCode":404/);
+
+    const denied = await connectVia(out, `inventory:${deniedDb.port}`);
+    assert.equal(denied.status, 403, 'the callee AccessPolicy denies CONNECT on this port');
+    assert.match(denied.body, /Access denied by shop\/no-admin-db/);
+    assert.equal(deniedDb.accepted(), 0, 'a denied tunnel never reaches the app');
+
+    const dead = await connectVia(out, `inventory:${deadPort}`);
+    assert.equal(dead.status, 502, 'the app port refuses: 502');
+
+    // Plain HTTP on the same outbound listener is unaffected by the CONNECT check.
+    const { request } = await import('undici');
+    const r = await request(`http://127.0.0.1:${out}/x`, { headers: { host: 'inventory' } });
+    assert.equal(r.statusCode, 200);
+    await r.body.dump();
+  } finally {
+    for (const s of open) s.destroy();
+    await mesh.close();
+    await Promise.all([db.close(), deniedDb.close(), http1.close()]);
+  }
+});
+
+test('opaque TCP: the caller checks the callee SPIFFE ID; an endpoint with another identity gets no tunnel', async () => {
+  const mesh = await TestMesh.create();
+  const db = await startEchoServer();
+  try {
+    const config = yaml({ inventoryPorts: [{ name: 'db', port: db.port, protocol: 'tcp' }] });
+    // "inventory"'s endpoint is really a sidecar with orders' identity in front of the database.
+    const imposter = await mesh.workload('shop', 'orders');
+    const imp = await mesh.sidecar(imposter, 'shop/orders', 'http://127.0.0.1:9', mesh.snapshot({ namespace: 'shop', service: 'orders' }, config));
+    const caller = await mesh.workload('shop', 'orders');
+    const c = await mesh.sidecar(caller, 'shop/orders', 'http://127.0.0.1:9', mesh.snapshot({ namespace: 'shop', service: 'orders' }, config, { 'shop/inventory': [endpoint('shop', 'inventory', imp.ports.inbound)] }));
+    const t = await connectVia(c.ports.outbound, `inventory:${db.port}`);
+    assert.equal(t.status, 502, `status ${t.status}: ${t.body}`);
+    assert.equal(db.accepted(), 0);
+  } finally {
+    await mesh.close();
+    await db.close();
+  }
+});

@@ -78,6 +78,8 @@ export class ControlClient {
   #currentKey: string | undefined;
   #pending: { snapshot: Snapshot; key: string } | undefined;
   #applying: Promise<void> | undefined;
+  /** Counts bundle changes taken from the stream, so a renewal answer never overwrites a newer bundle. */
+  #bundleEpoch = 0;
   #status: ClientStatus = { connected: false, version: undefined, endpointsVersion: undefined, lastError: undefined, certificateNotAfter: undefined };
 
   constructor(o: ControlClientOptions) {
@@ -384,6 +386,7 @@ export class ControlClient {
     if (bundle.length === c.bundle.length && bundle.every((p, i) => p.trim() === c.bundle[i].trim())) return false;
     await writeCredentials(this.#files, { bundle });
     this.#creds = { ...c, bundle: [...bundle] };
+    this.#bundleEpoch++;
     this.#log('trust_bundle_updated', { roots: bundle.length });
     this.#credentialsChanged();
     return true;
@@ -400,8 +403,12 @@ export class ControlClient {
 
   async #renew(signal: AbortSignal): Promise<{ receivedAt: number; notAfter: number }> {
     const { keyPem, csrPem } = await createKeyAndCsr();
+    const epoch = this.#bundleEpoch;
     const r = (await this.#call('POST', '/v1/renew', { csr: csrPem, node: this.#state!.nodeId }, signal)) as { certificate: string; notAfter: number; trustBundle: string[] };
-    const bundle = Array.isArray(r.trustBundle) && r.trustBundle.length > 0 ? r.trustBundle : this.#creds!.bundle;
+    // A bundle that came on the stream while this renewal was in flight is newer than the answer's (a root rotation
+    // finishing): keep it, or the retired root would come back until the next bundle change.
+    const fresh = epoch === this.#bundleEpoch && Array.isArray(r.trustBundle) && r.trustBundle.length > 0;
+    const bundle = fresh ? r.trustBundle : this.#creds!.bundle;
     await writeCredentials(this.#files, { keyPem, chainPem: r.certificate, bundle });
     const state: NodeState = { ...this.#state!, receivedAt: this.#now(), notAfter: r.notAfter };
     await saveNodeState(this.#statePath, state);

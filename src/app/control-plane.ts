@@ -165,8 +165,11 @@ export class ControlPlane {
       // intermediate and trusts client certificates from every root in the bundle, before nodes are told: a node that
       // receives the new bundle reconnects at once, and must find a certificate it can verify.
       stored.onChange(async () => {
-        plane.#scheduleRenewal(await renew(), renew, log, now);
-        api.compiler.trustBundleChanged();
+        try {
+          plane.#scheduleRenewal(await renew(), renew, log, now);
+        } finally {
+          api.compiler.trustBundleChanged();
+        }
       });
       void stored.follow(plane.#ac.signal);
       plane.#watchIntermediate(stored, leafLifetime, event, now);

@@ -20,7 +20,7 @@ export interface SidecarLayout {
   spiffeId: string;
   inbound: { address: string; port: number };
   outbound: { address: string; port: number };
-  /** The local app: `http://host:port`. */
+  /** The local app: `http://host:port`, or `unix:/path` (its Unix socket). */
   appUrl: string;
   /** This sidecar's locality labels (region, zone), for locality-preferring load balancing. */
   labels: Record<string, string>;
@@ -47,11 +47,20 @@ function gen(prefix: string, ...parts: string[]): string {
   return `${prefix}-${parts.join('-')}`.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 63).replace(/-+$/, '');
 }
 
-const gatewayCommon = (layout: SidecarLayout, mesh: Config['mesh']): Record<string, unknown> => ({
+const gatewayCommon = (layout: SidecarLayout, mesh: Config['mesh'], extra: Record<string, unknown> = {}): Record<string, unknown> => ({
   admin: { enabled: false },
   accessLog: { enabled: layout.accessLog !== 'off', path: layout.accessLog === 'off' ? 'stdout' : layout.accessLog },
-  mesh: { maxHops: mesh.spec.maxHops, defaultAccess: mesh.spec.defaultAccess, identity: layout.spiffeId },
+  mesh: { maxHops: mesh.spec.maxHops, defaultAccess: mesh.spec.defaultAccess, identity: layout.spiffeId, ...extra },
 });
+
+/** The ports of a service declared `tcp`: opaque, passed through as bytes. */
+const tcpPorts = (svc: MeshServiceResource | undefined): number[] => (svc?.spec.ports ?? []).filter((p) => p.protocol === 'tcp').map((p) => p.port);
+
+/** The host a tunnel reaches the app's tcp ports on: the app's host, loopback when the app listens on a Unix socket. */
+function appHost(appUrl: string): string {
+  if (appUrl.startsWith('unix:')) return '127.0.0.1';
+  return new URL(appUrl).hostname.replace(/^\[|\]$/g, '');
+}
 
 /**
  * Inbound: one mTLS listener (plaintext too in permissive mode); every request goes to the local app after the
@@ -62,9 +71,12 @@ export function inboundConfigText(snap: Snapshot, mesh: Config, layout: SidecarL
   const svc = mesh.meshServices.get(layout.service);
   const mode = svc?.spec.mtls ?? mesh.mesh.spec.mtls;
   const grpc = svc !== undefined && speaksGrpc(svc);
+  const tcp = tcpPorts(svc);
+  // Opaque ports: tunnels from callers' sidecars end here and reach the app's host at the port (after authorization).
+  const tcpInbound = tcp.length > 0 ? { tcpInbound: { service: layout.service, host: appHost(layout.appUrl), ports: tcp, connectTimeout: 1000 } } : {};
   const docs: Doc[] = [
     doc('Gateway', 'sidecar-inbound', ns, {
-      ...gatewayCommon(layout, mesh.mesh),
+      ...gatewayCommon(layout, mesh.mesh, tcpInbound),
       listeners: [
         {
           name: 'inbound',
@@ -183,8 +195,11 @@ export function outboundConfigText(snap: Snapshot, mesh: Config, layout: Sidecar
     return name;
   };
   const routesBySvc = new Map(mesh.meshRoutes.map((r) => [r.spec.service, r]));
-  for (const [key] of mesh.meshServices) {
+  const tcpRoutes: Array<Record<string, unknown>> = [];
+  for (const [key, svc] of mesh.meshServices) {
     const hostnames = serviceHostnames(key, ns);
+    // Every service, so that a CONNECT to a port not declared tcp is told so (403) rather than "unknown" (404).
+    tcpRoutes.push({ service: key, hostnames, ports: tcpPorts(svc), backend: `${ns}/${subsetBackend(key, undefined)}` });
     const route = routesBySvc.get(key);
     const apiName = gen('to', key.replace('/', '-'));
     if (!route) {
@@ -205,5 +220,6 @@ export function outboundConfigText(snap: Snapshot, mesh: Config, layout: Sidecar
     });
     docs.push(doc('Api', apiName, ns, { hostnames, path: '/', backend: subsetBackend(key, undefined), operations }));
   }
+  if (tcpRoutes.length > 0) ((docs[0].spec as Record<string, unknown>).mesh as Record<string, unknown>).tcpRoutes = tcpRoutes;
   return toText(docs, snap.config);
 }

@@ -11,6 +11,7 @@
 // Compiled once per config version and node kind/namespace/service, and shared by every node of that service.
 import type { ConfigStore } from '../store/config-store.ts';
 import { parseDuration } from '../lib/duration.ts';
+import { MAX_LEAF_LIFETIME_MS, MIN_LEAF_LIFETIME_MS } from '../ca/certificate-authority.ts';
 import { DEFAULT_MESH } from '../model/mesh-types.ts';
 import { SNAPSHOT_SCHEMA, type EndpointRecord, type NodeIdentity, type Snapshot } from '../model/snapshot.ts';
 import { ConfigIndex, type ConfigDoc } from './config-index.ts';
@@ -98,7 +99,7 @@ export class SnapshotCompiler {
     const life = typeof spec.certificateLifetime === 'string' || typeof spec.certificateLifetime === 'number' ? parseDuration(spec.certificateLifetime) : undefined;
     return {
       trustDomain: typeof spec.trustDomain === 'string' ? spec.trustDomain : DEFAULT_MESH.trustDomain,
-      certificateLifetime: life !== undefined && life >= 10_000 && life <= 90 * 86_400_000 ? life : DEFAULT_MESH.certificateLifetime,
+      certificateLifetime: life !== undefined && life >= MIN_LEAF_LIFETIME_MS && life <= MAX_LEAF_LIFETIME_MS ? life : DEFAULT_MESH.certificateLifetime,
     };
   }
 

@@ -4,7 +4,7 @@ import { LineCounter, isMap, isScalar, parseAllDocuments } from 'yaml';
 import type { Document } from 'yaml';
 import { decode } from './decode.ts';
 import { newDocContext, report } from './doc-context.ts';
-import type { DocContext } from './doc-context.ts';
+import type { DocContext, LinePos } from './doc-context.ts';
 import { KINDS, documentFields } from './kinds.ts';
 import { didYouMean } from './suggest.ts';
 import type { AnyResource, Problem } from './types.ts';
@@ -43,6 +43,95 @@ function decodeDocument(doc: Document, cx: DocContext): AnyResource | undefined 
   return raw;
 }
 
+/** One YAML document of a text, and the text's line and column of an offset into the source it was parsed from. */
+interface PlacedDocument {
+  doc: Document;
+  lineAt: (offset: number) => LinePos;
+}
+
+/** A piece of text (see yamlDocuments) parsed without errors: its documents and its own line counter. */
+interface CachedPiece {
+  docs: Document[];
+  lines: LineCounter;
+}
+
+/**
+ * Parsed pieces by their text, least recently used first. The YAML parse is most of the cost of loading a config
+ * (a 10,000-route config is ~0.5 MiB of YAML and ~0.4 s to parse), and a node or the control plane parses nearly
+ * the same text again on every change: only the document that changed needs parsing again. Documents are only read
+ * after the parse (decode builds new values), so one can serve many parses. Bounded by source size: the parsed form
+ * takes ~30× the text, so 4 MiB of text holds at most ~120 MiB.
+ */
+const pieceCache = new Map<string, CachedPiece>();
+let pieceCacheBytes = 0;
+const PIECE_CACHE_MAX_BYTES = 4 * 1024 * 1024;
+/** Pieces below this size are parsed whole each time: not worth a cache entry. */
+const PIECE_MIN_BYTES = 256;
+
+function parsePiece(piece: string): CachedPiece | undefined {
+  const hit = pieceCache.get(piece);
+  if (hit) {
+    pieceCache.delete(piece); // to the most recently used end
+    pieceCache.set(piece, hit);
+    return hit;
+  }
+  const lines = new LineCounter();
+  const parsed = parseAllDocuments(piece, { lineCounter: lines, prettyErrors: false, version: '1.2' });
+  const docs = Array.isArray(parsed) ? parsed : [];
+  // A piece with errors is not cached, and the caller parses the whole text instead: its errors are reported exactly
+  // as a parse of the whole text reports them (positions, and what a syntax error swallows beyond a `---` line).
+  if (docs.some((d) => d.errors.length > 0)) return undefined;
+  const entry = { docs, lines };
+  if (piece.length <= PIECE_CACHE_MAX_BYTES / 4) {
+    pieceCache.set(piece, entry);
+    pieceCacheBytes += piece.length;
+    for (const [key] of pieceCache) {
+      if (pieceCacheBytes <= PIECE_CACHE_MAX_BYTES) break;
+      pieceCache.delete(key);
+      pieceCacheBytes -= key.length;
+    }
+  }
+  return entry;
+}
+
+/**
+ * The YAML documents of a text. A line that is exactly `---` always starts a new document (YAML forbids that line
+ * inside any node, so no document spans one), and what follows it does not depend on what came before, except for
+ * directives (`%YAML`, `%TAG`): so the text is cut before each such line, each piece is parsed on its own (or taken
+ * from the cache) and its positions are shifted by the lines before it. Texts with a directive or a byte order mark,
+ * and texts with a YAML error anywhere, are parsed whole, as they always were.
+ */
+function yamlDocuments(text: string): PlacedDocument[] {
+  const whole = (): PlacedDocument[] => {
+    const lineCounter = new LineCounter();
+    const lineAt = (offset: number): LinePos => lineCounter.linePos(offset);
+    const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, version: '1.2' });
+    // An empty text parses to an EmptyStream, which is not an array.
+    return (Array.isArray(docs) ? docs : []).map((doc) => ({ doc, lineAt }));
+  };
+  if (text.length < PIECE_MIN_BYTES * 2 || text.includes('\uFEFF') || /^%/m.test(text)) return whole();
+  const out: PlacedDocument[] = [];
+  let start = 0;
+  let line = 0; // lines before `start`
+  while (start < text.length) {
+    let end = text.indexOf('\n---\n', start);
+    while (end !== -1 && end + 1 - start < PIECE_MIN_BYTES) end = text.indexOf('\n---\n', end + 1);
+    end = end === -1 ? text.length : end + 1;
+    const piece = text.slice(start, end);
+    const parsed = parsePiece(piece);
+    if (!parsed) return whole();
+    const before = line;
+    const lineAt = (offset: number): LinePos => {
+      const p = parsed.lines.linePos(offset);
+      return { line: p.line + before, col: p.col };
+    };
+    for (const doc of parsed.docs) out.push({ doc, lineAt });
+    for (let nl = piece.indexOf('\n'); nl !== -1; nl = piece.indexOf('\n', nl + 1)) line++;
+    start = end;
+  }
+  return out;
+}
+
 /** Every resource in the text (documents with problems included, so later checks see them) and every problem. */
 export function parseDocuments(
   text: string,
@@ -51,11 +140,7 @@ export function parseDocuments(
   problems: Problem[] = [],
 ): { resources: ParsedResource[]; problems: Problem[] } {
   const resources: ParsedResource[] = [];
-  const lineCounter = new LineCounter();
-  const lineAt = (offset: number) => lineCounter.linePos(offset);
-  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, version: '1.2' });
-  // An empty text parses to an EmptyStream, which is not an array.
-  for (const doc of Array.isArray(docs) ? docs : []) {
+  for (const { doc, lineAt } of yamlDocuments(text)) {
     const start = lineAt(doc.range[0]);
     if (doc.errors.length > 0) {
       for (const e of doc.errors) {

@@ -16,6 +16,9 @@ import { sniffProtocol, type SniffedProtocol } from './h2c-sniff.ts';
 import { PEER_ID, peerIdOf, spiffeIdOf } from './peer-identity-check.ts';
 import { unixSocketPath } from '../model/value-checks.ts';
 import { listenUnix } from './unix-socket.ts';
+import { TUNNEL_ALPN } from './tcp-preamble.ts';
+import { acceptsConnect, openTunnel, sniffConnect } from './tcp-tunnel.ts';
+import { acceptTunnel } from './tcp-inbound.ts';
 
 type AnyServer = http2.Http2SecureServer | http2.Http2Server | http.Server;
 
@@ -93,9 +96,17 @@ export class GatewayListener {
   #rekeyTimer: NodeJS.Timeout | null = null;
   readonly #refusals: TlsRefusals = { handshake: 0, identity: 0 };
   #port = 0;
+  readonly #state: DataPlaneState;
+  /** Sockets of opaque TCP tunnels (both ends): outside any HTTP server's tracking, so drain closes them itself. */
+  readonly #tunnels = new Set<Duplex>();
+  readonly #track = (s: Duplex): void => {
+    this.#tunnels.add(s);
+    s.once('close', () => this.#tunnels.delete(s));
+  };
 
   constructor(spec: Listener, limits: GatewayLimits, state: DataPlaneState) {
     this.spec = spec;
+    this.#state = state;
     const proxied = spec.proxyProtocol !== 'off';
     const secure = spec.protocol !== 'http' && spec.tls !== undefined;
     const plainInfo: ListenerInfo = { name: spec.name, proto: 'http', proxied };
@@ -149,6 +160,8 @@ export class GatewayListener {
         // A client that never finishes the handshake is cut off like one that never sends headers.
         handshakeTimeout: limits.headerTimeout,
         SNICallback: (name: string, cb: (err: Error | null, ctx?: SecureContext) => void) => cb(null, selectContext(this.#material!.table, name)),
+        // A mesh node's mTLS listener also takes opaque TCP tunnels from its peers, by their own ALPN protocol.
+        ...(tlsSpec.clientCertificate === 'require' && state.runtime.gateway.mesh !== undefined ? { ALPNCallback: alpnWithTunnels(allowHTTP1) } : {}),
       }, onH2);
       if (allowHTTP1) {
         // The HTTP/1.1 fallback reads these from the server object.
@@ -170,6 +183,7 @@ export class GatewayListener {
           socket.destroy();
           return;
         }
+        if (socket.alpnProtocol === TUNNEL_ALPN) return acceptTunnel(state, spec.name, socket, peerIdOf(socket), this.#track);
         for (const f of httpLayer) f.call(server, socket);
       });
       server.on('tlsClientError', () => this.#refusals.handshake++);
@@ -261,6 +275,7 @@ export class GatewayListener {
     main.closeAllConnections?.();
     h1?.closeAllConnections();
     for (const s of this.#sessions) s.destroy();
+    for (const s of this.#tunnels) s.destroy();
   }
 
   /**
@@ -278,15 +293,20 @@ export class GatewayListener {
     const direct = (s: net.Socket): void => {
       for (const f of own) f.call(main, s);
     };
+    const toHttp1 = (s: net.Socket): void => {
+      // The h1 engine decides what a client's FIN means (it wants half-open sockets); it reads with 'data'.
+      s.allowHalfOpen = true;
+      if (this.#server === null) direct(s);
+      else this.#h1!.accept(s);
+      s.resume();
+    };
     const route = (kind: SniffedProtocol, s: net.Socket): void => {
-      if (kind === 'http1') {
-        // The h1 engine decides what a client's FIN means (it wants half-open sockets); it reads with 'data'.
-        s.allowHalfOpen = true;
-        if (this.#server === null) direct(s);
-        else this.#h1!.accept(s);
-        s.resume();
-        return;
+      // A mesh node's app may open an opaque TCP tunnel with CONNECT as its first request (HTTP proxy semantics).
+      if (kind === 'http1' && !secure && acceptsConnect(this.#state.runtime)) {
+        const state = this.#state;
+        return sniffConnect(s, state.runtime.gateway.limits, (target, sock, rest) => openTunnel(state, this.spec.name, sock, target, rest, this.#track), toHttp1);
       }
+      if (kind === 'http1') return toHttp1(s);
       // Node's TLS and HTTP/2 take over the socket's handle and replay the bytes put back (see h2c-sniff).
       s.allowHalfOpen = false;
       if (kind === 'tls') direct(s);
@@ -377,6 +397,18 @@ export class GatewayListener {
     });
     session.on('error', () => session.destroy());
   }
+}
+
+/**
+ * ALPN for a mesh mTLS listener: HTTP as usual (h2 first, http/1.1 when allowed), and the tunnel protocol for a peer
+ * that offers only that. No common protocol: the handshake fails (as Node's own ALPN selection does).
+ */
+function alpnWithTunnels(allowHTTP1: boolean): (info: { servername: string; protocols: string[] }) => string | undefined {
+  return ({ protocols }) => {
+    if (protocols.includes('h2')) return 'h2';
+    if (allowHTTP1 && protocols.includes('http/1.1')) return 'http/1.1';
+    return protocols.includes(TUNNEL_ALPN) ? TUNNEL_ALPN : undefined;
+  };
 }
 
 /**
