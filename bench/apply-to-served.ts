@@ -15,6 +15,7 @@
 //        [--profile] (CPU-profiles node 0: --cpu-prof, summary in the result) [--out FILE] [--keep]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { request as httpRequest } from 'node:http';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -28,6 +29,8 @@ const ROOT = resolve(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin/lockgate.mjs');
 const RESULT = join(ROOT, 'bench/results/apply-to-served.json');
 const TARGET_P99_MS = 300;
+/** How often /v1/nodes is read while an apply converges. */
+const POLL_MS = 100;
 /** /proc/<pid>/stat times are in clock ticks; Linux's USER_HZ is 100. */
 const TICK_MS = 10;
 
@@ -184,20 +187,39 @@ class Admin {
   }
 }
 
-/** One GET through a node; the probe header's value, or undefined (no answer, or not the probe's). */
-async function probe(port: number, host: string, path: string, agent: Agent): Promise<string | undefined> {
-  try {
-    const r = await request(`http://127.0.0.1:${port}${path}`, { headers: { host }, dispatcher: agent, headersTimeout: 5000, bodyTimeout: 5000 });
-    await r.body.dump();
-    const v = r.headers[PROBE_HEADER];
-    return typeof v === 'string' ? v : undefined;
-  } catch {
-    return undefined;
-  }
+/** One GET through a node on a fresh connection: the probe header's value, `status N` without one, undefined for no answer. */
+function probeOnce(port: number, host: string, path: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path, headers: { host, connection: 'close' }, agent: false, timeout: 5000 }, (res) => {
+      const v = res.headers[PROBE_HEADER];
+      res.resume();
+      res.on('end', () => resolve(typeof v === 'string' ? v : `status ${res.statusCode}`));
+      res.on('error', () => resolve(undefined));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => resolve(undefined));
+    req.end();
+  });
 }
 
-/** Self time by function and by file of a .cpuprofile (what `--cpu-prof` writes per thread). */
-export function profileSummary(file: string, top = 15): { thread: string; totalMs: number; files: Array<[string, number]>; functions: Array<[string, number]> } {
+/**
+ * Asks a node until it answers with a sequence number: the one it serves. A 503 (the worker shedding load while
+ * its event loop catches up after the rebuild) or no answer is asked again, up to `tries` times, 100 ms apart.
+ */
+async function servedSequence(port: number, host: string, path: string, tries = 10): Promise<{ value: string | undefined; shed: number }> {
+  let shed = 0;
+  let value: string | undefined;
+  for (let i = 0; i < tries; i++) {
+    value = await probeOnce(port, host, path);
+    if (value !== undefined && !value.startsWith('status ')) break;
+    if (value === 'status 503') shed++;
+    await sleep(100);
+  }
+  return { value, shed };
+}
+
+/** Self time by function and by file of a .cpuprofile (what `--cpu-prof` writes per thread), as % of the samples. */
+export function profileSummary(file: string, top = 15): { thread: string; sampledMs: number; files: Array<[string, number]>; functions: Array<[string, number]> } {
   const p = JSON.parse(readFileSync(file, 'utf8')) as {
     nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
     samples: number[];
@@ -218,8 +240,10 @@ export function profileSummary(file: string, top = 15): { thread: string; totalM
     fns.set(fnKey, (fns.get(fnKey) ?? 0) + dt);
     files.set(fileKey, (files.get(fileKey) ?? 0) + dt);
   }
-  const rank = (m: Map<string, number>): Array<[string, number]> => [...m].sort((a, b) => b[1] - a[1]).slice(0, top).map(([k, v]) => [k, Math.round(v)]);
-  return { thread: file.split('/').pop()!, totalMs: Math.round(total), files: rank(files), functions: rank(fns) };
+  // Shares in percent: samples are taken on the wall clock, so on a loaded machine a descheduled stretch counts to the
+  // function that was running; the ms are not CPU time, the shares are close to it.
+  const rank = (m: Map<string, number>): Array<[string, number]> => [...m].sort((a, b) => b[1] - a[1]).slice(0, top).map(([k, v]) => [k, Math.round((v / total) * 1000) / 10]);
+  return { thread: file.split('/').pop()!, sampledMs: Math.round(total), files: rank(files), functions: rank(fns) };
 }
 
 async function main(): Promise<number> {
@@ -249,13 +273,14 @@ async function main(): Promise<number> {
   const startedAt = Date.now();
   const loadAtStart = Math.round(loadavg()[0] * 100) / 100;
   let admin: Admin | undefined;
-  const probeAgent = new Agent({ keepAliveTimeout: 60_000, connections: 2 });
   try {
     const cfg = applyConfig(Number(values.routes));
     say(`${cfg.routes} routes over ${cfg.apis} Apis (${(cfg.yaml.length / 1024).toFixed(0)} KiB of YAML), ${nodeCount} nodes, ${applies} applies; load average now ${loadavg()[0].toFixed(2)} on ${cpus().length} CPUs`);
 
     // The control plane.
-    const cp = start(['control-plane', '--data-dir', join(root, 'cp'), '--listen', '127.0.0.1:0'], join(root, 'control-plane.log'));
+    const profDir = join(root, 'cpu-prof');
+    const cpProfDir = join(root, 'cpu-prof-control-plane');
+    const cp = start(['control-plane', '--data-dir', join(root, 'cp'), '--listen', '127.0.0.1:0'], join(root, 'control-plane.log'), values.profile ? ['--cpu-prof', '--cpu-prof-dir', cpProfDir] : []);
     const up = await withDeadline('control plane start', 60_000, cp.listening);
     const bootstrap = /bootstrap admin token[^:]*: (\S+)$/.exec(cp.lines.find((l) => l.startsWith('bootstrap admin token')) ?? '')?.[1];
     if (!bootstrap) throw new Error('the control plane printed no bootstrap token');
@@ -267,7 +292,6 @@ async function main(): Promise<number> {
 
     // The nodes, a few at a time (each builds the whole config on start).
     const nodes: Array<{ index: number; child: Child; port: number; pid: number }> = [];
-    const profDir = join(root, 'cpu-prof');
     t = performance.now();
     for (let i = 0; i < nodeCount; i += 4) {
       const batch = await Promise.all(Array.from({ length: Math.min(4, nodeCount - i) }, async (_, k) => {
@@ -292,7 +316,9 @@ async function main(): Promise<number> {
         if (nack) throw new Error(`node ${nack.id} NACKed version ${revision}: ${nack.lastAnswer!.reason}`);
         if (edge.length === nodeCount && edge.every((r) => r.lastAnswer?.ok && r.lastAnswer.version >= revision)) return edge;
         if (Date.now() > end) throw new Error(`not converged on ${revision} in ${deadlineMs} ms: ${edge.map((r) => `${r.id}=${r.lastAnswer?.version}`).join(' ')}`);
-        await sleep(10);
+        // The ACK times come from the control plane's clock, so polling slowly loses no precision; polling fast would
+        // take CPU from the nodes being measured (each poll is a TLS request the control plane answers).
+        await sleep(POLL_MS);
       }
     };
     await waitConverged(firstRevision, 120_000);
@@ -312,6 +338,7 @@ async function main(): Promise<number> {
     const loopStart = performance.now();
     let busyMs = 0;
     let mismatches = 0;
+    let shed503 = 0;
     const probeIds = [...portOf.keys()].sort();
     for (let seq = 1; seq <= applies; seq++) {
       const sample = seq % 10 === 0;
@@ -327,7 +354,7 @@ async function main(): Promise<number> {
         const port = portOf.get(probedId)!;
         probeLoop = (async () => {
           while (probing && firstServedAt === undefined) {
-            if ((await probe(port, cfg.probe.host, cfg.probe.path, probeAgent)) === String(seq)) firstServedAt = Date.now();
+            if ((await probeOnce(port, cfg.probe.host, cfg.probe.path)) === String(seq)) firstServedAt = Date.now();
             else await sleep(2);
           }
         })();
@@ -342,7 +369,9 @@ async function main(): Promise<number> {
       for (const r of converged) perNode[r.id] = r.lastAnswer!.at - t0;
       const slowest = Object.entries(perNode).sort((a, b) => b[1] - a[1])[0];
       // Every node must now answer with the new sequence.
-      const seen = await Promise.all([...portOf.values()].map((port) => probe(port, cfg.probe.host, cfg.probe.path, probeAgent)));
+      const answers = await Promise.all([...portOf.values()].map((port) => servedSequence(port, cfg.probe.host, cfg.probe.path)));
+      const seen = answers.map((a) => a.value);
+      shed503 += answers.reduce((n, a) => n + a.shed, 0);
       const wrong = seen.filter((v) => v !== String(seq)).length;
       mismatches += wrong;
       if (wrong > 0) say(`apply ${seq}: ${wrong} node(s) ACKed revision ${revision} but do not serve sequence ${seq} (got ${JSON.stringify(seen)})`);
@@ -365,7 +394,11 @@ async function main(): Promise<number> {
     say('stopping the nodes');
     await Promise.all(nodes.map((n) => stop(n.child.proc)));
     await stop(cp.proc);
-    const profiles = values.profile ? readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => profileSummary(join(profDir, f))) : undefined;
+    const summaries = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).sort().map((f) => profileSummary(join(dir, f)));
+    // Whole-process profiles: start-up and the first full build are in them too (see `note`).
+    const profiles = values.profile
+      ? { note: '% of self time per thread over the whole run (start-up, first build, then the applies); thread 0 is the main thread, 1 the worker', node0: summaries(profDir), controlPlane: summaries(cpProfDir) }
+      : undefined;
     const build = await measureBuild(cfg.yaml, root);
     const result = {
       scenario: 'apply-to-served',
@@ -384,6 +417,8 @@ async function main(): Promise<number> {
       adminCallMs: summarize(rows.map((r) => r.adminMs)),
       verification: {
         probesAfterConvergence: rows.length * nodeCount, mismatches,
+        /** 503s met while probing after convergence (load shedding after the rebuild's event-loop stall), asked again. */
+        shed503,
         firstServedVsAck: samples.map((r) => ({ seq: r.seq, node: r.probedNode, firstServedMs: r.probeFirstServedMs, ackMs: r.probeAckMs })),
       },
       cpu: {
@@ -409,7 +444,6 @@ async function main(): Promise<number> {
     return mismatches === 0 ? 0 : 1;
   } finally {
     await admin?.close();
-    await probeAgent.close();
     killAll();
     if (!values.keep) rmSync(root, { recursive: true, force: true });
     else say(`kept ${root}`);
@@ -419,30 +453,41 @@ async function main(): Promise<number> {
 /**
  * One node's work for one snapshot, measured in this process with the nodes stopped: parse + validate
  * (parseCheckedConfig, as gatewayConfigOf does), the structured clone a worker receives, and the worker's
- * buildRuntime. Best and median of 5, after one warm-up.
+ * buildRuntime. Medians of 5 after one warm-up, wall and CPU time (CPU is what the 20 nodes share).
  */
 async function measureBuild(yaml: string, root: string): Promise<Record<string, number>> {
   const { parseCheckedConfig } = await import('../src/policy/load-checked.ts');
   const { buildRuntime } = await import('../src/proxy/runtime.ts');
   const file = join(root, 'snapshot-v1.yaml');
-  const runs: Array<{ parse: number; clone: number; build: number }> = [];
+  const keys = ['parse', 'clone', 'build'] as const;
+  const runs: Array<Record<(typeof keys)[number], { wall: number; cpu: number }>> = [];
   let previous: ReturnType<typeof buildRuntime>['runtime'];
+  const timed = <T>(fn: () => T): [T, { wall: number; cpu: number }] => {
+    const c = process.cpuUsage();
+    const w = performance.now();
+    const v = fn();
+    const used = process.cpuUsage(c);
+    return [v, { wall: performance.now() - w, cpu: (used.user + used.system) / 1000 }];
+  };
   for (let i = 0; i < 6; i++) {
-    // A different probe sequence each time, as the applies send.
+    // A different probe sequence each time, as the applies send: one document changed, the others as before.
     const text = yaml.replace(/apply 0\n/, `apply ${i}\n`);
-    const a = performance.now();
-    const r = parseCheckedConfig(text, file);
-    const b = performance.now();
+    const [r, parse] = timed(() => parseCheckedConfig(text, file));
     if (!r.config) throw new Error(`the bench config does not validate: ${JSON.stringify(r.problems.slice(0, 3))}`);
-    const copy = structuredClone(r.config);
-    const c = performance.now();
-    const built = buildRuntime(copy, previous);
-    const d = performance.now();
+    const [copy, clone] = timed(() => structuredClone(r.config!));
+    const [built, build] = timed(() => buildRuntime(copy, previous));
     previous = built.runtime;
-    if (i > 0) runs.push({ parse: b - a, clone: c - b, build: d - c });
+    if (i > 0) runs.push({ parse, clone, build });
   }
-  const med = (k: 'parse' | 'clone' | 'build'): number => Math.round(percentileMs(runs.map((r) => r[k]), 50) * 10) / 10;
-  return { parseValidateMs: med('parse'), cloneToWorkerMs: med('clone'), buildRuntimeMs: med('build'), totalMs: Math.round((med('parse') + med('clone') + med('build')) * 10) / 10 };
+  const med = (k: (typeof keys)[number], m: 'wall' | 'cpu'): number => Math.round(percentileMs(runs.map((r) => r[k][m]), 50) * 10) / 10;
+  const out: Record<string, number> = {};
+  for (const k of keys) {
+    out[`${k}WallMs`] = med(k, 'wall');
+    out[`${k}CpuMs`] = med(k, 'cpu');
+  }
+  out.totalWallMs = Math.round(keys.reduce((n, k) => n + med(k, 'wall'), 0) * 10) / 10;
+  out.totalCpuMs = Math.round(keys.reduce((n, k) => n + med(k, 'cpu'), 0) * 10) / 10;
+  return out;
 }
 
 if (import.meta.main) {

@@ -402,8 +402,14 @@ export async function measureOpenLoop(
             direct_p50_ms: r3(direct.p50Ms), direct_p99_ms: r3(direct.p99Ms),
             added_p50_ms: r3(hops.p50Ms - direct.p50Ms), added_p99_ms: r3(hops.p99Ms - direct.p99Ms), errors: hops.errors + direct.errors,
           });
-          if (hops.achievedRps < rate * 0.9) entry.note = `fell behind: ${Math.round(hops.achievedRps)} of ${rate} req/s`;
-          console.log(`open-loop ${system} @ ${rate} req/s (${label}): p50 ${hops.p50Ms.toFixed(3)} ms, p99 ${hops.p99Ms.toFixed(3)} ms; direct p50 ${direct.p50Ms.toFixed(3)}, p99 ${direct.p99Ms.toFixed(3)}${hops.errors + direct.errors > 0 ? `; ${hops.errors + direct.errors} errors` : ''}`);
+          const problems: string[] = [];
+          if (hops.achievedRps < rate * 0.9) problems.push(`fell behind: ${Math.round(hops.achievedRps)} of ${rate} req/s`);
+          // Which statuses (503 from overload protection, 502 from a hop, -1 for a failed stream) the errors were.
+          const statuses = (x: OpenLoopResult): string => Object.entries(x.otherStatuses).map(([code, n]) => `${n}×${code}`).join(', ');
+          if (hops.errors > 0) problems.push(`${hops.errors} errors through the hops${statuses(hops) === '' ? '' : ` (${statuses(hops)})`}`);
+          if (direct.errors > 0) problems.push(`${direct.errors} errors direct${statuses(direct) === '' ? '' : ` (${statuses(direct)})`}`);
+          if (problems.length > 0) entry.note = problems.join('; ');
+          console.log(`open-loop ${system} @ ${rate} req/s (${label}): p50 ${hops.p50Ms.toFixed(3)} ms, p99 ${hops.p99Ms.toFixed(3)} ms; direct p50 ${direct.p50Ms.toFixed(3)}, p99 ${direct.p99Ms.toFixed(3)}${problems.length > 0 ? `; ${problems.join('; ')}` : ''}`);
         } catch (error) {
           entry.note = (error as Error).message.split('\n')[0];
           console.error(`open-loop ${system} @ ${rate} req/s: FAILED: ${(error as Error).message}`);

@@ -38,6 +38,8 @@ export interface OpenLoopResult {
   p99Ms: number;
   /** Failed, errored or timed-out requests, plus responses outside 2xx. */
   errors: number;
+  /** Count by status of the responses outside 2xx (`-1` = failed stream), to say what the errors were. */
+  otherStatuses: Record<string, number>;
 }
 
 /**
@@ -77,8 +79,9 @@ export function parseH2loadSummary(text: string): H2loadSummary {
  * Parses `--log-file` rows (`start µs since epoch <TAB> status <TAB> µs to end of response`): the durations
  * of successful (2xx) requests, the count of the others (status -1 = failed stream), and the span of start times.
  */
-export function parseH2loadLog(text: string): { durationsUs: number[]; failures: number; spanUs: number } {
+export function parseH2loadLog(text: string): { durationsUs: number[]; failures: number; spanUs: number; otherStatuses: Record<string, number> } {
   const durationsUs: number[] = [];
+  const otherStatuses: Record<string, number> = {};
   let failures = 0;
   let first = Number.POSITIVE_INFINITY;
   let last = Number.NEGATIVE_INFINITY;
@@ -89,9 +92,12 @@ export function parseH2loadLog(text: string): { durationsUs: number[]; failures:
     first = Math.min(first, start);
     last = Math.max(last, start + duration);
     if (status >= 200 && status < 300) durationsUs.push(duration);
-    else failures++;
+    else {
+      failures++;
+      otherStatuses[status] = (otherStatuses[status] ?? 0) + 1;
+    }
   }
-  return { durationsUs, failures, spanUs: last > first ? last - first : 0 };
+  return { durationsUs, failures, spanUs: last > first ? last - first : 0, otherStatuses };
 }
 
 /** Nearest-rank percentile (p in 0..100) of ascending values; NaN for none. */
@@ -133,6 +139,7 @@ export function runOpenLoop(run: OpenLoopRun): Promise<OpenLoopResult> {
           p99Ms: percentile(sorted, 99) / 1000,
           // Failed streams are both in the summary and (as status -1) in the log: count each request once.
           errors: Math.max(log.failures, summary.total - sorted.length),
+          otherStatuses: log.otherStatuses,
         });
       } catch (failure) {
         reject(failure as Error);

@@ -35,6 +35,7 @@ test('parseH2loadLog keeps 2xx durations, counts the rest, and spans start to la
   const r = parseH2loadLog(log);
   assert.deepEqual(r.durationsUs, [300, 500, 1000]);
   assert.equal(r.failures, 2);
+  assert.deepEqual(r.otherStatuses, { '-1': 1, '503': 1 });
   assert.equal(r.spanUs, 2000);
   assert.throws(() => parseH2loadLog('1\t200\n'), /malformed/);
 });

@@ -53,7 +53,7 @@ const frame = (payload: string): Buffer => {
 
 interface GrpcApp {
   url: string;
-  /** HTTP versions of the requests seen, and whether `te: trailers` came with each. */
+  /** The calls seen: path, `te` and `grpc-timeout` as they reached the app. */
   seen: Array<{ path: string; te: string | undefined; timeout: string | undefined }>;
   close(): Promise<void>;
 }
@@ -128,7 +128,7 @@ function grpcCall(client: http2.ClientHttp2Session, path: string, message: strin
 
 const GRPC_PORTS: Port[] = [{ name: 'grpc', port: 50051, protocol: 'grpc' }];
 
-test('gRPC end to end: h2c to the outbound sidecar, h2 over mTLS between sidecars, h2c to the app; trailers, statuses and grpc-timeout', async () => {
+test('gRPC end to end: h2c to the outbound sidecar, h2 over mTLS between sidecars, h2c to the app; trailers, statuses and grpc-timeout', { timeout: 60_000 }, async () => {
   const mesh = await TestMesh.create();
   const app = await startGrpcApp();
   let client: http2.ClientHttp2Session | undefined;
@@ -164,7 +164,7 @@ test('gRPC end to end: h2c to the outbound sidecar, h2 over mTLS between sidecar
   }
 });
 
-test('gRPC: gateway-made errors through the mesh are trailers-only with grpc-status (denied, no endpoints)', async () => {
+test('gRPC: gateway-made errors through the mesh are trailers-only with grpc-status (denied, no endpoints)', { timeout: 60_000 }, async () => {
   const mesh = await TestMesh.create();
   const app = await startGrpcApp();
   let client: http2.ClientHttp2Session | undefined;
@@ -199,7 +199,7 @@ test('gRPC: gateway-made errors through the mesh are trailers-only with grpc-sta
   }
 });
 
-test('HTTP/1.1 and h2c plain HTTP on an http port keep working through the sidecars', async () => {
+test('HTTP/1.1 and h2c plain HTTP on an http port keep working through the sidecars', { timeout: 60_000 }, async () => {
   const mesh = await TestMesh.create();
   const app = await startUpstream();
   let client: http2.ClientHttp2Session | undefined;
@@ -333,7 +333,7 @@ function websocketEcho(connect: () => net.Socket, host: string, path: string, te
   });
 }
 
-test('Unix sockets between app and sidecar: the app behind unix:PATH, the outbound listener on a 0600 socket; WebSocket through both sidecars', async () => {
+test('Unix sockets between app and sidecar: the app behind unix:PATH, the outbound listener on a 0600 socket; WebSocket through both sidecars', { timeout: 60_000 }, async () => {
   const mesh = await TestMesh.create();
   const dir = mkdtempSync(join(tmpdir(), 'lg-sock-'));
   const appPath = join(dir, 'app.sock');
@@ -345,13 +345,9 @@ test('Unix sockets between app and sidecar: the app behind unix:PATH, the outbou
     const config = yaml({ inventoryPorts: [{ name: 'http', port: 80, protocol: 'http' }] });
     const inv = await mesh.workload('shop', 'inventory');
     const invSidecar = await mesh.sidecar(inv, 'shop/inventory', `unix:${appPath}`, mesh.snapshot({ namespace: 'shop', service: 'inventory' }, config));
-    // A stale socket file left by a process that died: replaced at start.
-    const stale = net.createServer();
-    await new Promise<void>((r) => stale.listen(outPath, () => r()));
-    await new Promise<void>((r) => stale.close(() => r()));
+    // A stale socket file, as a process that died leaves one (close() removes its own file: rename it away first).
     const leftover = net.createServer();
     await new Promise<void>((r) => leftover.listen(join(dir, 'left.sock'), () => r()));
-    // (close() removes its file; a crashed process leaves one: simulate by renaming a live socket's file away first.)
     renameSync(join(dir, 'left.sock'), outPath);
     await new Promise<void>((r) => leftover.close(() => r()));
     assert.ok(lstatSync(outPath).isSocket(), 'a stale socket file is in place');
@@ -460,15 +456,24 @@ function connectVia(port: number, target: string): Promise<ConnectResult> {
   });
 }
 
-/** Writes `text` and reads until `want` bytes came back (or the stream ends). */
+/** Rejects after `ms` (naming the step), so a stuck step fails the test and its finally still closes everything. */
+function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms)));
+  return Promise.race([p, timeout]).finally(() => clearTimeout(t));
+}
+
+/** Writes `text` and reads until `want` bytes came back (or the stream ends, or 10 s passed). */
 function exchange(s: net.Socket, text: string, want: number): Promise<string> {
   return new Promise((resolve) => {
     let got = '';
+    const timer = setTimeout(() => done(), 10_000);
     const onData = (d: Buffer): void => {
       got += d.toString();
       if (got.length >= want) done();
     };
     const done = (): void => {
+      clearTimeout(timer);
       s.off('data', onData);
       s.off('end', done);
       s.pause();
@@ -477,11 +482,11 @@ function exchange(s: net.Socket, text: string, want: number): Promise<string> {
     s.on('data', onData);
     s.once('end', done);
     s.resume();
-    s.write(text);
+    if (text !== '') s.write(text);
   });
 }
 
-test('opaque TCP: CONNECT to a declared tcp port is tunnelled over mTLS to the app port; half-close, errors, refusals', { timeout: 30_000 }, async () => {
+test('opaque TCP: CONNECT to a declared tcp port is tunnelled over mTLS to the app port; half-close, errors, refusals', { timeout: 90_000 }, async () => {
   const mesh = await TestMesh.create();
   const db = await startEchoServer();
   const deniedDb = await startEchoServer();
@@ -507,7 +512,6 @@ test('opaque TCP: CONNECT to a declared tcp port is tunnelled over mTLS to the a
 
     const t = await connectVia(out, `inventory:${db.port}`);
     open.push(t.socket);
-    console.log('DBG', t.status, t.body);
     assert.equal(t.status, 200);
     assert.equal(await exchange(t.socket, 'ping', 4), 'ping', 'bytes flow both ways');
     assert.equal(await exchange(t.socket, 'x'.repeat(100_000), 100_000), 'x'.repeat(100_000), 'a larger stream with backpressure');
@@ -515,7 +519,7 @@ test('opaque TCP: CONNECT to a declared tcp port is tunnelled over mTLS to the a
     const closed = new Promise<void>((r) => t.socket.once('close', () => r()));
     t.socket.end();
     assert.equal(await exchange(t.socket, '', 3).catch(() => ''), 'bye', 'the app answered the half-close');
-    await closed;
+    await bounded(closed, 10_000, 'the tunnel closing after the half-close');
     assert.equal(db.accepted(), 1);
 
     // An error on the app side (reset) closes the tunnel to the caller too.
@@ -525,7 +529,7 @@ test('opaque TCP: CONNECT to a declared tcp port is tunnelled over mTLS to the a
     const gone = new Promise<void>((r) => e.socket.once('close', () => r()));
     e.socket.resume();
     e.socket.write('die');
-    await gone;
+    await bounded(gone, 10_000, 'the tunnel closing after the app reset');
 
     const notTcp = await connectVia(out, 'inventory:80');
     assert.equal(notTcp.status, 403, 'an http port is not opaque');
@@ -556,7 +560,7 @@ test('opaque TCP: CONNECT to a declared tcp port is tunnelled over mTLS to the a
   }
 });
 
-test('opaque TCP: the caller checks the callee SPIFFE ID; an endpoint with another identity gets no tunnel', async () => {
+test('opaque TCP: the caller checks the callee SPIFFE ID; an endpoint with another identity gets no tunnel', { timeout: 60_000 }, async () => {
   const mesh = await TestMesh.create();
   const db = await startEchoServer();
   try {
@@ -572,5 +576,53 @@ test('opaque TCP: the caller checks the callee SPIFFE ID; an endpoint with anoth
   } finally {
     await mesh.close();
     await db.close();
+  }
+});
+
+test('hop limit: a routing loop through the sidecars ends in 508 Loop Detected, not a hang', { timeout: 60_000 }, async () => {
+  const mesh = await TestMesh.create();
+  const dir = mkdtempSync(join(tmpdir(), 'lg-loop-'));
+  const loopSock = join(dir, 'out.sock');
+  const sidecars: Sidecar[] = [];
+  let pool: Pool | undefined;
+  try {
+    const config = yaml({ inventoryPorts: [{ name: 'http', port: 80, protocol: 'http' }] });
+    // 1. One sidecar whose app is its own outbound socket, and whose service's endpoint is its own inbound.
+    const inv = await mesh.workload('shop', 'inventory');
+    const self = new Sidecar({
+      service: 'shop/inventory', spiffeId: inv.spiffeId, appUrl: `unix:${loopSock}`, certDir: inv.dir,
+      inbound: { address: '127.0.0.1', port: 0 }, outbound: { address: `unix:${loopSock}`, port: 0 }, accessLog: 'off',
+    });
+    sidecars.push(self);
+    assert.deepEqual(await self.apply(mesh.snapshot({ namespace: 'shop', service: 'inventory' }, config)), { ok: true });
+    const loop = mesh.snapshot({ namespace: 'shop', service: 'inventory' }, config, { 'shop/inventory': [endpoint('shop', 'inventory', self.ports.inbound)] }, 2);
+    assert.deepEqual(await self.apply(loop), { ok: true });
+    pool = new Pool('http://localhost', { socketPath: loopSock });
+    const t0 = Date.now();
+    const r = await pool.request({ path: '/x', method: 'GET', headers: { host: 'inventory' }, headersTimeout: 10_000 });
+    const body = await r.body.text();
+    assert.equal(r.statusCode, 508, body);
+    assert.match(body, /Loop detected/);
+    assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
+
+    // 2. Two sidecars pointing at each other: inventory's app is orders' outbound, which routes inventory back to it.
+    const ord = await mesh.workload('shop', 'orders');
+    const orders = await mesh.sidecar(ord, 'shop/orders', 'http://127.0.0.1:9', mesh.snapshot({ namespace: 'shop', service: 'orders' }, config));
+    const inv2 = await mesh.workload('shop', 'inventory');
+    const inventory = await mesh.sidecar(inv2, 'shop/inventory', `http://127.0.0.1:${orders.ports.outbound}`, mesh.snapshot({ namespace: 'shop', service: 'inventory' }, config));
+    const back = mesh.snapshot({ namespace: 'shop', service: 'orders' }, config, { 'shop/inventory': [endpoint('shop', 'inventory', inventory.ports.inbound)] }, 2);
+    assert.deepEqual(await orders.apply(back), { ok: true });
+    const { request } = await import('undici');
+    const t1 = Date.now();
+    const r2 = await request(`http://127.0.0.1:${orders.ports.outbound}/y`, { headers: { host: 'inventory' }, headersTimeout: 10_000 });
+    const body2 = await r2.body.text();
+    assert.equal(r2.statusCode, 508, body2);
+    assert.match(body2, /Loop detected/);
+    assert.ok(Date.now() - t1 < 5000, `took ${Date.now() - t1} ms`);
+  } finally {
+    await pool?.close();
+    await Promise.all(sidecars.map((s) => s.close()));
+    await mesh.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -339,6 +339,7 @@ export class ControlClient {
 
   /** Validates and applies one snapshot; returns the NACK reason, or undefined when it is now the running one. */
   async #apply(s: Snapshot, key: string): Promise<string | undefined> {
+    const started = performance.now();
     const keep = this.#current ? ` (keeping version ${this.#current.version})` : '';
     if (!snapshotSchemaSupported(s.schema)) {
       const reason = `unsupported snapshot schema ${JSON.stringify(s.schema)}: this node reads schema ${SNAPSHOT_SCHEMA.split('.')[0]}.x${keep}`;
@@ -375,7 +376,8 @@ export class ControlClient {
     } catch (err) {
       this.#log('snapshot_save_failed', { error: (err as Error).message });
     }
-    this.#log('snapshot_applied', { version: s.version, endpointsVersion: s.endpointsVersion });
+    // How long validating and swapping took (the time to serve a change, less the push and the ACK).
+    this.#log('snapshot_applied', { version: s.version, endpointsVersion: s.endpointsVersion, ms: Math.round(performance.now() - started) });
     return undefined;
   }
 

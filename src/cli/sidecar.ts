@@ -119,7 +119,8 @@ Options:
       const sidecar = new Sidecar({ ...base, certDir: dataDir, spiffeId: snap.node?.spiffeId ?? '' });
       const r = await sidecar.apply(snap);
       if (!r.ok) return fail(`snapshot rejected: ${r.reason}`);
-      process.stdout.write(JSON.stringify({ event: 'ready', ...sidecar.ports, version: sidecar.version }) + '\n');
+      const socket = outbound.address.startsWith('unix:') ? { outboundSocket: outbound.address.slice(5) } : {};
+      process.stdout.write(JSON.stringify({ event: 'ready', ...sidecar.ports, ...socket, version: sidecar.version }) + '\n');
       return await new Promise<number>((resolve) => {
         const stop = (): void => void sidecar.drain(drainMs).then(() => resolve(0));
         process.once('SIGTERM', stop);

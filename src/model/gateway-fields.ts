@@ -144,7 +144,7 @@ export const gatewayFields = obj(
             'One mesh service a CONNECT may reach.',
           ),
           "Outbound opaque TCP: `CONNECT host:port` on this node's plain listeners opens a tunnel, over mutual TLS (ALPN lockgate-tcp) with the Backend's certificates and peer checks, to a sidecar of the service, which pipes the bytes to its app's port.",
-          { default: [] },
+          { optional: true },
         ),
         tcpInbound: obj(
           {

@@ -45,13 +45,13 @@ function decodeDocument(doc: Document, cx: DocContext): AnyResource | undefined 
 
 /** One YAML document of a text, and the text's line and column of an offset into the source it was parsed from. */
 interface PlacedDocument {
-  doc: Document;
+  doc: Document.Parsed;
   lineAt: (offset: number) => LinePos;
 }
 
 /** A piece of text (see yamlDocuments) parsed without errors: its documents and its own line counter. */
 interface CachedPiece {
-  docs: Document[];
+  docs: Document.Parsed[];
   lines: LineCounter;
 }
 
@@ -60,21 +60,25 @@ interface CachedPiece {
  * (a 10,000-route config is ~0.5 MiB of YAML and ~0.4 s to parse), and a node or the control plane parses nearly
  * the same text again on every change: only the document that changed needs parsing again. Documents are only read
  * after the parse (decode builds new values), so one can serve many parses. Bounded by source size: the parsed form
- * takes ~30× the text, so 4 MiB of text holds at most ~120 MiB.
+ * takes ~30× the text, so 2 MiB of text (a config of ~35,000 routes, or a smaller one and the pieces its recent
+ * changes replaced) holds at most ~60 MiB.
  */
 const pieceCache = new Map<string, CachedPiece>();
 let pieceCacheBytes = 0;
-const PIECE_CACHE_MAX_BYTES = 4 * 1024 * 1024;
+const PIECE_CACHE_MAX_BYTES = 2 * 1024 * 1024;
 /** Pieces below this size are parsed whole each time: not worth a cache entry. */
 const PIECE_MIN_BYTES = 256;
 
-function parsePiece(piece: string): CachedPiece | undefined {
-  const hit = pieceCache.get(piece);
+function parsePiece(slice: string): CachedPiece | undefined {
+  const hit = pieceCache.get(slice);
   if (hit) {
-    pieceCache.delete(piece); // to the most recently used end
-    pieceCache.set(piece, hit);
+    pieceCache.delete(slice); // to the most recently used end
+    pieceCache.set(slice, hit);
     return hit;
   }
+  // A slice of a string keeps the whole string alive, and so would the parsed nodes' source texts: a copy of its
+  // own, so that a cached piece holds on to its bytes only, never to the whole config it was cut from.
+  const piece = Buffer.from(slice, 'utf8').toString('utf8');
   const lines = new LineCounter();
   const parsed = parseAllDocuments(piece, { lineCounter: lines, prettyErrors: false, version: '1.2' });
   const docs = Array.isArray(parsed) ? parsed : [];
@@ -101,7 +105,7 @@ function parsePiece(piece: string): CachedPiece | undefined {
  * from the cache) and its positions are shifted by the lines before it. Texts with a directive or a byte order mark,
  * and texts with a YAML error anywhere, are parsed whole, as they always were.
  */
-function yamlDocuments(text: string): PlacedDocument[] {
+function yamlDocuments(text: string, reuse: boolean): PlacedDocument[] {
   const whole = (): PlacedDocument[] => {
     const lineCounter = new LineCounter();
     const lineAt = (offset: number): LinePos => lineCounter.linePos(offset);
@@ -109,7 +113,7 @@ function yamlDocuments(text: string): PlacedDocument[] {
     // An empty text parses to an EmptyStream, which is not an array.
     return (Array.isArray(docs) ? docs : []).map((doc) => ({ doc, lineAt }));
   };
-  if (text.length < PIECE_MIN_BYTES * 2 || text.includes('\uFEFF') || /^%/m.test(text)) return whole();
+  if (!reuse || text.length < PIECE_MIN_BYTES * 2 || text.includes('\uFEFF') || /^%/m.test(text)) return whole();
   const out: PlacedDocument[] = [];
   let start = 0;
   let line = 0; // lines before `start`
@@ -121,10 +125,14 @@ function yamlDocuments(text: string): PlacedDocument[] {
     const parsed = parsePiece(piece);
     if (!parsed) return whole();
     const before = line;
-    const lineAt = (offset: number): LinePos => {
-      const p = parsed.lines.linePos(offset);
-      return { line: p.line + before, col: p.col };
-    };
+    const lineAt =
+      before === 0
+        ? parsed.lines.linePos
+        : (offset: number): LinePos => {
+            const p = parsed.lines.linePos(offset); // a new object each call
+            p.line += before;
+            return p;
+          };
     for (const doc of parsed.docs) out.push({ doc, lineAt });
     for (let nl = piece.indexOf('\n'); nl !== -1; nl = piece.indexOf('\n', nl + 1)) line++;
     start = end;
@@ -138,9 +146,11 @@ export function parseDocuments(
   file: string,
   /** Where problems go, now and from later cross-resource checks (one list for all files of a config). */
   problems: Problem[] = [],
+  /** `reuse: false` parses the whole text afresh (what the cache must be indistinguishable from; tests compare). */
+  options: { reuse?: boolean } = {},
 ): { resources: ParsedResource[]; problems: Problem[] } {
   const resources: ParsedResource[] = [];
-  for (const { doc, lineAt } of yamlDocuments(text)) {
+  for (const { doc, lineAt } of yamlDocuments(text, options.reuse !== false)) {
     const start = lineAt(doc.range[0]);
     if (doc.errors.length > 0) {
       for (const e of doc.errors) {

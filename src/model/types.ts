@@ -116,7 +116,7 @@ export interface GatewayMesh {
   /** The node's own SPIFFE ID. */
   identity?: string;
   /** Outbound opaque TCP: the services (and their tcp ports) a `CONNECT host:port` may reach. */
-  tcpRoutes: MeshTcpRoute[];
+  tcpRoutes?: MeshTcpRoute[];
   /** Inbound opaque TCP: where tunnels from mesh peers end. */
   tcpInbound?: MeshTcpInbound;
 }

@@ -86,7 +86,7 @@ export const checkHostPattern: Check = (v) => {
 /** An IP address or hostname, or `unix:/path` (a Unix domain socket). */
 export const checkBindAddress: Check = (v) => {
   if (unixSocketPath(v) !== undefined) return checkUnixAddress(v);
-  return isIP(v) || isHostname(v) ? undefined : `${JSON.stringify(v)} is not an IP address, hostname or unix:/path to listen on`;
+  return isIP(v) || isHostname(v) ? undefined : `${JSON.stringify(v)} is not an IP address or hostname to listen on`;
 };
 
 export const checkHeaderName: Check = (v) => (TOKEN.test(v) ? undefined : `${JSON.stringify(v)} is not a valid header name`);

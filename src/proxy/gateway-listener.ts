@@ -17,7 +17,8 @@ import { PEER_ID, peerIdOf, spiffeIdOf } from './peer-identity-check.ts';
 import { unixSocketPath } from '../model/value-checks.ts';
 import { listenUnix } from './unix-socket.ts';
 import { TUNNEL_ALPN } from './tcp-preamble.ts';
-import { acceptsConnect, openTunnel, sniffConnect } from './tcp-tunnel.ts';
+import { acceptsConnect, openTunnel } from './tcp-tunnel.ts';
+import { sniffConnect } from './connect-request.ts';
 import { acceptTunnel } from './tcp-inbound.ts';
 
 type AnyServer = http2.Http2SecureServer | http2.Http2Server | http.Server;

@@ -71,14 +71,17 @@ export function acceptTunnel(state: DataPlaneState, listener: string, socket: TL
       app.once('error', onConnectError);
       // The caller went away while we connected: nothing to join.
       socket.once('close', () => {
-        if (app.connecting) app.destroy();
+        if (!app.connecting) return;
+        clearTimeout(timer);
+        app.destroy();
+        answer(499, 'upstream_reset', 'the caller closed the tunnel');
       });
       app.once('connect', () => {
         clearTimeout(timer);
         app.off('error', onConnectError);
         if (socket.destroyed) return void app.destroy();
         ex.status = 200;
-        ex.tResponseStart = stamp();
+        ex.tUpstreamStart = ex.tResponseStart = stamp();
         ex.endpoint = ex.backend;
         socket.setKeepAlive(true, 60_000);
         socket.write(tunnelReply(200, 'ok'));

@@ -84,12 +84,26 @@ export interface SpliceResult {
   backward: number;
 }
 
-type Sock = Duplex & { destroySoon?: () => void; allowHalfOpen?: boolean };
+type Sock = Duplex & { destroySoon?: () => void; allowHalfOpen?: boolean; resetAndDestroy?: () => void; _parent?: Sock | null };
+
+/**
+ * Closes a socket abortively (TCP RST), so the far end sees a reset as the near one did, not a clean end of stream.
+ * A TLS socket is reset through the TCP socket it wraps (its own handle is the TLS layer's).
+ */
+export function abort(s: Sock): void {
+  const raw = s._parent ?? s;
+  try {
+    if (typeof raw.resetAndDestroy === 'function' && !raw.destroyed) raw.resetAndDestroy();
+  } catch {
+    // not a TCP handle (a pipe, a TLS socket without its TCP one): an ordinary close below
+  }
+  if (!s.destroyed) s.destroy();
+}
 
 /**
  * Joins two connected sockets: bytes flow both ways with backpressure; one side's end (half-close) ends the
- * other's writing while the reverse direction goes on; an error on either destroys both; when one side is
- * closed, the other finishes writing what it has and closes too. `done` runs once, after both are closed.
+ * other's writing while the reverse direction goes on; an error (a reset) on either resets the other; when one side
+ * is closed, the other finishes writing what it has and closes too. `done` runs once, after both are closed.
  */
 export function splice(a: Sock, b: Sock, done: (r: SpliceResult) => void): void {
   const r: SpliceResult = { forward: 0, backward: 0 };
@@ -105,8 +119,8 @@ export function splice(a: Sock, b: Sock, done: (r: SpliceResult) => void): void 
     }
     if (--open === 0) done(r);
   };
-  a.on('error', () => b.destroy());
-  b.on('error', () => a.destroy());
+  a.on('error', () => abort(b));
+  b.on('error', () => abort(a));
   a.once('close', closed(b));
   b.once('close', closed(a));
   a.pipe(b);

@@ -1,6 +1,6 @@
 // Outbound opaque TCP: `CONNECT host:port` on a mesh node's plain listener, tunnelled over mTLS to a sidecar of the service.
 import tls from 'node:tls';
-import type net from 'node:net';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { ErrorCode } from '../lib/errors.ts';
@@ -9,89 +9,16 @@ import type { MeshTcpRoute } from '../model/types.ts';
 import { stamp } from './clock.ts';
 import { clientIpOf } from './client-address.ts';
 import { Exchange } from './exchange.ts';
-import { hostnameEnd } from './field-syntax.ts';
 import type { DataPlaneState } from './request-handler.ts';
 import type { Runtime } from './runtime.ts';
 import type { UpstreamCluster } from './upstream-cluster.ts';
 import type { EndpointState } from './endpoint-state.ts';
 import { TUNNEL_ALPN, parseTunnelReply, readLine, splice, tunnelRequest } from './tcp-preamble.ts';
-
-const CONNECT = Buffer.from('CONNECT ', 'latin1');
-const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
+import { parseAuthority, refuse } from './connect-request.ts';
 
 /** The runtime has CONNECT targets: only then does a plain connection's first request get checked for CONNECT. */
 export function acceptsConnect(rt: Runtime): boolean {
-  return (rt.gateway.mesh?.tcpRoutes.length ?? 0) > 0;
-}
-
-/**
- * Looks at a plain connection's first bytes: a `CONNECT` request head is read whole (bounded by size and time) and
- * handed to `onConnect` with the bytes after it; anything else is put back (unshift) for `other`, socket paused.
- */
-export function sniffConnect(
-  socket: net.Socket,
-  limits: { maxHeaderSize: number; headerTimeout: number },
-  onConnect: (target: string, socket: net.Socket, rest: Buffer) => void,
-  other: (socket: net.Socket) => void,
-): void {
-  let buf: Buffer | null = null;
-  const stop = (): void => {
-    clearTimeout(timer);
-    socket.off('data', onData);
-    socket.off('end', onGone);
-  };
-  const onGone = (): void => {
-    stop();
-    socket.destroy();
-  };
-  const onData = (d: Buffer): void => {
-    buf = buf === null ? d : Buffer.concat([buf, d]);
-    const n = Math.min(buf.length, CONNECT.length);
-    if (buf.compare(CONNECT, 0, n, 0, n) !== 0) {
-      stop();
-      socket.pause();
-      socket.unshift(buf);
-      return other(socket);
-    }
-    const end = buf.indexOf(HEAD_END);
-    if (end === -1) {
-      if (buf.length > limits.maxHeaderSize) {
-        stop();
-        refuse(socket, 431, 'Request header fields too large', newRequestId());
-      }
-      return;
-    }
-    stop();
-    socket.pause();
-    const line = buf.toString('latin1', 0, buf.indexOf('\r\n'));
-    const m = /^CONNECT ([^ ]+) HTTP\/1\.[01]$/.exec(line);
-    if (m === null) return refuse(socket, 400, 'Bad request', newRequestId());
-    onConnect(m[1], socket, buf.subarray(end + 4));
-  };
-  const timer = setTimeout(onGone, limits.headerTimeout);
-  socket.on('data', onData);
-  socket.once('end', onGone);
-  socket.resume();
-}
-
-/** An error answer to a CONNECT: the JSON body every Lockgate error has, then close. */
-function refuse(socket: Duplex, status: number, message: string, requestId: string): void {
-  const body = JSON.stringify({ statusCode: status, message, requestId });
-  const reason = status === 403 ? 'Forbidden' : status === 404 ? 'Not Found' : status === 502 ? 'Bad Gateway' : status === 503 ? 'Service Unavailable' : status === 504 ? 'Gateway Timeout' : 'Error';
-  if (!socket.destroyed) {
-    socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`);
-  }
-}
-
-/** `host:port` of a CONNECT target: the hostname lowercased (no trailing dot), the port 1–65535; null when malformed. */
-export function parseAuthority(a: string): { host: string; port: number } | null {
-  const end = hostnameEnd(a);
-  if (end <= 0 || a.charCodeAt(end) !== 0x3a) return null;
-  const portText = a.slice(end + 1);
-  if (!/^[0-9]{1,5}$/.test(portText)) return null;
-  const port = Number(portText);
-  if (port < 1 || port > 65535) return null;
-  return { host: a.slice(0, end).toLowerCase().replace(/\.$/, ''), port };
+  return (rt.gateway.mesh?.tcpRoutes?.length ?? 0) > 0;
 }
 
 type Dialed = { socket: tls.TLSSocket; ep: EndpointState; rest: Buffer } | { status: number; code: ErrorCode; detail: string };
@@ -101,8 +28,11 @@ async function dialOnce(cluster: UpstreamCluster, ep: EndpointState, port: numbe
   const u = new URL(ep.url);
   const host = u.hostname.replace(/^\[|\]$/g, '');
   const connectMs = cluster.spec.timeouts.connect;
-  const socket = tls.connect({ ...cluster.tlsOptions, host, port: Number(u.port || 443), ALPNProtocols: [TUNNEL_ALPN] });
-  socket.setNoDelay(true);
+  // Over a TCP socket of our own: a reset can then be passed on as one (see abort in tcp-preamble).
+  const raw = net.connect({ host, port: Number(u.port || 443), noDelay: true });
+  const socket = tls.connect({ ...cluster.tlsOptions, socket: raw, host, ALPNProtocols: [TUNNEL_ALPN] });
+  // (The TLS socket re-emits the TCP socket's errors.)
+  socket.once('close', () => raw.destroy());
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(Object.assign(new Error(`no TLS connection within ${connectMs} ms`), { code: 'ETIMEDOUT' })), connectMs);
@@ -110,7 +40,7 @@ async function dialOnce(cluster: UpstreamCluster, ep: EndpointState, port: numbe
         clearTimeout(timer);
         resolve();
       });
-      socket.once('error', (err) => {
+      socket.on('error', (err) => {
         clearTimeout(timer);
         reject(err);
       });
@@ -199,7 +129,7 @@ export function openTunnel(state: DataPlaneState, listener: string, client: net.
   };
   const target = parseAuthority(authority);
   if (target === null) return fail(400, 'bad_request', 'CONNECT needs host:port');
-  const route: MeshTcpRoute | undefined = rt.gateway.mesh?.tcpRoutes.find((r) => r.hostnames.includes(target.host));
+  const route: MeshTcpRoute | undefined = rt.gateway.mesh?.tcpRoutes?.find((r) => r.hostnames.includes(target.host));
   if (route === undefined) return fail(404, 'no_route', `no mesh service is named ${target.host}`);
   ex.api = route.service;
   if (!route.ports.includes(target.port)) return fail(403, 'no_route', `port ${target.port} of ${route.service} is not declared tcp`);
@@ -214,7 +144,7 @@ export function openTunnel(state: DataPlaneState, listener: string, client: net.
     ex.attempts = 1;
     ex.endpoint = ep.url;
     ex.status = 200;
-    ex.tResponseStart = stamp();
+    ex.tUpstreamStart = ex.tResponseStart = stamp();
     track(upstream);
     upstream.setKeepAlive(true, 60_000);
     client.setKeepAlive(true, 60_000);
