@@ -171,3 +171,65 @@ test('the caller checks the peer SPIFFE ID: an endpoint presenting another ident
     await mesh.close();
   }
 });
+
+test('MeshRoute: header and path rules pick a version subset; a rule with its own timeout answers 504 in time', async () => {
+  const mesh = await TestMesh.create();
+  const slowTimers = new Set<NodeJS.Timeout>();
+  const app = (version: string) =>
+    startUpstream((req, res) => {
+      const send = (): void => {
+        const text = JSON.stringify({ version, url: req.url });
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+        res.end(text);
+      };
+      if (req.url?.startsWith('/slow')) {
+        const t = setTimeout(() => {
+          slowTimers.delete(t);
+          if (!res.destroyed) send();
+        }, 3000);
+        slowTimers.add(t);
+      } else send();
+    });
+  const v1 = await app('v1');
+  const v2 = await app('v2');
+  try {
+    const route = `apiVersion: lockgate.dev/v1alpha1
+kind: MeshRoute
+metadata: { name: inventory, namespace: shop }
+spec:
+  service: inventory
+  rules:
+    - matches: [{ headers: { x-canary: "yes" } }]
+      backends: [{ service: inventory, version: v2, weight: 1 }]
+    - matches: [{ path: { type: prefix, value: /slow } }]
+      backends: [{ service: inventory, version: v1, weight: 1 }]
+      timeouts: { perTry: 300ms }
+      retries: { attempts: 0 }
+    - backends: [{ service: inventory, version: v1, weight: 1 }]`;
+    const yaml = meshYaml({ services: SERVICES, extra: route });
+    const w1 = await mesh.workload('shop', 'inventory');
+    const w2 = await mesh.workload('shop', 'inventory');
+    const s1 = await mesh.sidecar(w1, 'shop/inventory', v1.url, mesh.snapshot({ namespace: 'shop', service: 'inventory' }, yaml));
+    const s2 = await mesh.sidecar(w2, 'shop/inventory', v2.url, mesh.snapshot({ namespace: 'shop', service: 'inventory' }, yaml));
+    const ord = await mesh.workload('shop', 'orders');
+    const eps = { 'shop/inventory': [endpoint('shop', 'inventory', s1.ports.inbound, { version: 'v1' }, 'i1'), endpoint('shop', 'inventory', s2.ports.inbound, { version: 'v2' }, 'i2')] };
+    const c = await mesh.sidecar(ord, 'shop/orders', v1.url, mesh.snapshot({ namespace: 'shop', service: 'orders' }, yaml, eps));
+    const out = `http://127.0.0.1:${c.ports.outbound}`;
+    const versionOf = async (path: string, headers: Record<string, string> = {}) => {
+      const r = await request(`${out}${path}`, { headers: { host: 'inventory', ...headers } });
+      return ((await r.body.json()) as { version: string }).version;
+    };
+    for (let i = 0; i < 4; i++) assert.equal(await versionOf('/items/1'), 'v1', 'the default rule goes to v1 only');
+    for (let i = 0; i < 4; i++) assert.equal(await versionOf('/items/1', { 'x-canary': 'yes' }), 'v2', 'the header rule goes to v2');
+    const t0 = performance.now();
+    const slow = await request(`${out}/slow/report`, { headers: { host: 'inventory' } });
+    const ms = performance.now() - t0;
+    assert.equal(slow.statusCode, 504);
+    await slow.body.dump();
+    assert.ok(ms < 2500, `the rule's 300 ms timeout answered after ${Math.round(ms)} ms`);
+  } finally {
+    for (const t of slowTimers) clearTimeout(t);
+    await mesh.close();
+    await Promise.all([v1.close(), v2.close()]);
+  }
+});

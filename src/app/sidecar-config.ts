@@ -183,15 +183,33 @@ export function outboundConfigText(snap: Snapshot, mesh: Config, layout: Sidecar
     }),
   ];
   const backendFor = new Map<string, string>();
-  const subsetBackend = (service: string, version: string | undefined): string => {
-    const key = `${service}@${version ?? ''}`;
+  /**
+   * The Backend for a service (or one version subset of it). A MeshRoute rule that sets its own timeouts or retries
+   * gets Backends of its own (`rule` = its index), the rule's fields over the service's.
+   */
+  const subsetBackend = (service: string, version: string | undefined, rule?: { index: number; spec: MeshRouteRule }): string => {
+    const own = rule !== undefined && (rule.spec.timeouts !== undefined || rule.spec.retries !== undefined);
+    const key = `${service}@${version ?? ''}${own ? `#${rule.index}` : ''}`;
     let name = backendFor.get(key);
     if (name !== undefined) return name;
     const svc = mesh.meshServices.get(service);
     if (!svc) throw new Error(`MeshService ${service} is not in the snapshot`);
-    name = gen('svc', service.replace('/', '-'), ...(version ? [version] : []));
+    name = gen('svc', service.replace('/', '-'), ...(version ? [version] : []), ...(own ? [`r${rule.index}`] : []));
     backendFor.set(key, name);
-    docs.push(doc('Backend', name, ns, backendSpec(svc, endpointsOf(snap, service, version), layout)));
+    const spec = backendSpec(svc, endpointsOf(snap, service, version), layout);
+    if (own) {
+      const t = rule.spec.timeouts;
+      if (t !== undefined) {
+        const base = spec.timeouts as { connect: number; perTry: number; idle: number };
+        spec.timeouts = {
+          connect: t.connect ?? base.connect,
+          perTry: t.perTry || t.request || base.perTry,
+          idle: t.idle ?? base.idle,
+        };
+      }
+      if (rule.spec.retries !== undefined) spec.retries = { ...(spec.retries as object), ...rule.spec.retries };
+    }
+    docs.push(doc('Backend', name, ns, spec));
     return name;
   };
   const routesBySvc = new Map(mesh.meshRoutes.map((r) => [r.spec.service, r]));
@@ -211,10 +229,11 @@ export function outboundConfigText(snap: Snapshot, mesh: Config, layout: Sidecar
       const live = rule.backends.filter((b) => b.weight > 0);
       let backend: string;
       // A fault is a property of the Backend: a rule with one, even with a single backend, gets its own split Backend.
-      if (live.length === 1 && rule.fault === undefined) backend = subsetBackend(live[0].service, live[0].version);
+      const r = { index: i, spec: rule };
+      if (live.length === 1 && rule.fault === undefined) backend = subsetBackend(live[0].service, live[0].version, r);
       else {
         backend = gen('split', key.replace('/', '-'), String(i));
-        docs.push(doc('Backend', backend, ns, { split: live.map((b) => ({ backend: subsetBackend(b.service, b.version), weight: b.weight })), ...(rule.fault ? { fault: rule.fault } : {}) }));
+        docs.push(doc('Backend', backend, ns, { split: live.map((b) => ({ backend: subsetBackend(b.service, b.version, r), weight: b.weight })), ...(rule.fault ? { fault: rule.fault } : {}) }));
       }
       for (const op of ruleOperations(rule, i)) operations.push({ ...op, backend });
     });

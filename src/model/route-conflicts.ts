@@ -31,6 +31,10 @@ export function findRouteConflicts(apis: ParsedResource[], sets: ReadonlyMap<str
     for (const { op, path } of ops) for (const variant of variants) {
       if (!op?.methods || typeof op.urlTemplate !== 'string') continue;
       const route = joinPath(variant.path, op.urlTemplate);
+      // Operations told apart by header conditions do not collide (the router tries the ones with conditions first).
+      const conds = 'headers' in op && Array.isArray(op.headers) && op.headers.length > 0
+        ? ` {${op.headers.map((h) => `${String(h.name).toLowerCase()}:${h.exact ?? ''}:${h.prefix ?? ''}:${h.present ?? ''}`).sort().join(',')}}`
+        : '';
       // An imported operation names its place in the OpenAPI document.
       const imported = 'source' in op ? op.source : undefined;
       const at = imported ? ` (${imported.file}:${imported.line}:${imported.col})` : src;
@@ -38,7 +42,7 @@ export function findRouteConflicts(apis: ParsedResource[], sets: ReadonlyMap<str
       let reported = false;
       for (const host of hosts) {
         for (const method of op.methods) {
-          const key = `${host} ${method} ${routeKey(route)}${variant.tag ? ` [${variant.tag}]` : ''}`;
+          const key = `${host} ${method} ${routeKey(route)}${variant.tag ? ` [${variant.tag}]` : ''}${conds}`;
           const first = claims.get(key);
           if (!first) {
             claims.set(key, owner);
