@@ -252,6 +252,7 @@ export class GatewaySupervisor {
     this.#watchers = [];
     const certs = new Set(this.#watchedFiles().split('\n').filter((f) => !this.#config.files.includes(f) && !this.#opts.files.includes(f)));
     for (const f of this.#watchedFiles().split('\n')) {
+      if (f === '') continue; // nothing to watch (a joined gateway without listener certificates)
       try {
         this.#watchers.push(watch(f, { persistent: false }, () => this.scheduleReload(certs.has(f) ? 'certificate change' : 'file change', certs.has(f))));
       } catch (err) {

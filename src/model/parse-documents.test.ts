@@ -110,6 +110,7 @@ const EDGE_CASES: Record<string, string> = {
   'a decode problem': config(6, 8).replace('urlTemplate: "/r3/{id}"', 'urlTemplate: 7'),
   '--- with content': `${api(1, 12)}--- # comment\n${api(2, 12)}--- !!map\n${api(3, 12)}`,
   'indented ---': `${api(1, 12)}  ---\n${api(2, 12)}`,
+  'a lone surrogate in a value': `${api(1, 12)}  description: "x\uD800y"\n---\n${api(2, 12).replace('/svc2', '/svc2\uDC00')}`,
   'duplicate keys': `${api(1, 12)}  path: /again\n---\n${api(2, 12)}`,
 };
 

@@ -66,7 +66,7 @@ interface CachedPiece {
 const pieceCache = new Map<string, CachedPiece>();
 let pieceCacheBytes = 0;
 const PIECE_CACHE_MAX_BYTES = 2 * 1024 * 1024;
-/** Pieces below this size are parsed whole each time: not worth a cache entry. */
+/** A piece runs to the first `---` line after this many characters (small documents share one); shorter texts are parsed whole. */
 const PIECE_MIN_BYTES = 256;
 
 function parsePiece(slice: string): CachedPiece | undefined {
@@ -78,7 +78,8 @@ function parsePiece(slice: string): CachedPiece | undefined {
   }
   // A slice of a string keeps the whole string alive, and so would the parsed nodes' source texts: a copy of its
   // own, so that a cached piece holds on to its bytes only, never to the whole config it was cut from.
-  const piece = Buffer.from(slice, 'utf8').toString('utf8');
+  // (UTF-16 both ways: every code unit kept, a lone surrogate too.)
+  const piece = Buffer.from(slice, 'utf16le').toString('utf16le');
   const lines = new LineCounter();
   const parsed = parseAllDocuments(piece, { lineCounter: lines, prettyErrors: false, version: '1.2' });
   const docs = Array.isArray(parsed) ? parsed : [];

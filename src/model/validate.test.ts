@@ -76,14 +76,16 @@ test('operations inside one Api: duplicate names, duplicate routes, "*" mixed wi
         '    - { name: read, urlTemplate: /x, methods: [GET] }',
         '    - { name: read, urlTemplate: /y, methods: ["*", GET] }',
         '    - { urlTemplate: /x, methods: [get], headers: [{ name: X-A, exact: "1", prefix: "2" }] }',
+        '    - { name: again, urlTemplate: /x, methods: [GET] }',
       ].join('\n'),
     ),
   );
+  // GET /x with a header condition is a different route (the router tries it first); GET /x again is a conflict.
   assert.deepEqual(out, [
     'c.yaml:14:15: duplicate operation name "read" (spec.operations[1].name)',
     'c.yaml:14:47: "*" already matches every method; list it alone (spec.operations[1].methods)',
-    'c.yaml:15:22: route conflict: GET (any host)/x is already claimed by Api "default/a" operation "read" (c.yaml:8) (spec.operations[2].urlTemplate)',
     'c.yaml:15:52: header match sets exact and prefix; set at most one of exact, prefix, present (spec.operations[2].headers[0])',
+    'c.yaml:16:35: route conflict: GET (any host)/x is already claimed by Api "default/a" operation "read" (c.yaml:8) (spec.operations[3].urlTemplate)',
   ]);
 });
 

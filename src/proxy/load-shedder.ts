@@ -15,12 +15,15 @@ export class LoadShedder {
     this.#histogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
     this.#histogram.enable();
     let overloaded = false;
+    let over = 0;
     this.#timer = setInterval(() => {
-      // p99 over the last interval: one long GC pause does not shed, sustained lag does. The samples
-      // include the sampling timer's own period, which is not lag.
+      // p99 over the last interval. The samples include the sampling timer's own period, which is not lag.
       const delayMs = this.#histogram.percentile(99) / 1e6 - RESOLUTION_MS;
       this.#histogram.reset();
-      const next = delayMs > maxDelayMs();
+      // Sustained lag sheds; one long pause does not: a single stall (a GC, a 10,000-route config build) is the
+      // only sample of its interval, so shedding starts only when two intervals in a row are over the limit.
+      over = delayMs > maxDelayMs() ? over + 1 : 0;
+      const next = overloaded ? over > 0 : over >= 2;
       if (next !== overloaded) {
         overloaded = next;
         onChange(next);
