@@ -39,7 +39,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '2' },
     rounds: { type: 'string', default: '3' },
     // mesh-hop adds ~20 s per round plus ~1 min of open-loop runs: 2 rounds keep the full run near 10 min.
-    'mesh-rounds': { type: 'string', default: '2' },
+    'mesh-rounds': { type: 'string', default: '3' },
     'dry-run': { type: 'boolean', default: false },
   },
 });
@@ -254,6 +254,23 @@ for (const scenario of scenarios) {
 const routeCpu = (name: string): number[] => (samples.get(name)?.get('lockgate') ?? []).map((x) => x.cpuUsPerReq);
 const pairedRoutesCpu = failed.has('routes-10/lockgate') || failed.has('routes-10000/lockgate') ? null : pairedRatio(routeCpu('routes-10000'), routeCpu('routes-10'));
 const report = buildReport(results, { date: new Date().toISOString(), node: process.version, cpus: availableParallelism() }, pairedRoutesCpu, openLoop);
+// apply-to-served runs 21 processes for ~4.5 minutes, so it is its own command (npm run bench:apply); its last result
+// is carried into latest.json with the time it was measured.
+const applyFile = join(ROOT, 'bench', 'results', 'apply-to-served.json');
+if (existsSync(applyFile)) {
+  const a = JSON.parse(readFileSync(applyFile, 'utf8')) as {
+    measuredAt: string; setup: { nodes: number; routes: number; applies: number }; applyToServedMs: { p50: number; p99: number; max: number };
+    perNodeMs: { p50: number; p99: number }; target: { p99Ms: number };
+  };
+  report.scenarios.push({
+    name: 'apply-to-served',
+    results: [{
+      system: 'lockgate', rps: null, p50_ms: a.applyToServedMs.p50, p99_ms: a.applyToServedMs.p99, cpu_us_per_req: null, rss_mb: null, anon_mb: null,
+      note: `npm run bench:apply at ${a.measuredAt}: ${a.setup.nodes} nodes, ${a.setup.routes} routes, ${a.setup.applies} applies; slowest node per apply (max ${a.applyToServedMs.max} ms; per node p50 ${a.perNodeMs.p50} ms); target p99 <= ${a.target.p99Ms} ms`,
+    }],
+    ratios: {},
+  });
+}
 console.log(`\n${terminalTable(rows)}\n`);
 for (const s of report.scenarios) console.log(`${s.name}: ${JSON.stringify(s.ratios)}`);
 for (const s of report.scenarios) for (const r of s.results) if (r.note !== undefined) console.log(`${s.name}/${r.system}: ${r.note}`);
