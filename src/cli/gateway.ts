@@ -1,7 +1,6 @@
 // `lockgate gateway -c FILE | --control-plane URL`: the edge gateway, standalone from config files or joined to a control plane.
 import { parseArgs } from 'node:util';
 import { GatewaySupervisor } from '../app/gateway-supervisor.ts';
-import { runJoinedGateway } from '../app/gateway-node.ts';
 import { completeStandaloneMeshBackends } from '../app/mesh-backends.ts';
 import type { Verb } from './verb.ts';
 
@@ -62,6 +61,8 @@ Options:
     const adminPort = values['admin-port'] === undefined ? undefined : Number(values['admin-port']);
     const dataDir = values['data-dir'] ?? process.env.LOCKGATE_DATA_DIR;
     if (controlPlane !== undefined) {
+      // Loaded only when joined: the agent brings the X.509 toolkit, which a standalone gateway never needs (~30 MB).
+      const { runJoinedGateway } = await import('../app/gateway-node.ts');
       return runJoinedGateway({
         controlPlane,
         token: values.token ?? process.env.LOCKGATE_JOIN_TOKEN,

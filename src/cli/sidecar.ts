@@ -4,7 +4,6 @@ import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Snapshot } from '../model/snapshot.ts';
 import { Sidecar } from '../app/sidecar.ts';
-import { runJoinedSidecar } from '../app/sidecar-node.ts';
 import type { Verb } from './verb.ts';
 
 /** `host:port` → parts; `:port` and a bare port mean 127.0.0.1. */
@@ -129,6 +128,8 @@ Options:
     }
     const url = values['control-plane'] ?? process.env.LOCKGATE_CONTROL_PLANE;
     if (!url) return fail('--control-plane URL (or --snapshot FILE) is required');
+    // Loaded only when joined: the agent brings the X.509 toolkit, which standalone mode never needs.
+    const { runJoinedSidecar } = await import('../app/sidecar-node.ts');
     return runJoinedSidecar({ ...base, dataDir, controlPlane: url, token: values.token ?? process.env.LOCKGATE_JOIN_TOKEN, advertise: values.advertise, drainMs });
   },
 };
