@@ -144,6 +144,25 @@ export function openApiDocument(version: string): Json {
       },
       '/v1/status': { get: { summary: 'Store revision, version, uptime', responses: { '200': json({ type: 'object' }, 'Status'), ...COMMON_ERRORS } } },
       '/openapi.json': { get: { summary: 'This document', responses: { '200': json({ type: 'object' }, 'OpenAPI 3.1') } } },
+      '/v1/nodes': { get: { summary: 'Every node: identity, versions sent and served (ACK), last NACK reason, certificate, bundle, app address; and the version-skew policy', responses: { '200': json({ type: 'object', properties: { policy: { type: 'string' }, configVersion: { type: 'integer' }, nodes: { type: 'array', items: { type: 'object' } } } }, 'Nodes'), ...COMMON_ERRORS } } },
+      '/v1/tokens': {
+        post: {
+          summary: 'A one-time join token bound to one identity (lockgate token create)',
+          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['service'], properties: { service: { type: 'string' }, namespace: { type: 'string', default: 'default' }, kind: { enum: ['sidecar', 'gateway'], default: 'sidecar' }, ttl: { type: 'string', description: 'Duration, 1s to 7d (default 1h)' } } } } } },
+          responses: { '201': json({ type: 'object', properties: { token: { type: 'string' }, id: { type: 'string' }, expiresAt: { type: 'integer' }, spiffeId: { type: 'string' }, kind: { type: 'string' } } }, 'The token (shown once)'), '400': errorResponse('Bad identity or ttl'), ...COMMON_ERRORS },
+        },
+      },
+      '/v1/ca': { get: { summary: 'The CA: trust domain, bundle roots, intermediate, rotation state, nodes on an old root (lockgate ca show)', responses: { '200': json({ type: 'object' }, 'CA state'), ...COMMON_ERRORS } } },
+      '/v1/ca/rotate/start': { post: { summary: 'Root rotation step 1: a new root and intermediate; the bundle holds both', responses: { '200': json({ type: 'object' }, 'Rotation started'), '409': errorResponse('A rotation is already in progress'), ...COMMON_ERRORS } } },
+      '/v1/ca/rotate/finish': {
+        post: {
+          summary: 'Root rotation step 3: the old root leaves the bundle',
+          parameters: [{ name: 'force', in: 'query', schema: { type: 'boolean' }, description: 'Finish although live nodes still hold old-root certificates' }],
+          responses: { '200': json({ type: 'object' }, 'Rotation finished'), '409': errorResponse('Not rotating, or nodes still on the old root (listed)'), ...COMMON_ERRORS },
+        },
+      },
+      '/v1/ca/intermediate/renew': { post: { summary: 'A new intermediate under the active root (also after a revocation)', responses: { '200': json({ type: 'object' }, 'Renewed'), ...COMMON_ERRORS } } },
+      '/v1/backup': { get: { summary: 'An encrypted archive of the whole store (config, CA state, registry, nodes, token hashes) at one revision; the master key is not in it', responses: { '200': json({ type: 'object' }, 'The archive (lockgate backup)'), ...COMMON_ERRORS } } },
     },
     components: {
       securitySchemes: {
