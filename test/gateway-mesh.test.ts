@@ -7,9 +7,10 @@ import diagnostics from 'node:diagnostics_channel';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Agent, request } from 'undici';
 import { ControlPlane } from '../src/app/control-plane.ts';
+import { SqliteConfigStore } from '../src/store/sqlite-config-store.ts';
 import { GatewaySupervisor } from '../src/app/gateway-supervisor.ts';
 import { formatProblems } from '../src/model/load-config.ts';
 import { parseCheckedConfig } from '../src/policy/load-checked.ts';
@@ -287,12 +288,16 @@ test('the gateway calls a mesh Backend over mTLS as itself, follows endpoint cha
     assert.equal(orders.tls.certFile, join(gwDir, 'certs', 'cert.pem'));
     assert.equal(orders.retries.attempts, 2, 'the MeshService\'s retries are inherited');
 
-    // A snapshot the gateway cannot serve is NACKed with the reason; the running config keeps serving. (A relative
-    // file is checked by the control plane against its working directory, by the gateway against its data dir.)
-    writeFileSync(join(root, 'ca.pem'), 'not used\n');
+    // A snapshot the gateway cannot serve is NACKed with the reason; the running config keeps serving. The admin API
+    // refuses such a document (a relative file path), so it goes into the store behind its back, as an older control
+    // plane or a restore could have left it: the control plane's watch picks the write up and pushes it.
     const runningVersion = ((await (await request(`http://127.0.0.1:${gw.admin}/config`)).body.json()) as { version: string }).version;
-    const bad = await mesh.apply(`${H}\nkind: Backend\nmetadata: { name: elsewhere }\nspec:\n  url: https://127.0.0.1:9\n  tls: { caFile: ${relative(process.cwd(), join(root, 'ca.pem'))} }\n`);
-    assert.equal(bad.status, 200, JSON.stringify(bad.json));
+    const behind = SqliteConfigStore.open(dirname(mesh.cp.info.caFile));
+    try {
+      await behind.put('/config/Backend/default/elsewhere', `${H}\nkind: Backend\nmetadata: { name: elsewhere }\nspec:\n  url: https://127.0.0.1:9\n  tls: { caFile: nowhere/ca.pem }\n`);
+    } finally {
+      await behind.close();
+    }
     const nack = await waitFor('the gateway to NACK', async () => {
       const nodes = (await mesh.get('/v1/nodes')).nodes as NodeStatus[];
       const answer = nodes.find((n) => n.identity.kind === 'gateway')?.lastAnswer;

@@ -129,6 +129,19 @@ test('an invalid config is 400 listing every problem with positions in the body,
   assert.equal(await store.get('/config/Api/default/broken'), undefined);
 });
 
+test('file paths must be absolute: nodes read them on their own hosts (a relative one would be accepted here and refused there)', async () => {
+  const before = await store.revision();
+  const body = `${HEAD}\nkind: Backend\nmetadata:\n  name: pinned\nspec:\n  url: https://10.0.0.7:8443\n  tls: { caFile: certs/ca.pem }\n`;
+  const r = await call('PUT', '/v1/config/Backend/default/pinned', body);
+  assert.equal(r.status, 400, r.text);
+  const [p] = r.json().error.problems as Array<{ file: string; line: number; message: string; path: string }>;
+  assert.equal(p.file, 'request');
+  assert.equal(p.line, 7);
+  assert.equal(p.path, 'spec.tls.caFile');
+  assert.match(p.message, /relative path "certs\/ca\.pem".*must be absolute/);
+  assert.equal(await store.revision(), before);
+});
+
 test('cross-references resolve against stored resources; deleting a referenced one is refused', async () => {
   assert.equal((await call('PUT', '/v1/config/Backend/default/pay', backend('pay', 9200))).status, 201);
   const a = await call('PUT', '/v1/config/Api/default/pay', api('pay', 'pay'));

@@ -100,7 +100,7 @@ export function checkConfig(stored: ReadonlyMap<string, string>, request?: { tex
   const parsed: ParsedResource[] = [];
   const texts: string[] = [];
   const files: string[] = [];
-  // Stored documents get slash-free stand-in names, so relative file references resolve as they did when applied.
+  // Stored documents get stand-in file names (their keys are shown in problems); file paths in them are absolute.
   const display = new Map<string, string>();
   let i = 0;
   for (const [key, text] of stored) {
@@ -108,12 +108,13 @@ export function checkConfig(stored: ReadonlyMap<string, string>, request?: { tex
     display.set(file, key);
     texts.push(text);
     files.push(file);
-    parsed.push(...parseDocuments(text, file, problems).resources);
+    parsed.push(...parseDocuments(text, file, problems, { baseDir: '' }).resources);
   }
   if (request) {
     texts.push(request.text);
     files.push(request.file);
-    parsed.push(...parseDocuments(request.text, request.file, problems).resources);
+    // Nodes read the files a config names on their own hosts: a path relative to anything here would mean nothing there.
+    parsed.push(...parseDocuments(request.text, request.file, problems, { baseDir: '' }).resources);
   }
   const result = assembleConfig(parsed, problems, texts, files);
   return result.problems.map((p) => ({ ...p, file: display.get(p.file) ?? p.file }));

@@ -147,8 +147,12 @@ export function parseDocuments(
   file: string,
   /** Where problems go, now and from later cross-resource checks (one list for all files of a config). */
   problems: Problem[] = [],
-  /** `reuse: false` parses the whole text afresh (what the cache must be indistinguishable from; tests compare). */
-  options: { reuse?: boolean } = {},
+  /**
+   * `reuse: false` parses the whole text afresh (what the cache must be indistinguishable from; tests compare).
+   * `baseDir`: where relative file paths resolve (default: the file's directory); '' = nowhere, a relative path is a
+   * problem (config applied to the control plane is read on every node's own host).
+   */
+  options: { reuse?: boolean; baseDir?: string } = {},
 ): { resources: ParsedResource[]; problems: Problem[] } {
   const resources: ParsedResource[] = [];
   for (const { doc, lineAt } of yamlDocuments(text, options.reuse !== false)) {
@@ -161,7 +165,7 @@ export function parseDocuments(
       continue;
     }
     if (doc.contents === null) continue;
-    const cx = newDocContext({ file, baseDir: dirname(file), start, problems, lineAt, doc });
+    const cx = newDocContext({ file, baseDir: options.baseDir ?? dirname(file), start, problems, lineAt, doc });
     const resource = decodeDocument(doc, cx);
     if (typeof resource?.metadata?.name === 'string') resources.push({ resource, cx });
   }
