@@ -35,7 +35,7 @@ const NATIVE: SystemName[] = ['direct', 'nginx'];
 const { values } = parseArgs({
   options: {
     only: { type: 'string' },
-    duration: { type: 'string', default: '4' },
+    duration: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '2' },
     rounds: { type: 'string', default: '3' },
     // mesh-hop adds ~20 s per round plus ~1 min of open-loop runs: 2 rounds keep the full run near 10 min.
@@ -47,8 +47,9 @@ const durationS = Number(values.duration);
 const warmupS = Number(values.warmup);
 const rounds = Number(values.rounds);
 const meshRoundsArg = Number(values['mesh-rounds']);
-if (!(durationS >= 1) || !(warmupS >= 0) || !Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(meshRoundsArg) || meshRoundsArg < 1) {
-  console.error('usage: node bench/run.ts [--only NAMES] [--duration S>=1] [--warmup S>=0] [--rounds N>=1] [--mesh-rounds N>=1] [--dry-run]');
+// wrk takes whole seconds (-d1.5s fails every run), so both must be integers.
+if (!(durationS >= 1) || !(warmupS >= 0) || !Number.isInteger(durationS) || !Number.isInteger(warmupS) || !Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(meshRoundsArg) || meshRoundsArg < 1) {
+  console.error('usage: node bench/run.ts [--only NAMES] [--duration whole S>=1] [--warmup whole S>=0] [--rounds N>=1] [--mesh-rounds N>=1] [--dry-run]');
   process.exit(2);
 }
 if (availableParallelism() < 2) console.error('warning: fewer than 2 CPUs; the proxy and the load generator share a core');
