@@ -7,9 +7,10 @@ import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 
 // Connection-scoped headers (RFC 9110 §7.6.1) are never forwarded in either direction.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-authorization']);
+export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-authorization']);
 
-class ProxyHandler implements Dispatcher.DispatchHandler {
+/** Streams one upstream response back to the client (shared with bare-mesh.ts, whose hops are this plus TLS). */
+export class ProxyHandler implements Dispatcher.DispatchHandler {
   #res: ServerResponse;
   #controller: Dispatcher.DispatchController | null = null;
 

@@ -10,8 +10,7 @@ import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 
-// Connection-scoped headers (RFC 9110 §7.6.1) are never forwarded in either direction.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-authorization']);
+import { HOP_BY_HOP, ProxyHandler } from './bare-dispatch.ts';
 
 /** The URI SANs of a peer certificate, from Node's `subjectaltname` text (`URI:spiffe://…, DNS:…`). */
 export function uriSans(cert: PeerCertificate): string[] {
@@ -29,52 +28,6 @@ export function spiffeServerCheck(expected: string): (host: string, cert: PeerCe
     if (uris.length === 1 && uris[0] === expected) return undefined;
     return new Error(`peer identity ${uris.join(',') || 'none'} is not ${expected}`);
   };
-}
-
-// The same handler as bare-dispatch.ts (kept separate so that file stays the single-hop ceiling, untouched).
-class ProxyHandler implements Dispatcher.DispatchHandler {
-  #res: ServerResponse;
-  #controller: Dispatcher.DispatchController | null = null;
-
-  constructor(res: ServerResponse) {
-    this.#res = res;
-  }
-
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.#controller = controller;
-    if (this.#res.destroyed) controller.abort(new Error('client closed'));
-  }
-
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number): void {
-    const raw = controller.rawHeaders as Buffer[];
-    const headers: string[] = [];
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i].toString('latin1');
-      if (HOP_BY_HOP.has(name.toLowerCase())) continue;
-      headers.push(name, raw[i + 1].toString('latin1'));
-    }
-    this.#res.writeHead(statusCode, headers);
-  }
-
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (!this.#res.write(chunk)) {
-      controller.pause();
-      this.#res.once('drain', () => controller.resume());
-    }
-  }
-
-  onResponseEnd(): void {
-    this.#res.end();
-  }
-
-  onResponseError(_controller: Dispatcher.DispatchController, _error: Error): void {
-    if (this.#res.headersSent) this.#res.destroy();
-    else this.#res.writeHead(502, { 'content-length': '0' }).end();
-  }
-
-  clientClosed(): void {
-    this.#controller?.abort(new Error('client closed'));
-  }
 }
 
 export interface HopOptions {

@@ -1,22 +1,19 @@
 // Cross-process: back up a real control plane, wipe its data dir, restore, restart: the mesh keeps its identities.
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
+import { runCli, startControlPlaneProcess } from './helpers/control-plane-process.ts';
 import { ControlClient } from '../src/agent/control-client.ts';
 import type { Snapshot } from '../src/model/snapshot.ts';
 
-const BIN = path.resolve(import.meta.dirname, '../bin/lockgate.mjs');
 const HEAD = 'apiVersion: lockgate.dev/v1alpha1';
 const BACKEND = `${HEAD}\nkind: Backend\nmetadata:\n  name: orders\nspec:\n  url: http://127.0.0.1:9000\n`;
 
 // The children's environment: no master key or admin settings leak in from the developer's shell.
-const ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LOCKGATE_')));
-ENV.NODE_COMPILE_CACHE = path.resolve(import.meta.dirname, '../.cache/node');
 
 const children = new Set<ChildProcess>();
 const clients = new Set<ControlClient>();
@@ -35,55 +32,11 @@ interface Started {
 }
 
 async function startControlPlane(dataDir: string, env: Record<string, string> = {}): Promise<Started> {
-  const proc = spawn(process.execPath, [BIN, 'control-plane', '--data-dir', dataDir, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...ENV, ...env } });
-  children.add(proc);
-  const lines: string[] = [];
-  let stderr = '';
-  proc.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`control plane did not start in time; stderr:\n${stderr}`)), 20_000);
-    let buf = '';
-    proc.stdout!.setEncoding('utf8').on('data', (c: string) => {
-      buf += c;
-      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        lines.push(line);
-        if (line.startsWith('{"event":"listening"')) {
-          clearTimeout(timer);
-          resolve(JSON.parse(line).url);
-        }
-      }
-    });
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`control plane exited with ${code}; stderr:\n${stderr}`));
-    });
-  });
-  return {
-    lines, url,
-    async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) {
-        const exited = once(proc, 'exit');
-        proc.kill('SIGTERM');
-        const killer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
-        await exited;
-        clearTimeout(killer);
-      }
-      children.delete(proc);
-      return proc.exitCode;
-    },
-  };
+  return startControlPlaneProcess(dataDir, { children, env, startTimeoutMs: 20_000, stopGraceMs: 10_000 });
 }
 
 function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, [BIN, ...args], { env: { ...ENV, ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
-      children.delete(child);
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-    });
-    children.add(child);
-  });
+  return runCli(args, { children, env, timeoutMs: 20_000 });
 }
 
 async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {

@@ -1,7 +1,7 @@
 // Cross-process: the real `lockgate control-plane` driven by `lockgate ca ...` and `lockgate check`, with a node joined
 // in this process: root rotation start/status/finish (refused, then forced), the bundle file, restart, check exit codes.
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect as h2connect } from 'node:http2';
@@ -10,12 +10,10 @@ import { createServer, type Server } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
+import { runCli, startControlPlaneProcess, type ControlPlaneProcess } from './helpers/control-plane-process.ts';
 import { ControlClient } from '../src/agent/control-client.ts';
 import type { Snapshot } from '../src/model/snapshot.ts';
 
-const BIN = path.resolve(import.meta.dirname, '../bin/lockgate.mjs');
-const ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LOCKGATE_')));
-ENV.NODE_COMPILE_CACHE = path.resolve(import.meta.dirname, '../.cache/node');
 
 const children = new Set<ChildProcess>();
 const dir = mkdtempSync(path.join(os.tmpdir(), 'lockgate-ca-rotation-'));
@@ -27,53 +25,12 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function startControlPlane(dataDir: string): Promise<{ lines: string[]; url: string; stop(): Promise<void> }> {
-  const proc = spawn(process.execPath, [BIN, 'control-plane', '--data-dir', dataDir, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'], env: ENV });
-  children.add(proc);
-  const lines: string[] = [];
-  let stderr = '';
-  proc.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`control plane did not start in time; stderr:\n${stderr}`)), 20_000);
-    let buf = '';
-    proc.stdout!.setEncoding('utf8').on('data', (c: string) => {
-      buf += c;
-      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        lines.push(line);
-        if (line.startsWith('{"event":"listening"')) {
-          clearTimeout(timer);
-          resolve(JSON.parse(line).url);
-        }
-      }
-    });
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`control plane exited with ${code}; stderr:\n${stderr}`));
-    });
-  });
-  return {
-    lines, url,
-    async stop() {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      const exited = once(proc, 'exit');
-      proc.kill('SIGTERM');
-      const killer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(killer);
-    },
-  };
+async function startControlPlane(dataDir: string): Promise<ControlPlaneProcess> {
+  return startControlPlaneProcess(dataDir, { children, startTimeoutMs: 20_000, stopGraceMs: 10_000 });
 }
 
 function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, [BIN, ...args], { env: { ...ENV, ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
-      children.delete(child);
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-    });
-    children.add(child);
-  });
+  return runCli(args, { children, env, timeoutMs: 20_000 });
 }
 
 async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 8000): Promise<T> {
@@ -115,7 +72,7 @@ function metricsText(url: string, ca: string): Promise<{ status: number; text: s
 test('lockgate ca rotate start/status/finish and lockgate check against a real control plane', async () => {
   const data = path.join(dir, 'data');
   const cp = await startControlPlane(data);
-  cleanups.push(() => cp.stop());
+  cleanups.push(async () => void (await cp.stop()));
   const token = /(lgadm\.\S+)/.exec(cp.lines.find((l) => l.includes('bootstrap admin token'))!)![1];
   const conn = ['--data-dir', data];
   const auth = { LOCKGATE_TOKEN: token };
@@ -207,7 +164,7 @@ test('lockgate ca rotate start/status/finish and lockgate check against a real c
   // Restart: the same single root, the same bundle.
   await cp.stop();
   const again = await startControlPlane(data);
-  cleanups.push(() => again.stop());
+  cleanups.push(async () => void (await again.stop()));
   const after = await cli(['ca', 'show', ...conn, '-o', 'json'], auth);
   assert.equal(after.code, 0, after.stderr);
   assert.deepEqual(JSON.parse(after.stdout).roots.map((r: { fingerprint: string }) => r.fingerprint), ca.roots.map((r: { fingerprint: string }) => r.fingerprint));

@@ -1,20 +1,17 @@
 // Cross-process: the real `lockgate control-plane`, driven by `lockgate apply/get/diff/delete`, then restarted.
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
+import { runCli, startControlPlaneProcess } from './helpers/control-plane-process.ts';
 
-const BIN = path.resolve(import.meta.dirname, '../bin/lockgate.mjs');
 const HEAD = 'apiVersion: lockgate.dev/v1alpha1';
 const BACKEND = `${HEAD}\nkind: Backend\nmetadata:\n  name: orders\nspec:\n  url: http://127.0.0.1:9000\n`;
 const API = `${HEAD}\nkind: Api\nmetadata:\n  name: orders\nspec:\n  path: /orders\n  backend: orders\n`;
 
 // The child's environment: no master key or admin settings leak in from the developer's shell.
-const ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LOCKGATE_')));
-ENV.NODE_COMPILE_CACHE = path.resolve(import.meta.dirname, '../.cache/node');
 
 const children = new Set<ChildProcess>();
 const dir = mkdtempSync(path.join(os.tmpdir(), 'lockgate-cp-test-'));
@@ -32,54 +29,11 @@ interface Started {
 }
 
 async function startControlPlane(dataDir: string): Promise<Started> {
-  const proc = spawn(process.execPath, [BIN, 'control-plane', '--data-dir', dataDir, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'], env: ENV });
-  children.add(proc);
-  const lines: string[] = [];
-  let stderr = '';
-  proc.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`control plane did not start in time; stderr:\n${stderr}`)), 30_000);
-    let buf = '';
-    proc.stdout!.setEncoding('utf8').on('data', (c: string) => {
-      buf += c;
-      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        lines.push(line);
-        if (line.startsWith('{"event":"listening"')) {
-          clearTimeout(timer);
-          resolve(JSON.parse(line).url);
-        }
-      }
-    });
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`control plane exited with ${code}; stderr:\n${stderr}`));
-    });
-  });
-  return {
-    proc, lines, url,
-    async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) {
-        const exited = once(proc, 'exit');
-        proc.kill('SIGTERM');
-        const killer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
-        await exited;
-        clearTimeout(killer);
-      }
-      return proc.exitCode;
-    },
-  };
+  return startControlPlaneProcess(dataDir, { children, startTimeoutMs: 30_000, stopGraceMs: 15_000 });
 }
 
 function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, [BIN, ...args], { env: { ...ENV, ...env }, timeout: 30_000 }, (err, stdout, stderr) => {
-      children.delete(child);
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-    });
-    children.add(child);
-  });
+  return runCli(args, { children, env, timeoutMs: 30_000 });
 }
 
 test('control plane: bootstrap token once, apply/get/diff/delete through the CLI, config survives a restart', async () => {
