@@ -66,23 +66,17 @@ export function meshHopsOf(raw: string[]): number {
   return hops;
 }
 
-/** Sets `x-lockgate-hops` in the upstream header list (names are lowercase there), replacing what the client sent. */
-function setMeshHops(headers: string[], hops: number): void {
-  for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i] === HOPS) headers.splice(i, 2);
-  headers.push(HOPS, String(hops));
-}
-
 /** The request facts an access decision reads and records (an Exchange has them; the WebSocket path can pass its own). */
 export type AccessSubject = Pick<Exchange, 'method' | 'path' | 'requestId' | 'traceId' | 'peerId' | 'decision'>;
 
 /**
- * Decides a mesh inbound request (issue 4 §6) with the caller's identity from the listener, the service, the port
- * the caller connected to, method and canonical path; records peerId and `<id>:<allow|deny|audit>` on `ex`, and
- * publishes every decision that denies or would deny. Returns the decision when the request is refused, else null.
+ * Decides a mesh inbound request (issue 4 §6) with the caller's identity (`ex.peerId`, set from the listener when the
+ * request came in), the service, the port the caller connected to, method and canonical path; records
+ * `<id>:<allow|deny|audit>` on `ex`, and publishes every decision that denies or would deny. Returns the decision
+ * when the request is refused, else null.
  */
-export function authorizeMeshRequest(access: CompiledAccess, service: string, listener: ListenerInfo, req: AnyRequest, ex: AccessSubject): { id: string; policy: string } | null {
-  const sourceId = listener.peerIdOf === undefined ? '' : listener.peerIdOf(req);
-  ex.peerId = sourceId;
+export function authorizeMeshRequest(access: CompiledAccess, service: string, req: AnyRequest, ex: AccessSubject): { id: string; policy: string } | null {
+  const sourceId = ex.peerId;
   const port = (req.socket as { localPort?: number } | null)?.localPort ?? 0;
   const d = decideAccess(access, { sourceId, service, port, method: ex.method, path: ex.path });
   const outcome = !d.allow ? 'deny' : d.wouldDeny ? 'audit' : 'allow';
@@ -229,7 +223,7 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
   ex.backend = route.cluster.name;
   ex.routeKey = route;
   if (route.meshService !== '' && rt.access !== null) {
-    const denied = authorizeMeshRequest(rt.access, route.meshService, listener, req, ex);
+    const denied = authorizeMeshRequest(rt.access, route.meshService, req, ex);
     if (denied !== null) {
       sendError(res, ex, 'access_denied', denied.policy, { style: route.errorStyle, close: facts.hasBody, decision: denied.id });
       ex.tEnd = stamp();
@@ -273,7 +267,8 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
     drop: dropHeader,
   });
   if (headers === null) return fail(state, res, ex, 'loop_detected', '', facts.hasBody, route.errorStyle);
-  if (hops >= 0) setMeshHops(headers, hops + 1);
+  // The client's copy never reaches here (buildUpstreamHeaders drops it): ours is the only one.
+  if (hops >= 0) headers.push(HOPS, String(hops + 1));
   if (route.meshService !== '' && ex.peerId !== '') headers.push(CLIENT_ID_HEADER, ex.peerId);
   // gRPC runs over HTTP/2 only: HTTP/1.1 requests never look. Its deadline caps the request; `te: trailers` goes upstream.
   let timeoutMs = 0;

@@ -39,8 +39,9 @@ export function createUpgradeHandler(state: DataPlaneState, listener: ListenerIn
     if (ri.revision !== 0 && ri.revision !== route.revision) return reject(socket, 404, 'Resource not found', requestId);
     // A sidecar's inbound decides upgrades like any request: upgrading is no way around an AccessPolicy.
     if (route.meshService !== '' && rt.access !== null) {
-      const subject: AccessSubject = { method: 'GET', path: cp.path, requestId, traceId: '', peerId: '', decision: '' };
-      const denied = authorizeMeshRequest(rt.access, route.meshService, listener, req, subject);
+      const peerId = listener.peerIdOf === undefined ? '' : listener.peerIdOf(req);
+      const subject: AccessSubject = { method: 'GET', path: cp.path, requestId, traceId: '', peerId, decision: '' };
+      const denied = authorizeMeshRequest(rt.access, route.meshService, req, subject);
       if (denied !== null) return reject(socket, 403, `Access denied by ${denied.policy} (decision ${denied.id})`, requestId);
     }
     // The same subscription-key rule as plain requests (request-handler.ts): no way around it by upgrading.
