@@ -1,4 +1,6 @@
 // Turns a sidecar's snapshot into the two data-plane configs it runs: inbound (mTLS → local app) and outbound (app → peers).
+import { parseWorkloadId, workloadId } from '../lib/spiffe-id.ts';
+import { DEFAULT_MESH } from '../model/mesh-types.ts';
 import type { Snapshot, EndpointRecord } from '../model/snapshot.ts';
 import type { Config } from '../model/types.ts';
 import type { MeshRouteRule, MeshServiceResource } from '../model/mesh-types.ts';
@@ -144,7 +146,8 @@ function backendSpec(svc: MeshServiceResource, eps: EndpointRecord[], layout: Si
       certFile: layout.certs.certFile,
       keyFile: layout.certs.keyFile,
       verify: true,
-      spiffeIds: spiffeIds.length > 0 ? spiffeIds : [`spiffe://${layout.spiffeId.split('/')[2]}/ns/${svc.metadata.namespace}/sa/${svc.metadata.name}`],
+      // None registered yet: the service's own workload identity, in this node's trust domain.
+      spiffeIds: spiffeIds.length > 0 ? spiffeIds : [workloadId(parseWorkloadId(layout.spiffeId)?.trustDomain ?? DEFAULT_MESH.trustDomain, svc.metadata.namespace, svc.metadata.name)],
       generation: layout.certs.generation,
     },
   };

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseCheckedConfig } from '../policy/load-checked.ts';
 import { formatProblems } from '../model/load-config.ts';
-import { snapshotSchemaSupported, type Snapshot } from '../model/snapshot.ts';
+import { SNAPSHOT_SCHEMA, snapshotSchemaSupported, type Snapshot } from '../model/snapshot.ts';
 import type { Config } from '../model/types.ts';
 import { AdminServer } from '../admin/admin-server.ts';
 import { renderPrometheus } from '../telemetry/metrics.ts';
@@ -81,7 +81,7 @@ export class Sidecar {
 
   /** Builds both configs from a snapshot; problems are returned, never thrown (the running config keeps serving). */
   #build(snap: Snapshot): { inbound: Config; outbound: Config } | { reason: string } {
-    if (!snapshotSchemaSupported(snap.schema)) return { reason: `snapshot schema ${JSON.stringify(snap.schema)} is not supported (this node reads major ${'1'})` };
+    if (!snapshotSchemaSupported(snap.schema)) return { reason: `snapshot schema ${JSON.stringify(snap.schema)} is not supported (this node reads ${SNAPSHOT_SCHEMA.split('.')[0]}.x)` };
     const file = `snapshot-v${snap.version}`;
     const mesh = parseCheckedConfig(snap.config, file);
     if (!mesh.config) return { reason: `snapshot config rejected:\n${formatProblems(mesh.problems)}` };
