@@ -23,12 +23,17 @@ export interface DocContext {
   lineAt: (offset: number) => LinePos;
   /** The parsed document, to resolve aliases against. */
   doc?: Document;
+  /**
+   * Lines to add to the positions in `values` and `keys` (not to `start`): a document decoded once and kept (see
+   * parse-documents.ts) records them relative to its piece of text, and the piece may sit lower in a later text.
+   */
+  lineShift?: number;
 }
 
 export function newDocContext(
-  o: Pick<DocContext, 'file' | 'baseDir' | 'start' | 'problems' | 'lineAt' | 'doc'>,
+  o: Pick<DocContext, 'file' | 'baseDir' | 'start' | 'problems' | 'lineAt' | 'doc'> & Partial<Pick<DocContext, 'kind' | 'values' | 'keys' | 'lineShift'>>,
 ): DocContext {
-  return { ...o, kind: '', values: new Map(), keys: new Map() };
+  return { kind: '', values: new Map(), keys: new Map(), ...o };
 }
 
 const PLAIN_KEY = /^[A-Za-z_][A-Za-z0-9_-]*$/;
@@ -53,7 +58,7 @@ export function parentPath(path: string): string {
 export function positionOf(cx: DocContext, path: string, at: 'value' | 'key' = 'value'): LinePos {
   for (let p = path; ; p = parentPath(p)) {
     const pos = (at === 'key' ? cx.keys.get(p) : undefined) ?? cx.values.get(p);
-    if (pos) return pos;
+    if (pos) return cx.lineShift ? { line: pos.line + cx.lineShift, col: pos.col } : pos;
     if (p === '') return cx.start;
   }
 }

@@ -319,3 +319,43 @@ test('files loaded together report cross-resource problems from every file, with
   assert.match(text, /a\.yaml:6:12: Backend "nope" not found/);
   assert.match(text, /b\.yaml:6:12: Backend "nope2" not found/);
 });
+
+// Apis decoded from unchanged documents are kept between loads (parse-documents.ts): what the cross-resource checks
+// derive for them must come from the config being loaded, never from the load before.
+test('kept Apis: cross-resource values come from this config, problems from this text, and no load changes another', () => {
+  const doc = (kind: string, name: string, spec: string): string => `${HEAD}\nkind: ${kind}\nmetadata: { name: ${name} }\nspec:\n${spec}\n`;
+  const ops = (n: number): string => `  operations:\n${Array.from({ length: n }, (_, i) => `    - { methods: [GET], urlTemplate: "/r${i}/{id}" }`).join('\n')}`;
+  const base = (set: string): string => doc('Api', 'orders', `  path: /orders\n  backend: up\n  versionSet: ${set}\n  version: v1\n${ops(20)}`);
+  const rev = doc('Api', 'orders-rev2', `  path: /orders\n  backend: up\n  revisionOf: orders\n  revision: 2\n${ops(20)}`);
+  const sets = doc('ApiVersionSet', 'a', '  scheme: path') + '---\n' + doc('ApiVersionSet', 'b', '  scheme: path');
+  const backend = doc('Backend', 'up', '  url: "http://127.0.0.1:9"');
+  const text = (set: string, pad = ''): string => [pad + backend, sets, base(set), rev].join('---\n');
+  const first = parseConfigText(text('a'), 'c.yaml');
+  assert.deepEqual(first.problems, []);
+  const revOf = (r: typeof first): unknown => r.config!.apis.find((a) => a.metadata.name === 'orders-rev2')!.spec.versionSet;
+  assert.equal(revOf(first), 'default/a');
+  // The revision's document is unchanged (kept), its base moved to set b: the revision inherits b now.
+  const second = parseConfigText(text('b'), 'c.yaml');
+  assert.deepEqual(second.problems, []);
+  assert.equal(revOf(second), 'default/b');
+  assert.equal(revOf(first), 'default/a', 'the first load keeps what it had');
+  // Kept documents lower in a longer text: problems found across resources point at the new lines.
+  const broken = (pad: string): string => text('a', pad).replace(/backend: up/g, 'backend: missing');
+  assert.equal(parseConfigText(broken(''), 'c.yaml').problems.length, 2); // the Apis are kept now, problems and all
+  const shifted = broken('# one\n# two\n# three\n');
+  const fresh = formatProblems(parseConfigText(shifted, 'c.yaml').problems);
+  assert.match(fresh, /c\.yaml:\d+:\d+: Backend "missing" not found/);
+  const lines = shifted.split('\n');
+  for (const m of fresh.matchAll(/c\.yaml:(\d+):(\d+): Backend "missing"/g)) assert.match(lines[Number(m[1]) - 1], /backend: missing/, `line ${m[1]} is where the reference is`);
+  // Route conflicts between kept Apis are found again on every load (their claims are kept, not their verdicts).
+  const twin = [backend, base('a').replace('  versionSet: a\n  version: v1\n', ''), base('a').replace('name: orders', 'name: twin').replace('  versionSet: a\n  version: v1\n', '')].join('---\n');
+  const conflicts = formatProblems(parseConfigText(twin, 'c.yaml').problems);
+  assert.match(conflicts, /route conflict: GET \(any host\)\/orders\/r0\/\{id\} is already claimed by Api "default\/orders" operation "get-r0-id" \(c\.yaml:\d+\)/);
+  assert.equal(formatProblems(parseConfigText(twin, 'c.yaml').problems), conflicts);
+  assert.equal(formatProblems(parseConfigText(`# moved\n${twin}`, 'c.yaml').problems), conflicts.replace(/c\.yaml:(\d+)/g, (_, n: string) => `c.yaml:${Number(n) + 1}`));
+  // The shared parts are frozen: a caller that writes into a loaded Api's operations fails loudly, not silently into the next load.
+  const again = parseConfigText(text('a'), 'c.yaml').config!;
+  assert.throws(() => {
+    (again.apis[0].spec.operations[0] as { urlTemplate: string }).urlTemplate = '/changed';
+  }, TypeError);
+});

@@ -2,10 +2,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { positionOf, type DocContext, type LinePos } from './doc-context.ts';
 import { parseDocuments } from './parse-documents.ts';
 import type { Problem } from './types.ts';
 
 const H = 'apiVersion: lockgate.dev/v1alpha1';
+
+/** A position as problems see it: a kept document's are relative to its piece of text, shifted by lineShift. */
+function placed(cx: DocContext, pos: LinePos): LinePos {
+  return { line: pos.line + (cx.lineShift ?? 0), col: pos.col };
+}
 
 /** Everything a caller can observe: resources, problems, and each document's positions. */
 function observe(text: string, reuse: boolean, file = '/etc/lockgate/config.yaml'): string {
@@ -16,11 +22,13 @@ function observe(text: string, reuse: boolean, file = '/etc/lockgate/config.yaml
       resource: r.resource,
       start: r.cx.start,
       kind: r.cx.kind,
-      values: [...r.cx.values],
-      keys: [...r.cx.keys],
+      values: [...r.cx.values].map(([k, v]) => [k, placed(r.cx, v)]),
+      keys: [...r.cx.keys].map(([k, v]) => [k, placed(r.cx, v)]),
+      // What report() uses: the same as the maps say, shifted.
+      where: [...r.cx.values.keys()].map((k) => positionOf(r.cx, k)),
       baseDir: r.cx.baseDir,
       // lineAt takes offsets into the source the document was parsed from: its own nodes' ranges.
-      root: r.cx.doc?.contents?.range ? r.cx.lineAt(r.cx.doc.contents.range[0]) : null,
+      root: r.cx.doc?.contents?.range ? placed(r.cx, r.cx.lineAt(r.cx.doc.contents.range[0])) : null,
     })),
     problems,
   });

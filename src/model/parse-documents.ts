@@ -7,7 +7,7 @@ import { newDocContext, report } from './doc-context.ts';
 import type { DocContext, LinePos } from './doc-context.ts';
 import { KINDS, documentFields } from './kinds.ts';
 import { didYouMean } from './suggest.ts';
-import type { AnyResource, Problem } from './types.ts';
+import type { AnyResource, ApiResource, Problem } from './types.ts';
 
 export interface ParsedResource {
   resource: AnyResource;
@@ -37,8 +37,8 @@ function decodeDocument(doc: Document, cx: DocContext): AnyResource | undefined 
   }
   cx.kind = kind;
   const raw = decode(root, documentFields(kind), cx, '') as AnyResource;
-  const keyPos = isScalar(kindPair.key) && kindPair.key.range ? cx.lineAt(kindPair.key.range[0]) : cx.start;
-  raw.source = { file: cx.file, line: keyPos.line, col: keyPos.col };
+  const keyPos = isScalar(kindPair.key) && kindPair.key.range ? cx.lineAt(kindPair.key.range[0]) : undefined;
+  raw.source = keyPos ? { file: cx.file, line: keyPos.line + (cx.lineShift ?? 0), col: keyPos.col } : { file: cx.file, line: cx.start.line, col: cx.start.col };
   if (raw.spec) KINDS[kind].finish(raw.spec as never, cx);
   return raw;
 }
@@ -47,6 +47,11 @@ function decodeDocument(doc: Document, cx: DocContext): AnyResource | undefined 
 interface PlacedDocument {
   doc: Document.Parsed;
   lineAt: (offset: number) => LinePos;
+  /**
+   * For a document of a cached piece: its piece's own positions (line 1 = the piece's first line) and the lines
+   * before the piece. The same text parses to the same Document object, so decoded results can be kept by it.
+   */
+  piece?: { lineAt: (offset: number) => LinePos; shift: number };
 }
 
 /** A piece of text (see yamlDocuments) parsed without errors: its documents and its own line counter. */
@@ -134,11 +139,109 @@ function yamlDocuments(text: string, reuse: boolean): PlacedDocument[] {
             p.line += before;
             return p;
           };
-    for (const doc of parsed.docs) out.push({ doc, lineAt });
+    for (const doc of parsed.docs) out.push({ doc, lineAt, piece: { lineAt: parsed.lines.linePos, shift: before } });
     for (let nl = piece.indexOf('\n'); nl !== -1; nl = piece.indexOf('\n', nl + 1)) line++;
     start = end;
   }
   return out;
+}
+
+/**
+ * Decoded documents kept by their parsed Document (the piece cache hands out the same Document for the same text):
+ * a 10,000-route config is decoded and checked in ~150 ms, and a node or the control plane decodes nearly the same
+ * documents again on every change. Only Apis are kept: they hold nearly all of a large config (its operations), their
+ * decoding reads nothing but their own text (an OpenAPI import reads files: not kept), and the cross-resource checks
+ * only set a few of their top-level fields, which every use gets its own copy of. Other kinds are small, or carry
+ * their file and line inside their spec (ApiPolicy expressions), and are decoded each time.
+ */
+interface KeptApi {
+  /** Deep-frozen: every use gets a copy of the parts the cross-resource checks write (see apiWorkingCopy). */
+  resource: ApiResource;
+  /** Positions relative to the piece (line 1 = its first line). */
+  values: Map<string, LinePos>;
+  keys: Map<string, LinePos>;
+  source: LinePos;
+}
+const kept = new WeakMap<Document, Map<string, KeptApi>>();
+
+/** Resources decoded from a kept document, back to what they were copied from. */
+const keptOrigin = new WeakMap<object, ApiResource>();
+
+/** `kind: Api` with no `spec.import` (peeked at without decoding). */
+function keptKind(doc: Document): boolean {
+  const root = doc.contents;
+  if (!isMap(root)) return false;
+  let api = false;
+  for (const p of root.items) {
+    if (!isScalar(p.key)) continue;
+    if (p.key.value === 'kind') api = isScalar(p.value) && p.value.value === 'Api';
+    else if (p.key.value === 'spec' && isMap(p.value) && p.value.items.some((q) => isScalar(q.key) && q.key.value === 'import')) return false;
+  }
+  return api;
+}
+
+function deepFreeze(value: unknown): void {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return;
+  Object.freeze(value);
+  for (const v of Object.values(value)) deepFreeze(v);
+}
+
+/**
+ * A use's own Api: new top-level objects and new copies of the operations that name a Backend (the cross-resource
+ * checks qualify `backend`, `revisionOf`, `versionSet`, `version`, `meshService`); the rest is shared and frozen.
+ */
+function apiWorkingCopy(r: ApiResource, source: ApiResource['source']): ApiResource {
+  const spec = r.spec;
+  const copy: ApiResource = { ...r, source, spec: { ...spec, operations: spec.operations.map((op) => (op.backend === undefined ? op : { ...op })) } };
+  keptOrigin.set(copy, r);
+  return copy;
+}
+
+/** The frozen Api a use's copy was made from (the same object for every use of the same document), or undefined. */
+export function keptOriginOf(r: object): object | undefined {
+  return keptOrigin.get(r);
+}
+
+/**
+ * True when two Apis decoded from kept documents come from the same document and the cross-resource checks gave
+ * them the same values: the same Api, with no need to compare its operations (callers use it to send or rebuild
+ * only what changed). False when either was not kept, or when unsure.
+ */
+export function sameKeptApi(a: ApiResource, b: ApiResource): boolean {
+  if (a === b) return true;
+  const o = keptOrigin.get(a);
+  if (o === undefined || o !== keptOrigin.get(b)) return false;
+  const x = a.spec;
+  const y = b.spec;
+  if (x.backend !== y.backend || x.revisionOf !== y.revisionOf || x.versionSet !== y.versionSet || x.version !== y.version || x.meshService !== y.meshService) return false;
+  if (a.metadata !== b.metadata && JSON.stringify(a.metadata) !== JSON.stringify(b.metadata)) return false;
+  for (let i = 0; i < x.operations.length; i++) if (x.operations[i].backend !== y.operations[i].backend) return false;
+  return true;
+}
+
+function keptResource(
+  doc: Document.Parsed,
+  piece: NonNullable<PlacedDocument['piece']>,
+  o: { file: string; baseDir: string; start: LinePos; problems: Problem[] },
+): ParsedResource {
+  let byDir = kept.get(doc);
+  const hit = byDir?.get(o.baseDir);
+  if (hit !== undefined) {
+    const cx = newDocContext({ ...o, lineAt: piece.lineAt, doc, kind: 'Api', values: hit.values, keys: hit.keys, lineShift: piece.shift });
+    return { resource: apiWorkingCopy(hit.resource, { file: o.file, line: hit.source.line + piece.shift, col: hit.source.col }), cx };
+  }
+  const before = o.problems.length;
+  const cx = newDocContext({ ...o, lineAt: piece.lineAt, doc, lineShift: piece.shift });
+  const resource = decodeDocument(doc, cx) as ApiResource;
+  // Only a document that decoded cleanly is kept: one with problems is reported afresh each time, as before.
+  if (o.problems.length > before || typeof resource?.metadata?.name !== 'string' || !resource.spec || !resource.source) return { resource, cx };
+  const source = { line: resource.source.line - piece.shift, col: resource.source.col };
+  const pristine: ApiResource = { ...resource };
+  delete pristine.source;
+  deepFreeze(pristine);
+  if (byDir === undefined) kept.set(doc, (byDir = new Map()));
+  byDir.set(o.baseDir, { resource: pristine, values: cx.values, keys: cx.keys, source });
+  return { resource: apiWorkingCopy(pristine, resource.source), cx };
 }
 
 /** Every resource in the text (documents with problems included, so later checks see them) and every problem. */
@@ -155,7 +258,8 @@ export function parseDocuments(
   options: { reuse?: boolean; baseDir?: string } = {},
 ): { resources: ParsedResource[]; problems: Problem[] } {
   const resources: ParsedResource[] = [];
-  for (const { doc, lineAt } of yamlDocuments(text, options.reuse !== false)) {
+  const baseDir = options.baseDir ?? dirname(file);
+  for (const { doc, lineAt, piece } of yamlDocuments(text, options.reuse !== false)) {
     const start = lineAt(doc.range[0]);
     if (doc.errors.length > 0) {
       for (const e of doc.errors) {
@@ -165,7 +269,12 @@ export function parseDocuments(
       continue;
     }
     if (doc.contents === null) continue;
-    const cx = newDocContext({ file, baseDir: options.baseDir ?? dirname(file), start, problems, lineAt, doc });
+    if (piece !== undefined && keptKind(doc)) {
+      const r = keptResource(doc, piece, { file, baseDir, start, problems });
+      if (typeof r.resource?.metadata?.name === 'string') resources.push(r);
+      continue;
+    }
+    const cx = newDocContext({ file, baseDir, start, problems, lineAt, doc });
     const resource = decodeDocument(doc, cx);
     if (typeof resource?.metadata?.name === 'string') resources.push({ resource, cx });
   }
