@@ -372,7 +372,7 @@ export class ControlClient {
     this.#status.version = s.version;
     this.#status.endpointsVersion = s.endpointsVersion;
     try {
-      await saveSnapshotFile(this.#snapshotPath, s, this.#now());
+      await saveSnapshotFile(this.#snapshotPath, s, this.#now(), key);
     } catch (err) {
       this.#log('snapshot_save_failed', { error: (err as Error).message });
     }

@@ -24,6 +24,10 @@ test('a saved snapshot loads back, in format 1, written atomically with mode 060
   assert.equal((await stat(path)).mode & 0o777, 0o600);
   await saveSnapshotFile(path, { ...snap, version: 13 });
   assert.deepEqual(await readdir(dir), ['snapshot.json'], 'no temp files left behind');
+  // Written from the JSON text it arrived as: the same file as from the object.
+  await saveSnapshotFile(path, snap, 99, JSON.stringify(snap));
+  assert.deepEqual(JSON.parse(await readFile(path, 'utf8')), { format: 1, savedAt: 99, snapshot: snap });
+  assert.deepEqual(await loadSnapshotFile(path), { ok: true, snapshot: snap, savedAt: 99 });
 });
 
 test('an unknown file format, a foreign schema or garbage is ignored with a message', async (t) => {

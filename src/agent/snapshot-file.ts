@@ -17,9 +17,14 @@ export type LoadedSnapshot =
   | { ok: true; snapshot: Snapshot; savedAt: number }
   | { ok: false; missing: boolean; message: string };
 
-export async function saveSnapshotFile(path: string, snapshot: Snapshot, now: number = Date.now()): Promise<void> {
-  const file: SnapshotFile = { format: SNAPSHOT_FILE_FORMAT, savedAt: now, snapshot };
-  await writeFileAtomic(path, JSON.stringify(file));
+/** `json`: the snapshot's JSON text when the caller has it already (as received), so a large one is not serialized again. */
+export async function saveSnapshotFile(path: string, snapshot: Snapshot, now: number = Date.now(), json?: string): Promise<void> {
+  if (json === undefined) {
+    const file: SnapshotFile = { format: SNAPSHOT_FILE_FORMAT, savedAt: now, snapshot };
+    await writeFileAtomic(path, JSON.stringify(file));
+    return;
+  }
+  await writeFileAtomic(path, `{"format":${SNAPSHOT_FILE_FORMAT},"savedAt":${Number(now)},"snapshot":${json}}`);
 }
 
 export async function loadSnapshotFile(path: string): Promise<LoadedSnapshot> {

@@ -11,6 +11,7 @@ import { loadCheckedConfig } from '../policy/load-checked.ts';
 import { AdminServer } from '../admin/admin-server.ts';
 import { mergeSnapshots, renderPrometheus, type MetricsSnapshot } from '../telemetry/metrics.ts';
 import type { FromWorker, ToWorker } from './gateway-worker.ts';
+import { configMessage } from './config-message.ts';
 
 /** How often the subscription store is checked for changes made by `lockgate subscription`. */
 const SUBSCRIPTION_POLL_MS = 1000;
@@ -55,7 +56,10 @@ interface Slot {
   worker: Worker | null;
   ready: boolean;
   restarts: number;
+  /** The last config this worker was given (at start or in a message): the base of the next message's Api changes. */
+  sent: Config | undefined;
 }
+
 
 /**
  * A data-plane thread's young generation. Measured (docs/performance.md): 16 MiB costs no CPU per request
@@ -165,7 +169,7 @@ export class GatewaySupervisor {
   }
 
   #spawn(index: number, ports: Record<string, number>): Promise<Record<string, number>> {
-    const slot = (this.#slots[index] ??= { worker: null, ready: false, restarts: 0 });
+    const slot = (this.#slots[index] ??= { worker: null, ready: false, restarts: 0, sent: undefined });
     return new Promise((resolve, reject) => {
       const worker = new Worker(this.#opts.workerUrl ?? WORKER_URL, {
         workerData: { config: this.#config, ports, workerId: index, subscriptions: this.#subsRecords, counters: this.#counters!.buffer },
@@ -173,6 +177,7 @@ export class GatewaySupervisor {
       });
       slot.worker = worker;
       slot.ready = false;
+      slot.sent = this.#config;
       worker.on('message', (m: FromWorker) => {
         switch (m.type) {
           case 'listening':
@@ -287,7 +292,7 @@ export class GatewaySupervisor {
     const watched = this.#watchedFiles();
     this.#config = config;
     if (this.#opts.watch !== false && this.#watchedFiles() !== watched) this.#watch();
-    this.#post({ type: 'config', config });
+    for (const i of this.#slots.keys()) this.#sendConfig(i, config);
     this.#log('info', 'config reloaded', { reason, version: config.version });
     return { ok: true, problems: '' };
   }
@@ -318,12 +323,12 @@ export class GatewaySupervisor {
         resolve(pending);
       };
       this.#pendingApply = pending;
-      for (const i of live) this.#slots[i].worker?.postMessage({ type: 'config', config } satisfies ToWorker);
+      for (const i of live) this.#sendConfig(i, config);
       if (live.length === 0) finish();
     });
     if (answers.rejected) {
       // Builds are deterministic, so workers agree; should one have taken it anyway, it goes back to the running one.
-      for (const i of answers.accepted) this.#slots[i].worker?.postMessage({ type: 'config', config: previous } satisfies ToWorker);
+      for (const i of answers.accepted) this.#sendConfig(i, previous);
       const problems = [...new Set(answers.problems)].join('\n');
       this.#log('error', 'config rejected; still serving the previous version', { reason, version: previous.version, rejected: config.version, problems: problems.split('\n') });
       return { ok: false, problems };
@@ -332,10 +337,17 @@ export class GatewaySupervisor {
     const watched = this.#watchedFiles();
     this.#config = config;
     // A worker restarted meanwhile started with the previous config.
-    for (const [i, s] of this.#slots.entries()) if (s.worker && !live.includes(i)) s.worker.postMessage({ type: 'config', config } satisfies ToWorker);
+    for (const [i, s] of this.#slots.entries()) if (s.worker && !live.includes(i)) this.#sendConfig(i, config);
     if (this.#opts.watch !== false && this.#watchedFiles() !== watched) this.#watch();
     this.#log('info', 'config applied', { reason, version: config.version });
     return { ok: true, problems: [...new Set(answers.problems)].join('\n') };
+  }
+
+  #sendConfig(index: number, config: Config): void {
+    const slot = this.#slots[index];
+    if (!slot.worker) return;
+    slot.worker.postMessage(configMessage(slot.sent, config) satisfies ToWorker);
+    slot.sent = config;
   }
 
   /** A worker's answer to a config (version null: the worker is gone and will not answer). */

@@ -1,12 +1,13 @@
 // Entry of one data-plane worker thread: runs a DataPlane and answers the supervisor's messages.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../model/types.ts';
+import { configOf, type ConfigMessage } from './config-message.ts';
 import type { SubscriptionRecord } from '../model/subscription.ts';
 import { DataPlane } from './data-plane.ts';
 import { SharedCounterTable } from '../proxy/shared-counter-table.ts';
 
 export type ToWorker =
-  | { type: 'config'; config: Config }
+  | ConfigMessage
   | { type: 'metrics'; id: number }
   | { type: 'drain'; deadlineMs: number }
   | { type: 'reopen-log' }
@@ -32,6 +33,8 @@ interface Init {
 const port = parentPort!;
 const init = workerData as Init;
 const send = (m: FromWorker): void => port.postMessage(m);
+/** The last config received (applied or not): what the next message's Api indexes refer to. */
+let received: Config = init.config;
 
 try {
   const plane = new DataPlane(init.config, { ports: init.ports, workerId: init.workerId, policyServices: { counters: SharedCounterTable.attach(init.counters), jwtValidators: new Map() } });
@@ -41,8 +44,10 @@ try {
   port.on('message', (m: ToWorker) => {
     switch (m.type) {
       case 'config': {
-        const r = plane.apply(m.config);
-        send({ type: 'applied', version: m.config.version, ok: r.ok, problems: r.problems });
+        const config = configOf(m, received);
+        received = config;
+        const r = plane.apply(config);
+        send({ type: 'applied', version: config.version, ok: r.ok, problems: r.problems });
         break;
       }
       case 'metrics':

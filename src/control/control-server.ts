@@ -166,6 +166,8 @@ export class ControlServer {
   readonly #sockets = new Set<Socket>();
   readonly #sessions = new Set<Http2Session>();
   #closing: Promise<void> | undefined;
+  /** Who is at the other end of each TLS connection (null: a certificate that names no caller). */
+  readonly #callers = new WeakMap<object, Caller | null>();
 
   private constructor(server: Http2SecureServer, opts: ControlServerOptions) {
     this.#server = server;
@@ -229,8 +231,14 @@ export class ControlServer {
     }
     const tls = tlsSocketOf(req);
     if (tls?.authorized) {
-      const raw = tls.getPeerCertificate(false)?.raw;
-      const caller = raw ? certificateCaller(raw, this.#opts.trustDomain) : undefined;
+      // A connection's peer certificate cannot change: read and parse it once per HTTP/2 session (a node's every call).
+      const conn: object = (req as { stream?: { session?: object } }).stream?.session ?? tls;
+      let caller = this.#callers.get(conn);
+      if (caller === undefined) {
+        const raw = tls.getPeerCertificate(false)?.raw;
+        caller = (raw ? certificateCaller(raw, this.#opts.trustDomain) : undefined) ?? null;
+        this.#callers.set(conn, caller);
+      }
       if (caller) return { caller, badToken: token !== undefined };
     }
     return { caller: { kind: 'anonymous' }, badToken: token !== undefined };

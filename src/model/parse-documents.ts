@@ -119,7 +119,7 @@ function yamlDocuments(text: string, reuse: boolean): PlacedDocument[] {
     // An empty text parses to an EmptyStream, which is not an array.
     return (Array.isArray(docs) ? docs : []).map((doc) => ({ doc, lineAt }));
   };
-  if (!reuse || text.length < PIECE_MIN_BYTES * 2 || text.includes('\uFEFF') || /^%/m.test(text)) return whole();
+  if (!reuse || text.length < PIECE_MIN_BYTES * 2 || text.includes('\uFEFF') || text.startsWith('%') || text.includes('\n%') || text.includes('\r%')) return whole();
   const out: PlacedDocument[] = [];
   let start = 0;
   let line = 0; // lines before `start`

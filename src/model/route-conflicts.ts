@@ -58,12 +58,21 @@ function claimsOf(ops: ClaimOp[], hosts: string[], variants: RouteVariant[]): Cl
   return out;
 }
 
+/** Operations per Api in the packed claim owner (api index × OPS + operation index). */
+const OPS = 2 ** 20;
+
+/**
+ * The claim lists of the last check that found no conflict, in order. Conflicts depend on nothing else: the same
+ * lists again (every Api's document and variants unchanged, in the same order) cannot conflict either.
+ */
+let lastClean: readonly Claim[][] = [];
+
 export function findRouteConflicts(apis: ParsedResource[], sets: ReadonlyMap<string, ApiVersionSetSpec> = new Map()): void {
-  const claims = new Map<string, string | (() => string)>();
-  for (const { resource, cx } of apis) {
+  const checks: Array<{ item: ParsedResource; spec: ApiSpec; ops: ClaimOp[]; variants: RouteVariant[]; claims: Claim[] }> = [];
+  for (const item of apis) {
+    const resource = item.resource;
     const spec = resource.spec as ApiSpec;
     if (!spec || typeof spec.path !== 'string' || !spec.hostnames || !spec.operations) continue;
-    const id = `${resource.metadata.namespace}/${resource.metadata.name}`;
     const hosts = spec.hostnames.length > 0 ? spec.hostnames : [''];
     const ops: ClaimOp[] = spec.operations.length > 0 ? spec.operations : [{ name: '', methods: ['*'], urlTemplate: '/*' }];
     const variants = routeVariants(spec, spec.versionSet === undefined ? undefined : sets.get(spec.versionSet));
@@ -74,24 +83,24 @@ export function findRouteConflicts(apis: ParsedResource[], sets: ReadonlyMap<str
       mine = { variants: signature, claims: claimsOf(ops, hosts, variants) };
       if (origin !== undefined) claimsByOrigin.set(origin, mine);
     }
-    const src = resource.source ? ` (${resource.source.file}:${resource.source.line})` : '';
-    // Who claimed it, for another operation's message: only ever built when there is a conflict.
-    const ownerOf = (o: number) => (): string => {
-      const op = ops[o];
-      const imported = op.source;
-      const at = imported ? ` (${imported.file}:${imported.line}:${imported.col})` : src;
-      return op.name ? `Api "${id}" operation "${op.name}"${at}` : `Api "${id}"${src}`;
-    };
+    checks.push({ item, spec, ops, variants, claims: mine.claims });
+  }
+  if (checks.length === lastClean.length && checks.every((c, i) => c.claims === lastClean[i])) return;
+  // Claim key → who made it (packed api and operation index); names are built only for a conflict's message.
+  const claims = new Map<string, number>();
+  let clean = true;
+  checks.forEach(({ item, spec, ops, variants, claims: mine }, a) => {
+    const { cx } = item;
+    const base = a * OPS;
     let reportedOp = -1;
     let reportedVariant = -1;
-    let owner: { op: number; get: () => string } | undefined;
-    for (const c of mine.claims) {
+    for (const c of mine) {
       const first = claims.get(c.key);
       if (first === undefined) {
-        if (owner?.op !== c.op) owner = { op: c.op, get: ownerOf(c.op) };
-        claims.set(c.key, owner.get);
+        claims.set(c.key, base + c.op);
         continue;
       }
+      clean = false;
       if (reportedOp === c.op && reportedVariant === c.variant) continue;
       reportedOp = c.op;
       reportedVariant = c.variant;
@@ -102,7 +111,19 @@ export function findRouteConflicts(apis: ParsedResource[], sets: ReadonlyMap<str
       const imported = op.source;
       const me = imported ? ` (operation "${op.name}" imported from ${imported.file}:${imported.line}:${imported.col})` : '';
       const path = spec.operations.length > 0 ? `spec.operations[${c.op}].urlTemplate` : 'spec.path';
-      report(cx, path, `route conflict: ${what}${me} is already claimed by ${typeof first === 'string' ? first : first()}`);
+      report(cx, path, `route conflict: ${what}${me} is already claimed by ${ownerName(checks[Math.floor(first / OPS)], first % OPS)}`);
     }
-  }
+  });
+  lastClean = clean ? checks.map((c) => c.claims) : [];
+}
+
+/** `Api "ns/name" operation "op" (file:line)`: who made a claim, for another operation's conflict message. */
+function ownerName(check: { item: ParsedResource; ops: ClaimOp[] }, o: number): string {
+  const resource = check.item.resource;
+  const id = `${resource.metadata.namespace}/${resource.metadata.name}`;
+  const src = resource.source ? ` (${resource.source.file}:${resource.source.line})` : '';
+  const op = check.ops[o];
+  const imported = op.source;
+  const at = imported ? ` (${imported.file}:${imported.line}:${imported.col})` : src;
+  return op.name ? `Api "${id}" operation "${op.name}"${at}` : `Api "${id}"${src}`;
 }

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { buildRouter } from './router.ts';
+import { buildRouter, sameRouteShapes } from './router.ts';
 import type { RouteEntry, Router } from './router.ts';
 import type { HeaderMatch } from '../model/types.ts';
 
@@ -259,4 +259,58 @@ test('matches a naive reference model of the documented precedence (property)', 
       assert.deepEqual(got?.params, params);
     }
   }), { numRuns: 400 });
+});
+
+test('rebind: the same routes with new values route exactly as a fresh build, and the first router is unchanged (property)', () => {
+  const entry = fc.record({
+    hostnames: fc.constantFrom<string[]>([], ['a.x.com'], ['*.x.com'], ['a.x.com', '*.com']),
+    path: fc.constantFrom('/', '/a', '/a/*', '/a/{p}', '/a/{p}/b', '/{q}/c/*', '/b/c', '/*'),
+    methods: fc.constantFrom<string[]>(['*'], ['GET'], ['POST'], ['GET', 'POST']),
+    headers: fc.constantFrom<HeaderMatch[]>([], [{ name: 'x-v', exact: '1' }], [{ name: 'x-v', present: false }]),
+  });
+  const req = fc.record({
+    host: fc.constantFrom('a.x.com', 'b.a.x.com', 'q.org'),
+    path: fc.constantFrom('/', '/a', '/a/1', '/a/1/b', '/z/c/d', '/b/c', '/b'),
+    method: fc.constantFrom('GET', 'POST', 'PUT'),
+    raw: fc.constantFrom<string[]>([], ['x-v', '1'], ['X-V', '2']),
+  });
+  let rebound = 0;
+  fc.assert(fc.property(fc.array(entry, { maxLength: 10 }), fc.array(req, { minLength: 1, maxLength: 8 }), (raw, reqs) => {
+    const first = buildRouter(raw.map((e, i) => ({ ...e, value: i })));
+    if (first.problems.length > 0) {
+      assert.throws(() => first.rebind(raw.map((_, i) => i)));
+      return;
+    }
+    rebound++;
+    const later = raw.map((e, i) => ({ ...e, hostnames: [...e.hostnames], value: 100 + i }));
+    assert.ok(sameRouteShapes(raw.map((e, i) => ({ ...e, value: i })), later));
+    const again = first.rebind(later.map((e) => e.value));
+    const fresh = buildRouter(later);
+    assert.equal(again.router.size, fresh.router.size);
+    for (const q of reqs) {
+      assert.deepEqual(again.router.match(q.host, q.path, q.method, q.raw), fresh.router.match(q.host, q.path, q.method, q.raw), `${q.method} ${q.host}${q.path}`);
+      assert.deepEqual(again.router.allowedMethods(q.host, q.path, q.raw), fresh.router.allowedMethods(q.host, q.path, q.raw));
+      const old = first.router.match(q.host, q.path, q.method, q.raw);
+      if (old !== undefined) assert.ok(old.value < 100, 'the first router still answers with its own values');
+    }
+    // Rebinding a rebound router works too (every version rebinds the one before), also when only some values change.
+    const mixed = later.map((e, i) => (i % 2 === 0 ? e.value : e.value + 100));
+    const third = again.rebind(mixed);
+    const freshMixed = buildRouter(later.map((e, i) => ({ ...e, value: mixed[i] })));
+    for (const q of reqs) {
+      assert.deepEqual(third.router.match(q.host, q.path, q.method, q.raw), freshMixed.router.match(q.host, q.path, q.method, q.raw));
+      assert.deepEqual(again.router.match(q.host, q.path, q.method, q.raw), fresh.router.match(q.host, q.path, q.method, q.raw), 'the router rebound from is unchanged');
+    }
+  }), { numRuns: 300 });
+  assert.ok(rebound > 50, `only ${rebound} conflict-free cases`);
+});
+
+test('sameRouteShapes: any difference in hostnames, path, methods, headers or count is a different shape', () => {
+  const base: RouteEntry<number> = { hostnames: ['a.x.com'], path: '/a/{id}', methods: ['GET'], headers: [{ name: 'x-v', exact: '1' }], value: 1 };
+  assert.ok(sameRouteShapes([base], [{ ...base, value: 2, headers: [{ name: 'x-v', exact: '1' }] }]));
+  for (const other of [
+    { ...base, hostnames: ['b.x.com'] }, { ...base, hostnames: [] }, { ...base, path: '/a/{id}/b' }, { ...base, methods: ['POST'] },
+    { ...base, methods: ['GET', 'POST'] }, { ...base, headers: [] }, { ...base, headers: [{ name: 'x-v', prefix: '1' }] },
+  ]) assert.equal(sameRouteShapes([base], [other]), false, JSON.stringify(other));
+  assert.equal(sameRouteShapes([base], [base, base]), false);
 });

@@ -50,6 +50,34 @@ export interface BuiltRouter<T> {
   router: Router<T>;
   /** Invalid entries and conflicts (same host, path, methods and headers: the later one is ignored). */
   problems: string[];
+  /**
+   * The same routes with new values: `values[i]` for `entries[i]`. For entries whose hostnames, path, methods and
+   * headers are those this router was built from (sameRouteShapes), it equals buildRouter of them, in a fraction of
+   * the time: the compiled tree is copied with new candidates, nothing is parsed, hashed or checked again.
+   */
+  rebind(values: readonly T[]): BuiltRouter<T>;
+}
+
+function sameList<V>(a: readonly V[], b: readonly V[], same: (x: V, y: V) => boolean): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (!same(a[i], b[i])) return false;
+  return true;
+}
+
+const sameString = (x: string, y: string): boolean => x === y;
+const sameHeader = (x: HeaderMatch, y: HeaderMatch): boolean =>
+  x === y || (x.name === y.name && x.exact === y.exact && x.prefix === y.prefix && x.present === y.present);
+
+/** True when two entry lists route alike: the same hostnames, paths, methods and headers in the same order (values aside). */
+export function sameRouteShapes<T, U>(a: readonly RouteEntry<T>[], b: readonly RouteEntry<U>[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x.path !== y.path || !sameList(x.hostnames, y.hostnames, sameString) || !sameList(x.methods, y.methods, sameString) || !sameList(x.headers, y.headers, sameHeader)) return false;
+  }
+  return true;
 }
 
 /**
@@ -93,6 +121,8 @@ export function buildRouter<T>(entries: RouteEntry<T>[]): BuiltRouter<T> {
     return table;
   };
   const candidates: Candidate<T>[] = [];
+  /** The entry each candidate was made for (an entry has one per host). */
+  const entryOf: number[] = [];
   let size = 0;
   let maxParams = 0;
   entries.forEach((entry, i) => {
@@ -122,6 +152,7 @@ export function buildRouter<T>(entries: RouteEntry<T>[]): BuiltRouter<T> {
       seen.set(`${key}\n${conflict}`, i);
       const cand: Candidate<T> = { value: entry.value, params: null, methods, headers, next: null, paramNames: share(template.paramNames) };
       candidates.push(cand);
+      entryOf.push(i);
       const node = terminalNode(trees[hostTableEntry(hosts, key, newTable).root], template);
       if (template.prefix) node.prefix = insertOrdered(node.prefix, cand);
       else node.end = insertOrdered(node.end, cand);
@@ -135,9 +166,59 @@ export function buildRouter<T>(entries: RouteEntry<T>[]): BuiltRouter<T> {
   for (const c of candidates) Object.freeze(c);
   const { tree, rootRecords } = compileTrees(trees);
   tables.forEach((table, i) => (table.root = rootRecords[i]));
+  // Where the candidates sit in the records, and which candidate each is: a rebind copies the records and patches these.
+  const at = new Map<Candidate<T>, number>();
+  candidates.forEach((c, k) => at.set(c, k));
+  const slots: number[] = [];
+  const slotCandidate: number[] = [];
+  tree.records.forEach((v, i) => {
+    if (typeof v !== 'object' || v === null) return;
+    slots.push(i);
+    slotCandidate.push(at.get(v as Candidate<T>)!);
+  });
+  const nextOf = candidates.map((c) => (c.next === null ? -1 : at.get(c.next)!));
+  // The closures below share this scope's context with the building callbacks: let go of what only building needed.
+  candidates.length = 0;
+  trees.length = 0;
+  seen.clear();
+  at.clear();
+  const built = (t: FlatTree<Candidate<T>>): BuiltRouter<T> => ({
+    router: compiledRouter(hosts, t, size, maxParams),
+    problems,
+    rebind: (values) => {
+      if (problems.length > 0) throw new Error('a router built with problems cannot be rebound');
+      // Only chains holding a changed value get new candidates (the whole chain: a frozen candidate's `next` is fixed).
+      const records = t.records.slice();
+      const chain: Candidate<T>[] = [];
+      const ks: number[] = [];
+      for (let j = 0; j < slots.length; j++) {
+        let changed = false;
+        chain.length = 0;
+        ks.length = 0;
+        for (let c = records[slots[j]] as Candidate<T> | null, k = slotCandidate[j]; c !== null; c = c.next, k = nextOf[k]) {
+          chain.push(c);
+          ks.push(k);
+          if (c.value !== values[entryOf[k]]) changed = true;
+        }
+        if (!changed) continue;
+        let next: Candidate<T> | null = null;
+        for (let i = chain.length - 1; i >= 0; i--) {
+          const c = chain[i];
+          next = Object.freeze({ value: values[entryOf[ks[i]]], params: null, methods: c.methods, headers: c.headers, next, paramNames: c.paramNames });
+        }
+        records[slots[j]] = next;
+      }
+      // The same layout (see RECORD_PAD in radix-tree.ts: a copy is a large object like the original).
+      return built({ records, mask: t.mask });
+    },
+  });
+  return built(tree);
+}
+
+function compiledRouter<T>(hosts: ReturnType<typeof createHostTable<PathTable>>, tree: FlatTree<Candidate<T>>, size: number, maxParams: number): Router<T> {
   const chain: PathTable[] = [];
   const offsets = new Int32Array(2 * maxParams);
-  const router: Router<T> = {
+  return {
     size,
     match(hostname, path, method, rawHeaders) {
       // Host tables are resolved lazily: most requests are answered by the first one tried.
@@ -168,7 +249,6 @@ export function buildRouter<T>(entries: RouteEntry<T>[]): BuiltRouter<T> {
       return [...allowed].sort();
     },
   };
-  return { router, problems };
 }
 
 function matchTable<T>(tree: FlatTree<Candidate<T>>, table: PathTable, path: string, method: string, rawHeaders: string[], offsets: Int32Array): RouteMatch<T> | undefined {

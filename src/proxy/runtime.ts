@@ -2,7 +2,7 @@
 import type { ApiResource, BackendSpec, Config, GatewaySpec, Operation, PathOptions } from '../model/types.ts';
 import { compileCidrs } from '../lib/cidr.ts';
 import { sampleThreshold } from '../lib/trace-context.ts';
-import { buildRouter, type Router } from './router.ts';
+import { buildRouter, sameRouteShapes, type BuiltRouter, type RouteEntry, type Router } from './router.ts';
 import { routeVariants } from '../model/api-routes.ts';
 import { UpstreamCluster, type ClusterHooks } from './upstream-cluster.ts';
 import type { ErrorStyle } from './error-response.ts';
@@ -73,6 +73,21 @@ export interface Runtime {
   readonly access: CompiledAccess | null;
   /** `gateway.mesh.maxHops`: requests carrying this many `x-lockgate-hops` get 508; 0 = not a mesh node (no header). */
   readonly meshMaxHops: number;
+  /**
+   * The entries the router was built from and the built router, so the next version can rebind it (same routes, new
+   * targets); and each Api's entries, which the next version takes over when nothing they depend on changed.
+   */
+  readonly routes: { readonly entries: readonly RouteEntry<RouteTarget>[]; readonly built: BuiltRouter<RouteTarget>; readonly byApi: ReadonlyMap<ApiResource, ApiRoutes> };
+}
+
+/** One Api's routes in a version, and what they were made from (see buildRuntime). */
+interface ApiRoutes {
+  /** Variants and subscription check as JSON; '' = not to be taken over (the Api has policies to compile). */
+  key: string;
+  entries: RouteEntry<RouteTarget>[];
+  /** Per entry: the Backend key it routes to and the cluster that was. */
+  refs: string[];
+  clusters: UpstreamCluster[];
 }
 
 /** Per-version traffic settings the composition root (or a test) may inject. */
@@ -150,7 +165,7 @@ export function buildRuntime(
     if (b.spec.fault !== undefined) registerFault(c, createFaultInjector(b.spec.fault, traffic.random));
   }
   let meshRoutes = false;
-  const entries = [];
+  const entries: RouteEntry<RouteTarget>[] = [];
   let hasRevisions = false;
   const versionQueryNames: string[] = [];
   // Equal names share one string: each access-log line copies api and operation, and at 10,000 routes
@@ -172,9 +187,26 @@ export function buildRuntime(
       productsOf.set(key, e);
     }
   }
+  // Apis some ApiPolicy reaches (at its own scope, an operation's, a product's that contains it, or globally): only
+  // their routes compile pipelines; the others have the built-in policy without asking each route (10,000 of them).
+  const policyApis = new Set<string>();
+  let globalPolicy = false;
+  for (const p of config.apiPolicies ?? []) {
+    const scope = p.spec.scope;
+    if (scope.global === true) globalPolicy = true;
+    if (scope.api !== undefined) policyApis.add(scope.api);
+    if (scope.product !== undefined) {
+      for (const product of config.products ?? []) {
+        if (`${product.metadata.namespace}/${product.metadata.name}` === scope.product) for (const key of product.spec.apis) policyApis.add(key);
+      }
+    }
+  }
+  const byApi = new Map<ApiResource, ApiRoutes>();
   for (const api of config.apis) {
     const s = api.spec;
-    const inProducts = productsOf.get(`${api.metadata.namespace}/${api.metadata.name}`);
+    const apiKey = `${api.metadata.namespace}/${api.metadata.name}`;
+    const withPolicies = policyHooks !== undefined && (globalPolicy || policyApis.has(apiKey));
+    const inProducts = productsOf.get(apiKey);
     const subscription: SubscriptionCheck | null = s.subscriptionRequired
       ? {
         header: s.subscriptionKeyParameterNames.header.toLowerCase(),
@@ -192,8 +224,20 @@ export function buildRuntime(
     const variants = routeVariants(s, set);
     if (s.revisionOf !== undefined) hasRevisions = true;
     if (set?.scheme === 'query' && !versionQueryNames.includes(set.queryName.toLowerCase())) versionQueryNames.push(set.queryName.toLowerCase());
+    if (s.meshService !== undefined) meshRoutes = true;
+    // The same Api object as last version (a worker keeps unchanged Apis, see app/config-message.ts), routed alike, to
+    // the same clusters, with no policy to compile: last version's entries and targets serve as they are.
+    const key = withPolicies ? '' : JSON.stringify([variants, subscription]);
+    const last = previous?.routes.byApi.get(api);
+    if (last !== undefined && key !== '' && last.key === key && last.clusters.every((c, i) => clusters.get(last.refs[i]) === c)) {
+      for (const e of last.entries) entries.push(e);
+      byApi.set(api, last);
+      continue;
+    }
+    const mine: ApiRoutes = { key, entries: [], clusters: [], refs: [] };
     for (const op of ops) for (const variant of variants) {
-      const cluster = clusters.get(backendKey(api, op.backend ?? s.backend));
+      const ref = backendKey(api, op.backend ?? s.backend);
+      const cluster = clusters.get(ref);
       if (!cluster) continue; // validation guarantees the reference; be defensive anyway
       const hashOn = cluster.spec.loadBalancing.hashOn;
       const target: RouteTarget = {
@@ -214,9 +258,12 @@ export function buildRuntime(
         policies: null,
         meshService: s.meshService ?? '',
       };
-      if (s.meshService !== undefined) meshRoutes = true;
-      entries.push({ hostnames: s.hostnames, path: joinPath(variant.path, op.urlTemplate), methods: op.methods, headers: variant.headers.length ? [...op.headers, ...variant.headers] : op.headers, value: target });
-      if (policyHooks !== undefined && (config.apiPolicies?.length ?? 0) > 0) {
+      const entry = { hostnames: s.hostnames, path: joinPath(variant.path, op.urlTemplate), methods: op.methods, headers: variant.headers.length ? [...op.headers, ...variant.headers] : op.headers, value: target };
+      entries.push(entry);
+      mine.entries.push(entry);
+      mine.clusters.push(cluster);
+      mine.refs.push(ref);
+      if (withPolicies) {
         try {
           target.policies = routePolicies(config, api, op, target, policyHooks, clusters, hooks);
         } catch (err) {
@@ -224,9 +271,13 @@ export function buildRuntime(
         }
       }
     }
+    byApi.set(api, mine);
   }
-  const built = buildRouter(entries);
-  if (policyProblems.length) built.problems.push(...policyProblems);
+  // A new version with the same routes (a policy, a product or a Backend changed, not the paths): the compiled router
+  // is copied with the new targets instead of being built again (~70 ms at 10,000 routes, ~5 ms this way).
+  const prior = previous?.routes;
+  const built = prior === undefined || !sameRouteShapes(prior.entries, entries) ? buildRouter(entries) : prior.entries.every((e, i) => e === entries[i]) ? prior.built : prior.built.rebind(entries.map((e) => e.value));
+  if (policyProblems.length) built.problems = [...built.problems, ...policyProblems];
   if (built.problems.length) {
     for (const c of clusters.values()) if (!reused.has(c)) void c.close();
     return { problems: built.problems };
@@ -249,6 +300,7 @@ export function buildRuntime(
       })
       : null,
     meshMaxHops: config.gateway.spec.mesh?.maxHops ?? 0,
+    routes: { entries, built, byApi },
   };
   return { runtime, problems: [] };
 }
