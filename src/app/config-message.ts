@@ -14,14 +14,18 @@ export interface ConfigMessage {
   apis: Array<ApiResource | [number, ApiResource['source']]>;
 }
 
-/** The config a ConfigMessage stands for, given the last one the worker received. */
+/**
+ * The config a ConfigMessage stands for, given the last one the worker received. An unchanged Api stays the very
+ * object the worker has (its routes are then taken over, see buildRuntime); where its document now sits is written
+ * into it (a snapshot's file name changes with every version, and nothing in the worker routes by it).
+ */
 export function configOf(m: ConfigMessage, received: Config): Config {
   const apis = m.apis.map((a) => {
     if (!Array.isArray(a)) return a;
     const kept = received.apis[a[0]];
-    const s = kept.source;
-    const t = a[1];
-    return s === t || (s !== undefined && t !== undefined && s.file === t.file && s.line === t.line && s.col === t.col) ? kept : { ...kept, source: t };
+    if (a[1] === undefined) delete kept.source;
+    else kept.source = a[1];
+    return kept;
   });
   return { ...m.config, apis };
 }

@@ -81,7 +81,8 @@ test('configMessage sends only the Apis that changed since the config a worker l
   const worker = structuredClone(v1);
   const rebuilt = configOf(structuredClone(m), worker);
   assert.deepEqual(rebuilt, structuredClone(v2));
-  assert.equal(rebuilt.apis[0], worker.apis[0], 'an Api that did not move is the very object the worker had');
+  assert.equal(rebuilt.apis[0], worker.apis[0], 'an unchanged Api is the very object the worker had');
+  assert.equal(rebuilt.apis[1], worker.apis[2], 'also when its document moved');
   assert.equal('apis' in m.config, false);
   // With nothing received before (a worker's first config), every Api goes.
   assert.ok(configMessage(undefined, v2).apis.every((a) => !Array.isArray(a)));

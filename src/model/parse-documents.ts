@@ -58,6 +58,9 @@ interface PlacedDocument {
 interface CachedPiece {
   docs: Document.Parsed[];
   lines: LineCounter;
+  /** The piece's own text (the cache key; never a slice of a larger text) and its number of `\n`. */
+  text: string;
+  newlines: number;
 }
 
 /**
@@ -77,8 +80,8 @@ const PIECE_MIN_BYTES = 256;
 function parsePiece(slice: string): CachedPiece | undefined {
   const hit = pieceCache.get(slice);
   if (hit) {
-    pieceCache.delete(slice); // to the most recently used end
-    pieceCache.set(slice, hit);
+    pieceCache.delete(slice); // to the most recently used end, keyed by its own copy (a slice keeps its whole text alive)
+    pieceCache.set(hit.text, hit);
     return hit;
   }
   // A slice of a string keeps the whole string alive, and so would the parsed nodes' source texts: a copy of its
@@ -91,7 +94,9 @@ function parsePiece(slice: string): CachedPiece | undefined {
   // A piece with errors is not cached, and the caller parses the whole text instead: its errors are reported exactly
   // as a parse of the whole text reports them (positions, and what a syntax error swallows beyond a `---` line).
   if (docs.some((d) => d.errors.length > 0)) return undefined;
-  const entry = { docs, lines };
+  let newlines = 0;
+  for (let nl = piece.indexOf('\n'); nl !== -1; nl = piece.indexOf('\n', nl + 1)) newlines++;
+  const entry = { docs, lines, text: piece, newlines };
   if (piece.length <= PIECE_CACHE_MAX_BYTES / 4) {
     pieceCache.set(piece, entry);
     pieceCacheBytes += piece.length;
@@ -140,7 +145,7 @@ function yamlDocuments(text: string, reuse: boolean): PlacedDocument[] {
             return p;
           };
     for (const doc of parsed.docs) out.push({ doc, lineAt, piece: { lineAt: parsed.lines.linePos, shift: before } });
-    for (let nl = piece.indexOf('\n'); nl !== -1; nl = piece.indexOf('\n', nl + 1)) line++;
+    line += parsed.newlines;
     start = end;
   }
   return out;

@@ -177,30 +177,36 @@ export function buildRouter<T>(entries: RouteEntry<T>[]): BuiltRouter<T> {
     slotCandidate.push(at.get(v as Candidate<T>)!);
   });
   const nextOf = candidates.map((c) => (c.next === null ? -1 : at.get(c.next)!));
+  // For each entry, the slots whose chains hold one of its candidates (an entry has one per host).
+  const slotsOfEntry: number[][] = entries.map(() => []);
+  for (let j = 0; j < slots.length; j++) {
+    for (let k = slotCandidate[j]; k !== -1; k = nextOf[k]) slotsOfEntry[entryOf[k]].push(j);
+  }
   // The closures below share this scope's context with the building callbacks: let go of what only building needed.
   candidates.length = 0;
   trees.length = 0;
   seen.clear();
   at.clear();
-  const built = (t: FlatTree<Candidate<T>>): BuiltRouter<T> => ({
+  const built = (t: FlatTree<Candidate<T>>, current: readonly T[]): BuiltRouter<T> => ({
     router: compiledRouter(hosts, t, size, maxParams),
     problems,
     rebind: (values) => {
       if (problems.length > 0) throw new Error('a router built with problems cannot be rebound');
-      // Only chains holding a changed value get new candidates (the whole chain: a frozen candidate's `next` is fixed).
+      if (values.length !== current.length) throw new Error('rebind takes one value per entry the router was built from');
+      // Only the chains holding a changed value get new candidates (the whole chain: a frozen candidate's `next` is
+      // fixed); the rest of the records is copied as it is.
       const records = t.records.slice();
+      const redo = new Set<number>();
+      for (let i = 0; i < values.length; i++) if (values[i] !== current[i]) for (const j of slotsOfEntry[i]) redo.add(j);
       const chain: Candidate<T>[] = [];
       const ks: number[] = [];
-      for (let j = 0; j < slots.length; j++) {
-        let changed = false;
+      for (const j of redo) {
         chain.length = 0;
         ks.length = 0;
         for (let c = records[slots[j]] as Candidate<T> | null, k = slotCandidate[j]; c !== null; c = c.next, k = nextOf[k]) {
           chain.push(c);
           ks.push(k);
-          if (c.value !== values[entryOf[k]]) changed = true;
         }
-        if (!changed) continue;
         let next: Candidate<T> | null = null;
         for (let i = chain.length - 1; i >= 0; i--) {
           const c = chain[i];
@@ -209,10 +215,10 @@ export function buildRouter<T>(entries: RouteEntry<T>[]): BuiltRouter<T> {
         records[slots[j]] = next;
       }
       // The same layout (see RECORD_PAD in radix-tree.ts: a copy is a large object like the original).
-      return built({ records, mask: t.mask });
+      return built({ records, mask: t.mask }, values.slice());
     },
   });
-  return built(tree);
+  return built(tree, entries.map((e) => e.value));
 }
 
 function compiledRouter<T>(hosts: ReturnType<typeof createHostTable<PathTable>>, tree: FlatTree<Candidate<T>>, size: number, maxParams: number): Router<T> {
