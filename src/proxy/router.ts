@@ -70,11 +70,12 @@ const sameHeader = (x: HeaderMatch, y: HeaderMatch): boolean =>
   x === y || (x.name === y.name && x.exact === y.exact && x.prefix === y.prefix && x.present === y.present);
 
 /** True when two entry lists route alike: the same hostnames, paths, methods and headers in the same order (values aside). */
-export function sameRouteShapes<T, U>(a: readonly RouteEntry<T>[], b: readonly RouteEntry<U>[]): boolean {
+export function sameRouteShapes<T>(a: readonly RouteEntry<T>[], b: readonly RouteEntry<T>[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) {
     const x = a[i];
     const y = b[i];
+    if (x === y) continue; // an entry taken over from the last version
     if (x.path !== y.path || !sameList(x.hostnames, y.hostnames, sameString) || !sameList(x.methods, y.methods, sameString) || !sameList(x.headers, y.headers, sameHeader)) return false;
   }
   return true;
