@@ -357,7 +357,10 @@ test('the control plane stops: the node keeps its snapshot, restarts from disk; 
   const v2 = await waitFor('the new snapshot', () => n.last()?.version === w.revision && n.last());
   assert.match(v2.config, /name: inventory/);
   await waitFor('the ACK to the new control plane', () => nodeStatus(plane, 'orders-1')?.ackedVersion === w.revision);
-  assert.equal(JSON.parse(await readFile(join(dir, 'snapshot.json'), 'utf8')).snapshot.version, w.revision);
+  // The file is written after the ACK (off the path to serving), and follows it.
+  const onDisk = async (): Promise<number> => JSON.parse(await readFile(join(dir, 'snapshot.json'), 'utf8')).snapshot.version;
+  for (let i = 0; i < 100 && (await onDisk()) !== w.revision; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(await onDisk(), w.revision);
 });
 
 test('a 10-second certificate is renewed at half life; the stream moves to the new certificate', async (t) => {
@@ -419,4 +422,82 @@ test('`lockgate token create` prints a token a node can join with, once', async 
   const joined = await n.client.join(stdout.trim());
   assert.deepEqual([joined.kind, joined.namespace, joined.service], ['gateway', 'infra', 'edge']);
   await assert.rejects(n.client.join(stdout.trim()), /401/);
+});
+
+test('after the first snapshot, a node that asks for deltas gets the changed documents only, and they rebuild the whole snapshot', async (t) => {
+  const store = new MemoryConfigStore();
+  const big = '  ports: [{ name: http, port: 8080 }]\n  # ' + 'x'.repeat(4000) + '\n';
+  await store.putMany([
+    doc('Mesh', 'default', 'default', `  trustDomain: ${TD}\n`),
+    ...Array.from({ length: 20 }, (_, i) => doc('MeshService', 'shop', `svc-${i}`, big)),
+  ].map(([key, value]) => ({ key, value })));
+  const ca = await CertificateAuthority.create({ trustDomain: TD });
+  const bundle = ca.trustBundle();
+  const plane = await startPlane(store, ca);
+  const dir = await mkdtemp(join(tmpdir(), 'lg-dist-'));
+  const n = node(plane.url, dir);
+  const sessions: Array<ReturnType<typeof h2connect>> = [];
+  t.after(async () => {
+    for (const s of sessions) s.destroy();
+    await n.client.close();
+    await plane.close();
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  await n.client.join(await newToken(plane, bundle, 'orders'), { node: 'orders-1' });
+  const cert = await readFile(n.client.files.certFile, 'utf8');
+  const key = await readFile(n.client.files.keyFile, 'utf8');
+  /** The raw NDJSON lines of one stream. */
+  const open = (query: string): { lines: Array<Record<string, unknown>>; bytes: number[] } => {
+    const s = h2connect(plane.url, { ca: bundle, cert, key, checkServerIdentity: () => undefined });
+    sessions.push(s);
+    s.on('error', () => {});
+    const out = { lines: [] as Array<Record<string, unknown>>, bytes: [] as number[] };
+    let buf = '';
+    const req = s.request({ ':method': 'GET', ':path': `/v1/stream?node=orders-1&schema=1.0${query}` });
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => {
+      buf += c;
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+        const line = JSON.parse(buf.slice(0, i));
+        out.bytes.push(Buffer.byteLength(buf.slice(0, i)));
+        buf = buf.slice(i + 1);
+        if (line.type !== 'heartbeat') out.lines.push(line);
+      }
+    });
+    req.on('error', () => {});
+    req.end();
+    return out;
+  };
+  const withDelta = open('&delta=1');
+  const whole = open('');
+  await waitFor('the first snapshots', () => withDelta.lines.length === 1 && whole.lines.length === 1);
+  assert.equal(withDelta.lines[0].type, 'snapshot', 'a stream starts with a whole snapshot');
+  // One document changes.
+  const w = await store.put(...doc('MeshService', 'shop', 'svc-7', big.replace('8080', '9090')));
+  await waitFor('the change on both streams', () => withDelta.lines.length === 2 && whole.lines.length === 2);
+  assert.equal(whole.lines[1].type, 'snapshot', 'a stream that did not ask gets whole snapshots');
+  const next = whole.lines[1].snapshot as Snapshot;
+  assert.equal(next.version, w.revision);
+  const delta = withDelta.lines[1];
+  assert.equal(delta.type, 'delta');
+  const d = delta.delta as { docs: Array<number | string> };
+  assert.equal(d.docs.filter((x) => typeof x === 'string').length, 1, 'only the changed document travels');
+  assert.ok(withDelta.bytes[1] * 10 < whole.bytes[1], `delta ${withDelta.bytes[1]} bytes, whole ${whole.bytes[1]}`);
+  const { applySnapshotDelta, configDocs } = await import('../src/model/snapshot-delta.ts');
+  const base = withDelta.lines[0].snapshot as Snapshot;
+  const built = applySnapshotDelta(base, configDocs(base.config), delta.delta as never);
+  assert.ok(typeof built !== 'string', String(built));
+  assert.deepEqual(built.snapshot, next);
+  assert.deepEqual(JSON.parse(built.json), next, 'the JSON a node saves is that snapshot');
+
+  // The ControlClient asks for deltas: it applies the same snapshot, and saves the same file, as from a whole one.
+  n.client.start();
+  await waitFor('the client on the current version', () => n.last()?.version === w.revision);
+  const w2 = await store.put(...doc('MeshService', 'shop', 'svc-3', big.replace('8080', '7070')));
+  const applied = await waitFor('the client on the next version (a delta)', () => n.last()?.version === w2.revision && n.last());
+  const expected = await waitFor('the whole stream on it too', () => whole.lines.find((l) => (l.snapshot as Snapshot | undefined)?.version === w2.revision)?.snapshot as Snapshot | undefined);
+  assert.deepEqual(applied, expected);
+  await waitFor('the file', async () => JSON.parse(await readFile(join(dir, 'snapshot.json'), 'utf8')).snapshot.version === w2.revision);
+  assert.deepEqual(JSON.parse(await readFile(join(dir, 'snapshot.json'), 'utf8')).snapshot, expected);
 });

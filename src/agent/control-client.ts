@@ -6,6 +6,7 @@ import { constants, type ClientHttp2Stream } from 'node:http2';
 import { createKeyAndCsr } from '../ca/csr.ts';
 import { checkServerSpiffeId } from '../ca/peer-identity.ts';
 import { SNAPSHOT_SCHEMA, snapshotSchemaSupported, type Snapshot, type SnapshotAck } from '../model/snapshot.ts';
+import { applySnapshotDelta, configDocs, type ConfigDocs, type SnapshotDelta } from '../model/snapshot-delta.ts';
 import { backoffDelay, sleep } from './backoff.ts';
 import { ControlSession } from './control-session.ts';
 import { credentialFiles, loadNodeState, readCredentials, saveNodeState, writeCredentials, type CredentialFiles, type NodeState } from './credentials.ts';
@@ -59,6 +60,13 @@ export interface ClientStatus {
 
 const SNAPSHOT_PREFIX = '{"type":"snapshot","snapshot":';
 
+/** The same snapshot (a reconnect sends the current one again: it is ACKed, not applied twice). */
+export function sameSnapshot(a: Snapshot, b: Snapshot): boolean {
+  if (a === b) return true;
+  if (a.version !== b.version || a.endpointsVersion !== b.endpointsVersion || a.schema !== b.schema || a.config !== b.config) return false;
+  return JSON.stringify([a.node, a.endpoints, a.trustBundle]) === JSON.stringify([b.node, b.endpoints, b.trustBundle]);
+}
+
 export class ControlClient {
   readonly #o: ControlClientOptions;
   readonly #files: CredentialFiles;
@@ -75,9 +83,16 @@ export class ControlClient {
   #renewal: RenewalLoop | undefined;
   #endpoint: EndpointRegistration | undefined;
   #current: Snapshot | undefined;
-  #currentKey: string | undefined;
-  #pending: { snapshot: Snapshot; key: string } | undefined;
+  /**
+   * The last snapshot received on this stream (applied or not) and its config documents (cut when a delta first
+   * needs them): what the control plane's next delta is made against. Reset when a stream opens.
+   */
+  #received: { snapshot: Snapshot; docs: ConfigDocs | undefined } | undefined;
+  /** `key`: the snapshot's JSON (as a whole snapshot line carried it, or as a delta rebuilt it), saved as it is. */
+  #pending: { snapshot: Snapshot; key: string | undefined } | undefined;
   #applying: Promise<void> | undefined;
+  #toSave: { snapshot: Snapshot; key: string | undefined } | undefined;
+  #saving: Promise<void> = Promise.resolve();
   /** Counts bundle changes taken from the stream, so a renewal answer never overwrites a newer bundle. */
   #bundleEpoch = 0;
   #status: ClientStatus = { connected: false, version: undefined, endpointsVersion: undefined, lastError: undefined, certificateNotAfter: undefined };
@@ -143,7 +158,6 @@ export class ControlClient {
       return undefined;
     }
     this.#current = r.snapshot;
-    this.#currentKey = JSON.stringify(r.snapshot);
     this.#status.version = r.snapshot.version;
     this.#status.endpointsVersion = r.snapshot.endpointsVersion;
     return r.snapshot;
@@ -190,6 +204,7 @@ export class ControlClient {
     await this.#renewal?.close();
     await Promise.allSettled(this.#loops);
     await this.#applying;
+    await this.#saving;
     this.#session?.destroy();
     this.#session = undefined;
   }
@@ -245,7 +260,8 @@ export class ControlClient {
       this.#restart = false;
       const s = AbortSignal.any([signal, ac.signal]);
       try {
-        const path = `/v1/stream?node=${encodeURIComponent(this.#state!.nodeId)}&schema=${SNAPSHOT_SCHEMA}`;
+        const path = `/v1/stream?node=${encodeURIComponent(this.#state!.nodeId)}&schema=${SNAPSHOT_SCHEMA}&delta=1`;
+        this.#received = undefined;
         const headerTimer = setTimeout(() => ac.abort(new Error('the control plane did not answer the stream request in time')), this.#o.requestTimeoutMs ?? 10_000);
         let opened;
         try {
@@ -298,7 +314,7 @@ export class ControlClient {
           start = nl + 1;
           if (line !== '') {
             onData();
-            this.#onLine(line);
+            this.#onLine(line, ac);
           }
         }
         if (start < chunk.length) parts.push(chunk.slice(start));
@@ -310,8 +326,8 @@ export class ControlClient {
     ac.signal.throwIfAborted();
   }
 
-  #onLine(line: string): void {
-    let msg: { type?: unknown; snapshot?: Snapshot; message?: unknown };
+  #onLine(line: string, ac: AbortController): void {
+    let msg: { type?: unknown; snapshot?: Snapshot; delta?: SnapshotDelta; message?: unknown };
     try {
       msg = JSON.parse(line) as typeof msg;
     } catch {
@@ -319,26 +335,66 @@ export class ControlClient {
       return;
     }
     if (msg.type === 'snapshot' && typeof msg.snapshot === 'object' && msg.snapshot !== null) {
-      const key = line.startsWith(SNAPSHOT_PREFIX) && line.endsWith('}') ? line.slice(SNAPSHOT_PREFIX.length, -1) : JSON.stringify(msg.snapshot);
-      this.#pending = { snapshot: msg.snapshot, key }; // a newer snapshot replaces one not yet applied
-      this.#applying ??= this.#applyPending().finally(() => (this.#applying = undefined));
+      const key = line.startsWith(SNAPSHOT_PREFIX) && line.endsWith('}') ? line.slice(SNAPSHOT_PREFIX.length, -1) : undefined;
+      this.#received = { snapshot: msg.snapshot, docs: undefined };
+      this.#take(msg.snapshot, key);
+    } else if (msg.type === 'delta' && typeof msg.delta === 'object' && msg.delta !== null) {
+      const r = this.#received;
+      if (r) r.docs ??= configDocs(r.snapshot.config);
+      const built = applySnapshotDelta(r?.snapshot, r?.docs, msg.delta);
+      if (typeof built === 'string') {
+        // Cannot happen on an ordered stream unless one end is wrong: start over (a new stream begins whole).
+        this.#log('delta_rejected', { reason: built });
+        ac.abort(new Error(`reconnecting for a whole snapshot: ${built}`));
+        return;
+      }
+      this.#received = { snapshot: built.snapshot, docs: built.docs };
+      this.#take(built.snapshot, built.json);
     } else if (msg.type === 'error') {
       this.#log('control_plane_error', { message: String(msg.message) });
     }
     // heartbeats only feed the watchdog; unknown line types are ignored (added by a newer minor version)
   }
 
+  /**
+   * Saves the running snapshot as the last good one, after the ACK rather than before it (a temp file, fsync and
+   * rename: milliseconds on a busy disk that serving the change need not wait for). One write at a time; a newer
+   * snapshot replaces one not yet written. close() waits for the last.
+   */
+  #save(snapshot: Snapshot, key: string | undefined): void {
+    const first = this.#toSave === undefined;
+    this.#toSave = { snapshot, key };
+    if (!first) return;
+    this.#saving = (async () => {
+      await Promise.resolve(); // the caller's ACK goes out first
+      while (this.#toSave) {
+        const { snapshot: s, key: k } = this.#toSave;
+        try {
+          await saveSnapshotFile(this.#snapshotPath, s, this.#now(), k);
+        } catch (err) {
+          this.#log('snapshot_save_failed', { error: (err as Error).message });
+        }
+        if (this.#toSave.snapshot === s) this.#toSave = undefined;
+      }
+    })();
+  }
+
+  #take(snapshot: Snapshot, key: string | undefined): void {
+    this.#pending = { snapshot, key }; // a newer snapshot replaces one not yet applied
+    this.#applying ??= this.#applyPending().finally(() => (this.#applying = undefined));
+  }
+
   async #applyPending(): Promise<void> {
     while (this.#pending && !this.#ac.signal.aborted) {
       const { snapshot, key } = this.#pending;
       this.#pending = undefined;
-      const reason = key === this.#currentKey ? undefined : await this.#apply(snapshot, key);
+      const reason = this.#current !== undefined && sameSnapshot(snapshot, this.#current) ? undefined : await this.#apply(snapshot, key);
       await this.#ack({ node: this.#state!.nodeId, version: Number(snapshot.version) || 0, ok: reason === undefined, ...(reason === undefined ? {} : { reason }) });
     }
   }
 
   /** Validates and applies one snapshot; returns the NACK reason, or undefined when it is now the running one. */
-  async #apply(s: Snapshot, key: string): Promise<string | undefined> {
+  async #apply(s: Snapshot, key: string | undefined): Promise<string | undefined> {
     const started = performance.now();
     const keep = this.#current ? ` (keeping version ${this.#current.version})` : '';
     if (!snapshotSchemaSupported(s.schema)) {
@@ -368,14 +424,9 @@ export class ControlClient {
       return result.reason + keep;
     }
     this.#current = s;
-    this.#currentKey = key;
     this.#status.version = s.version;
     this.#status.endpointsVersion = s.endpointsVersion;
-    try {
-      await saveSnapshotFile(this.#snapshotPath, s, this.#now(), key);
-    } catch (err) {
-      this.#log('snapshot_save_failed', { error: (err as Error).message });
-    }
+    this.#save(s, key);
     // How long validating and swapping took (the time to serve a change, less the push and the ACK).
     this.#log('snapshot_applied', { version: s.version, endpointsVersion: s.endpointsVersion, ms: Math.round(performance.now() - started) });
     return undefined;

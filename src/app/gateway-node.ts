@@ -61,6 +61,10 @@ export function gatewayConfigOf(snap: Snapshot, o: { file: string; client: MeshC
   }
 }
 
+function sameStrings(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && a.length === b.length && a.every((x, i) => x === b[i]));
+}
+
 /** Joins (or loads the identity in the data dir), then serves from the first snapshot or the last good one on disk. */
 export async function startJoinedGateway(opts: JoinedGatewayOptions): Promise<JoinedGateway> {
   const log = opts.log ?? defaultLog;
@@ -83,14 +87,20 @@ export async function startJoinedGateway(opts: JoinedGatewayOptions): Promise<Jo
   const ready = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
   ready.catch(() => {});
 
+  /** The certificate files as last read, and the trust bundle of the snapshot they were read for. */
+  let certsRead: { certs: ReturnType<typeof certFilesIn>; bundle: readonly string[] } | undefined;
   /** Builds and serves one snapshot; serialized, so a renewal and a snapshot never interleave. */
   const serve = (snap: Snapshot, reason: string, force: boolean): Promise<ApplyResult> => {
     const run = chain.then(async (): Promise<ApplyResult> => {
-      let certs;
-      try {
-        certs = certFilesIn(certDir);
-      } catch (err) {
-        return { ok: false, reason: `certificate files: ${(err as Error).message}` };
+      // The files change only with a renewal (`force`) or a new trust bundle, which the client writes before this.
+      let certs = !force && certsRead !== undefined && sameStrings(certsRead.bundle, snap.trustBundle) ? certsRead.certs : undefined;
+      if (certs === undefined) {
+        try {
+          certs = certFilesIn(certDir);
+        } catch (err) {
+          return { ok: false, reason: `certificate files: ${(err as Error).message}` };
+        }
+        certsRead = { certs, bundle: snap.trustBundle };
       }
       const built = gatewayConfigOf(snap, { file: join(opts.dataDir, `snapshot-v${snap.version}.yaml`), client: { certs, trustDomain } });
       if ('reason' in built) return { ok: false, reason: built.reason };

@@ -205,7 +205,7 @@ export function nodeApiRoutes(deps: NodeApiDeps): ControlRoute[] {
       handle: async (_req, res, cx) => {
         const node = ownNode(cx, cx.query.get('node'));
         const schema = cx.query.get('schema') ?? undefined;
-        await deps.streams.serve({ ...node, schema: schema && schema.length <= 16 ? schema : undefined }, res, cx.signal);
+        await deps.streams.serve({ ...node, schema: schema && schema.length <= 16 ? schema : undefined, delta: cx.query.get('delta') === '1' }, res, cx.signal);
       },
     },
     {

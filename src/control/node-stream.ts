@@ -1,11 +1,14 @@
 // The nodes' long-lived NDJSON streams: a snapshot at once, a new one when what the node gets changes, heartbeats.
 import type { ServerResponse } from 'node:http';
 import type { NodeIdentity, Snapshot } from '../model/snapshot.ts';
+import { configDocuments, snapshotDelta, type SnapshotDelta } from '../model/snapshot-delta.ts';
 import type { ControlResponse } from './control-routes.ts';
 
 /** One line of the stream. A node ignores line types it does not know (minor additions stay compatible). */
 export type StreamLine =
   | { type: 'snapshot'; snapshot: Snapshot }
+  /** To nodes that asked for deltas (`delta=1`): the next snapshot against the one sent before it on this stream. */
+  | { type: 'delta'; delta: SnapshotDelta }
   | { type: 'heartbeat'; at: number }
   | { type: 'error'; message: string };
 
@@ -25,6 +28,8 @@ interface Subscriber {
   id: string;
   identity: NodeIdentity;
   res: ControlResponse;
+  /** The node reads delta lines. */
+  delta: boolean;
   last: Snapshot | undefined;
   lastPushAt: number;
   timer: NodeJS.Timeout | undefined;
@@ -46,6 +51,28 @@ function snapshotLine(s: Snapshot): Buffer {
     line = Buffer.from(`{"type":"snapshot","snapshot":${JSON.stringify(s)}}\n`);
     lines.set(s, line);
   }
+  return line;
+}
+
+/** A snapshot's config documents (configDocuments), cut once. */
+const documents = new WeakMap<Snapshot, string[]>();
+function docsOf(s: Snapshot): string[] {
+  let d = documents.get(s);
+  if (d === undefined) {
+    d = configDocuments(s.config);
+    documents.set(s, d);
+  }
+  return d;
+}
+
+/** The delta line from a base to the next snapshot (nodes of one service share both, so they share the line); null: send it whole. */
+const deltas = new WeakMap<Snapshot, { next: Snapshot; line: Buffer | null }>();
+function deltaLine(base: Snapshot, next: Snapshot): Buffer | null {
+  const hit = deltas.get(base);
+  if (hit?.next === next) return hit.line;
+  const d = snapshotDelta(base, docsOf(base), next, docsOf(next));
+  const line = d === undefined ? null : Buffer.from(`${JSON.stringify({ type: 'delta', delta: d } satisfies StreamLine)}\n`);
+  deltas.set(base, { next, line });
   return line;
 }
 
@@ -74,12 +101,12 @@ export class NodeStreams {
   }
 
   /** Streams snapshots to one node until `signal` aborts (the client left or the server closes). */
-  serve(node: { id: string; identity: NodeIdentity; schema?: string }, res: ControlResponse, signal: AbortSignal): Promise<void> {
+  serve(node: { id: string; identity: NodeIdentity; schema?: string; delta?: boolean }, res: ControlResponse, signal: AbortSignal): Promise<void> {
     return new Promise<void>((resolve) => {
       if (signal.aborted) return resolve();
       (res as ServerResponse).writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
       const sub: Subscriber = {
-        id: node.id, identity: node.identity, res, last: undefined, lastPushAt: -Infinity, timer: undefined, draining: false, dirty: false,
+        id: node.id, identity: node.identity, res, delta: node.delta === true, last: undefined, lastPushAt: -Infinity, timer: undefined, draining: false, dirty: false,
         end: () => {
           if (!this.#subs.delete(sub)) return;
           clearTimeout(sub.timer);
@@ -140,10 +167,12 @@ export class NodeStreams {
       return;
     }
     if (snapshot === sub.last) return;
+    const base = sub.last;
     sub.last = snapshot;
     sub.lastPushAt = this.#now();
     this.#o.tracker.sent(sub.id, snapshot.version, snapshot.endpointsVersion);
-    this.#write(sub, snapshotLine(snapshot));
+    // The node has received `base` (lines arrive in order, and a stream's first line is always a whole snapshot).
+    this.#write(sub, (sub.delta && base !== undefined ? deltaLine(base, snapshot) : null) ?? snapshotLine(snapshot));
   }
 
   #write(sub: Subscriber, line: string | Buffer): void {

@@ -53,7 +53,14 @@ export interface BuiltRouter<T> {
   /**
    * The same routes with new values: `values[i]` for `entries[i]`. For entries whose hostnames, path, methods and
    * headers are those this router was built from (sameRouteShapes), it equals buildRouter of them, in a fraction of
-   * the time: the compiled tree is copied with new candidates, nothing is parsed, hashed or checked again.
+   * the time: nothing is parsed, hashed, checked or copied again; only the chains holding a changed value get new
+   * candidates, patched into the compiled tree in place.
+   *
+   * So it consumes this router: the tree is shared, this `router` answers with the new values from then on, and this
+   * BuiltRouter cannot be rebound again (the returned one can). The runtime calls it last, once nothing can fail, and
+   * installs the new version at once (a request matches synchronously: none sees a half-patched tree, and requests of
+   * the old version in flight have matched already). Copying the ~4 MiB tree instead cost ~4 ms and a large object
+   * for the old generation on every version.
    */
   rebind(values: readonly T[]): BuiltRouter<T>;
 }
@@ -188,38 +195,45 @@ export function buildRouter<T>(entries: RouteEntry<T>[]): BuiltRouter<T> {
   trees.length = 0;
   seen.clear();
   at.clear();
-  const built = (t: FlatTree<Candidate<T>>, current: readonly T[]): BuiltRouter<T> => ({
-    router: compiledRouter(hosts, t, size, maxParams),
-    problems,
-    rebind: (values) => {
-      if (problems.length > 0) throw new Error('a router built with problems cannot be rebound');
-      if (values.length !== current.length) throw new Error('rebind takes one value per entry the router was built from');
-      // Only the chains holding a changed value get new candidates (the whole chain: a frozen candidate's `next` is
-      // fixed); the rest of the records is copied as it is.
-      const records = t.records.slice();
-      const redo = new Set<number>();
-      for (let i = 0; i < values.length; i++) if (values[i] !== current[i]) for (const j of slotsOfEntry[i]) redo.add(j);
-      const chain: Candidate<T>[] = [];
-      const ks: number[] = [];
-      for (const j of redo) {
-        chain.length = 0;
-        ks.length = 0;
-        for (let c = records[slots[j]] as Candidate<T> | null, k = slotCandidate[j]; c !== null; c = c.next, k = nextOf[k]) {
-          chain.push(c);
-          ks.push(k);
-        }
-        let next: Candidate<T> | null = null;
-        for (let i = chain.length - 1; i >= 0; i--) {
-          const c = chain[i];
-          next = Object.freeze({ value: values[entryOf[ks[i]]], params: null, methods: c.methods, headers: c.headers, next, paramNames: c.paramNames });
-        }
-        records[slots[j]] = next;
+  const router = compiledRouter(hosts, tree, size, maxParams);
+  const built = (current: readonly T[]): BuiltRouter<T> => {
+    let spent = false;
+    return {
+      router,
+      problems,
+      rebind: (values) => {
+        if (problems.length > 0) throw new Error('a router built with problems cannot be rebound');
+        if (spent) throw new Error('this router was rebound already: rebind the BuiltRouter that returned');
+        if (values.length !== current.length) throw new Error('rebind takes one value per entry the router was built from');
+        spent = true;
+        return built(patch(values, current));
+      },
+    };
+  };
+  /** Patches the chains holding a changed value (the whole chain: a frozen candidate's `next` is fixed); returns the values now bound. */
+  const patch = (values: readonly T[], current: readonly T[]): readonly T[] => {
+    const records = tree.records;
+    const redo = new Set<number>();
+    for (let i = 0; i < values.length; i++) if (values[i] !== current[i]) for (const j of slotsOfEntry[i]) redo.add(j);
+    const chain: Candidate<T>[] = [];
+    const ks: number[] = [];
+    for (const j of redo) {
+      chain.length = 0;
+      ks.length = 0;
+      for (let c = records[slots[j]] as Candidate<T> | null, k = slotCandidate[j]; c !== null; c = c.next, k = nextOf[k]) {
+        chain.push(c);
+        ks.push(k);
       }
-      // The same layout (see RECORD_PAD in radix-tree.ts: a copy is a large object like the original).
-      return built({ records, mask: t.mask }, values.slice());
-    },
-  });
-  return built(tree, entries.map((e) => e.value));
+      let next: Candidate<T> | null = null;
+      for (let i = chain.length - 1; i >= 0; i--) {
+        const c = chain[i];
+        next = Object.freeze({ value: values[entryOf[ks[i]]], params: null, methods: c.methods, headers: c.headers, next, paramNames: c.paramNames });
+      }
+      records[slots[j]] = next;
+    }
+    return values.slice();
+  };
+  return built(entries.map((e) => e.value));
 }
 
 function compiledRouter<T>(hosts: ReturnType<typeof createHostTable<PathTable>>, tree: FlatTree<Candidate<T>>, size: number, maxParams: number): Router<T> {

@@ -274,31 +274,35 @@ export function buildRuntime(
     byApi.set(api, mine);
   }
   // A new version with the same routes (a policy, a product or a Backend changed, not the paths): the compiled router
-  // is copied with the new targets instead of being built again (~70 ms at 10,000 routes, ~5 ms this way).
+  // is rebound to the new targets instead of being built again (~70 ms at 10,000 routes, well under 1 ms this way).
+  // Rebinding patches the previous version's router in place, so it happens last, below, once nothing can fail.
   const prior = previous?.routes;
-  const built = prior === undefined || !sameRouteShapes(prior.entries, entries) ? buildRouter(entries) : prior.entries.every((e, i) => e === entries[i]) ? prior.built : prior.built.rebind(entries.map((e) => e.value));
-  if (policyProblems.length) built.problems = [...built.problems, ...policyProblems];
-  if (built.problems.length) {
+  const fresh = prior === undefined || !sameRouteShapes(prior.entries, entries) ? buildRouter(entries) : undefined;
+  const problems = [...(fresh?.problems ?? []), ...policyProblems];
+  if (problems.length) {
     for (const c of clusters.values()) if (!reused.has(c)) void c.close();
-    return { problems: built.problems };
+    return { problems };
   }
+  const access = meshRoutes
+    ? compileAccessPolicies(config.accessPolicies ?? [], {
+      defaultAccess: config.gateway.spec.mesh?.defaultAccess ?? config.mesh.spec.defaultAccess,
+      trustDomain: config.mesh.spec.trustDomain,
+    })
+    : null;
+  const trusted = compileCidrs(config.gateway.spec.trustedProxies);
+  const built = fresh ?? (prior!.entries.every((e, i) => e === entries[i]) ? prior!.built : prior!.built.rebind(entries.map((e) => e.value)));
   const runtime: Runtime = {
     version: config.version,
     config,
     gateway: config.gateway.spec,
     router: built.router,
     clusters,
-    trusted: compileCidrs(config.gateway.spec.trustedProxies),
+    trusted,
     lenientPathOptions: lenient,
     sampleThreshold: config.gateway.spec.tracing.otlpEndpoint ? sampleThreshold(config.gateway.spec.tracing.sampleRatio) : 0,
     hasRevisions,
     versionQueryNames,
-    access: meshRoutes
-      ? compileAccessPolicies(config.accessPolicies ?? [], {
-        defaultAccess: config.gateway.spec.mesh?.defaultAccess ?? config.mesh.spec.defaultAccess,
-        trustDomain: config.mesh.spec.trustDomain,
-      })
-      : null,
+    access,
     meshMaxHops: config.gateway.spec.mesh?.maxHops ?? 0,
     routes: { entries, built, byApi },
   };
