@@ -6,7 +6,8 @@ import { constants, type ClientHttp2Stream } from 'node:http2';
 import { createKeyAndCsr } from '../ca/csr.ts';
 import { checkServerSpiffeId } from '../ca/peer-identity.ts';
 import { SNAPSHOT_SCHEMA, snapshotSchemaSupported, type Snapshot, type SnapshotAck } from '../model/snapshot.ts';
-import { applySnapshotDelta, configDocs, type ConfigDocs, type SnapshotDelta } from '../model/snapshot-delta.ts';
+import { applySnapshotDelta, configDocs, configPieces, type ConfigDocs, type SnapshotDelta } from '../model/snapshot-delta.ts';
+import { noteConfigPieces } from '../model/parse-documents.ts';
 import { backoffDelay, sleep } from './backoff.ts';
 import { ControlSession } from './control-session.ts';
 import { credentialFiles, loadNodeState, readCredentials, saveNodeState, writeCredentials, type CredentialFiles, type NodeState } from './credentials.ts';
@@ -349,6 +350,8 @@ export class ControlClient {
         return;
       }
       this.#received = { snapshot: built.snapshot, docs: built.docs };
+      // Its config is those documents joined: the parser takes them as pieces (no cutting or hashing the text).
+      noteConfigPieces(built.snapshot.config, configPieces(built.docs));
       this.#take(built.snapshot, built.json);
     } else if (msg.type === 'error') {
       this.#log('control_plane_error', { message: String(msg.message) });

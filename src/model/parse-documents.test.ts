@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { positionOf, type DocContext, type LinePos } from './doc-context.ts';
-import { parseDocuments } from './parse-documents.ts';
+import { noteConfigPieces, parseDocuments } from './parse-documents.ts';
+import { configDocs, configPieces } from './snapshot-delta.ts';
 import type { Problem } from './types.ts';
 
 const H = 'apiVersion: lockgate.dev/v1alpha1';
@@ -46,6 +47,14 @@ function sameAsFresh(text: string, message = JSON.stringify(text.slice(0, 80))):
   const fresh = observe(text, false);
   assertSame(observe(text, true), fresh, message); // first time: pieces parsed and cached
   assertSame(observe(text, true), fresh, message); // again: every piece from the cache
+  // The text's pieces noted (a node's snapshot rebuilt from a delta): each document a piece of its own.
+  const pieces = configPieces(configDocs(text));
+  assert.equal(pieces.join(''), text);
+  noteConfigPieces(text, pieces);
+  assertSame(observe(text, true), fresh, `${message} (noted pieces)`);
+  noteConfigPieces(text, pieces.map((d) => Buffer.from(d, 'utf16le').toString('utf16le'))); // other string objects, same text
+  assertSame(observe(text, true), fresh, `${message} (noted pieces, from the cache)`);
+  noteConfigPieces('', []);
 }
 
 function api(i: number, ops: number, extra = ''): string {

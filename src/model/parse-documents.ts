@@ -124,15 +124,24 @@ function yamlDocuments(text: string, reuse: boolean): PlacedDocument[] {
     // An empty text parses to an EmptyStream, which is not an array.
     return (Array.isArray(docs) ? docs : []).map((doc) => ({ doc, lineAt }));
   };
-  if (!reuse || text.length < PIECE_MIN_BYTES * 2 || text.includes('\uFEFF') || text.startsWith('%') || text.includes('\n%') || text.includes('\r%')) return whole();
+  if (!reuse || text.length < PIECE_MIN_BYTES * 2 || text.includes('\uFEFF') || hasDirective(text)) return whole();
   const out: PlacedDocument[] = [];
+  // The pieces a caller noted for this very text (the same string objects apply after apply, so their cache lookups
+  // hash nothing again); else cut here.
+  const pieces = noted !== undefined && noted.text === text ? noted.pieces : undefined;
   let start = 0;
-  let line = 0; // lines before `start`
-  while (start < text.length) {
-    let end = text.indexOf('\n---\n', start);
-    while (end !== -1 && end + 1 - start < PIECE_MIN_BYTES) end = text.indexOf('\n---\n', end + 1);
-    end = end === -1 ? text.length : end + 1;
-    const piece = text.slice(start, end);
+  let next = 0; // index of the next noted piece
+  let line = 0; // lines before the piece
+  while (pieces ? next < pieces.length : start < text.length) {
+    let piece: string;
+    if (pieces) piece = pieces[next++];
+    else {
+      let end = text.indexOf('\n---\n', start);
+      while (end !== -1 && end + 1 - start < PIECE_MIN_BYTES) end = text.indexOf('\n---\n', end + 1);
+      end = end === -1 ? text.length : end + 1;
+      piece = text.slice(start, end);
+      start = end;
+    }
     const parsed = parsePiece(piece);
     if (!parsed) return whole();
     const before = line;
@@ -146,9 +155,30 @@ function yamlDocuments(text: string, reuse: boolean): PlacedDocument[] {
           };
     for (const doc of parsed.docs) out.push({ doc, lineAt, piece: { lineAt: parsed.lines.linePos, shift: before } });
     line += parsed.newlines;
-    start = end;
   }
   return out;
+}
+
+/** A line starting with `%` (a YAML directive), found without scanning every line break (`%` itself is rare). */
+function hasDirective(text: string): boolean {
+  for (let i = text.indexOf('%'); i !== -1; i = text.indexOf('%', i + 1)) {
+    if (i === 0) return true;
+    const c = text.charCodeAt(i - 1);
+    if (c === 10 || c === 13) return true;
+  }
+  return false;
+}
+
+/** The pieces of one config text, noted by whoever holds them (see noteConfigPieces). */
+let noted: { text: string; pieces: readonly string[] } | undefined;
+
+/**
+ * Tells the parser that `text` is exactly `pieces.join('')`, each piece after the first starting with a `---` line
+ * (a snapshot a node rebuilt from a delta: `---\n` + each document): parsing that text then takes these pieces
+ * instead of cutting and hashing the text. One text is noted at a time.
+ */
+export function noteConfigPieces(text: string, pieces: readonly string[]): void {
+  noted = { text, pieces };
 }
 
 /**

@@ -67,15 +67,25 @@ export function escapeDocument(doc: string): string {
   return JSON.stringify(doc).slice(1, -1);
 }
 
-/** A config's documents, and the same documents JSON-escaped (what the snapshot's JSON is made of). */
+/**
+ * A config's documents; the same JSON-escaped (what the snapshot's JSON is made of); and each after its `---` line
+ * (what the parser takes as pieces: noteConfigPieces). Kept per document, so a delta's unchanged documents bring
+ * their strings along, and nothing of them is escaped, concatenated or hashed again.
+ */
 export interface ConfigDocs {
   docs: string[];
   escaped: string[];
+  separated: string[];
 }
 
 export function configDocs(config: string): ConfigDocs {
   const docs = configDocuments(config);
-  return { docs, escaped: docs.map(escapeDocument) };
+  return { docs, escaped: docs.map(escapeDocument), separated: docs.map((d) => SEPARATOR + d) };
+}
+
+/** The pieces the parser may take for the config `docs` join to (see noteConfigPieces): `pieces.join('') === config`. */
+export function configPieces(d: ConfigDocs): string[] {
+  return d.docs.map((doc, i) => (i === 0 ? doc : d.separated[i]));
 }
 
 /**
@@ -92,13 +102,16 @@ export function applySnapshotDelta(base: Snapshot | undefined, baseDocs: ConfigD
   if (!Array.isArray(delta.docs) || typeof delta.snapshot !== 'object' || delta.snapshot === null || Array.isArray(delta.snapshot)) return 'a malformed delta (no docs or snapshot)';
   const docs: string[] = [];
   const escaped: string[] = [];
+  const separated: string[] = [];
   for (const d of delta.docs) {
     if (typeof d === 'string') {
       docs.push(d);
       escaped.push(escapeDocument(d));
+      separated.push(SEPARATOR + d);
     } else if (Number.isInteger(d) && d >= 0 && d < baseDocs.docs.length) {
       docs.push(baseDocs.docs[d]);
       escaped.push(baseDocs.escaped[d]);
+      separated.push(baseDocs.separated[d]);
     } else return `a malformed delta (document reference ${JSON.stringify(d)} of ${baseDocs.docs.length})`;
   }
   const config = joinConfigDocuments(docs);
@@ -106,5 +119,5 @@ export function applySnapshotDelta(base: Snapshot | undefined, baseDocs: ConfigD
   const { config: _ignored, ...rest } = delta.snapshot as Snapshot;
   const head = JSON.stringify(rest);
   const json = `${head.length > 2 ? `${head.slice(0, -1)},` : '{'}"config":"${escaped.join('---\\n')}"}`;
-  return { snapshot: { ...rest, config }, docs: { docs, escaped }, json };
+  return { snapshot: { ...rest, config }, docs: { docs, escaped, separated }, json };
 }
