@@ -228,7 +228,8 @@ test('join with a token, stream snapshots, ACK and NACK, an unknown schema major
   assert.match(nack.reason!, new RegExp(`keeping version ${good.version}`));
   assert.equal(nodeStatus(plane, 'orders-1')!.ackedVersion, good.version);
   assert.equal(orders.client.status.version, good.version);
-  assert.equal(JSON.parse(await readFile(join(dirs[0], 'snapshot.json'), 'utf8')).snapshot.version, good.version);
+  // On disk too (written after the ACK, at most once a second: the good one, never the refused one).
+  await waitFor('the last good snapshot on disk', async () => JSON.parse(await readFile(join(dirs[0], 'snapshot.json'), 'utf8')).snapshot.version === good.version);
   const nodes = await call(plane.url, bundle, 'GET', '/v1/nodes', undefined, true);
   assert.match(nodes.json.policy, /schema major 1, any minor/);
   assert.equal(nodes.json.nodes.find((n: NodeStatus) => n.id === 'orders-1').lastAnswer.ok, false);
