@@ -118,9 +118,17 @@ export function adminApiRoutes(deps: AdminApiDeps): ControlRoute[] {
     queue = run.catch(() => {});
     return run;
   };
+  // The stored documents as last read: a document whose revision did not change keeps its string, so validating the
+  // config again finds each unchanged one in the parse cache without hashing its text again.
+  let lastStored = new Map<string, KeyValue>();
   const storedConfig = async (signal: AbortSignal): Promise<Map<string, KeyValue>> => {
     const { kvs } = await storeCall(() => store.range(CONFIG_PREFIX, { signal }));
-    return new Map(kvs.map((kv) => [kv.key, kv]));
+    const stored = new Map(kvs.map((kv) => {
+      const before = lastStored.get(kv.key);
+      return [kv.key, before !== undefined && before.modRevision === kv.modRevision && before.value === kv.value ? before : kv];
+    }));
+    lastStored = stored;
+    return stored;
   };
   const texts = (stored: Map<string, KeyValue>, without: (key: string) => boolean): Map<string, string> =>
     new Map([...stored].filter(([k]) => !without(k)).map(([k, kv]) => [k, kv.value]));

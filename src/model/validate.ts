@@ -191,12 +191,13 @@ function sortProblems(problems: Problem[], files: string[]): Problem[] {
 
 /**
  * Cross-resource checks over everything parsed from all files, then the Config when nothing is wrong.
- * `texts` are the source texts in load order (they make the version); `problems` already holds per-document ones.
+ * `texts` are the source texts in load order (they make the version; null: a check only, no version to make);
+ * `problems` already holds per-document ones.
  */
 export function assembleConfig(
   parsed: ParsedResource[],
   problems: Problem[],
-  texts: string[],
+  texts: string[] | null,
   files: string[],
 ): { config?: Config; problems: Problem[] } {
   const seen = new Map<string, ParsedResource>();
@@ -247,14 +248,14 @@ export function assembleConfig(
   if (problems.length > 0) return { problems };
   // Imported OpenAPI documents are part of the config: a change to one is a new version, and the gateway watches them.
   const imported = [...new Set(apis.map((p) => (p.resource as ApiResource).spec.import?.openapi).filter((f): f is string => typeof f === 'string'))];
-  const importedTexts = imported.map((f) => {
+  const importedTexts = texts === null ? [] : imported.map((f) => {
     try {
       return readFileSync(f, 'utf8');
     } catch {
       return '';
     }
   });
-  const version = createHash('sha256').update(texts.join('')).update(importedTexts.join('')).digest('hex').slice(0, 12);
+  const version = texts === null ? '' : createHash('sha256').update(texts.join('')).update(importedTexts.join('')).digest('hex').slice(0, 12);
   const config: Config = {
     gateway: (gateways[0]?.resource as GatewayResource | undefined) ?? defaultGateway(),
     apis: apis.map((p) => p.resource as ApiResource),
