@@ -87,10 +87,10 @@ export class ControlClient {
   #endpoint: EndpointRegistration | undefined;
   #current: Snapshot | undefined;
   /**
-   * The last snapshot received on this stream (applied or not) and its config documents (cut when a delta first
-   * needs them): what the control plane's next delta is made against. Reset when a stream opens.
+   * The last snapshot received on this stream (applied or not) and its config documents: what the control plane's
+   * next delta is made against. Reset when a stream opens.
    */
-  #received: { snapshot: Snapshot; docs: ConfigDocs | undefined } | undefined;
+  #received: { snapshot: Snapshot; docs: ConfigDocs } | undefined;
   /** `key`: the snapshot's JSON (as a whole snapshot line carried it, or as a delta rebuilt it), saved as it is. */
   #pending: { snapshot: Snapshot; key: string | undefined } | undefined;
   #applying: Promise<void> | undefined;
@@ -343,11 +343,13 @@ export class ControlClient {
     }
     if (msg.type === 'snapshot' && typeof msg.snapshot === 'object' && msg.snapshot !== null) {
       const key = line.startsWith(SNAPSHOT_PREFIX) && line.endsWith('}') ? line.slice(SNAPSHOT_PREFIX.length, -1) : undefined;
-      this.#received = { snapshot: msg.snapshot, docs: undefined };
+      // Cut into documents now: the first parse then caches the very pieces the deltas that follow are made of.
+      const docs = configDocs(msg.snapshot.config);
+      this.#received = { snapshot: msg.snapshot, docs };
+      noteConfigPieces(msg.snapshot.config, configPieces(docs));
       this.#take(msg.snapshot, key);
     } else if (msg.type === 'delta' && typeof msg.delta === 'object' && msg.delta !== null) {
       const r = this.#received;
-      if (r) r.docs ??= configDocs(r.snapshot.config);
       const built = applySnapshotDelta(r?.snapshot, r?.docs, msg.delta);
       if (typeof built === 'string') {
         // Cannot happen on an ordered stream unless one end is wrong: start over (a new stream begins whole).
