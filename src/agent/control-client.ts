@@ -60,6 +60,8 @@ export interface ClientStatus {
 }
 
 const SNAPSHOT_PREFIX = '{"type":"snapshot","snapshot":';
+/** A snapshot's JSON as it came, or made on demand (a delta's); undefined: serialize the snapshot. */
+type SnapshotJson = string | (() => string) | undefined;
 /** The last good snapshot is written to disk at most this often (the newest always, eventually). */
 const SAVE_INTERVAL_MS = 1000;
 
@@ -91,10 +93,10 @@ export class ControlClient {
    * next delta is made against. Reset when a stream opens.
    */
   #received: { snapshot: Snapshot; docs: ConfigDocs } | undefined;
-  /** `key`: the snapshot's JSON (as a whole snapshot line carried it, or as a delta rebuilt it), saved as it is. */
-  #pending: { snapshot: Snapshot; key: string | undefined } | undefined;
+  /** `key`: the snapshot's JSON (as a whole snapshot line carried it, or as a delta rebuilds it), saved as it is. */
+  #pending: { snapshot: Snapshot; key: SnapshotJson } | undefined;
   #applying: Promise<void> | undefined;
-  #toSave: { snapshot: Snapshot; key: string | undefined } | undefined;
+  #toSave: { snapshot: Snapshot; key: SnapshotJson } | undefined;
   #saving: Promise<void> = Promise.resolve();
   #lastSaveAt = -Infinity;
   /** Ends the wait before a pending save (close() writes it at once). */
@@ -374,7 +376,7 @@ export class ControlClient {
    * (close() writes a pending one at once); a node that dies in between restarts from the one before, and the
    * control plane sends it the current one as it reconnects.
    */
-  #save(snapshot: Snapshot, key: string | undefined): void {
+  #save(snapshot: Snapshot, key: SnapshotJson): void {
     const idle = this.#toSave === undefined;
     this.#toSave = { snapshot, key };
     if (!idle) return;
@@ -396,7 +398,7 @@ export class ControlClient {
         const { snapshot: s, key: k } = this.#toSave;
         this.#lastSaveAt = performance.now();
         try {
-          await saveSnapshotFile(this.#snapshotPath, s, this.#now(), k);
+          await saveSnapshotFile(this.#snapshotPath, s, this.#now(), typeof k === 'function' ? k() : k);
         } catch (err) {
           this.#log('snapshot_save_failed', { error: (err as Error).message });
         }
@@ -405,7 +407,7 @@ export class ControlClient {
     })();
   }
 
-  #take(snapshot: Snapshot, key: string | undefined): void {
+  #take(snapshot: Snapshot, key: SnapshotJson): void {
     this.#pending = { snapshot, key }; // a newer snapshot replaces one not yet applied
     this.#applying ??= this.#applyPending().finally(() => (this.#applying = undefined));
   }
@@ -420,7 +422,7 @@ export class ControlClient {
   }
 
   /** Validates and applies one snapshot; returns the NACK reason, or undefined when it is now the running one. */
-  async #apply(s: Snapshot, key: string | undefined): Promise<string | undefined> {
+  async #apply(s: Snapshot, key: SnapshotJson): Promise<string | undefined> {
     const started = performance.now();
     const keep = this.#current ? ` (keeping version ${this.#current.version})` : '';
     if (!snapshotSchemaSupported(s.schema)) {

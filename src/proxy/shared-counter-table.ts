@@ -2,7 +2,7 @@
 // SharedArrayBuffer, every update an Atomics compare-exchange, so two threads never admit more than the limit.
 //
 // Layout (all views over one SharedArrayBuffer; the main thread `create`s it, workers `attach` to it):
-//   header (64 B): Int32 magic, version, capacity, seed, full/busy/steal counters; BigInt64 at byte 32: insert lock.
+//   header (64 B): Int32 magic, version, capacity, seed, full/busy/steal counters, any-dirty flag; BigInt64 at byte 32: insert lock.
 //   per slot (40 B, struct of arrays): state BigInt64 | key hash hi, lo Int32 | meta Int32 | dirty Int32 | period, origin Float64
 //
 // State, one 64-bit word per slot, so window and count change together in one CAS:
@@ -66,6 +66,8 @@ const H_SEED = 3;
 const H_FULL = 4;
 const H_BUSY = 5;
 const H_STEALS = 6;
+/** Set when a durable counter is flagged dirty: collectDirty scans the table only after it was. */
+const H_ANY_DIRTY = 7;
 /** Offsets for tests and tools that inspect a table's buffer. */
 export const TABLE_LAYOUT = { headerBytes: HEADER_BYTES, lockByteOffset: 32, bytesPerSlot: BYTES_PER_SLOT } as const;
 
@@ -388,7 +390,10 @@ export class SharedCounterTable implements CounterStore {
       Atomics.compareExchange(state, slot, ns, s);
       return REPROBE;
     }
-    if (spec.durable && Atomics.load(this.#dirty, slot) === 0) Atomics.store(this.#dirty, slot, 1);
+    if (spec.durable && Atomics.load(this.#dirty, slot) === 0) {
+      Atomics.store(this.#dirty, slot, 1);
+      Atomics.store(this.#header, H_ANY_DIRTY, 1); // after the slot's flag: a collector that clears this sees the slot next time at worst
+    }
     return DONE;
   }
 
@@ -530,6 +535,8 @@ export class SharedCounterTable implements CounterStore {
    */
   collectDirty(nowMs: number): Array<DurableCounter & { slot: number }> {
     const found: Array<DurableCounter & { slot: number }> = [];
+    // Nothing flagged since the last call: no scan of the table (every second, on every gateway, mostly idle).
+    if (Atomics.exchange(this.#header, H_ANY_DIRTY, 0) === 0) return found;
     const keys = this.#keys;
     for (let slot = 0; slot < this.capacity; slot++) {
       if (Atomics.load(this.#dirty, slot) === 0 || Atomics.exchange(this.#dirty, slot, 0) === 0) continue;
@@ -555,6 +562,7 @@ export class SharedCounterTable implements CounterStore {
   /** Flags a slot for the next collectDirty (after a failed write). */
   markDirty(slot: number): void {
     Atomics.store(this.#dirty, slot, 1);
+    Atomics.store(this.#header, H_ANY_DIRTY, 1);
   }
 
   /**
