@@ -357,6 +357,72 @@ export async function measureMeshUnit(system: SystemName, scenario: Scenario, ct
   }
 }
 
+/**
+ * Two two-hop systems side by side (the mesh-hop target compares Lockgate with bare-mesh): both run at once, each
+ * is warmed up, then wrk alternates short bursts between them (A B, B A, …) and each side's requests, time and CPU
+ * are summed over its own bursts, as measurePair does for the route pair. This VM's speed drifts 20–40 % between runs
+ * seconds apart (docs/performance.md), more than the effect the 0.8 target checks; alternating bursts put both
+ * systems in the same stretch of it.
+ */
+export async function measureMeshPair(
+  systems: [SystemName, SystemName], scenario: Scenario, ctx: Context, certs: MeshCerts, requestsFile: string,
+  options: UnitOptions & { bursts: number },
+): Promise<[MeshSample, MeshSample]> {
+  const running: MeshRunning[] = [];
+  const warnings: string[][] = [[], []];
+  try {
+    for (const system of systems) running.push(await startMeshSystem(system, scenario, ctx, certs));
+    const run = (i: number, durationS: number) => runWrk({ cpu: options.loadCpu, port: running[i].port, requestsFile, bodyBytes: scenario.bodyBytes, durationS });
+    for (let i = 0; i < 2; i++) if (options.warmupS > 0) await run(i, options.warmupS);
+    const pids = running.map((r) => r.hops.map((h) => processTree(h.child.pid)).flat());
+    const totals = systems.map(() => ({ ticks: 0, requests: 0, wallS: 0, p50: [] as number[], p99: [] as number[], errors: 0, core0: 0 }));
+    const burstS = Math.max(1, Math.round(options.durationS / options.bursts));
+    for (let k = 0; k < options.bursts; k++) {
+      for (const i of k % 2 === 0 ? [0, 1] : [1, 0]) {
+        const before = readTicks(pids[i]);
+        const coresBefore = readCores();
+        const started = process.hrtime.bigint();
+        const wrk = await run(i, burstS);
+        const wallS = Number(process.hrtime.bigint() - started) / 1e9;
+        const after = readTicks(pids[i]);
+        const t = totals[i];
+        t.wallS += wallS;
+        t.ticks += after.utime + after.stime - before.utime - before.stime;
+        t.requests += wrk.requests;
+        t.p50.push(wrk.p50Ms);
+        t.p99.push(wrk.p99Ms);
+        t.errors += wrk.non2xx + wrk.socketErrors;
+        t.core0 += (coreBusy(coresBefore, readCores())[options.loadCpu] ?? 0) * wallS;
+      }
+    }
+    const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor((xs.length - 1) / 2)];
+    return totals.map((t, i) => {
+      if (running[i].crashed()) throw new Error(`${systems[i]}: a hop exited during the measurement`);
+      if (t.errors > 0) warnings[i].push(`${t.errors} failed requests`);
+      const memory = running[i].hops.map((h) => processTree(h.child.pid).map(readMemory).reduce((a, b) => ({ rssMb: a.rssMb + b.rssMb, anonMb: a.anonMb + b.anonMb })));
+      const cpuSeconds = t.ticks / ticksPerSecond();
+      return {
+        rps: t.requests / t.wallS,
+        p50Ms: median(t.p50),
+        p99Ms: median(t.p99),
+        cpuUsPerReq: t.requests > 0 ? (cpuSeconds * 1e6) / t.requests : 0,
+        rssMb: Math.max(...memory.map((m) => m.rssMb)),
+        anonMb: Math.max(...memory.map((m) => m.anonMb)),
+        hopRssMb: memory.map((m) => m.rssMb),
+        proxyCpuPct: (cpuSeconds / t.wallS) * 100,
+        core0Pct: (t.core0 / t.wallS) * 100,
+        errors: t.errors,
+        warnings: warnings[i],
+      };
+    }) as [MeshSample, MeshSample];
+  } finally {
+    for (let i = 0; i < running.length; i++) {
+      await stopMesh(running[i], warnings[i]);
+      for (const warning of warnings[i]) console.error(`  ! ${scenario.name}/${systems[i]}: ${warning}`);
+    }
+  }
+}
+
 // ---- open-loop latency ----
 
 const r3 = (n: number): number => Math.round(n * 1000) / 1000;

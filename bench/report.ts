@@ -55,16 +55,17 @@ export const MESH_SCENARIO = 'mesh-hop';
  * (route scenarios only against bare-dispatch, the peers have no routing); route scenarios add
  * CPU-per-request ratios, and routes-10000 compares Lockgate's CPU per request with routes-10.
  */
-export function computeRatios(name: string, results: SystemResult[], routes10Lockgate?: SystemResult, pairedRoutesCpu?: number | null, smallGetLockgate?: SystemResult): Record<string, number | null> {
+export function computeRatios(name: string, results: SystemResult[], routes10Lockgate?: SystemResult, pairedRoutesCpu?: number | null, smallGetLockgate?: SystemResult, pairedMeshRps?: number | null): Record<string, number | null> {
   const by = (system: string): SystemResult | undefined => results.find((r) => r.system === system);
   const lockgate = by('lockgate');
   const bare = by('bare-dispatch');
   const ratios: Record<string, number | null> = { 'lockgate/bare-dispatch': ratio(lockgate?.rps, bare?.rps) };
   if (name === MESH_SCENARIO) {
     // Targets (issue 4): lockgate/bare-mesh ≥ 0.8, rss ≤ 1.25 (RSS is per process: the larger hop's); nginx has none.
+    // req/s: preferred the median of per-round ratios of the paired measurement (measureMeshPair), as for routes.
     const mesh = by('bare-mesh');
     return {
-      'lockgate/bare-mesh': ratio(lockgate?.rps, mesh?.rps),
+      'lockgate/bare-mesh': pairedMeshRps ?? ratio(lockgate?.rps, mesh?.rps),
       'lockgate/nginx': ratio(lockgate?.rps, by('nginx')?.rps),
       'rss:lockgate/bare-mesh': ratio(lockgate?.rss_mb, mesh?.rss_mb),
       'cpu:lockgate/bare-mesh': ratio(lockgate?.cpu_us_per_req, mesh?.cpu_us_per_req),
@@ -104,11 +105,11 @@ export function pairedRatio(a: number[], b: number[]): number | null {
 }
 
 /** Assembles the report; `results` maps scenario name to its systems' median-round results, in run order. */
-export function buildReport(results: Map<string, SystemResult[]>, meta: { date: string; node: string; cpus: number }, pairedRoutesCpu?: number | null, openLoop?: OpenLoopReport): Report {
+export function buildReport(results: Map<string, SystemResult[]>, meta: { date: string; node: string; cpus: number }, pairedRoutesCpu?: number | null, openLoop?: OpenLoopReport, pairedMeshRps?: number | null): Report {
   const routes10 = results.get('routes-10')?.find((r) => r.system === 'lockgate');
   const smallGet = results.get('small-get')?.find((r) => r.system === 'lockgate');
   const scenarios = [...results].map(([name, list]): ScenarioReport => {
-    const ratios = computeRatios(name, list, routes10, pairedRoutesCpu, smallGet);
+    const ratios = computeRatios(name, list, routes10, pairedRoutesCpu, smallGet, pairedMeshRps);
     if (name !== MESH_SCENARIO || openLoop === undefined) return { name, results: list, ratios };
     return { name, results: list, ratios: { ...ratios, ...openLoopRatios(openLoop) }, openLoop };
   });

@@ -10,7 +10,7 @@ import { measurePair, measureUnit, writeRequestsFile } from './measure-unit.ts';
 import type { Sample } from './measure-unit.ts';
 import { createMeshCerts } from './mesh-certs.ts';
 import type { MeshCerts } from './mesh-certs.ts';
-import { MESH_OVERHEAD_S, measureMeshUnit, measureOpenLoop, meshUnavailable } from './mesh-hop.ts';
+import { MESH_OVERHEAD_S, measureMeshPair, measureMeshUnit, measureOpenLoop, meshUnavailable } from './mesh-hop.ts';
 import type { MeshSample } from './mesh-hop.ts';
 import { FIXED_RATE, H2LOAD_BIN, OPEN_LOOP_CONNECTIONS, h2loadMissing, killOpenLoop } from './open-loop.ts';
 import type { OpenLoopEntry, OpenLoopReport } from './open-loop.ts';
@@ -153,12 +153,31 @@ const record = (scenario: Scenario, system: SystemName, sample: Sample, label: s
 const PAIR_A = 'routes-10/lockgate';
 const PAIR_B = 'routes-10000/lockgate';
 const pairUnit = (key: string): Unit | undefined => units.find((u) => `${u.scenario.name}/${u.system}` === key);
+// Lockgate's two hops and bare-mesh's are measured as a pair too (measureMeshPair): the mesh-hop target is their ratio.
+const MESH_PAIR = ['lockgate', 'bare-mesh'] as const;
+const meshPairKeys = MESH_PAIR.map((y) => `${MESH_SCENARIO}/${y}`);
+const meshPaired = new Set<number>();
 for (let round = 1; round <= rounds; round++) {
   for (const unit of units) {
     const { scenario, system } = unit;
     const key = `${scenario.name}/${system}`;
     if (failed.has(key)) continue;
     if (isMesh(unit) && round > meshRounds) continue;
+    if (meshPairKeys.includes(key) && certs !== null && meshPairKeys.every((k) => pairUnit(k) !== undefined && !failed.has(k))) {
+      if (meshPaired.has(round)) continue;
+      meshPaired.add(round);
+      const unitStarted = Date.now();
+      try {
+        const pair = await measureMeshPair([...MESH_PAIR], scenario, ctx, certs, files.get(scenario.name) ?? '', {
+          warmupS: warmupFor('lockgate'), durationS, loadCpu: LOAD_CPU, bursts: durationS,
+        });
+        pair.forEach((sample, i) => record(scenario, MESH_PAIR[i], sample, `round ${round}/${meshRounds} ${meshPairKeys[i]} (paired)`, unitStarted));
+      } catch (error) {
+        for (const k of meshPairKeys) failed.add(k);
+        console.error(`round ${round}/${meshRounds} ${meshPairKeys.join(' + ')}: FAILED, dropped from later rounds: ${(error as Error).message}`);
+      }
+      continue;
+    }
     const a = pairUnit(PAIR_A);
     const b = pairUnit(PAIR_B);
     if (a !== undefined && b !== undefined && (key === PAIR_A || key === PAIR_B)) {
@@ -254,7 +273,10 @@ for (const scenario of scenarios) {
 // Per-round CPU of the two route runs (a unit dropped after a failure leaves its list short: pair by round).
 const routeCpu = (name: string): number[] => (samples.get(name)?.get('lockgate') ?? []).map((x) => x.cpuUsPerReq);
 const pairedRoutesCpu = failed.has('routes-10/lockgate') || failed.has('routes-10000/lockgate') ? null : pairedRatio(routeCpu('routes-10000'), routeCpu('routes-10'));
-const report = buildReport(results, { date: new Date().toISOString(), node: process.version, cpus: availableParallelism() }, pairedRoutesCpu, openLoop);
+// Per-round req/s of the paired mesh-hop measurement (Lockgate and bare-mesh in alternating bursts).
+const meshRps = (system: string): number[] => (samples.get(MESH_SCENARIO)?.get(system as SystemName) ?? []).map((x) => x.rps);
+const pairedMeshRps = meshPairKeys.some((k) => failed.has(k)) || meshPaired.size === 0 ? null : pairedRatio(meshRps('lockgate'), meshRps('bare-mesh'));
+const report = buildReport(results, { date: new Date().toISOString(), node: process.version, cpus: availableParallelism() }, pairedRoutesCpu, openLoop, pairedMeshRps);
 // apply-to-served runs 21 processes for ~4.5 minutes, so it is its own command (npm run bench:apply); its last result
 // is carried into latest.json with the time it was measured.
 const applyFile = join(ROOT, 'bench', 'results', 'apply-to-served.json');

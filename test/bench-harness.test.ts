@@ -199,6 +199,13 @@ test('--only takes scenario and system names in any mix', () => {
   assert.deepEqual(picked.map((s) => [s.name, s.systems]), [['small-get', ['nginx']], ['large-response', ['nginx']], ['post-16k', ['nginx']], ['mesh-hop', ['nginx']]]);
 });
 
+test('mesh-hop: lockgate/bare-mesh is the paired ratio when there is one, else the ratio of the median rounds', () => {
+  const list = [result('lockgate', 3000, 300), result('bare-mesh', 4000, 200)];
+  assert.equal(computeRatios('mesh-hop', list)['lockgate/bare-mesh'], 0.75);
+  assert.equal(computeRatios('mesh-hop', list, undefined, undefined, undefined, 0.93)['lockgate/bare-mesh'], 0.93);
+  assert.equal(computeRatios('mesh-hop', list, undefined, undefined, undefined, null)['lockgate/bare-mesh'], 0.75);
+});
+
 test('pairedRatio is the median of per-round ratios, so drift between rounds cancels', () => {
   // Round 2 ran on a machine twice as slow for both systems: a ratio of medians would say 1.5, the pairs say 1.1.
   assert.equal(pairedRatio([11, 22, 11.5], [10, 20, 10]), 1.1);
