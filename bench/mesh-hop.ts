@@ -427,65 +427,99 @@ export async function measureMeshPair(
 
 const r3 = (n: number): number => Math.round(n * 1000) / 1000;
 
+/** Rounds of open-loop runs per system and rate (median of each figure over them). */
+export const OPEN_LOOP_ROUNDS = 3;
+
 /**
- * For each system (bare-mesh, then Lockgate): start it, warm it up with wrk, then at 1,000 req/s and at half
- * its closed-loop maximum, run h2load straight at the app (direct) and then through the two hops; direct
- * right before each system run pairs the two in time, so machine drift between them stays small.
+ * Every system (bare-mesh and Lockgate) started at once and warmed up with wrk; then, for OPEN_LOOP_ROUNDS rounds, at
+ * 1,000 req/s and at half each one's closed-loop maximum, h2load straight at the app (direct) and then through the
+ * two hops, the systems taking turns (A B, then B A, …). Each figure is the median over the rounds, and the added
+ * latency the median of each round's hops-minus-direct: the systems are compared in the same stretches of this VM's
+ * drifting speed, not minutes apart.
  */
 export async function measureOpenLoop(
   systems: Array<{ system: SystemName; maxRps: number }>, scenario: Scenario, ctx: Context, certs: MeshCerts,
-  options: { loadCpu: number; durationS: number; warmupS: number; requestsFile: string },
+  options: { loadCpu: number; durationS: number; warmupS: number; requestsFile: string; rounds?: number },
 ): Promise<OpenLoopReport> {
-  const report: OpenLoopReport = { tool: `h2load --h1 --rps (${H2LOAD_BIN})`, connections: OPEN_LOOP_CONNECTIONS, duration_s: options.durationS, entries: [] };
+  const rounds = options.rounds ?? OPEN_LOOP_ROUNDS;
+  const report: OpenLoopReport = { tool: `h2load --h1 --rps (${H2LOAD_BIN})`, connections: OPEN_LOOP_CONNECTIONS, duration_s: options.durationS, rounds, entries: [] };
   const paths = scenario.requests.map((q) => q.path);
   const at = (port: number, rate: number): Promise<OpenLoopResult> =>
     runOpenLoop({ cpu: options.loadCpu, port, host: MESH_HOST, paths, rate, durationS: options.durationS, dir: ctx.dir });
-  for (const { system, maxRps } of systems) {
-    const rates = [{ label: String(FIXED_RATE), rate: FIXED_RATE }, { label: 'half-max', rate: Math.round(maxRps / 2) }];
-    const failAll = (note: string): void => {
-      for (const { label, rate } of rates) {
-        report.entries.push({ system, rate: label, target_rps: rate, achieved_rps: null, p50_ms: null, p99_ms: null, direct_p50_ms: null, direct_p99_ms: null, added_p50_ms: null, added_p99_ms: null, errors: null, note });
+  const ratesOf = (maxRps: number) => [{ label: String(FIXED_RATE), rate: FIXED_RATE }, { label: 'half-max', rate: Math.round(maxRps / 2) }];
+  interface Series { hops: OpenLoopResult[]; direct: OpenLoopResult[]; problems: Set<string>; failed?: string }
+  const live: Array<{ system: SystemName; maxRps: number; r: MeshRunning; warnings: string[]; series: Map<string, Series> }> = [];
+  try {
+    for (const { system, maxRps } of systems) {
+      try {
+        const r = await startMeshSystem(system, scenario, ctx, certs);
+        live.push({ system, maxRps, r, warnings: [], series: new Map(ratesOf(maxRps).map(({ label }) => [label, { hops: [], direct: [], problems: new Set<string>() }])) });
+      } catch (error) {
+        for (const { label, rate } of ratesOf(maxRps)) report.entries.push(emptyEntry(system, label, rate, `did not start: ${(error as Error).message.split('\n')[0]}`));
       }
-    };
-    let r: MeshRunning;
-    try {
-      r = await startMeshSystem(system, scenario, ctx, certs);
-    } catch (error) {
-      failAll(`did not start: ${(error as Error).message.split('\n')[0]}`);
-      continue;
     }
-    const warnings: string[] = [];
-    try {
-      if (options.warmupS > 0) await runWrk({ cpu: options.loadCpu, port: r.port, requestsFile: options.requestsFile, bodyBytes: 0, durationS: options.warmupS });
-      for (const { label, rate } of rates) {
-        const entry: OpenLoopEntry = { system, rate: label, target_rps: rate, achieved_rps: null, p50_ms: null, p99_ms: null, direct_p50_ms: null, direct_p99_ms: null, added_p50_ms: null, added_p99_ms: null, errors: null };
-        try {
-          const direct = await at(ctx.upstreamPort, rate);
-          const hops = await at(r.port, rate);
-          if (r.crashed()) throw new Error('a hop exited during the measurement');
-          Object.assign(entry, {
-            achieved_rps: Math.round(hops.achievedRps), p50_ms: r3(hops.p50Ms), p99_ms: r3(hops.p99Ms),
-            direct_p50_ms: r3(direct.p50Ms), direct_p99_ms: r3(direct.p99Ms),
-            added_p50_ms: r3(hops.p50Ms - direct.p50Ms), added_p99_ms: r3(hops.p99Ms - direct.p99Ms), errors: hops.errors + direct.errors,
-          });
-          const problems: string[] = [];
-          if (hops.achievedRps < rate * 0.9) problems.push(`fell behind: ${Math.round(hops.achievedRps)} of ${rate} req/s`);
-          // Which statuses (503 from overload protection, 502 from a hop, -1 for a failed stream) the errors were.
-          const statuses = (x: OpenLoopResult): string => Object.entries(x.otherStatuses).map(([code, n]) => `${n}×${code}`).join(', ');
-          if (hops.errors > 0) problems.push(`${hops.errors} errors through the hops${statuses(hops) === '' ? '' : ` (${statuses(hops)})`}`);
-          if (direct.errors > 0) problems.push(`${direct.errors} errors direct${statuses(direct) === '' ? '' : ` (${statuses(direct)})`}`);
-          if (problems.length > 0) entry.note = problems.join('; ');
-          console.log(`open-loop ${system} @ ${rate} req/s (${label}): p50 ${hops.p50Ms.toFixed(3)} ms, p99 ${hops.p99Ms.toFixed(3)} ms; direct p50 ${direct.p50Ms.toFixed(3)}, p99 ${direct.p99Ms.toFixed(3)}${problems.length > 0 ? `; ${problems.join('; ')}` : ''}`);
-        } catch (error) {
-          entry.note = (error as Error).message.split('\n')[0];
-          console.error(`open-loop ${system} @ ${rate} req/s: FAILED: ${(error as Error).message}`);
+    for (const s of live) if (options.warmupS > 0) await runWrk({ cpu: options.loadCpu, port: s.r.port, requestsFile: options.requestsFile, bodyBytes: 0, durationS: options.warmupS });
+    for (let round = 0; round < rounds; round++) {
+      for (const s of round % 2 === 0 ? live : [...live].reverse()) {
+        for (const { label, rate } of ratesOf(s.maxRps)) {
+          const series = s.series.get(label)!;
+          if (series.failed !== undefined) continue;
+          try {
+            const direct = await at(ctx.upstreamPort, rate);
+            const hops = await at(s.r.port, rate);
+            if (s.r.crashed()) throw new Error('a hop exited during the measurement');
+            series.direct.push(direct);
+            series.hops.push(hops);
+            if (hops.achievedRps < rate * 0.9) series.problems.add(`fell behind (${Math.round(hops.achievedRps)} of ${rate} req/s)`);
+            // Which statuses (503 from overload protection, 502 from a hop, -1 for a failed stream) the errors were.
+            const statuses = (x: OpenLoopResult): string => Object.entries(x.otherStatuses).map(([code, n]) => `${n}×${code}`).join(', ');
+            if (hops.errors > 0) series.problems.add(`errors through the hops${statuses(hops) === '' ? '' : ` (${statuses(hops)})`}`);
+            if (direct.errors > 0) series.problems.add(`errors direct${statuses(direct) === '' ? '' : ` (${statuses(direct)})`}`);
+            console.log(`open-loop round ${round + 1}/${rounds} ${s.system} @ ${rate} req/s (${label}): p50 ${hops.p50Ms.toFixed(3)} ms, p99 ${hops.p99Ms.toFixed(3)} ms; direct p50 ${direct.p50Ms.toFixed(3)}, p99 ${direct.p99Ms.toFixed(3)}`);
+          } catch (error) {
+            series.failed = (error as Error).message.split('\n')[0];
+            console.error(`open-loop ${s.system} @ ${rate} req/s: FAILED: ${(error as Error).message}`);
+          }
         }
-        report.entries.push(entry);
       }
-    } finally {
-      await stopMesh(r, warnings);
-      for (const warning of warnings) console.error(`  ! ${scenario.name}/${system} (open loop): ${warning}`);
+    }
+    for (const s of live) {
+      for (const { label, rate } of ratesOf(s.maxRps)) {
+        const series = s.series.get(label)!;
+        if (series.hops.length === 0) {
+          report.entries.push(emptyEntry(s.system, label, rate, series.failed ?? 'not measured'));
+          continue;
+        }
+        const med = (xs: number[]): number => medianOf(xs);
+        const notes = [...series.problems, ...(series.failed !== undefined ? [`a round failed: ${series.failed}`] : [])];
+        report.entries.push({
+          system: s.system, rate: label, target_rps: rate,
+          achieved_rps: Math.round(med(series.hops.map((h) => h.achievedRps))),
+          p50_ms: r3(med(series.hops.map((h) => h.p50Ms))), p99_ms: r3(med(series.hops.map((h) => h.p99Ms))),
+          direct_p50_ms: r3(med(series.direct.map((d) => d.p50Ms))), direct_p99_ms: r3(med(series.direct.map((d) => d.p99Ms))),
+          added_p50_ms: r3(med(series.hops.map((h, i) => h.p50Ms - series.direct[i].p50Ms))),
+          added_p99_ms: r3(med(series.hops.map((h, i) => h.p99Ms - series.direct[i].p99Ms))),
+          errors: series.hops.reduce((n, h) => n + h.errors, 0) + series.direct.reduce((n, d) => n + d.errors, 0),
+          ...(notes.length > 0 ? { note: notes.join('; ') } : {}),
+        });
+      }
+    }
+  } finally {
+    for (const s of live) {
+      await stopMesh(s.r, s.warnings);
+      for (const warning of s.warnings) console.error(`  ! ${scenario.name}/${s.system} (open loop): ${warning}`);
     }
   }
   return report;
+}
+
+function emptyEntry(system: string, rate: string, target: number, note: string): OpenLoopEntry {
+  return { system, rate, target_rps: target, achieved_rps: null, p50_ms: null, p99_ms: null, direct_p50_ms: null, direct_p99_ms: null, added_p50_ms: null, added_p99_ms: null, errors: null, note };
+}
+
+/** The median (the mean of the middle two for an even count). */
+function medianOf(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
 }

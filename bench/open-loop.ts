@@ -174,6 +174,8 @@ export interface OpenLoopReport {
   tool: string;
   connections: number;
   duration_s: number;
+  /** Rounds per system and rate, the systems taking turns; each figure is the median over them. */
+  rounds?: number;
   entries: OpenLoopEntry[];
   /** Set when nothing could be measured (h2load missing, no system measured). */
   note?: string;

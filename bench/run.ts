@@ -10,7 +10,7 @@ import { measurePair, measureUnit, writeRequestsFile } from './measure-unit.ts';
 import type { Sample } from './measure-unit.ts';
 import { createMeshCerts } from './mesh-certs.ts';
 import type { MeshCerts } from './mesh-certs.ts';
-import { MESH_OVERHEAD_S, measureMeshPair, measureMeshUnit, measureOpenLoop, meshUnavailable } from './mesh-hop.ts';
+import { MESH_OVERHEAD_S, OPEN_LOOP_ROUNDS, measureMeshPair, measureMeshUnit, measureOpenLoop, meshUnavailable } from './mesh-hop.ts';
 import type { MeshSample } from './mesh-hop.ts';
 import { FIXED_RATE, H2LOAD_BIN, OPEN_LOOP_CONNECTIONS, h2loadMissing, killOpenLoop } from './open-loop.ts';
 import type { OpenLoopEntry, OpenLoopReport } from './open-loop.ts';
@@ -93,7 +93,7 @@ const warmupFor = (system: SystemName): number => (NATIVE.includes(system) ? Mat
 const unitS = (u: Unit): number => warmupFor(u.system) + durationS + ((isMesh(u) ? MESH_OVERHEAD_S : OVERHEAD_S)[u.system] ?? NODE_OVERHEAD_S);
 // Open loop, per Node two-hop system: start, warm-up, then direct + system (each 1 s h2load warm-up + the duration) at two rates.
 const openLoopSystems = units.filter((u) => isMesh(u) && (u.system === 'bare-mesh' || u.system === 'lockgate'));
-const openLoopS = openLoopSystems.reduce((sum, u) => sum + (MESH_OVERHEAD_S[u.system] ?? 2) + warmupS + 4 * (durationS + 1.5), 0);
+const openLoopS = openLoopSystems.reduce((sum, u) => sum + (MESH_OVERHEAD_S[u.system] ?? 2) + warmupS + OPEN_LOOP_ROUNDS * 4 * (durationS + 1.5), 0);
 const plannedS = units.reduce((sum, u) => sum + (isMesh(u) ? meshRounds : rounds) * unitS(u), 0) + openLoopS;
 const meshNote = units.some(isMesh) ? `; mesh-hop ${meshRounds} rounds + open-loop latency` : '';
 console.log(`plan: ${units.length} system×scenario pairs × ${rounds} rounds${meshNote}, ${warmupS}s warm-up (1s for nginx/direct) + ${durationS}s measured each ≈ ${(plannedS / 60).toFixed(1)} min`);
