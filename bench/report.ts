@@ -104,6 +104,20 @@ export function pairedRatio(a: number[], b: number[]): number | null {
   return Math.round(mid * 1000) / 1000;
 }
 
+/**
+ * The round whose a[i] / b[i] is the median of the per-round ratios (the lower middle for an even count), or
+ * undefined when no round has both. A paired measurement reports this round for both sides, so the table's two
+ * rows belong to the same stretch of the machine's speed (two independent median rounds would not) and give the
+ * paired ratio.
+ */
+export function medianPairRound(a: number[], b: number[]): number | undefined {
+  const rounds: Array<{ i: number; r: number }> = [];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] > 0 && b[i] > 0) rounds.push({ i, r: a[i] / b[i] });
+  if (rounds.length === 0) return undefined;
+  rounds.sort((x, y) => x.r - y.r);
+  return rounds[Math.floor((rounds.length - 1) / 2)].i;
+}
+
 /** Assembles the report; `results` maps scenario name to its systems' median-round results, in run order. */
 export function buildReport(results: Map<string, SystemResult[]>, meta: { date: string; node: string; cpus: number }, pairedRoutesCpu?: number | null, openLoop?: OpenLoopReport, pairedMeshRps?: number | null): Report {
   const routes10 = results.get('routes-10')?.find((r) => r.system === 'lockgate');

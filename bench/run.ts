@@ -17,7 +17,7 @@ import type { OpenLoopEntry, OpenLoopReport } from './open-loop.ts';
 import { freePort, httpGet, waitUntil } from './net.ts';
 import { startNginx, upstreamConfig, writeUpstreamFiles } from './nginx.ts';
 import { killAllPinned } from './pinned-process.ts';
-import { MESH_SCENARIO, buildReport, medianRound, pairedRatio, readmeSection, replaceReadmeSection, terminalTable } from './report.ts';
+import { MESH_SCENARIO, buildReport, medianPairRound, medianRound, pairedRatio, readmeSection, replaceReadmeSection, terminalTable } from './report.ts';
 import type { SystemResult } from './report.ts';
 import { buildScenarios, parseOnly, selectScenarios } from './scenarios.ts';
 import type { Scenario, SystemName } from './scenarios.ts';
@@ -248,12 +248,25 @@ const upstreamStop = await upstream.stop();
 if (!upstreamStop.clean) console.error('upstream nginx did not exit cleanly');
 
 const round2 = (n: number, d: number): number => Math.round(n * 10 ** d) / 10 ** d;
+// Paired measurements report one round for both sides: the one with the median per-round ratio (medianPairRound).
+const seriesOf = (scenario: string, system: string): Sample[] => samples.get(scenario)?.get(system as SystemName) ?? [];
+const pairedRound = new Map<string, number>();
+for (const [a, b, metric] of [
+  [PAIR_B, PAIR_A, (x: Sample) => x.cpuUsPerReq],
+  [meshPairKeys[0], meshPairKeys[1], (x: Sample) => x.rps],
+] as const) {
+  const [sa, ya] = a.split('/');
+  const [sb, yb] = b.split('/');
+  const i = medianPairRound(seriesOf(sa, ya).map(metric), seriesOf(sb, yb).map(metric));
+  if (i !== undefined && seriesOf(sa, ya).length === seriesOf(sb, yb).length) for (const k of [a, b]) pairedRound.set(k, i);
+}
 const results = new Map<string, SystemResult[]>();
 const rows: Parameters<typeof terminalTable>[0] = [];
 for (const scenario of scenarios) {
   const list: SystemResult[] = [];
   for (const system of scenario.systems) {
-    const median = medianRound(samples.get(scenario.name)?.get(system) ?? []);
+    const paired = pairedRound.get(`${scenario.name}/${system}`);
+    const median = paired !== undefined ? seriesOf(scenario.name, system)[paired] : medianRound(samples.get(scenario.name)?.get(system) ?? []);
     if (median === undefined) {
       const note = notes.get(`${scenario.name}/${system}`);
       if (note !== undefined) list.push({ system, rps: null, p50_ms: null, p99_ms: null, cpu_us_per_req: null, rss_mb: null, anon_mb: null, note });

@@ -6,7 +6,7 @@ import { ANY_HOST, catchAllApi, generateRoutes, lockgateYaml, requestsFileText }
 import type { BenchApi } from '../bench/config.ts';
 import { coreBusy, cpuUsPerRequest, parseCoreTicks, parseKbField, parseStat } from '../bench/measure.ts';
 import { proxyConfig, upstreamConfig } from '../bench/nginx.ts';
-import { computeRatios, medianRound, pairedRatio, replaceReadmeSection } from '../bench/report.ts';
+import { computeRatios, medianPairRound, medianRound, pairedRatio, replaceReadmeSection } from '../bench/report.ts';
 import type { SystemResult } from '../bench/report.ts';
 import { buildScenarios, parseOnly, selectScenarios } from '../bench/scenarios.ts';
 import { parseWrkOutput, wrkArgs } from '../bench/wrk.ts';
@@ -204,6 +204,18 @@ test('mesh-hop: lockgate/bare-mesh is the paired ratio when there is one, else t
   assert.equal(computeRatios('mesh-hop', list)['lockgate/bare-mesh'], 0.75);
   assert.equal(computeRatios('mesh-hop', list, undefined, undefined, undefined, 0.93)['lockgate/bare-mesh'], 0.93);
   assert.equal(computeRatios('mesh-hop', list, undefined, undefined, undefined, null)['lockgate/bare-mesh'], 0.75);
+});
+
+test('medianPairRound: the round with the median per-round ratio, whose two rows then give the paired ratio', () => {
+  // Per-round ratios 1.022, 0.935, 1.145: the median is round 0's (the independent median rounds would be 2 and 2).
+  const a = [52.1, 40.6, 51.2];
+  const b = [51.0, 43.4, 44.7];
+  const i = medianPairRound(a, b)!;
+  assert.equal(i, 0);
+  assert.equal(Math.round((a[i] / b[i]) * 1000) / 1000, pairedRatio(a, b));
+  assert.equal(medianPairRound([2, 1], [1, 1]), 1, 'even count: the lower middle');
+  assert.equal(medianPairRound([], [1]), undefined);
+  assert.equal(medianPairRound([0, 3], [1, 0]), undefined);
 });
 
 test('pairedRatio is the median of per-round ratios, so drift between rounds cancels', () => {
