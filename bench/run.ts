@@ -152,6 +152,11 @@ const record = (scenario: Scenario, system: SystemName, sample: Sample, label: s
 };
 const PAIR_A = 'routes-10/lockgate';
 const PAIR_B = 'routes-10000/lockgate';
+/**
+ * Lockgate in two scenarios whose ratio is a target (routes-10000/routes-10 CPU, policy-chain/small-get req/s): each
+ * pair is measured side by side in alternating bursts (measurePair), at the first one's turn.
+ */
+const LOCKGATE_PAIRS: ReadonlyArray<readonly [string, string]> = [[PAIR_A, PAIR_B], ['small-get/lockgate', 'policy-chain/lockgate']];
 const pairUnit = (key: string): Unit | undefined => units.find((u) => `${u.scenario.name}/${u.system}` === key);
 // Lockgate's two hops and bare-mesh's are measured as a pair too (measureMeshPair): the mesh-hop target is their ratio.
 const MESH_PAIR = ['lockgate', 'bare-mesh'] as const;
@@ -178,11 +183,12 @@ for (let round = 1; round <= rounds; round++) {
       }
       continue;
     }
-    const a = pairUnit(PAIR_A);
-    const b = pairUnit(PAIR_B);
-    if (a !== undefined && b !== undefined && (key === PAIR_A || key === PAIR_B)) {
-      // The two Lockgate route runs are one paired measurement (measurePair): alternating bursts.
-      if (key === PAIR_B) continue;
+    // Two Lockgate scenarios whose ratio is a target are one paired measurement (measurePair): alternating bursts.
+    const pair = LOCKGATE_PAIRS.find((p) => p.includes(key));
+    const a = pair && pairUnit(pair[0]);
+    const b = pair && pairUnit(pair[1]);
+    if (pair !== undefined && a !== undefined && b !== undefined && !failed.has(pair[0]) && !failed.has(pair[1])) {
+      if (key === pair[1]) continue; // measured at the first one's turn
       const unitStarted = Date.now();
       try {
         const [sa, sb] = await measurePair(
@@ -190,12 +196,12 @@ for (let round = 1; round <= rounds; round++) {
           { system: 'lockgate', scenario: b.scenario, requestsFile: files.get(b.scenario.name) ?? '' },
           ctx, { warmupS: warmupFor('lockgate'), durationS: PAIR_BURSTS, loadCpu: LOAD_CPU, bursts: PAIR_BURSTS },
         );
-        record(a.scenario, 'lockgate', sa, `round ${round}/${rounds} ${PAIR_A} (paired)`, unitStarted);
-        record(b.scenario, 'lockgate', sb, `round ${round}/${rounds} ${PAIR_B} (paired)`, unitStarted);
+        record(a.scenario, 'lockgate', sa, `round ${round}/${rounds} ${pair[0]} (paired)`, unitStarted);
+        record(b.scenario, 'lockgate', sb, `round ${round}/${rounds} ${pair[1]} (paired)`, unitStarted);
       } catch (error) {
-        failed.add(PAIR_A);
-        failed.add(PAIR_B);
-        console.error(`round ${round}/${rounds} ${PAIR_A} + ${PAIR_B}: FAILED, dropped from later rounds: ${(error as Error).message}`);
+        failed.add(pair[0]);
+        failed.add(pair[1]);
+        console.error(`round ${round}/${rounds} ${pair[0]} + ${pair[1]}: FAILED, dropped from later rounds: ${(error as Error).message}`);
       }
       continue;
     }
@@ -253,6 +259,7 @@ const seriesOf = (scenario: string, system: string): Sample[] => samples.get(sce
 const pairedRound = new Map<string, number>();
 for (const [a, b, metric] of [
   [PAIR_B, PAIR_A, (x: Sample) => x.cpuUsPerReq],
+  ['policy-chain/lockgate', 'small-get/lockgate', (x: Sample) => x.rps],
   [meshPairKeys[0], meshPairKeys[1], (x: Sample) => x.rps],
 ] as const) {
   const [sa, ya] = a.split('/');
