@@ -58,7 +58,9 @@ function launch(system: SystemName, scenario: Scenario, ctx: Context, port: numb
     writeFileSync(config, lockgateYaml({ port, adminPort, upstreamPort: ctx.upstreamPort, accessLogPath, apis: scenario.apis, extraYaml: scenario.lockgate?.extraYaml }));
     const dataDir = scenario.lockgate?.prepareDataDir?.(ctx.dir);
     const extra = dataDir === undefined ? [] : ['--data-dir', dataDir];
-    return new PinnedProcess(ctx.proxyCpu, process.execPath, [LOCKGATE_BIN, 'gateway', '-c', config, '--workers', '1', ...extra], log);
+    // LOCKGATE_BENCH_PROFILE_DIR: CPU-profile every Lockgate process (each thread writes a .cpuprofile there on exit).
+    const prof = process.env.LOCKGATE_BENCH_PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', join(process.env.LOCKGATE_BENCH_PROFILE_DIR, scenario.name)] : [];
+    return new PinnedProcess(ctx.proxyCpu, process.execPath, [...prof, LOCKGATE_BIN, 'gateway', '-c', config, '--workers', '1', ...extra], log);
   }
   const script = NODE_SCRIPTS[system];
   if (script === undefined) throw new Error(`no launcher for ${system}`);

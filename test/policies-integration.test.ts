@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -15,7 +14,7 @@ import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
-import { startUpstream, type Upstream } from './helpers/upstream.ts';
+import { refusedPort as findRefusedPort, startUpstream, type Upstream } from './helpers/upstream.ts';
 import { GATEWAY } from './helpers/policy-gateway.ts';
 import { createTestPki, opensslMissing, type CertPair, type TestPki } from './helpers/certs.ts';
 import { formatProblems } from '../src/model/load-config.ts';
@@ -63,10 +62,8 @@ before(async () => {
     const t = setTimeout(() => res.end('done'), 800);
     timers.add(t);
   });
-  // A port nothing listens on: connections are refused.
-  const s = http.createServer();
-  refusedPort = await new Promise<number>((r) => s.listen(0, '127.0.0.1', () => r((s.address() as AddressInfo).port)));
-  await new Promise<void>((r) => s.close(() => r()));
+  // A port nothing listens on: connections are refused (from outside the range other tests' servers get ports from).
+  refusedPort = await findRefusedPort();
 });
 
 after(async () => {

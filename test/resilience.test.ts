@@ -2,10 +2,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type http from 'node:http';
-import net from 'node:net';
 import { request } from 'undici';
 import { startGateway, type GatewayProcess } from './helpers/gateway-process.ts';
-import { startUpstream, type Upstream } from './helpers/upstream.ts';
+import { refusedPort, startUpstream, type Upstream } from './helpers/upstream.ts';
 import { runLoad, countOf } from './helpers/load.ts';
 
 function gatewayDoc(extra = ''): string {
@@ -50,14 +49,8 @@ async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Pr
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** A port nothing listens on (bound once, then closed). */
-async function deadPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+/** A port nothing listens on (outside the range other tests' servers get ports from). */
+const deadPort = refusedPort;
 
 let h1Healthy = true;
 let cbFailing = true;

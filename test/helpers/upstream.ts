@@ -50,3 +50,28 @@ export async function startUpstream(handler: UpstreamHandler = defaultHandler): 
       }),
   };
 }
+
+/**
+ * A port nothing listens on, for tests that need a refused connection. Taken from below the kernel's ephemeral
+ * range, which is where every `listen(0)` of the tests running alongside gets its port: a port freed from that
+ * range can be handed to another test's server a moment later (and then the connection is not refused).
+ */
+export async function refusedPort(): Promise<number> {
+  let low = 32768;
+  try {
+    low = Number((await import('node:fs')).readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+  } catch {
+    // not Linux: the common default
+  }
+  const floor = Math.min(10_000, low - 1000);
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = floor + Math.floor(Math.random() * (low - floor));
+    const free = await new Promise<boolean>((resolve) => {
+      const s = http.createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error('no free port below the ephemeral range');
+}
