@@ -168,7 +168,7 @@ export function markdownTable(report: Report): string {
   }
   const ratioLines = report.scenarios
     .map((s) => `- ${s.name}: ${Object.entries(s.ratios).map(([k, v]) => `${k} ${v === null ? 'n/a' : fmt(v, 2)}`).join(', ')}`);
-  return `${lines.join('\n')}\n\nRatios (req/s unless prefixed \`cpu:\`, which compares CPU µs per request, \`rss:\` peak RSS, \`latency-pNN@rate:\` open-loop added latency; \`cpu:routes-10000/routes-10\` is the median of per-round ratios of back-to-back runs):\n\n${ratioLines.join('\n')}\n${extrasSection(report)}`;
+  return `${lines.join('\n')}\n\nRatios (req/s unless prefixed \`cpu:\`, which compares CPU µs per request, \`rss:\` peak RSS, \`latency-pNN@rate:\` open-loop added latency; \`cpu:routes-10000/routes-10\`, \`policy-chain/small-get\` and mesh-hop's \`lockgate/bare-mesh\` are medians of per-round ratios of paired runs):\n\n${ratioLines.join('\n')}\n${extrasSection(report)}`;
 }
 
 /** Fixed-width table for the terminal, with the extra columns that say whether the proxy was the bottleneck. */

@@ -329,7 +329,7 @@ const readmePath = join(ROOT, 'README.md');
 if (full && existsSync(readmePath)) {
   const busy = busyBefore.some((b) => b > 0.2) ? ' Other load was on the machine when this run started, so these numbers are low and noisy.' : '';
   const meshRoundsText = units.some(isMesh) && meshRounds !== rounds ? ` (${meshRounds} for mesh-hop)` : '';
-  const setup = `wrk -t1 -c50 on CPU ${LOAD_CPU} with the upstream nginx, the proxy alone on CPU ${PROXY_CPU} (both hops of mesh-hop); ${warmupS}s warm-up, ${durationS}s measured, median of ${rounds} interleaved rounds${meshRoundsText}.${busy}`;
+  const setup = `wrk -t1 -c50 on CPU ${LOAD_CPU} with the upstream nginx, the proxy alone on CPU ${PROXY_CPU} (both hops of mesh-hop); ${warmupS}s warm-up, ${durationS}s measured, median of ${rounds} interleaved rounds${meshRoundsText}; the pairs routes-10/routes-10000, small-get/policy-chain (Lockgate) and mesh-hop's Lockgate/bare-mesh run side by side in alternating 1 s bursts, each pair's rows from its round with the median ratio.${busy}`;
   const updated = replaceReadmeSection(readFileSync(readmePath, 'utf8'), readmeSection(report, setup));
   if (updated === null) console.log('README.md has no bench markers; not updated');
   else {
