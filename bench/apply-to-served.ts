@@ -21,6 +21,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import { createInterface } from 'node:readline';
 import { Agent, request } from 'undici';
 import { checkServerSpiffeId } from '../src/ca/peer-identity.ts';
 import { applyConfig, probePolicyYaml, PROBE_HEADER } from './apply-config.ts';
@@ -97,15 +98,9 @@ function start(args: string[], log: string, nodeFlags: string[] = []): Child {
   proc.once('exit', () => children.delete(proc));
   const lines: string[] = [];
   const listening = new Promise<Record<string, unknown>>((ok, fail) => {
-    let buf = '';
-    proc.stdout!.setEncoding('utf8').on('data', (c: string) => {
-      buf += c;
-      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        lines.push(line);
-        if (line.startsWith('{"event":"listening"')) ok(JSON.parse(line) as Record<string, unknown>);
-      }
+    createInterface({ input: proc.stdout!, crlfDelay: Infinity }).on('line', (line) => {
+      lines.push(line);
+      if (line.startsWith('{"event":"listening"')) ok(JSON.parse(line) as Record<string, unknown>);
     });
     proc.once('exit', (code, signal) => fail(new Error(`${args[0]} exited (${code ?? signal}) before listening; see ${log}:\n${tail(log)}`)));
   });

@@ -2,7 +2,7 @@
 import { existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requestsFileText } from './config.ts';
-import { coreBusy, cpuUsPerRequest, readCores, readCpu, readMemory, ticksPerSecond } from './measure.ts';
+import { coreBusy, cpuUsPerRequest, median, readCores, readCpu, readMemory, ticksPerSecond } from './measure.ts';
 import { portIsFree } from './net.ts';
 import type { Scenario, SystemName } from './scenarios.ts';
 import { startSystem } from './systems.ts';
@@ -127,7 +127,6 @@ export async function measurePair(
       }
     }
     const ticks = ticksPerSecond();
-    const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor((xs.length - 1) / 2)];
     return totals.map((t, i) => {
       if (running[i].crashed()) throw new Error(`${sides[i].system} exited during the measurement`);
       if (t.errors > 0) warnings[i].push(`${t.errors} failed requests`);

@@ -66,6 +66,11 @@ export function cpuUsPerRequest(before: CpuTicks, after: CpuTicks, requests: num
 
 let cachedTicks = 0;
 /** USER_HZ; 100 on every Linux the benchmark targets, asked once from getconf in case it is not. */
+/** The median of a series: the lower middle for an even count (so it is always one measured value). */
+export function median(xs: readonly number[]): number {
+  return [...xs].sort((x, y) => x - y)[Math.floor((xs.length - 1) / 2)];
+}
+
 export function ticksPerSecond(): number {
   if (cachedTicks === 0) {
     try {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { SNAPSHOT_SCHEMA } from '../src/model/snapshot.ts';
 import type { Snapshot } from '../src/model/snapshot.ts';
-import { coreBusy, readCores, readCpu, readMemory, ticksPerSecond } from './measure.ts';
+import { coreBusy, median, readCores, readCpu, readMemory, ticksPerSecond } from './measure.ts';
 import type { CpuTicks } from './measure.ts';
 import type { Sample, UnitOptions } from './measure-unit.ts';
 import { MESH_NAMESPACE, TRUST_DOMAIN } from './mesh-certs.ts';
@@ -395,7 +395,6 @@ export async function measureMeshPair(
         t.core0 += (coreBusy(coresBefore, readCores())[options.loadCpu] ?? 0) * wallS;
       }
     }
-    const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor((xs.length - 1) / 2)];
     return totals.map((t, i) => {
       if (running[i].crashed()) throw new Error(`${systems[i]}: a hop exited during the measurement`);
       if (t.errors > 0) warnings[i].push(`${t.errors} failed requests`);
@@ -490,15 +489,14 @@ export async function measureOpenLoop(
           report.entries.push(emptyEntry(s.system, label, rate, series.failed ?? 'not measured'));
           continue;
         }
-        const med = (xs: number[]): number => medianOf(xs);
         const notes = [...series.problems, ...(series.failed !== undefined ? [`a round failed: ${series.failed}`] : [])];
         report.entries.push({
           system: s.system, rate: label, target_rps: rate,
-          achieved_rps: Math.round(med(series.hops.map((h) => h.achievedRps))),
-          p50_ms: r3(med(series.hops.map((h) => h.p50Ms))), p99_ms: r3(med(series.hops.map((h) => h.p99Ms))),
-          direct_p50_ms: r3(med(series.direct.map((d) => d.p50Ms))), direct_p99_ms: r3(med(series.direct.map((d) => d.p99Ms))),
-          added_p50_ms: r3(med(series.hops.map((h, i) => h.p50Ms - series.direct[i].p50Ms))),
-          added_p99_ms: r3(med(series.hops.map((h, i) => h.p99Ms - series.direct[i].p99Ms))),
+          achieved_rps: Math.round(median(series.hops.map((h) => h.achievedRps))),
+          p50_ms: r3(median(series.hops.map((h) => h.p50Ms))), p99_ms: r3(median(series.hops.map((h) => h.p99Ms))),
+          direct_p50_ms: r3(median(series.direct.map((d) => d.p50Ms))), direct_p99_ms: r3(median(series.direct.map((d) => d.p99Ms))),
+          added_p50_ms: r3(median(series.hops.map((h, i) => h.p50Ms - series.direct[i].p50Ms))),
+          added_p99_ms: r3(median(series.hops.map((h, i) => h.p99Ms - series.direct[i].p99Ms))),
           errors: series.hops.reduce((n, h) => n + h.errors, 0) + series.direct.reduce((n, d) => n + d.errors, 0),
           ...(notes.length > 0 ? { note: notes.join('; ') } : {}),
         });
@@ -515,11 +513,4 @@ export async function measureOpenLoop(
 
 function emptyEntry(system: string, rate: string, target: number, note: string): OpenLoopEntry {
   return { system, rate, target_rps: target, achieved_rps: null, p50_ms: null, p99_ms: null, direct_p50_ms: null, direct_p99_ms: null, added_p50_ms: null, added_p99_ms: null, errors: null, note };
-}
-
-/** The median (the mean of the middle two for an even count). */
-function medianOf(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
 }

@@ -206,6 +206,13 @@ test('mesh-hop: lockgate/bare-mesh is the paired ratio when there is one, else t
   assert.equal(computeRatios('mesh-hop', list, undefined, undefined, undefined, null)['lockgate/bare-mesh'], 0.75);
 });
 
+test('median is one measured value: the middle, or the lower middle for an even count', async () => {
+  const { median } = await import('../bench/measure.ts');
+  assert.equal(median([3, 1, 2]), 2);
+  assert.equal(median([4, 1, 3, 2]), 2);
+  assert.equal(median([5]), 5);
+});
+
 test('medianPairRound: the round with the median per-round ratio, whose two rows then give the paired ratio', () => {
   // Per-round ratios 1.022, 0.935, 1.145: the median is round 0's (the independent median rounds would be 2 and 2).
   const a = [52.1, 40.6, 51.2];

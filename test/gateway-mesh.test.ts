@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
 import { Agent, request } from 'undici';
 import { ControlPlane } from '../src/app/control-plane.ts';
 import { SqliteConfigStore } from '../src/store/sqlite-config-store.ts';
@@ -109,16 +110,10 @@ async function startGateway(args: string[], joined = true): Promise<GatewayChild
   proc.stderr!.setEncoding('utf8').on('data', (c: string) => stderr.push(c));
   const started = await new Promise<{ ports: Record<string, number>; admin: number; spiffeId: string }>((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`the gateway did not start in time; stderr:\n${stderr.join('')}`)), 30_000);
-    let buf = '';
-    proc.stdout!.setEncoding('utf8').on('data', (c: string) => {
-      buf += c;
-      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        if (line.startsWith('{"event":"listening"')) {
-          clearTimeout(timer);
-          ok(JSON.parse(line));
-        }
+    createInterface({ input: proc.stdout!, crlfDelay: Infinity }).on('line', (line) => {
+      if (line.startsWith('{"event":"listening"')) {
+        clearTimeout(timer);
+        ok(JSON.parse(line));
       }
     });
     proc.once('exit', (code) => {

@@ -66,7 +66,7 @@ type SnapshotJson = string | (() => string) | undefined;
 const SAVE_INTERVAL_MS = 1000;
 
 /** The same snapshot (a reconnect sends the current one again: it is ACKed, not applied twice). */
-export function sameSnapshot(a: Snapshot, b: Snapshot): boolean {
+function sameSnapshot(a: Snapshot, b: Snapshot): boolean {
   if (a === b) return true;
   if (a.version !== b.version || a.endpointsVersion !== b.endpointsVersion || a.schema !== b.schema || a.config !== b.config) return false;
   return JSON.stringify([a.node, a.endpoints, a.trustBundle]) === JSON.stringify([b.node, b.endpoints, b.trustBundle]);

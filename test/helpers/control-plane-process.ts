@@ -2,6 +2,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 
 export const BIN = path.resolve(import.meta.dirname, '../../bin/lockgate.mjs');
 /** The environment without LOCKGATE_* variables, so a developer's settings never leak into a test. */
@@ -36,17 +37,11 @@ export async function startControlPlaneProcess(dataDir: string, o: ProcessOption
   proc.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`control plane did not start in time; stderr:\n${stderr}`)), o.startTimeoutMs);
-    let buf = '';
-    proc.stdout!.setEncoding('utf8').on('data', (c: string) => {
-      buf += c;
-      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        lines.push(line);
-        if (line.startsWith('{"event":"listening"')) {
-          clearTimeout(timer);
-          resolve(JSON.parse(line).url);
-        }
+    createInterface({ input: proc.stdout!, crlfDelay: Infinity }).on('line', (line) => {
+      lines.push(line);
+      if (line.startsWith('{"event":"listening"')) {
+        clearTimeout(timer);
+        resolve(JSON.parse(line).url);
       }
     });
     proc.once('exit', (code) => {

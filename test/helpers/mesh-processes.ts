@@ -7,6 +7,7 @@ import { connect as h2connect } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { Pool, request } from 'undici';
 
 export const BIN = path.resolve(import.meta.dirname, '../../bin/lockgate.mjs');
@@ -67,17 +68,10 @@ export class MeshWorld {
     const stderr: string[] = [];
     const events: Array<Record<string, unknown>> = [];
     const lines = (stream: NodeJS.ReadableStream, sink: string[], onLine: (l: string) => void): void => {
-      let buf = '';
-      stream.setEncoding('utf8');
-      stream.on('data', (c: string) => {
-        buf += c;
-        for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-          const line = buf.slice(0, i);
-          buf = buf.slice(i + 1);
-          sink.push(line);
-          if (sink.length > 5000) sink.splice(0, 1000);
-          onLine(line);
-        }
+      createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => {
+        sink.push(line);
+        if (sink.length > 5000) sink.splice(0, 1000);
+        onLine(line);
       });
     };
     const child: Child = {
