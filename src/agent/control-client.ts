@@ -99,8 +99,6 @@ export class ControlClient {
   #toSave: { snapshot: Snapshot; key: SnapshotJson } | undefined;
   #saving: Promise<void> = Promise.resolve();
   #lastSaveAt = -Infinity;
-  /** Ends the wait before a pending save (close() writes it at once). */
-  #flushSave: (() => void) | undefined;
   /** Counts bundle changes taken from the stream, so a renewal answer never overwrites a newer bundle. */
   #bundleEpoch = 0;
   #status: ClientStatus = { connected: false, version: undefined, endpointsVersion: undefined, lastError: undefined, certificateNotAfter: undefined };
@@ -212,7 +210,6 @@ export class ControlClient {
     await this.#renewal?.close();
     await Promise.allSettled(this.#loops);
     await this.#applying;
-    this.#flushSave?.();
     await this.#saving;
     this.#session?.destroy();
     this.#session = undefined;
@@ -384,17 +381,7 @@ export class ControlClient {
       await Promise.resolve(); // the caller's ACK goes out first
       while (this.#toSave) {
         const wait = this.#lastSaveAt + SAVE_INTERVAL_MS - performance.now();
-        if (wait > 0 && !this.#ac.signal.aborted) {
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(done, wait);
-            function done(): void {
-              clearTimeout(timer);
-              resolve();
-            }
-            this.#flushSave = done;
-          });
-          this.#flushSave = undefined;
-        }
+        if (wait > 0) await sleep(wait, this.#ac.signal); // close() aborts it: a pending save is written at once
         const { snapshot: s, key: k } = this.#toSave;
         this.#lastSaveAt = performance.now();
         try {
