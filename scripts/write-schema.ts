@@ -32,6 +32,8 @@ function typeText(f: Field): string {
       return `map of ${typeText(f.values)}`;
     case 'any':
       return 'any value';
+    case 'alt':
+      return [f.scalar, f.list, f.map].filter((x) => x !== undefined).map((x) => (x.t === 'obj' ? 'object' : typeText(x))).join(' or ');
     case 'ref':
       return f.name;
     default:

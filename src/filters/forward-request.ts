@@ -1,4 +1,5 @@
 // forward-request: sends the request to the backend (the built-in global backend section).
+import { enforceAccess } from '../proxy/access-gate.ts';
 import type { ServerResponse } from 'node:http';
 import { canForwardDirect, forwardDirect, forwardRequest } from '../proxy/policy-forward.ts';
 import type { PolicyFactory } from '../proxy/policy-pipeline.ts';
@@ -16,6 +17,8 @@ export const forwardRequestPolicy: PolicyFactory = (attrs, env) => {
     path: env.entry.path,
     needsRequestBody: bufferRequestBody,
     run(pc) {
+      // An AccessPolicy check not made yet (an access-check policy in a branch not taken) is made before the backend.
+      if (pc.access !== null) enforceAccess(pc);
       const bits = pc.forward;
       if (bits === null) throw new LockgateError('internal', 'forward-request outside a request');
       if (!failOnErrorStatusCode && canForwardDirect(pc, nested)) return forwardDirect(pc, bits, bits.res as ServerResponse);

@@ -16,6 +16,7 @@ import { setBackendServicePolicy } from './set-backend-service.ts';
 import { setBodyPolicy } from './set-body.ts';
 import { setHeaderPolicy } from './set-header.ts';
 import { setMethodPolicy } from './set-method.ts';
+import { accessCheckPolicy } from './access-check.ts';
 import { setQueryParameterPolicy } from './set-query-parameter.ts';
 import { setStatusPolicy } from './set-status.ts';
 import { setVariablePolicy } from './set-variable.ts';
@@ -49,6 +50,7 @@ export const POLICY_REGISTRY: PolicyRegistry = {
   'set-query-parameter': setQueryParameterPolicy,
   'rewrite-uri': rewriteUriPolicy,
   'set-method': setMethodPolicy,
+  'access-check': accessCheckPolicy,
   'set-status': setStatusPolicy,
   'set-variable': setVariablePolicy,
   'set-body': setBodyPolicy,

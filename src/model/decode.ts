@@ -4,7 +4,7 @@ import { formatDuration, formatSize, parseDuration, parseSize } from '../lib/dur
 import { childPath, report, show } from './doc-context.ts';
 import type { DocContext } from './doc-context.ts';
 import { defaultOf } from './field.ts';
-import type { DictField, Field, ListField, ObjField } from './field.ts';
+import type { AltField, DictField, Field, ListField, ObjField } from './field.ts';
 import { didYouMean } from './suggest.ts';
 import { parseStatusRange } from './value-checks.ts';
 
@@ -47,6 +47,11 @@ export function decode(node: unknown, field: Field, cx: DocContext, path: string
   }
   if (field.t === 'ref') return decode(node, field.resolve(), cx, path);
   if (field.t === 'any') return toPlain(node, cx);
+  if (field.t === 'alt') {
+    const shape = isMap(node) ? field.map : isSeq(node) ? field.list : isScalar(node) ? field.scalar : undefined;
+    if (shape === undefined) return fail(cx, path, `expected ${altExpected(field)}, got ${kindOf(node)}`);
+    return decode(node, shape, cx, path);
+  }
   if (field.t === 'obj') return decodeObj(node, field, cx, path);
   if (field.t === 'list') return decodeList(node, field, cx, path);
   if (field.t === 'dict') return decodeDict(node, field, cx, path);
@@ -137,7 +142,15 @@ function decodeObj(node: unknown, field: ObjField, cx: DocContext, path: string)
     }
     const p = childPath(path, key);
     if (keyRange) cx.keys.set(p, cx.lineAt(keyRange[0]));
-    const f = Object.hasOwn(field.fields, key) ? field.fields[key] : undefined;
+    let f = Object.hasOwn(field.fields, key) ? field.fields[key] : undefined;
+    if (!f && field.patternFields !== undefined && new RegExp(field.patternFields.pattern).test(key)) {
+      const problem = field.patternFields.check(key);
+      if (problem !== undefined) {
+        report(cx, p, problem, 'key');
+        continue;
+      }
+      f = field.patternFields.field;
+    }
     if (!f) {
       unknown++;
       report(cx, p, `unknown field ${JSON.stringify(key)} in ${where(cx, path)}${didYouMean(key, Object.keys(field.fields))}`, 'key');
@@ -166,6 +179,14 @@ function decodeObj(node: unknown, field: ObjField, cx: DocContext, path: string)
     }
   }
   return out;
+}
+
+function altExpected(field: AltField): string {
+  const shapes: string[] = [];
+  if (field.scalar) shapes.push(expected(field.scalar));
+  if (field.list) shapes.push('a list');
+  if (field.map) shapes.push('a mapping');
+  return shapes.length > 1 ? `${shapes.slice(0, -1).join(', ')} or ${shapes.at(-1)}` : (shapes[0] ?? 'nothing');
 }
 
 function decodeList(node: unknown, field: ListField, cx: DocContext, path: string): unknown {

@@ -39,9 +39,16 @@ export interface AnyField extends Base { t: 'any' }
  * The JSON Schema emits it once under `$defs`.
  */
 export interface RefField extends Base { t: 'ref'; name: string; resolve: () => Field }
+/** One of several shapes, chosen by the YAML node's own: a scalar, a list or a mapping (JSON Schema `anyOf`). */
+export interface AltField extends Base { t: 'alt'; scalar?: Field; list?: Field; map?: Field }
 export interface ObjField extends Base {
   t: 'obj';
   fields: Record<string, Field>;
+  /**
+   * Further fields whose names match a pattern (`claim/<path>`): `check` accepts or explains a name, `pattern`
+   * is the same rule for the JSON Schema (`patternProperties`).
+   */
+  patternFields?: { pattern: string; check: Check; field: Field };
   /** Exactly one of these fields must be present. */
   oneOf?: readonly string[];
   /** Values that replace the fields' defaults when the whole object is absent (e.g. healthCheck.enabled). */
@@ -61,6 +68,7 @@ export type Field =
   | DictField
   | AnyField
   | RefField
+  | AltField
   | ObjField;
 
 type Opts<F> = Partial<Omit<F, 't' | 'description'>>;
@@ -102,6 +110,12 @@ export const obj = (fields: Record<string, Field>, description: string, o: Opts<
   ...o,
 });
 
+export const alt = (description: string, shapes: { scalar?: Field; list?: Field; map?: Field }, o: Opts<AltField> = {}): AltField => ({
+  t: 'alt',
+  description,
+  ...shapes,
+  ...o,
+});
 export const any = (description: string, o: Opts<AnyField> = {}): AnyField => ({ t: 'any', description, ...o });
 export const ref = (name: string, description: string, resolve: () => Field, o: Opts<RefField> = {}): RefField => ({
   t: 'ref',

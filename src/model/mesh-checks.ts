@@ -1,5 +1,6 @@
 // Checks for the mesh's single string values: trust domains, SPIFFE IDs, access sources, paths and methods.
 import type { Check } from './field.ts';
+import { isValidCidr } from '../lib/cidr.ts';
 import { checkBackendRef } from './value-checks.ts';
 
 const DNS_LIKE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
@@ -67,3 +68,42 @@ export const checkUpperMethod: Check = (v) => {
   const upper = v.toUpperCase();
   return UPPER_TOKEN.test(upper) ? `${JSON.stringify(v)}: methods are upper-case; write ${JSON.stringify(upper)}` : `${JSON.stringify(v)} is not an HTTP method`;
 };
+
+/** A `claim/<path>` criterion key: dotted names after `claim/`. */
+export const checkClaimKey: Check = (v) =>
+  /^claim\/[^.\s]+(\.[^.\s]+)*$/.test(v) ? undefined : `${JSON.stringify(v)}: write claim/<name> or claim/<name>.<name> (a dotted path into the claims)`;
+
+/** `HH:MM`, 24-hour. */
+export const checkTimeOfDay: Check = (v) => (/^([01][0-9]|2[0-3]):[0-5][0-9]$/.test(v) ? undefined : `${JSON.stringify(v)} is not a time of day "HH:MM" (24 h, e.g. "08:30")`);
+
+const DAY_NAMES = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
+
+/** `mon`…`sun` or a range `mon-fri`. */
+export const checkDays: Check = (v) => {
+  const parts = v.toLowerCase().split('-');
+  if (parts.length <= 2 && parts.every((p) => DAY_NAMES.includes(p))) return undefined;
+  return `${JSON.stringify(v)} is not a day ("mon"…"sun") or a range of days ("mon-fri")`;
+};
+
+/** `YYYY-MM-DD`, a real date. */
+export const checkDate: Check = (v) => {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(v);
+  if (m !== null) {
+    const d = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])));
+    if (d.getUTCFullYear() === Number(m[1]) && d.getUTCMonth() === Number(m[2]) - 1 && d.getUTCDate() === Number(m[3])) return undefined;
+  }
+  return `${JSON.stringify(v)} is not a date "YYYY-MM-DD"`;
+};
+
+/** An IANA time zone this Node knows. */
+export const checkTimeZone: Check = (v) => {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: v });
+    return undefined;
+  } catch {
+    return `${JSON.stringify(v)} is not a time zone (IANA names such as "UTC", "Europe/Berlin", "America/New_York")`;
+  }
+};
+
+/** An address or CIDR. */
+export const checkCidr: Check = (v) => (isValidCidr(v) ? undefined : `${JSON.stringify(v)} is not an IP address or CIDR ("10.0.0.0/8", "2001:db8::/32")`);

@@ -1,8 +1,8 @@
 // The mesh kinds' fields (Mesh, MeshService, MeshRoute, AccessPolicy) and the value checks only they use.
 import { backendFields, faultField } from './backend-fields.ts';
-import { bool, dict, duration, int, list, obj, oneOf, str } from './field.ts';
-import type { ObjField } from './field.ts';
-import { checkAccessPath, checkAccessSource, checkRoutePath, checkServiceRef, checkTrustDomain, checkUpperMethod } from './mesh-checks.ts';
+import { alt, bool, dict, duration, int, list, obj, oneOf, ref, str } from './field.ts';
+import type { AltField, ObjField, StrField } from './field.ts';
+import { checkAccessPath, checkAccessSource, checkCidr, checkClaimKey, checkDate, checkDays, checkRoutePath, checkServiceRef, checkTimeOfDay, checkTimeZone, checkTrustDomain, checkUpperMethod } from './mesh-checks.ts';
 import { checkHeaderName, checkMethod, checkName } from './value-checks.ts';
 
 export const meshFields = obj(
@@ -125,31 +125,100 @@ export const meshRouteFields = obj(
   'Routing for calls to one MeshService: header and path matches, weighted splits, timeouts, retries, faults.',
 );
 
-const accessRule = obj(
+/** A string criterion: `value`, `[a, b]` (any of them), or `{ is | in | startsWith | endsWith | contains: … }`. */
+const stringMatch = (what: string): AltField =>
+  alt(`${what}: a value (equal), a list (any of them), or one of is, in, startsWith, endsWith, contains.`, {
+    scalar: str('Equal to this.'),
+    list: list(str('Value'), 'Any of these.', { minItems: 1 }),
+    map: obj(
+      {
+        is: str('Equal to this.', { optional: true }),
+        in: list(str('Value'), 'Any of these.', { optional: true, minItems: 1 }),
+        startsWith: str('Starts with this.', { optional: true }),
+        endsWith: str('Ends with this.', { optional: true }),
+        contains: str('Contains this.', { optional: true }),
+      },
+      'One operator.',
+      { oneOf: ['is', 'in', 'startsWith', 'endsWith', 'contains'] },
+    ),
+  });
+
+/** A list criterion: `value` (the list has it), `[a, b]` (has any), or `{ has | hasAny | hasAll: … }`. */
+const listMatch = (what: string): AltField =>
+  alt(`${what}: a value (has it), a list (has any of them), or one of has, hasAny, hasAll.`, {
+    scalar: str('Has this.'),
+    list: list(str('Value'), 'Has any of these.', { minItems: 1 }),
+    map: obj(
+      {
+        has: str('Has this.', { optional: true }),
+        hasAny: list(str('Value'), 'Has any of these.', { optional: true, minItems: 1 }),
+        hasAll: list(str('Value'), 'Has all of these.', { optional: true, minItems: 1 }),
+      },
+      'One operator.',
+      { oneOf: ['has', 'hasAny', 'hasAll'] },
+    ),
+  });
+
+/** `x` or `[x, y]`: one value or a list of them. */
+const oneOrMany = (item: StrField, description: string): AltField => alt(description, { scalar: item, list: list(item, description, { minItems: 1 }) });
+
+const timeWindow = obj(
+  {
+    after: str('From this time of day, "HH:MM" (24 h), inclusive.', { optional: true, check: checkTimeOfDay }),
+    before: str('Until this time of day, "HH:MM", exclusive; earlier than `after` spans midnight.', { optional: true, check: checkTimeOfDay }),
+    days: oneOrMany(str('Day', { check: checkDays }), 'Days of the week: "mon"…"sun", ranges "mon-fri", or a list.'),
+    from: str('From this date, "YYYY-MM-DD", inclusive.', { optional: true, check: checkDate }),
+    until: str('Until this date, "YYYY-MM-DD", exclusive.', { optional: true, check: checkDate }),
+    timeZone: str('IANA time zone the times and dates are in.', { default: 'UTC', check: checkTimeZone }),
+  },
+  'When the rule holds: time of day, days of the week, dates, in a time zone.',
+  { optional: true },
+);
+
+const accessRuleRef = ref('AccessRule', 'A nested rule.', () => accessRule);
+
+const accessRule: ObjField = obj(
   {
     sources: list(str('Source', { check: checkAccessSource }), 'Callers: "*" (any authenticated workload), a service ("orders", "shop/orders") or a SPIFFE ID; empty = any caller.', {
       default: [],
     }),
+    source: oneOrMany(str('Source', { check: checkAccessSource }), 'The calling workload (same values as `sources`).'),
     methods: list(str('Method', { check: checkUpperMethod }), 'Upper-case methods; empty = any.', { default: [] }),
+    method: oneOrMany(str('Method', { check: checkUpperMethod }), 'Method or methods (same as `methods`).'),
     paths: list(str('Path', { check: checkAccessPath }), 'Exact paths, or prefixes ending in "*" ("/admin/*"); empty = any.', { default: [] }),
+    path: oneOrMany(str('Path', { check: checkAccessPath }), 'Path or paths on the canonical path (same as `paths`).'),
     ports: list(int('Port', { min: 1, max: 65535 }), 'Service ports; empty = any.', { default: [] }),
+    authenticated: bool('true: an end user was identified (validated token or assertion); false: none was.'),
+    user: stringMatch("The end user's subject (`sub`)"),
+    email: stringMatch("The end user's email"),
+    domain: stringMatch("The domain of the end user's email (lower-case)"),
+    groups: listMatch("The end user's groups"),
+    sourceIp: oneOrMany(str('CIDR', { check: checkCidr }), 'Client address: addresses or CIDRs ("10.0.0.0/8").'),
+    time: timeWindow,
+    cel: str('A CEL expression over `context` (the one policies use) that must be true.', { optional: true }),
+    all: list(accessRuleRef, 'Every one of these rules matches.', { optional: true, minItems: 1 }),
+    any: list(accessRuleRef, 'At least one of these rules matches.', { optional: true, minItems: 1 }),
+    none: list(accessRuleRef, 'None of these rules matches.', { optional: true, minItems: 1 }),
   },
-  'Conditions that must all hold; each list matches any of its entries.',
+  'Criteria that must all hold; each list matches any of its entries. `claim/<path>` keys match a claim by dotted path, like groups.',
+  { patternFields: { pattern: '^claim/', check: checkClaimKey, field: listMatch('A claim (dotted path after "claim/")') } },
 );
 
 export const accessPolicyFields = obj(
   {
     target: obj(
       {
-        service: str('The MeshService protected: "name" or "namespace/name".', { required: true, check: checkServiceRef }),
+        service: str('The MeshService protected (at its sidecars): "name" or "namespace/name".', { optional: true, check: checkServiceRef }),
         ports: list(int('Port', { min: 1, max: 65535 }), 'Its ports this policy covers; empty = all.', { default: [] }),
+        api: str('The Api protected (at the gateway), by name.', { optional: true, check: checkName }),
+        operation: str("One of the Api's operations (its name); all of them when unset.", { optional: true }),
       },
-      'What the policy protects.',
-      { required: true },
+      'What the policy protects: a MeshService or an Api.',
+      { required: true, oneOf: ['service', 'api'] },
     ),
     mode: oneOf(['enforce', 'audit'], 'enforce, or audit: log what would be denied and allow it (onboarding).', { default: 'enforce' }),
     allow: list(accessRule, 'Calls matching any of these are allowed (unless a deny rule matches).', { default: [] }),
     deny: list(accessRule, 'Calls matching any of these are denied; deny wins over allow.', { default: [] }),
   },
-  'Service-to-service authorization: who may call a MeshService, on which ports, methods and paths.',
+  'Who may call a MeshService (at its sidecars) or an Api (at the gateway): workload identity, end-user identity, method, path, address and time.',
 );

@@ -50,6 +50,10 @@ export const CORE_POLICIES: Record<string, PolicyDef> = {
     ),
     sections: ['inbound'],
   },
+  'access-check': {
+    attrs: obj({}, "Decides the route's gateway AccessPolicies here (by default they are checked right after inbound, and at the latest before the backend call)."),
+    sections: ['inbound', 'backend'],
+  },
   'set-method': {
     attrs: obj({ method: str('The HTTP method (an expression when written @(…)).', { required: true }) }, 'Changes the backend request\'s method.'),
     sections: ['inbound', 'onError'],

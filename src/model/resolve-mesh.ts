@@ -5,6 +5,7 @@ import type { ParsedResource } from './parse-documents.ts';
 import { didYouMean } from './suggest.ts';
 import type {
   AccessPolicyResource,
+  AccessRule,
   ApiResource,
   BackendResource,
   BackendSpec,
@@ -112,14 +113,14 @@ export function resolveMesh(parsed: ParsedResource[], backends: Map<string, Back
       }
     };
     (spec.target?.ports ?? []).forEach((port, i) => checkPort(port, `spec.target.ports[${i}]`));
-    for (const section of ['allow', 'deny'] as const) {
-      (spec[section] ?? []).forEach((rule, i) => {
-        if (!rule) return;
-        (rule.ports ?? []).forEach((port, j) => checkPort(port, `spec.${section}[${i}].ports[${j}]`));
-        // Service-name sources are qualified like every other reference; `*` and SPIFFE IDs stay as written.
-        if (rule.sources) rule.sources = rule.sources.map((s) => (typeof s === 'string' && s !== '*' && !s.startsWith('spiffe:') ? qualify(s, ns) : s));
-      });
-    }
+    const visit = (rule: AccessRule | undefined, p: string): void => {
+      if (!rule) return;
+      (rule.ports ?? []).forEach((port, j) => checkPort(port, `${p}.ports[${j}]`));
+      // Service-name sources are qualified like every other reference; `*` and SPIFFE IDs stay as written.
+      if (rule.sources) rule.sources = rule.sources.map((s) => (typeof s === 'string' && s !== '*' && !s.startsWith('spiffe:') ? qualify(s, ns) : s));
+      for (const c of ['all', 'any', 'none'] as const) (rule[c] ?? []).forEach((sub, j) => visit(sub, `${p}.${c}[${j}]`));
+    };
+    for (const section of ['allow', 'deny'] as const) (spec[section] ?? []).forEach((rule, i) => visit(rule, `spec.${section}[${i}]`));
   }
   for (const item of parsed) {
     if (item.resource.kind !== 'Backend') continue;

@@ -67,6 +67,9 @@ export function fieldSchema(field: Field): Json {
     case 'dict':
       Object.assign(out, { type: 'object', additionalProperties: fieldSchema(field.values) });
       break;
+    case 'alt':
+      out.anyOf = [field.scalar, field.list, field.map].filter((f) => f !== undefined).map((f) => fieldSchema(f));
+      break;
     case 'obj': {
       const properties: Json = {};
       for (const [name, f] of Object.entries(field.fields)) properties[name] = fieldSchema(f);
@@ -74,6 +77,7 @@ export function fieldSchema(field: Field): Json {
         .filter(([, f]) => f.required)
         .map(([n]) => n);
       Object.assign(out, { type: 'object', properties, additionalProperties: false }, required.length > 0 && { required });
+      if (field.patternFields) out.patternProperties = { [field.patternFields.pattern]: fieldSchema(field.patternFields.field) };
       if (field.oneOf) out.oneOf = field.oneOf.map((n) => ({ required: [n] }));
       break;
     }

@@ -557,29 +557,75 @@ export interface MeshRouteSpec {
   rules: MeshRouteRule[];
 }
 
-/** One condition set of an AccessPolicy rule: every field present must match (AND); lists match any entry (OR). */
+/** A string criterion: a value (equal), a list (any of them), or one operator. */
+export type StringMatch = string | string[] | { is?: string; in?: string[]; startsWith?: string; endsWith?: string; contains?: string };
+/** A list criterion (groups, claims): a value (the list has it), a list (has any), or one operator. */
+export type ListMatch = string | string[] | { has?: string; hasAny?: string[]; hasAll?: string[] };
+
+/** `time`: when a rule holds, in `timeZone` (IANA, default UTC). Every field present must hold. */
+export interface TimeWindow {
+  /** `HH:MM` (24 h): from this time of day (inclusive)… */
+  after?: string;
+  /** …until this one (exclusive); `before` < `after` spans midnight. */
+  before?: string;
+  /** `mon`…`sun` and ranges `mon-fri`. */
+  days?: string[];
+  /** `YYYY-MM-DD` (inclusive) and `until` (exclusive), in `timeZone`. */
+  from?: string;
+  until?: string;
+  timeZone: string;
+}
+
+/**
+ * One AccessPolicy rule: every criterion present must match (AND); a list matches any of its entries (OR).
+ * `all`, `any` and `none` hold nested rules (and, or, and "none of them matches").
+ */
 export interface AccessRule {
   /**
    * SPIFFE IDs (`spiffe://…`) or service names (written `orders` or `shop/orders`; always qualified `namespace/name`
    * after validation, in the policy's namespace); `*` = any authenticated workload; empty = any caller.
+   * The singular `source` is folded in here.
    */
   sources: string[];
-  /** Upper-case; empty = any. */
+  /** Upper-case; empty = any. The singular `method` is folded in here. */
   methods: string[];
-  /** Exact paths, or prefixes written with a trailing `*` (`/admin/*`); empty = any. */
+  /** Exact paths, or prefixes written with a trailing `*` (`/admin/*`); empty = any. The singular `path` is folded in. */
   paths: string[];
   /** Empty = any. */
   ports: number[];
+  /** true: an end user was identified (a validated token or assertion); false: none was. */
+  authenticated?: boolean;
+  /** The end user's `sub`. */
+  user?: StringMatch;
+  email?: StringMatch;
+  /** The domain of the end user's `email` (lower-case). */
+  domain?: StringMatch;
+  groups?: ListMatch;
+  /** `claim/<path>` criteria, by dotted path into the claims. */
+  claims?: Record<string, ListMatch>;
+  /** CIDRs or addresses of the client (the gateway's client, a sidecar's peer). */
+  sourceIp?: string[];
+  time?: TimeWindow;
+  /** A CEL expression over `context` that must be true. */
+  cel?: string;
+  all?: AccessRule[];
+  any?: AccessRule[];
+  none?: AccessRule[];
 }
 
-/** `kind: AccessPolicy`: who may call a service. Deny rules win over allow rules. */
+/** `kind: AccessPolicy`: who may call a service (mesh) or an Api/operation (gateway). Deny rules win over allow rules. */
 export interface AccessPolicySpec {
-  /** Qualified `namespace/name` of the MeshService it protects; its ports (empty = all). */
-  target: { service: string; ports: number[] };
+  /**
+   * What it protects: a MeshService (qualified `namespace/name`) and its ports (empty = all), or an Api of the
+   * gateway and optionally one of its operations. Exactly one of `service` and `api`.
+   */
+  target: { service?: string; ports: number[]; api?: string; operation?: string };
   /** `audit`: log what would be denied, allow it. */
   mode: 'enforce' | 'audit';
   allow: AccessRule[];
   deny: AccessRule[];
+  /** The rules' `cel` expressions, where they are (filled in by validation, checked a layer up). */
+  expressions?: ExpressionSite[];
 }
 
 export type MeshResource = Resource<'Mesh', MeshSpec>;

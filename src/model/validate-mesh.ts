@@ -1,8 +1,8 @@
 // Per-document mesh checks: finishing of the mesh kinds and of the mesh fields of Gateway and Backend (references: resolve-mesh.ts).
-import { report } from './doc-context.ts';
+import { positionOf, report } from './doc-context.ts';
 import type { DocContext } from './doc-context.ts';
 import { resolveFile } from './resolve-file.ts';
-import type { AccessPolicySpec, AccessRule, BackendSpec, GatewaySpec, MeshFault, MeshRouteSpec, MeshServiceSpec, MeshSpec } from './types.ts';
+import type { AccessPolicySpec, AccessRule, BackendSpec, ExpressionSite, ListMatch, GatewaySpec, MeshFault, MeshRouteSpec, MeshServiceSpec, MeshSpec } from './types.ts';
 
 const MAX_CERTIFICATE_LIFETIME = 90 * 86_400_000;
 
@@ -66,14 +66,61 @@ export function finishMeshRoute(spec: MeshRouteSpec, cx: DocContext): void {
   });
 }
 
+/**
+ * Folds the rule grammar's conveniences into one shape (recursively through all/any/none): singular `source`,
+ * `method`, `path` into the lists, `claim/<path>` keys into `claims`, single values into lists; collects `cel`
+ * sites for the expression check (a layer up).
+ */
 export function finishAccessPolicy(spec: AccessPolicySpec, cx: DocContext): void {
+  const expressions: ExpressionSite[] = [];
+  const target = spec.target;
+  if (target?.api !== undefined && target.ports?.length > 0) report(cx, 'spec.target.ports', 'ports apply to a MeshService target; an Api target has operations');
+  if (target?.operation !== undefined && target.api === undefined) report(cx, 'spec.target.operation', 'operation needs api (the Api it belongs to)');
   for (const [section, rules] of [['allow', spec.allow], ['deny', spec.deny]] as const) {
-    (rules ?? []).forEach((r: AccessRule | undefined, i) => {
-      if (r && r.sources?.includes('*') && r.sources.length > 1) {
-        report(cx, `spec.${section}[${i}].sources`, '"*" already matches every authenticated workload; list it alone');
-      }
-    });
+    (rules ?? []).forEach((r: AccessRule | undefined, i) => finishRule(r, `spec.${section}[${i}]`, cx, expressions));
   }
+  if (expressions.length > 0) spec.expressions = expressions;
+}
+
+/** The criteria a rule may hold (the mesh-fields.ts accessRule field names). */
+const CRITERIA = ['source', 'method', 'path', 'authenticated', 'user', 'email', 'domain', 'groups', 'sourceIp', 'time', 'cel', 'all', 'any', 'none'];
+
+const asList = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+
+function finishRule(rule: AccessRule | undefined, p: string, cx: DocContext, expressions: ExpressionSite[]): void {
+  if (!rule) return;
+  const r = rule as AccessRule & { source?: string | string[]; method?: string | string[]; path?: string | string[]; sourceIp?: string | string[] };
+  // `email:` with nothing after it decodes as absent: in an allow rule that would silently widen it to every caller.
+  for (const key of CRITERIA) {
+    if ((r as unknown as Record<string, unknown>)[key] === undefined && cx.keys.has(`${p}.${key}`) && !cx.values.has(`${p}.${key}`)) report(cx, `${p}.${key}`, `${key} has no value (remove it, or give the value to match)`, 'key');
+  }
+  for (const [one, many] of [['source', 'sources'], ['method', 'methods'], ['path', 'paths']] as const) {
+    const v = r[one];
+    if (v === undefined) continue;
+    if (r[many].length > 0) report(cx, `${p}.${one}`, `use either ${one} or ${many}, not both`, 'key');
+    r[many] = asList(v);
+    delete r[one];
+  }
+  if (r.sources.includes('*') && r.sources.length > 1) {
+    report(cx, `${p}.sources`, '"*" already matches every authenticated workload; list it alone');
+  }
+  if (r.sourceIp !== undefined) r.sourceIp = asList(r.sourceIp);
+  if (r.time !== undefined) {
+    const days = (r.time as { days?: string | string[] }).days;
+    if (days !== undefined) r.time.days = asList(days);
+    if (r.time.after !== undefined && r.time.after === r.time.before) report(cx, `${p}.time.before`, 'before equals after: the window is empty');
+    if (r.time.from !== undefined && r.time.until !== undefined && r.time.until <= r.time.from) report(cx, `${p}.time.until`, 'until must be after from');
+  }
+  for (const key of Object.keys(r)) {
+    if (!key.startsWith('claim/')) continue;
+    (r.claims ??= {})[key.slice('claim/'.length)] = (r as unknown as Record<string, ListMatch>)[key];
+    delete (r as unknown as Record<string, unknown>)[key];
+  }
+  if (r.cel !== undefined) {
+    const { line, col } = positionOf(cx, `${p}.cel`);
+    expressions.push({ source: r.cel, file: cx.file, line, col, path: `${p}.cel` });
+  }
+  for (const combinator of ['all', 'any', 'none'] as const) (r[combinator] ?? []).forEach((sub, i) => finishRule(sub, `${p}.${combinator}[${i}]`, cx, expressions));
 }
 
 /** Gateway mesh fields: listener mTLS settings. */

@@ -8,7 +8,7 @@ import { resolveMesh } from './resolve-mesh.ts';
 import { findRouteConflicts } from './route-conflicts.ts';
 import { didYouMean } from './suggest.ts';
 import { resolveFragmentIncludes } from './validate-api-policy.ts';
-import type { ApiPolicyResource, ApiResource, ApiVersionSetResource, ApiVersionSetSpec, BackendResource, Config, GatewayResource, PolicyFragmentResource, Problem, ProductResource } from './types.ts';
+import type { AccessPolicyResource, ApiPolicyResource, ApiResource, ApiVersionSetResource, ApiVersionSetSpec, BackendResource, Config, GatewayResource, PolicyFragmentResource, Problem, ProductResource } from './types.ts';
 
 function where(r: ParsedResource): string {
   const s = r.resource.source;
@@ -144,6 +144,28 @@ function resolveVersions(apis: ParsedResource[], sets: Map<string, ApiVersionSet
   return setProblems;
 }
 
+/** An AccessPolicy for the gateway names an existing Api (qualified `namespace/name` after this) and one of its operations. */
+function resolveAccessPolicyApiRefs(policies: ParsedResource[], apis: ParsedResource[]): void {
+  for (const item of policies) {
+    const target = (item.resource as AccessPolicyResource).spec?.target;
+    if (typeof target?.api !== 'string') continue;
+    const key = qualifyRef(target.api, item.resource.metadata.namespace);
+    const found = apis.find((r) => `${r.resource.metadata.namespace}/${r.resource.metadata.name}` === key);
+    const [ns, name] = key.split('/');
+    target.api = key;
+    if (!found) {
+      const sameNs = apis.filter((r) => r.resource.metadata.namespace === ns).map((r) => r.resource.metadata.name);
+      report(item.cx, 'spec.target.api', `Api ${JSON.stringify(name)} not found in namespace ${JSON.stringify(ns)}${didYouMean(name, sameNs)}`);
+      continue;
+    }
+    if (target.operation === undefined) continue;
+    const ops = ((found.resource as ApiResource).spec?.operations ?? []).map((o) => o?.name).filter((n): n is string => typeof n === 'string');
+    if (!ops.includes(target.operation)) {
+      report(item.cx, 'spec.target.operation', `operation ${JSON.stringify(target.operation)} not found in Api "${key}"${didYouMean(target.operation, ops)}`);
+    }
+  }
+}
+
 /** ApiPolicy scopes name existing resources; one policy document per scope, as in API Management. */
 function resolveApiPolicyRefs(policies: ParsedResource[], apis: ParsedResource[], products: ParsedResource[]): void {
   const byScope = new Map<string, ParsedResource>();
@@ -238,6 +260,7 @@ export function assembleConfig(
   resolveProductRefs(products, apis);
   const apiPolicies = parsed.filter((p) => p.resource.kind === 'ApiPolicy');
   resolveApiPolicyRefs(apiPolicies, apis, products);
+  resolveAccessPolicyApiRefs(parsed.filter((p) => p.resource.kind === 'AccessPolicy'), apis);
   const fragments = parsed.filter((p) => p.resource.kind === 'PolicyFragment');
   resolveFragmentIncludes(
     apiPolicies.filter((p) => p.resource.spec).map((p) => ({ spec: (p.resource as ApiPolicyResource).spec, namespace: p.resource.metadata.namespace, cx: p.cx })),

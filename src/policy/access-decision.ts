@@ -22,21 +22,37 @@
  *     not `/xy`), `/x*` is a plain string prefix.
  * decideAccess uses no regex and allocates only the result (decision, reasons, id).
  */
-import type { AccessDefault, AccessPolicyResource, AccessRule } from '../model/mesh-types.ts';
+import type { AccessDefault, AccessPolicyResource, AccessRule, ListMatch, StringMatch, TimeWindow } from '../model/types.ts';
+import { compileCidrs } from '../lib/cidr.ts';
 import { parseWorkloadId } from '../lib/spiffe-id.ts';
 import { randomHex } from '../lib/trace-context.ts';
+import { compileExpression, type CompiledExpression } from './expression.ts';
+import { buildExpressionContext, type ExpressionContext, type ExpressionSource } from './expression-context.ts';
 
 export interface AccessRequest {
   /** The calling workload's SPIFFE ID ('' = none: plaintext or no client certificate). */
   sourceId: string;
-  /** Qualified `namespace/service` of the destination. */
+  /** Qualified `namespace/service` of the destination (mesh); '' at the gateway. */
   service: string;
+  /** Qualified `namespace/name` of the Api (gateway); absent in the mesh. */
+  api?: string;
+  /** The operation's name (gateway). */
+  operation?: string;
   port: number;
   method: string;
   /** Canonical path without query. */
   path: string;
-  /** End-user claims (the identity issue fills them); absent today. */
-  claims?: Readonly<Record<string, unknown>>;
+  /** The end user's verified claims (validate-jwt at the gateway, an assertion at a sidecar); null/absent = none. */
+  claims?: Readonly<Record<string, unknown>> | null;
+  /** The client's address ('' = unknown). */
+  sourceIp?: string;
+  /** Decision time (ms since the epoch); now when absent. */
+  now?: number;
+  /** Request headers, flat [name, value, …] (for `cel`). */
+  headers?: readonly string[];
+  requestId?: string;
+  /** The `context` for `cel` rules, when the caller has a richer one (the gateway's pipeline); else built from the fields here. */
+  expression?: () => ExpressionContext;
 }
 
 export interface AccessDecision {
@@ -53,13 +69,13 @@ export interface AccessDecision {
   policy: string;
 }
 
-/** One test of a rule; claim, group and time conditions of the identity issue are more of these. */
+/** One test of a rule. */
 interface Condition {
-  /** The rule's list as written, for reasons: `[orders, shop/web]`. */
-  readonly expected: string;
   test(req: AccessRequest): boolean;
-  /** The request's value, for reasons: `method DELETE`. */
-  actual(req: AccessRequest): string;
+  /** What the request had, when it matched: `method GET`. */
+  fact(req: AccessRequest): string;
+  /** Why it did not match: `method DELETE not in [GET, HEAD]`. */
+  miss(req: AccessRequest): string;
 }
 
 interface CompiledRule {
@@ -76,84 +92,126 @@ interface CompiledPolicy {
   readonly name: string;
   readonly mode: 'enforce' | 'audit';
   readonly ports: readonly number[];
+  /** Gateway policies: the operation it is limited to ('' = the whole Api). */
+  readonly operation: string;
   /** Id tag of the deny this policy causes when it has allow rules and none matched. */
   readonly noAllowTag: string;
   readonly allow: readonly CompiledRule[];
   readonly deny: readonly CompiledRule[];
 }
 
-/** Opaque to callers: applicable policies indexed by qualified target service. */
+/** Opaque to callers: applicable policies indexed by qualified target service or Api. */
 export interface CompiledAccess {
   readonly byService: ReadonlyMap<string, readonly CompiledPolicy[]>;
+  readonly byApi: ReadonlyMap<string, readonly CompiledPolicy[]>;
   readonly defaultAccess: AccessDefault;
 }
 
 const PLAINTEXT = '(none: plaintext or no client certificate)';
 const AUDIT_NOTE = 'audit mode: would be denied, allowed';
+const NO_USER = 'no end user (no validated token or assertion)';
 
 export function compileAccessPolicies(
   policies: readonly AccessPolicyResource[],
   defaults: { defaultAccess: AccessDefault; trustDomain: string },
 ): CompiledAccess {
   const byService = new Map<string, CompiledPolicy[]>();
+  const byApi = new Map<string, CompiledPolicy[]>();
   const sorted = [...policies].sort((a, b) => cmp(qualified(a.metadata.namespace, a.metadata.name), qualified(b.metadata.namespace, b.metadata.name)));
   for (const p of sorted) {
     const ns = p.metadata.namespace;
     const name = qualified(ns, p.metadata.name);
-    const target = p.spec.target.service.includes('/') ? p.spec.target.service : qualified(ns, p.spec.target.service);
+    const t = p.spec.target;
     const rules = (kind: 'allow' | 'deny', list: readonly AccessRule[]) =>
       list.map((r, i) => ({ label: `${name} ${kind}[${i}]`, tag: tagOf(`${name} ${kind}[${i}]`), index: `${kind}[${i}]`, conditions: compileRule(r, ns, defaults.trustDomain) }));
     const compiled: CompiledPolicy = {
-      name, mode: p.spec.mode, ports: [...p.spec.target.ports], noAllowTag: tagOf(`${name} no-allow`),
+      name, mode: p.spec.mode, ports: [...(t.ports ?? [])], operation: t.operation ?? '', noAllowTag: tagOf(`${name} no-allow`),
       allow: rules('allow', p.spec.allow), deny: rules('deny', p.spec.deny),
     };
-    const list = byService.get(target);
-    if (list === undefined) byService.set(target, [compiled]);
+    const [index, key] = t.api !== undefined
+      ? [byApi, t.api.includes('/') ? t.api : qualified(ns, t.api)]
+      : [byService, (t.service ?? '').includes('/') ? (t.service ?? '') : qualified(ns, t.service ?? '')];
+    const list = index.get(key);
+    if (list === undefined) index.set(key, [compiled]);
     else list.push(compiled);
   }
-  return { byService, defaultAccess: defaults.defaultAccess };
+  return { byService, byApi, defaultAccess: defaults.defaultAccess };
+}
+
+/** The Api has AccessPolicies (the gateway checks its requests; others pay nothing). */
+export function apiHasAccessPolicies(compiled: CompiledAccess, api: string, operation: string): boolean {
+  const list = compiled.byApi.get(api);
+  return list !== undefined && list.some((p) => p.operation === '' || p.operation === operation);
 }
 
 export function decideAccess(compiled: CompiledAccess, req: AccessRequest): AccessDecision {
-  const policies = compiled.byService.get(req.service);
-  if (policies === undefined) return meshDefault(compiled, `no AccessPolicy targets ${req.service}`);
+  const gateway = req.api !== undefined;
+  const target = gateway ? `Api ${req.api}${req.operation ? ` operation ${req.operation}` : ''}` : req.service;
+  const all = gateway ? compiled.byApi.get(req.api ?? '') : compiled.byService.get(req.service);
+  const policies = all?.filter((p) => (gateway ? p.operation === '' || p.operation === req.operation : appliesToPort(p, req.port))) ?? [];
+  if (policies.length === 0) {
+    if (gateway) return decision(true, false, 'enforce', 'gateway-default', GATEWAY_DEFAULT_TAG, [`no AccessPolicy targets ${target}: allowed`]);
+    return meshDefault(compiled, all === undefined ? `no AccessPolicy targets ${req.service}` : `no AccessPolicy of ${req.service} applies to port ${req.port}`);
+  }
+  try {
+    return decideWith(compiled, policies, req, target, gateway);
+  } catch (err) {
+    // A rule that cannot be evaluated (a `cel` runtime error) fails closed: denied, in the strictest mode involved.
+    const mode = policies.some((p) => p.mode === 'enforce') ? 'enforce' : 'audit';
+    const reasons = [`a rule could not be evaluated: ${(err as Error).message}`];
+    if (mode === 'audit') reasons.push(AUDIT_NOTE);
+    return decision(mode === 'audit', true, mode, policies[0].name, ERROR_TAG, reasons);
+  }
+}
 
+function decideWith(compiled: CompiledAccess, policies: readonly CompiledPolicy[], req: AccessRequest, target: string, gateway: boolean): AccessDecision {
+  // A rule that cannot be evaluated (a `cel` runtime error) fails closed within its own policy: an erroring deny rule
+  // counts as matched (in that policy's mode), an erroring allow rule as not matched.
   let auditDeny: CompiledRule | undefined;
   let auditPolicy: CompiledPolicy | undefined;
+  let auditWhy = '';
   for (const p of policies) {
-    if (!appliesToPort(p, req.port)) continue;
     for (const r of p.deny) {
-      if (!matches(r, req)) continue;
-      if (p.mode === 'enforce') return decision(false, true, 'enforce', p.name, r.tag, [matchedReason('deny', r, req)]);
+      const m = evaluate(r, req);
+      if (m === false) continue;
+      const why = m === true ? matchedReason('deny', r, req) : `deny rule ${r.label} could not be evaluated (${m.message}): counted as matched`;
+      if (p.mode === 'enforce') return decision(false, true, 'enforce', p.name, r.tag, [why]);
       if (auditDeny === undefined) {
         auditDeny = r;
         auditPolicy = p;
+        auditWhy = why;
       }
     }
   }
   if (auditDeny !== undefined && auditPolicy !== undefined) {
-    return decision(true, true, 'audit', auditPolicy.name, auditDeny.tag, [matchedReason('deny', auditDeny, req), AUDIT_NOTE]);
+    return decision(true, true, 'audit', auditPolicy.name, auditDeny.tag, [auditWhy, AUDIT_NOTE]);
   }
 
-  let applicable = 0;
   let denier: CompiledPolicy | undefined;
   for (const p of policies) {
-    if (!appliesToPort(p, req.port)) continue;
-    applicable++;
     for (const r of p.allow) {
-      if (matches(r, req)) return decision(true, false, p.mode, p.name, r.tag, [matchedReason('allow', r, req)]);
+      if (evaluate(r, req) === true) return decision(true, false, p.mode, p.name, r.tag, [matchedReason('allow', r, req)]);
     }
     if (p.allow.length > 0 && (denier === undefined || (denier.mode === 'audit' && p.mode === 'enforce'))) denier = p;
   }
   if (denier === undefined) {
-    return meshDefault(compiled, applicable === 0
-      ? `no AccessPolicy of ${req.service} applies to port ${req.port}`
-      : `no deny rule matched and no AccessPolicy of ${req.service} has allow rules`);
+    const why = `no deny rule matched and no AccessPolicy of ${target} has allow rules`;
+    if (gateway) return decision(true, false, 'enforce', 'gateway-default', GATEWAY_DEFAULT_TAG, [why, 'allowed']);
+    return meshDefault(compiled, why);
   }
   const reasons: string[] = [];
-  for (const p of policies) if (p.allow.length > 0 && appliesToPort(p, req.port)) reasons.push(noAllowReason(p, req));
+  for (const p of policies) if (p.allow.length > 0) reasons.push(noAllowReason(p, req));
   if (denier.mode === 'audit') reasons.push(AUDIT_NOTE);
   return decision(denier.mode === 'audit', true, denier.mode, denier.name, denier.noAllowTag, reasons);
+}
+
+/** Whether the rule matches, or the error that kept it from being evaluated. */
+function evaluate(rule: CompiledRule, req: AccessRequest): boolean | Error {
+  try {
+    return matches(rule, req);
+  } catch (err) {
+    return err instanceof Error ? err : new Error(String(err));
+  }
 }
 
 function meshDefault(compiled: CompiledAccess, why: string): AccessDecision {
@@ -174,10 +232,20 @@ function matches(rule: CompiledRule, req: AccessRequest): boolean {
 }
 
 function matchedReason(kind: 'allow' | 'deny', rule: CompiledRule, req: AccessRequest): string {
-  if (rule.conditions.length === 0) return `${kind} rule ${rule.label} matched (any request)`;
+  return `${kind} rule ${rule.label} matched (${factsOf(rule.conditions, req)})`;
+}
+
+function factsOf(conditions: readonly Condition[], req: AccessRequest): string {
+  if (conditions.length === 0) return 'any request';
   let facts = '';
-  for (const c of rule.conditions) facts += (facts === '' ? '' : ', ') + c.actual(req);
-  return `${kind} rule ${rule.label} matched (${facts})`;
+  for (const c of conditions) facts += (facts === '' ? '' : ', ') + c.fact(req);
+  return facts;
+}
+
+/** The first condition that fails, or null when all hold. */
+function firstMiss(conditions: readonly Condition[], req: AccessRequest): string | null {
+  for (const c of conditions) if (!c.test(req)) return c.miss(req);
+  return null;
 }
 
 /** Why each allow rule of `p` failed: its first failing condition. */
@@ -185,11 +253,11 @@ function noAllowReason(p: CompiledPolicy, req: AccessRequest): string {
   let text = `no allow rule of ${p.name} matched: `;
   for (let i = 0; i < p.allow.length; i++) {
     const r = p.allow[i];
-    let why = 'matched';
-    for (const c of r.conditions) {
-      if (c.test(req)) continue;
-      why = `${c.actual(req)} not in ${c.expected}`;
-      break;
+    let why: string;
+    try {
+      why = firstMiss(r.conditions, req) ?? 'matched';
+    } catch (err) {
+      why = `could not be evaluated (${(err as Error).message})`;
     }
     text += p.allow.length === 1 ? why : `${i === 0 ? '' : '; '}${r.index}: ${why}`;
   }
@@ -202,6 +270,8 @@ function noAllowReason(p: CompiledPolicy, req: AccessRequest): string {
 const PROCESS_TAG = randomHex(6);
 let counter = 0;
 const DEFAULT_TAGS = { allow: tagOf('mesh-default allow'), audit: tagOf('mesh-default audit'), deny: tagOf('mesh-default deny') };
+const GATEWAY_DEFAULT_TAG = tagOf('gateway-default allow');
+const ERROR_TAG = tagOf('evaluation error');
 
 function decision(allow: boolean, wouldDeny: boolean, mode: 'enforce' | 'audit', policy: string, tag: string, reasons: string[]): AccessDecision {
   counter++;
@@ -220,14 +290,286 @@ function compileRule(rule: AccessRule, policyNamespace: string, trustDomain: str
   if (rule.sources.length > 0) out.push(sourceCondition(rule.sources, policyNamespace, trustDomain));
   if (rule.methods.length > 0) {
     const methods = [...rule.methods];
-    out.push({ expected: list(methods), test: (r) => methods.includes(r.method), actual: (r) => `method ${r.method}` });
+    out.push(listed(list(methods), (r) => methods.includes(r.method), (r) => `method ${r.method}`));
   }
   if (rule.paths.length > 0) out.push(pathCondition(rule.paths));
   if (rule.ports.length > 0) {
     const ports = [...rule.ports];
-    out.push({ expected: list(ports), test: (r) => ports.includes(r.port), actual: (r) => `port ${r.port}` });
+    out.push(listed(list(ports), (r) => ports.includes(r.port), (r) => `port ${r.port}`));
+  }
+  if (rule.authenticated !== undefined) {
+    const want = rule.authenticated;
+    out.push({
+      test: (r) => (hasUser(r)) === want,
+      fact: (r) => (hasUser(r) ? `end user ${userText(r)}` : NO_USER),
+      miss: (r) => (want ? NO_USER : `end user ${userText(r)}, but the rule wants none`),
+    });
+  }
+  if (rule.user !== undefined) out.push(claimString('user', rule.user, (c) => c.sub));
+  if (rule.email !== undefined) out.push(claimString('email', rule.email, (c) => c.email));
+  if (rule.domain !== undefined) out.push(claimString('domain', lowerMatch(rule.domain), (c) => (typeof c.email === 'string' && c.email.includes('@') ? c.email.slice(c.email.lastIndexOf('@') + 1).toLowerCase() : undefined)));
+  if (rule.groups !== undefined) out.push(claimList('groups', rule.groups, (c) => c.groups));
+  for (const [path, m] of Object.entries(rule.claims ?? {})) out.push(claimList(`claim/${path}`, m, (c) => claimAt(c, path)));
+  if (rule.sourceIp !== undefined && rule.sourceIp.length > 0) {
+    const set = compileCidrs(rule.sourceIp);
+    out.push(listed(list(rule.sourceIp), (r) => r.sourceIp !== undefined && r.sourceIp !== '' && set.contains(r.sourceIp), (r) => `source address ${r.sourceIp || '(unknown)'}`));
+  }
+  if (rule.time !== undefined) out.push(timeCondition(rule.time));
+  if (rule.cel !== undefined) out.push(celCondition(rule.cel));
+  const nested = (rules: readonly AccessRule[]) => rules.map((r) => compileRule(r, policyNamespace, trustDomain));
+  if (rule.all !== undefined) {
+    const subs = nested(rule.all);
+    out.push({
+      test: (r) => subs.every((c) => firstMiss(c, r) === null),
+      fact: (r) => `all of (${subs.map((c) => factsOf(c, r)).join('; ')})`,
+      miss: (r) => {
+        const i = subs.findIndex((c) => firstMiss(c, r) !== null);
+        return `all[${i}]: ${firstMiss(subs[i], r)}`;
+      },
+    });
+  }
+  if (rule.any !== undefined) {
+    const subs = nested(rule.any);
+    out.push({
+      test: (r) => subs.some((c) => firstMiss(c, r) === null),
+      fact: (r) => {
+        const i = subs.findIndex((c) => firstMiss(c, r) === null);
+        return `any[${i}] (${factsOf(subs[i], r)})`;
+      },
+      miss: (r) => `none of any matched (${subs.map((c, i) => `any[${i}]: ${firstMiss(c, r)}`).join('; ')})`,
+    });
+  }
+  if (rule.none !== undefined) {
+    const subs = nested(rule.none);
+    out.push({
+      test: (r) => subs.every((c) => firstMiss(c, r) !== null),
+      fact: () => `none of ${subs.length} rule${subs.length === 1 ? '' : 's'} matched`,
+      miss: (r) => {
+        const i = subs.findIndex((c) => firstMiss(c, r) === null);
+        return `none[${i}] matched (${factsOf(subs[i], r)})`;
+      },
+    });
   }
   return out;
+}
+
+/** A list condition in the mesh's reason style: `method DELETE not in [GET, HEAD]`. */
+function listed(expected: string, test: (r: AccessRequest) => boolean, actual: (r: AccessRequest) => string): Condition {
+  return { test, fact: actual, miss: (r) => `${actual(r)} not in ${expected}` };
+}
+
+function hasUser(r: AccessRequest): boolean {
+  return r.claims !== null && r.claims !== undefined;
+}
+
+function userText(r: AccessRequest): string {
+  const c = r.claims;
+  if (c === null || c === undefined) return '(none)';
+  return typeof c.email === 'string' ? c.email : typeof c.sub === 'string' ? c.sub : '(no sub)';
+}
+
+interface Matcher {
+  test(value: string): boolean;
+  /** `"alice"`, `any of [a, b]`, `startsWith "@corp"`. */
+  readonly text: string;
+}
+
+function stringMatcher(m: StringMatch): Matcher {
+  if (typeof m === 'string') return { test: (v) => v === m, text: JSON.stringify(m) };
+  if (Array.isArray(m)) {
+    const set = new Set(m);
+    return { test: (v) => set.has(v), text: `any of ${list(m)}` };
+  }
+  if (m.is !== undefined) return stringMatcher(m.is);
+  if (m.in !== undefined) return stringMatcher(m.in);
+  if (m.startsWith !== undefined) {
+    const x = m.startsWith;
+    return { test: (v) => v.startsWith(x), text: `startsWith ${JSON.stringify(x)}` };
+  }
+  if (m.endsWith !== undefined) {
+    const x = m.endsWith;
+    return { test: (v) => v.endsWith(x), text: `endsWith ${JSON.stringify(x)}` };
+  }
+  const x = m.contains ?? '';
+  return { test: (v) => v.includes(x), text: `contains ${JSON.stringify(x)}` };
+}
+
+/** Domains compare case-insensitively: the configured values are lower-cased like the request's. */
+function lowerMatch(m: StringMatch): StringMatch {
+  if (typeof m === 'string') return m.toLowerCase();
+  if (Array.isArray(m)) return m.map((v) => v.toLowerCase());
+  return Object.fromEntries(Object.entries(m).map(([k, v]) => [k, Array.isArray(v) ? v.map((x: string) => x.toLowerCase()) : (v as string).toLowerCase()]));
+}
+
+function claimString(name: string, m: StringMatch, pick: (claims: Readonly<Record<string, unknown>>) => unknown): Condition {
+  const matcher = stringMatcher(m);
+  const value = (r: AccessRequest): string | undefined => {
+    const c = r.claims;
+    if (c === null || c === undefined) return undefined;
+    const v = pick(c);
+    return typeof v === 'string' ? v : undefined;
+  };
+  return {
+    test: (r) => {
+      const v = value(r);
+      return v !== undefined && matcher.test(v);
+    },
+    fact: (r) => `${name} ${value(r)}`,
+    miss: (r) => {
+      if (!hasUser(r)) return NO_USER;
+      const v = value(r);
+      return v === undefined ? `no ${name} in the end user's claims (want ${matcher.text})` : `${name} ${v} is not ${matcher.text}`;
+    },
+  };
+}
+
+/** A claim as a list of strings: a string is a list of one, numbers and booleans are written out, other values are skipped. */
+function claimValues(v: unknown): string[] | undefined {
+  if (typeof v === 'string') return [v];
+  if (typeof v === 'number' || typeof v === 'boolean') return [String(v)];
+  if (!Array.isArray(v)) return undefined;
+  const out: string[] = [];
+  for (const x of v) if (typeof x === 'string' || typeof x === 'number' || typeof x === 'boolean') out.push(String(x));
+  return out;
+}
+
+function claimAt(claims: Readonly<Record<string, unknown>>, path: string): unknown {
+  let v: unknown = claims;
+  for (const key of path.split('.')) {
+    if (v === null || typeof v !== 'object' || Array.isArray(v) || !Object.hasOwn(v, key)) return undefined;
+    v = (v as Record<string, unknown>)[key];
+  }
+  return v;
+}
+
+function claimList(name: string, m: ListMatch, pick: (claims: Readonly<Record<string, unknown>>) => unknown): Condition {
+  let test: (values: readonly string[]) => boolean;
+  let text: string;
+  if (typeof m === 'string') {
+    test = (vs) => vs.includes(m);
+    text = `has ${JSON.stringify(m)}`;
+  } else if (Array.isArray(m) || m.hasAny !== undefined) {
+    const want = Array.isArray(m) ? m : (m.hasAny ?? []);
+    test = (vs) => vs.some((v) => want.includes(v));
+    text = `has any of ${list(want)}`;
+  } else if (m.hasAll !== undefined) {
+    const want = m.hasAll;
+    test = (vs) => want.every((w) => vs.includes(w));
+    text = `has all of ${list(want)}`;
+  } else {
+    const one = m.has ?? '';
+    test = (vs) => vs.includes(one);
+    text = `has ${JSON.stringify(one)}`;
+  }
+  const values = (r: AccessRequest): string[] | undefined => (r.claims === null || r.claims === undefined ? undefined : claimValues(pick(r.claims)));
+  return {
+    test: (r) => {
+      const vs = values(r);
+      return vs !== undefined && test(vs);
+    },
+    fact: (r) => `${name} ${list(values(r) ?? [])}`,
+    miss: (r) => {
+      if (!hasUser(r)) return NO_USER;
+      const vs = values(r);
+      return vs === undefined ? `no ${name} in the end user's claims (want ${text})` : `${name} ${list(vs)} does not ${text.replace(/^has/, 'have')}`;
+    },
+  };
+}
+
+const DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
+const zoneFormats = new Map<string, Intl.DateTimeFormat>();
+
+/** Wall-clock parts of `ms` in `zone`: date `YYYY-MM-DD`, minutes since midnight, day of week 0 (sun)…6. */
+export function zonedParts(ms: number, zone: string): { date: string; minutes: number; day: number } {
+  let f = zoneFormats.get(zone);
+  if (f === undefined) {
+    f = new Intl.DateTimeFormat('en-US', { timeZone: zone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', weekday: 'short' });
+    zoneFormats.set(zone, f);
+  }
+  const p: Record<string, string> = {};
+  for (const part of f.formatToParts(ms)) p[part.type] = part.value;
+  return { date: `${p.year}-${p.month}-${p.day}`, minutes: Number(p.hour) * 60 + Number(p.minute), day: DAYS.indexOf(p.weekday.slice(0, 3).toLowerCase()) };
+}
+
+function minutesOf(hhmm: string): number {
+  return Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
+}
+
+function timeCondition(w: TimeWindow): Condition {
+  const zone = w.timeZone ?? 'UTC';
+  const days = new Set<number>();
+  for (const d of w.days ?? []) {
+    const [a, b] = d.toLowerCase().split('-');
+    const from = DAYS.indexOf(a);
+    const to = b === undefined ? from : DAYS.indexOf(b);
+    for (let i = from; ; i = (i + 1) % 7) {
+      days.add(i);
+      if (i === to) break;
+    }
+  }
+  const after = w.after === undefined ? -1 : minutesOf(w.after);
+  const before = w.before === undefined ? -1 : minutesOf(w.before);
+  const spec = [
+    w.days?.length ? `days ${w.days.join(',')}` : '',
+    w.after !== undefined || w.before !== undefined ? `${w.after ?? '00:00'}–${w.before ?? '24:00'}` : '',
+    w.from !== undefined || w.until !== undefined ? `dates ${w.from ?? '…'} to ${w.until ?? '…'}` : '',
+  ].filter((x) => x !== '').join(' ') + ` ${zone}`;
+  const check = (r: AccessRequest): string | null => {
+    const t = zonedParts(r.now ?? Date.now(), zone);
+    if (w.from !== undefined && t.date < w.from) return 'before the first date';
+    if (w.until !== undefined && t.date >= w.until) return 'past the last date';
+    if (days.size > 0 && !days.has(t.day)) return 'not on one of the days';
+    if (after >= 0 && before >= 0) {
+      const inside = after < before ? t.minutes >= after && t.minutes < before : t.minutes >= after || t.minutes < before;
+      if (!inside) return 'outside the hours';
+    } else if (after >= 0 && t.minutes < after) return 'outside the hours';
+    else if (before >= 0 && t.minutes >= before) return 'outside the hours';
+    return null;
+  };
+  const now = (r: AccessRequest): string => {
+    const t = zonedParts(r.now ?? Date.now(), zone);
+    return `${t.date} ${DAYS[t.day]} ${String(Math.floor(t.minutes / 60)).padStart(2, '0')}:${String(t.minutes % 60).padStart(2, '0')} ${zone}`;
+  };
+  return { test: (r) => check(r) === null, fact: (r) => `time ${now(r)}`, miss: (r) => `time ${now(r)} is ${check(r)} (${spec})` };
+}
+
+function celCondition(source: string): Condition {
+  const r = compileExpression(source);
+  // Validation compiled it already; a config that skipped validation still fails closed.
+  const expr: CompiledExpression | null = r.ok ? r.expr : null;
+  const run = (req: AccessRequest): boolean => {
+    if (expr === null) throw new Error(`cel ${JSON.stringify(source)} does not compile`);
+    return expr.evaluate(req.expression?.() ?? buildExpressionContext(accessSource(req))) === true;
+  };
+  return { test: run, fact: () => `cel ${JSON.stringify(source)} true`, miss: () => `cel ${JSON.stringify(source)} is false` };
+}
+
+const NO_PARAMS: ReadonlyMap<string, string> = new Map();
+const NO_VARIABLES: ReadonlyMap<string, unknown> = new Map();
+
+/** The expression `context` of a request decided outside a policy pipeline (a sidecar, `lockgate explain`). */
+function accessSource(r: AccessRequest): ExpressionSource {
+  return {
+    method: r.method,
+    path: r.path,
+    queryString: '',
+    headers: r.headers ?? [],
+    clientIp: r.sourceIp ?? '',
+    matchedParameters: () => NO_PARAMS,
+    originalPath: r.path,
+    originalQueryString: '',
+    requestBody: () => null,
+    response: null,
+    variables: NO_VARIABLES,
+    subscription: null,
+    product: null,
+    api: { name: r.api ?? r.service, path: '', version: '' },
+    operation: { id: r.operation ?? '', method: r.method, urlTemplate: '' },
+    claims: r.claims ?? null,
+    lastError: null,
+    requestId: r.requestId ?? '',
+    deployment: { region: '', gatewayId: '' },
+  };
 }
 
 function sourceCondition(sources: readonly string[], policyNamespace: string, trustDomain: string): Condition {
@@ -246,11 +588,7 @@ function sourceCondition(sources: readonly string[], policyNamespace: string, tr
       if (w !== null && w.trustDomain === trustDomain && w.namespace === namespace && w.service === service) ids.add(id);
     }
   }
-  return {
-    expected: list(sources),
-    test: (r) => r.sourceId !== '' && (anyAuthenticated || ids.has(r.sourceId)),
-    actual: (r) => `source ${r.sourceId === '' ? PLAINTEXT : r.sourceId}`,
-  };
+  return listed(list(sources), (r) => r.sourceId !== '' && (anyAuthenticated || ids.has(r.sourceId)), (r) => `source ${r.sourceId === '' ? PLAINTEXT : r.sourceId}`);
 }
 
 /** `/x/*` becomes exact `/x` plus prefix `/x/`; `/x*` prefix `/x`; so matching is Set.has + startsWith. */
@@ -267,15 +605,15 @@ function pathCondition(paths: readonly string[]): Condition {
       prefixes.push(p.slice(0, -1));
     }
   }
-  return {
-    expected: list(paths),
-    test: (r) => {
+  return listed(
+    list(paths),
+    (r) => {
       if (exact.has(r.path)) return true;
       for (const pre of prefixes) if (r.path.startsWith(pre)) return true;
       return false;
     },
-    actual: (r) => `path ${r.path}`,
-  };
+    (r) => `path ${r.path}`,
+  );
 }
 
 function list(values: readonly (string | number)[]): string {

@@ -23,5 +23,19 @@ export function checkConfigExpressions(config: Config): Problem[] {
       }
     }
   }
+  // AccessPolicy `cel` rules: a condition, so the result must be a boolean.
+  for (const p of config.accessPolicies ?? []) {
+    for (const site of p.spec.expressions ?? []) {
+      const r = compileExpression(site.source);
+      if (!r.ok) {
+        for (const e of r.problems) {
+          const pos = at(site.source, site.line, site.col, e.offset);
+          problems.push({ file: site.file, line: pos.line, col: pos.col, path: site.path, message: `expression: ${e.message}` });
+        }
+      } else if (r.expr.type !== 'bool' && r.expr.type !== 'dyn') {
+        problems.push({ file: site.file, line: site.line, col: site.col, path: site.path, message: `expression: a cel rule must be a condition (bool), this one is ${r.expr.type}` });
+      }
+    }
+  }
   return problems.sort((a, b) => (a.file === b.file ? a.line - b.line || a.col - b.col : a.file < b.file ? -1 : 1));
 }

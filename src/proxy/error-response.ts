@@ -45,6 +45,8 @@ export interface ErrorResponseOptions {
   headers?: Record<string, string>;
   /** The access decision id (access_denied): the body names it so the caller can quote it. */
   decision?: string;
+  /** Which hop denied (access_denied): `gateway edge`, `sidecar shop/inventory`. */
+  hop?: string;
 }
 
 /**
@@ -164,7 +166,7 @@ export function sendError(res: AnyResponse, ex: Exchange, code: ErrorCode, detai
   if (code === 'access_denied') {
     // The mesh's own shape: the decision id lets the caller's operator find the reasons in the callee's logs.
     const message = detail ? `${info.message}: ${detail}` : info.message;
-    body = `{"error":{"code":"access_denied","message":${JSON.stringify(message)},"requestId":${JSON.stringify(ex.requestId)},"decision":${JSON.stringify(opts.decision ?? '')}}}`;
+    body = `{"error":{"code":"access_denied","message":${JSON.stringify(message)},"requestId":${JSON.stringify(ex.requestId)},"decision":${JSON.stringify(opts.decision ?? '')}${opts.hop === undefined ? '' : `,"hop":${JSON.stringify(opts.hop)}`}}}`;
   } else if (opts.style === 'apim') {
     const a = apimBody(code, status, ex.requestId);
     status = a.status;

@@ -1,6 +1,7 @@
 // One request's state while its policy pipeline runs: the request and response as policies change them, variables, claims and the last error.
 import type { Operation, PolicySection } from '../model/types.ts';
 import type { SubscriptionRecord } from '../model/subscription.ts';
+import type { CompiledAccess } from '../policy/access-decision.ts';
 import type { Exchange } from './exchange.ts';
 import type { ErrorStyle } from './error-response.ts';
 import type { FinishFn } from './forward-handler.ts';
@@ -105,6 +106,14 @@ export function errorResponse(status: number, message: string, headers: string[]
   return jsonResponse(status, { statusCode: status, message }, headers);
 }
 
+/** A route's gateway AccessPolicies, as the pipeline needs them to decide (access-gate.ts). */
+export interface RouteAccess {
+  readonly compiled: CompiledAccess;
+  readonly target: { readonly api: string; readonly operation: string };
+  /** How the gateway names itself in a denial: `gateway <name>`. */
+  readonly hop: string;
+}
+
 export class PolicyContext {
   readonly ex: Exchange;
   readonly route: PolicyRoute;
@@ -113,6 +122,8 @@ export class PolicyContext {
   readonly variables = new Map<string, unknown>();
   /** Claims of the token validate-jwt accepted (null when none ran). */
   claims: Record<string, unknown> | null = null;
+  /** The gateway AccessPolicies this route must pass; null once decided (or when none targets it). */
+  access: RouteAccess | null = null;
   lastError: LastError | null = null;
   section: PolicySection = 'inbound';
   /** Set by return-response / mock-response / cors: the pipeline ends and `res` is sent. */

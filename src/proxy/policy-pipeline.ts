@@ -78,6 +78,8 @@ export interface CompiledPipeline {
   needsResponseBody: boolean;
   /** The first cors policy of inbound: alone it answers CORS preflights (API Management runs nothing else for them). */
   cors: Step | null;
+  /** An access-check policy places the AccessPolicy check (else it runs right after inbound). */
+  explicitAccessCheck: boolean;
 }
 
 const FORWARD: PolicyEntry = { name: 'forward-request', attrs: {}, file: '(built-in global policy)', line: 0, col: 0, path: 'backend[0]' };
@@ -150,8 +152,10 @@ export class PolicyCompileError extends Error {
 }
 
 export function compilePipeline(s: Sections, registry: PolicyRegistry, route: RouteFacts, services: PolicyServices, backends: BackendLookup): CompiledPipeline {
+  let explicitAccessCheck = false;
   const compileList = (list: readonly PolicyEntry[], section: PolicySection): Step[] =>
     list.map((entry) => {
+      if (entry.name === 'access-check') explicitAccessCheck = true;
       const factory = registry[entry.name];
       if (factory === undefined) throw new PolicyCompileError(entry, 'no implementation registered');
       const env: CompileEnv = { entry, section, compileList: (l) => compileList(l, section), route, services, backends };
@@ -171,5 +175,5 @@ export function compilePipeline(s: Sections, registry: PolicyRegistry, route: Ro
   const onError = compileList(s.onError, 'onError');
   const f = flags([...inbound, ...backend, ...outbound, ...onError]);
   // A policy in inbound or backend that needs the response body is meaningless; outbound/onError ones matter.
-  return { facts: route, inbound, backend, outbound, onError, needsRequestBody: f.req, needsResponseBody: flags([...outbound, ...onError]).res, cors: inbound.find((st) => st.name === 'cors') ?? null };
+  return { facts: route, inbound, backend, outbound, onError, needsRequestBody: f.req, needsResponseBody: flags([...outbound, ...onError]).res, cors: inbound.find((st) => st.name === 'cors') ?? null, explicitAccessCheck };
 }

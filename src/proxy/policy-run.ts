@@ -7,6 +7,7 @@ import type { FinishFn } from './forward-handler.ts';
 import { type PolicyContext, PolicyError, errorResponse, jsonResponse, type LastError, type PolicyResponse } from './policy-context.ts';
 import type { CompiledPipeline, Step } from './policy-pipeline.ts';
 import { writeHeadTo } from './response-capture.ts';
+import { enforceAccess } from './access-gate.ts';
 
 /** Runs steps in order; stays synchronous until a step returns a promise. */
 export function runSteps(steps: readonly Step[], pc: PolicyContext, from = 0): void | Promise<void> {
@@ -66,6 +67,8 @@ export async function executePipeline(p: CompiledPipeline, pc: PolicyContext, de
     pc.section = 'inbound';
     let r = runSection(p.inbound, pc, t);
     if (r !== undefined) await r;
+    // Gateway AccessPolicies: after inbound authentication, unless an access-check policy places the check.
+    if (!pc.stopped && pc.access !== null && !p.explicitAccessCheck) enforceAccess(pc);
     if (!pc.stopped) {
       pc.section = 'backend';
       r = runSection(p.backend, pc, t);

@@ -5,7 +5,7 @@ import type { SubscriptionRecord } from '../model/subscription.ts';
 import type { Exchange } from './exchange.ts';
 import type { FinishFn } from './forward-handler.ts';
 import { PolicyContext, errorResponse } from './policy-context.ts';
-import type { ForwardBits, PolicyRoute } from './policy-context.ts';
+import type { ForwardBits, PolicyRoute, RouteAccess } from './policy-context.ts';
 import type { CompiledPipeline, RoutePolicies } from './policy-pipeline.ts';
 import { executePipeline, sendPolicyResponse } from './policy-run.ts';
 import { decodeBody, hasContentEncoding } from './policy-body.ts';
@@ -39,6 +39,8 @@ export interface PipelineStart {
   forward: Omit<ForwardBits, 'finish'>;
   /** Most bytes a policy may buffer (request or response body). */
   maxBufferedBody: number;
+  /** The route's gateway AccessPolicies, or null. */
+  access?: RouteAccess | null;
 }
 
 function lowerNames(raw: string[]): string[] {
@@ -70,6 +72,7 @@ export function startPipeline(p: CompiledPipeline, s: PipelineStart): void {
   pc.product = s.product;
   pc.facts = p.facts;
   pc.subscription = s.subscription;
+  pc.access = s.access ?? null;
   pc.bufferResponse = p.needsResponseBody;
   pc.directAllowed = p.outbound.length === 0 && p.onError.length === 0 && p.backend.length > 0 && p.backend[p.backend.length - 1].name === 'forward-request';
   pc.forward = { ...s.forward, finish: s.finish };

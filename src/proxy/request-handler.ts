@@ -21,7 +21,7 @@ import { resolveSubscription, type SubscriptionIndex } from './subscription-inde
 import { pipelineFor, startPipeline, startPreflight } from './policy-start.ts';
 import type { SubscriptionRecord } from '../model/subscription.ts';
 import { decideAccess, type CompiledAccess } from '../policy/access-decision.ts';
-import { accessDecision, type AccessDecisionEvent } from '../telemetry/channels.ts';
+import { decideGatewayAccess, publishDecision } from './access-gate.ts';
 import { grpcTimeoutMs } from './forward-handler.ts';
 
 /** Mutable state shared by every listener of one worker: the live runtime and the load flags. */
@@ -79,24 +79,7 @@ export function authorizeMeshRequest(access: CompiledAccess, service: string, re
   const sourceId = ex.peerId;
   const port = (req.socket as { localPort?: number } | null)?.localPort ?? 0;
   const d = decideAccess(access, { sourceId, service, port, method: ex.method, path: ex.path });
-  const outcome = !d.allow ? 'deny' : d.wouldDeny ? 'audit' : 'allow';
-  ex.decision = `${d.id}:${outcome}`;
-  if (outcome !== 'allow' && accessDecision.hasSubscribers) {
-    const event: AccessDecisionEvent = {
-      requestId: ex.requestId,
-      traceId: ex.traceId,
-      decision: d.id,
-      outcome,
-      policy: d.policy,
-      reasons: d.reasons,
-      sourceId,
-      service,
-      port,
-      method: ex.method,
-      path: ex.path,
-    };
-    accessDecision.publish(event);
-  }
+  publishDecision(ex, d, service, port, sourceId);
   return d.allow ? null : { id: d.id, policy: d.policy };
 }
 
@@ -225,7 +208,7 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
   if (route.meshService !== '' && rt.access !== null) {
     const denied = authorizeMeshRequest(rt.access, route.meshService, req, ex);
     if (denied !== null) {
-      sendError(res, ex, 'access_denied', denied.policy, { style: route.errorStyle, close: facts.hasBody, decision: denied.id });
+      sendError(res, ex, 'access_denied', denied.policy, { style: route.errorStyle, close: facts.hasBody, decision: denied.id, hop: `sidecar ${route.meshService}` });
       ex.tEnd = stamp();
       return state.finish(ex);
     }
@@ -250,6 +233,19 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
     dropHeader = needKey.header;
     product = k.product;
     record = k.record;
+  }
+
+  const pipeline = route.policies === null ? null : pipelineFor(route.policies, product);
+  // Gateway AccessPolicies: without policies there is no end user to wait for, so the check is here; with a pipeline,
+  // after its inbound authentication (or where an access-check policy stands).
+  const gate = rt.gatewayAccess === null ? undefined : rt.gatewayAccess.get(route);
+  if (gate !== undefined && pipeline === null) {
+    const d = decideGatewayAccess(rt.access!, gate, ex, { claims: null, headers: raw });
+    if (!d.allow) {
+      sendError(res, ex, 'access_denied', d.policy, { style: route.errorStyle, close: facts.hasBody, decision: d.id, hop: rt.hop });
+      ex.tEnd = stamp();
+      return state.finish(ex);
+    }
   }
 
   const traceparent = formatTraceparent(ex.traceId, ex.spanId, ex.traceFlags);
@@ -282,7 +278,6 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
   }
 
   let path = forwardPath(route, cp.path);
-  const pipeline = route.policies === null ? null : pipelineFor(route.policies, product);
   if (query && pipeline === null) path += query;
 
   let hashKey: string | undefined;
@@ -324,6 +319,7 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
       finish: state.finish,
       forward: { request: req as IncomingMessage, hashKey, maxBufferedBody: rt.gateway.limits.maxBufferedBody, res },
       maxBufferedBody: rt.gateway.limits.maxBufferedBody,
+      access: gate === undefined ? null : { compiled: rt.access!, target: gate, hop: rt.hop },
     });
   }
   const handler = new ForwardHandler(

@@ -12,7 +12,8 @@ import { backendFields } from '../model/backend-fields.ts';
 import { createCluster } from './balancers/locality-cluster.ts';
 import { registerSplit } from './weighted-split.ts';
 import { createFaultInjector, registerFault } from './fault-injection.ts';
-import { compileAccessPolicies, type CompiledAccess } from '../policy/access-decision.ts';
+import { apiHasAccessPolicies, compileAccessPolicies, type CompiledAccess } from '../policy/access-decision.ts';
+import type { AccessTarget } from './access-gate.ts';
 
 /** What a route resolves to. One object per operation per version; telemetry may key caches on it. */
 export interface RouteTarget {
@@ -73,6 +74,10 @@ export interface Runtime {
   readonly access: CompiledAccess | null;
   /** `gateway.mesh.maxHops`: requests carrying this many `x-lockgate-hops` get 508; 0 = not a mesh node (no header). */
   readonly meshMaxHops: number;
+  /** Gateway routes some AccessPolicy targets, with their Api and operation; null when no policy targets an Api. */
+  readonly gatewayAccess: ReadonlyMap<RouteTarget, AccessTarget> | null;
+  /** How this node names itself in a denial's body: `gateway <name>`. */
+  readonly hop: string;
   /**
    * The entries the router was built from and the built router, so the next version can rebind it (same routes, new
    * targets); and each Api's entries, which the next version takes over when nothing they depend on changed.
@@ -283,12 +288,23 @@ export function buildRuntime(
     for (const c of clusters.values()) if (!reused.has(c)) void c.close();
     return { problems };
   }
-  const access = meshRoutes
+  const gatewayPolicies = (config.accessPolicies ?? []).some((p) => p.spec.target.api !== undefined);
+  const access = meshRoutes || gatewayPolicies
     ? compileAccessPolicies(config.accessPolicies ?? [], {
       defaultAccess: config.gateway.spec.mesh?.defaultAccess ?? config.mesh.spec.defaultAccess,
       trustDomain: config.mesh.spec.trustDomain,
     })
     : null;
+  let gatewayAccess: Map<RouteTarget, AccessTarget> | null = null;
+  if (gatewayPolicies && access !== null) {
+    gatewayAccess = new Map();
+    for (const [api, routes] of byApi) {
+      const key = `${api.metadata.namespace}/${api.metadata.name}`;
+      for (const e of routes.entries) {
+        if (apiHasAccessPolicies(access, key, e.value.operation)) gatewayAccess.set(e.value, { api: key, operation: e.value.operation });
+      }
+    }
+  }
   const trusted = compileCidrs(config.gateway.spec.trustedProxies);
   const built = fresh ?? (prior!.entries.every((e, i) => e === entries[i]) ? prior!.built : prior!.built.rebind(entries.map((e) => e.value)));
   const runtime: Runtime = {
@@ -304,6 +320,8 @@ export function buildRuntime(
     versionQueryNames,
     access,
     meshMaxHops: config.gateway.spec.mesh?.maxHops ?? 0,
+    gatewayAccess,
+    hop: `gateway ${config.gateway.metadata.name}`,
     routes: { entries, built, byApi },
   };
   return { runtime, problems: [] };
