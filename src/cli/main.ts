@@ -21,6 +21,7 @@ const VERBS: Record<string, () => Promise<Verb>> = {
   check: async () => (await import('./check.ts')).checkVerb,
   backup: async () => (await import('./backup.ts')).backupVerb,
   restore: async () => (await import('./restore.ts')).restoreVerb,
+  explain: async () => (await import('./explain.ts')).explainVerb,
 };
 
 function version(): string {

@@ -1,0 +1,174 @@
+// `lockgate explain`: what the AccessPolicies of a config decide for a described request, and why, with the function that enforces them.
+import { parseArgs } from 'node:util';
+import { canonicalPath } from '../lib/canonical-path.ts';
+import { formatProblems } from '../model/load-config.ts';
+import { compileAccessPolicies, decideAccess, type AccessRequest } from '../policy/access-decision.ts';
+import { loadCheckedConfig } from '../policy/load-checked.ts';
+import { DEFAULT_PATH_OPTIONS } from '../proxy/runtime.ts';
+import type { Verb } from './verb.ts';
+
+const USAGE = `Usage: lockgate explain -c FILE|DIR [-c …] (--to SERVICE [--port N] | --api API [--operation OP])
+                        [--user SUB] [--email EMAIL] [--groups a,b] [--claims JSON] [--token JWT]
+                        [--from SERVICE|SPIFFE-ID] [--method M] [--path P] [--ip ADDRESS] [--at TIME] [--json]
+
+Prints what the config's AccessPolicies decide for the request described, and why: the deciding policy
+and rule, each reason, and the decision id, from the same function the gateway and the sidecars run.
+
+  -c, --config FILE|DIR   config to read (several allowed)
+  --to SERVICE            the MeshService called ("inventory" or "namespace/inventory"), at its sidecar
+  --port N                the service port called (default: its first port)
+  --api API               or the gateway Api called ("orders" or "namespace/orders")
+  --operation OP          the Api's operation (by name)
+  --user SUB              the end user's subject; an email address also sets --email
+  --email EMAIL           the end user's email
+  --groups a,b            the end user's groups
+  --claims JSON           more claims, as a JSON object
+  --token JWT             take the claims from a token (decoded, NOT verified: only the gateway verifies)
+  --from CALLER           the calling workload: a service name or a SPIFFE ID (default: none)
+  --method M              default GET
+  --path P                default /; canonicalized as the data plane does
+  --ip ADDRESS            the client address, for sourceIp criteria
+  --at TIME               decide at this time (ISO 8601), for time criteria; default now
+  --json                  print the decision as JSON
+
+Exit status: 0 allowed (audit mode included), 3 denied, 1 on a usage or config error.`;
+
+function fail(message: string): number {
+  process.stderr.write(`lockgate explain: ${message}\n`);
+  return 1;
+}
+
+/** A JWT's payload, decoded without verification. */
+function tokenClaims(token: string): Record<string, unknown> | string {
+  const parts = token.split('.');
+  if (parts.length !== 3) return 'the token is not a JWS compact token (three dot-separated parts)';
+  try {
+    const claims = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8')) as unknown;
+    if (claims === null || typeof claims !== 'object' || Array.isArray(claims)) return 'the token payload is not a JSON object';
+    return claims as Record<string, unknown>;
+  } catch {
+    return 'the token payload is not base64url JSON';
+  }
+}
+
+export const explainVerb: Verb = {
+  summary: 'explain what the AccessPolicies decide for a request, with the reasons',
+  usage: USAGE,
+  async run(args) {
+    let values;
+    try {
+      ({ values } = parseArgs({
+        args,
+        options: {
+          config: { type: 'string', short: 'c', multiple: true },
+          to: { type: 'string' },
+          port: { type: 'string' },
+          api: { type: 'string' },
+          operation: { type: 'string' },
+          user: { type: 'string' },
+          email: { type: 'string' },
+          groups: { type: 'string' },
+          claims: { type: 'string' },
+          token: { type: 'string' },
+          from: { type: 'string' },
+          method: { type: 'string', default: 'GET' },
+          path: { type: 'string', default: '/' },
+          ip: { type: 'string', default: '' },
+          at: { type: 'string' },
+          json: { type: 'boolean', default: false },
+        },
+      }));
+    } catch (err) {
+      return fail(`${(err as Error).message}\n\n${USAGE}`);
+    }
+    if (!values.config?.length) return fail('give the config with -c FILE|DIR');
+    if ((values.to === undefined) === (values.api === undefined)) return fail('give exactly one of --to SERVICE (a sidecar) or --api API (the gateway)');
+    if (values.operation !== undefined && values.api === undefined) return fail('--operation needs --api');
+
+    let claims: Record<string, unknown> | null = null;
+    if (values.token !== undefined) {
+      const c = tokenClaims(values.token);
+      if (typeof c === 'string') return fail(c);
+      claims = c;
+    }
+    if (values.claims !== undefined) {
+      let extra: unknown;
+      try {
+        extra = JSON.parse(values.claims);
+      } catch {
+        return fail('--claims must be a JSON object');
+      }
+      if (extra === null || typeof extra !== 'object' || Array.isArray(extra)) return fail('--claims must be a JSON object');
+      claims = { ...claims, ...(extra as Record<string, unknown>) };
+    }
+    if (values.user !== undefined) {
+      claims = { ...claims, sub: values.user };
+      if (values.user.includes('@') && values.email === undefined) claims.email = values.user;
+    }
+    if (values.email !== undefined) claims = { ...claims, email: values.email };
+    if (values.groups !== undefined) claims = { ...claims, groups: values.groups.split(',').map((g) => g.trim()).filter((g) => g !== '') };
+
+    let now = Date.now();
+    if (values.at !== undefined) {
+      now = Date.parse(values.at);
+      if (Number.isNaN(now)) return fail(`--at ${JSON.stringify(values.at)} is not a time (ISO 8601, e.g. 2026-11-27T09:30:00Z)`);
+    }
+    const cp = canonicalPath(values.path, DEFAULT_PATH_OPTIONS);
+    if ('error' in cp) return fail(`--path ${JSON.stringify(values.path)}: ${cp.error}`);
+
+    const { config, problems } = await loadCheckedConfig(values.config);
+    if (!config) {
+      process.stderr.write(`${formatProblems(problems)}\n`);
+      return 1;
+    }
+    const trustDomain = config.mesh.spec.trustDomain;
+    const qualify = (name: string) => (name.includes('/') ? name : `default/${name}`);
+
+    let sourceId = '';
+    if (values.from !== undefined) {
+      if (values.from.startsWith('spiffe://')) sourceId = values.from;
+      else {
+        const [ns, svc] = qualify(values.from).split('/');
+        sourceId = `spiffe://${trustDomain}/ns/${ns}/sa/${svc}`;
+      }
+    }
+
+    const req: AccessRequest = { sourceId, service: '', port: 0, method: values.method.toUpperCase(), path: cp.path, claims, sourceIp: values.ip, now };
+    if (values.to !== undefined) {
+      req.service = qualify(values.to);
+      const svc = config.meshServices.get(req.service);
+      if (svc === undefined) return fail(`MeshService ${JSON.stringify(req.service)} is not in the config`);
+      if (values.port !== undefined) {
+        req.port = Number(values.port);
+        if (!svc.spec.ports.some((p) => p.port === req.port)) return fail(`${req.service} has no port ${values.port} (${svc.spec.ports.map((p) => p.port).join(', ')})`);
+      } else req.port = svc.spec.ports[0]?.port ?? 0;
+    } else {
+      const key = qualify(values.api ?? '');
+      const api = config.apis.find((a) => `${a.metadata.namespace}/${a.metadata.name}` === key);
+      if (api === undefined) return fail(`Api ${JSON.stringify(key)} is not in the config`);
+      if (values.operation !== undefined && !api.spec.operations.some((o) => o.name === values.operation)) {
+        return fail(`Api ${key} has no operation ${JSON.stringify(values.operation)} (${api.spec.operations.map((o) => o.name).join(', ') || 'none'})`);
+      }
+      req.api = key;
+      req.operation = values.operation ?? '';
+    }
+
+    const compiled = compileAccessPolicies(config.accessPolicies ?? [], {
+      defaultAccess: config.gateway.spec.mesh?.defaultAccess ?? config.mesh.spec.defaultAccess,
+      trustDomain,
+    });
+    const d = decideAccess(compiled, req);
+    const verdict = !d.allow ? 'denied' : d.wouldDeny ? 'allowed (audit mode: would be denied)' : 'allowed';
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify({ ...d, verdict, request: { ...req, now: new Date(now).toISOString() } }, null, 2)}\n`);
+    } else {
+      const lines = [
+        `${verdict} by ${d.policy} (decision ${d.id})`,
+        ...d.reasons.map((r) => `  - ${r}`),
+      ];
+      if (values.token !== undefined) lines.push('note: the token was decoded, not verified');
+      process.stdout.write(`${lines.join('\n')}\n`);
+    }
+    return d.allow ? 0 : 3;
+  },
+};

@@ -1,0 +1,130 @@
+// `lockgate explain` as a user runs it, and that it says what enforcement does: the same request through a gateway
+// built from the same config gets the same verdict, policy and reasons.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import diagnostics from 'node:diagnostics_channel';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startUpstream, type Upstream } from './helpers/upstream.ts';
+import { withGateway, call, GATEWAY } from './helpers/policy-gateway.ts';
+import type { AccessDecisionEvent } from '../src/telemetry/channels.ts';
+
+const BIN = path.resolve(import.meta.dirname, '../bin/lockgate.mjs');
+const SECRET = Buffer.alloc(32, 5);
+const doc = (kind: string, name: string, spec: string): string => `---\napiVersion: lockgate.dev/v1alpha1\nkind: ${kind}\nmetadata: { name: ${name} }\nspec:\n${spec}\n`;
+
+let up: Upstream;
+let dir: string;
+let file: string;
+let yaml: string;
+before(async () => {
+  up = await startUpstream();
+  dir = mkdtempSync(path.join(os.tmpdir(), 'lockgate-explain-'));
+  file = path.join(dir, 'config.yaml');
+  yaml = GATEWAY +
+    doc('Backend', 'up', `  url: "${up.url}"`) +
+    doc('Api', 'orders', `  path: /orders
+  backend: up
+  operations:
+    - { name: get-order, methods: [GET], urlTemplate: "/{id}" }
+    - { name: delete-order, methods: [DELETE], urlTemplate: "/{id}" }`) +
+    doc('ApiPolicy', 'jwt', `  scope: { api: orders }
+  inbound:
+    - validate-jwt: { issuerSigningKeys: [{ hmac: "${SECRET.toString('base64')}" }], audiences: [orders] }`) +
+    doc('AccessPolicy', 'orders-access', `  target: { api: orders }
+  allow:
+    - groups: orders-admins
+    - all: [{ groups: staff }, { method: GET }]
+  deny:
+    - domain: contractor.example`) +
+    doc('MeshService', 'inventory', '  ports: [{ port: 8080 }]') +
+    doc('MeshService', 'orders', '  ports: [{ port: 8080 }]') +
+    doc('AccessPolicy', 'inventory-access', `  target: { service: inventory }
+  allow:
+    - { source: orders, groups: orders-admins }
+    - { source: orders, method: GET, time: { after: "08:00", before: "18:00", days: mon-fri, timeZone: Europe/Berlin } }`);
+  writeFileSync(file, yaml);
+});
+after(async () => {
+  await up.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function explain(args: string[]): { code: number | null; out: string; err: string } {
+  const r = spawnSync(process.execPath, [BIN, 'explain', '-c', file, ...args], { encoding: 'utf8', timeout: 20_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+function token(claims: Record<string, unknown>): string {
+  const now = Math.floor(Date.now() / 1000);
+  const b = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const data = `${b({ alg: 'HS256', typ: 'JWT' })}.${b({ aud: 'orders', iat: now, exp: now + 600, ...claims })}`;
+  return `${data}.${createHmac('sha256', SECRET).update(data).digest('base64url')}`;
+}
+
+test('explain at a sidecar: the issue\'s example allows alice, denies bob with reasons, and time rules follow --at', () => {
+  const alice = explain(['--user', 'alice@example.com', '--groups', 'orders-admins', '--from', 'orders', '--method', 'GET', '--path', '/inventory/1', '--to', 'inventory']);
+  assert.equal(alice.code, 0, alice.err);
+  assert.match(alice.out, /^allowed by default\/inventory-access \(decision [0-9a-f]{8}-[0-9a-f]+\)\n  - allow rule default\/inventory-access allow\[0\] matched \(source spiffe:\/\/lockgate\.local\/ns\/default\/sa\/orders, groups \[orders-admins\]\)/);
+  // Bob is staff: the GET rule holds on a weekday morning in Berlin, not on a Saturday.
+  const weekday = explain(['--user', 'bob@example.com', '--groups', 'staff', '--from', 'orders', '--path', '/x', '--to', 'inventory', '--at', '2026-11-27T09:00:00Z']);
+  assert.equal(weekday.code, 0, weekday.out + weekday.err);
+  const saturday = explain(['--user', 'bob@example.com', '--groups', 'staff', '--from', 'orders', '--path', '/x', '--to', 'inventory', '--at', '2026-11-28T09:00:00Z']);
+  assert.equal(saturday.code, 3);
+  assert.match(saturday.out, /^denied by default\/inventory-access/);
+  assert.match(saturday.out, /allow\[1\]: time 2026-11-28 sat 10:00 Europe\/Berlin is not on one of the days/);
+  // Another caller is not orders.
+  const web = explain(['--user', 'alice@example.com', '--groups', 'orders-admins', '--from', 'web', '--to', 'inventory']);
+  assert.equal(web.code, 3);
+  assert.match(web.out, /source spiffe:\/\/lockgate\.local\/ns\/default\/sa\/web not in \[default\/orders\]/);
+});
+
+test('explain says what the gateway enforces: same verdict, policy and reasons for the same requests', async () => {
+  const cases = [
+    { claims: { sub: 'alice', email: 'alice@example.com', groups: ['orders-admins'] }, method: 'DELETE' },
+    { claims: { sub: 'bob', email: 'bob@example.com', groups: ['staff'] }, method: 'GET' },
+    { claims: { sub: 'bob', email: 'bob@example.com', groups: ['staff'] }, method: 'DELETE' },
+    { claims: { sub: 'mallory', email: 'mallory@contractor.example', groups: ['orders-admins'] }, method: 'GET' },
+  ];
+  await withGateway(yaml, async (g) => {
+    for (const c of cases) {
+      const jwt = token(c.claims);
+      const seen: AccessDecisionEvent[] = [];
+      const onEvent = (m: unknown) => seen.push(m as AccessDecisionEvent);
+      diagnostics.subscribe('lockgate:access:decision', onEvent);
+      let status: number;
+      try {
+        status = (await call(`${g.url}/orders/1`, { method: c.method, headers: { authorization: `Bearer ${jwt}` } })).status;
+      } finally {
+        diagnostics.unsubscribe('lockgate:access:decision', onEvent);
+      }
+      const operation = c.method === 'GET' ? 'get-order' : 'delete-order';
+      const r = explain(['--api', 'orders', '--operation', operation, '--token', jwt, '--method', c.method, '--path', '/orders/1', '--ip', '127.0.0.1', '--json']);
+      const d = JSON.parse(r.out) as { allow: boolean; policy: string; reasons: string[] };
+      assert.equal(r.code, d.allow ? 0 : 3);
+      assert.equal(status === 200, d.allow, `${c.claims.sub} ${c.method}: gateway ${status}, explain ${d.allow}`);
+      if (!d.allow) {
+        // Denials are published: their policy and reasons are exactly explain's.
+        assert.equal(seen.length, 1);
+        assert.equal(seen[0].policy, d.policy);
+        assert.deepEqual(seen[0].reasons, d.reasons);
+      }
+    }
+  });
+});
+
+test('explain: usage and config errors exit 1 with a message', () => {
+  assert.equal(explain(['--to', 'inventory', '--api', 'orders']).code, 1);
+  assert.equal(explain([]).code, 1);
+  const unknown = explain(['--to', 'nope']);
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.err, /MeshService "default\/nope" is not in the config/);
+  assert.match(explain(['--api', 'orders', '--operation', 'x']).err, /Api default\/orders has no operation "x" \(get-order, delete-order\)/);
+  assert.match(explain(['--api', 'orders', '--token', 'abc']).err, /not a JWS compact token/);
+  assert.match(explain(['--api', 'orders', '--at', 'tuesday']).err, /is not a time/);
+  const broken = spawnSync(process.execPath, [BIN, 'explain', '-c', path.join(dir, 'missing.yaml'), '--api', 'orders'], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(broken.status, 1);
+});
