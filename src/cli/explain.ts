@@ -134,6 +134,13 @@ export const explainVerb: Verb = {
     }
 
     const req: AccessRequest = { sourceId, service: '', port: 0, method: values.method.toUpperCase(), path: cp.path, claims, sourceIp: values.ip, now };
+    const notes: string[] = [];
+    if (values.token !== undefined) notes.push('note: the token was decoded, not verified');
+    if (values.to !== undefined && claims !== null) {
+      // As enforced: sidecars get no end-user identity until the signed assertion between hops exists (identity issue §2).
+      req.claims = null;
+      notes.push('note: sidecars do not receive end-user identity yet, so the user, email, groups and claims given were not used');
+    }
     if (values.to !== undefined) {
       req.service = qualify(values.to);
       const svc = config.meshServices.get(req.service);
@@ -166,7 +173,7 @@ export const explainVerb: Verb = {
         `${verdict} by ${d.policy} (decision ${d.id})`,
         ...d.reasons.map((r) => `  - ${r}`),
       ];
-      if (values.token !== undefined) lines.push('note: the token was decoded, not verified');
+      lines.push(...notes);
       process.stdout.write(`${lines.join('\n')}\n`);
     }
     return d.allow ? 0 : 3;

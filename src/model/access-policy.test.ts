@@ -224,3 +224,13 @@ test('cel problems: must compile and be a condition, at the position of the erro
     ],
   );
 });
+
+test('a criterion with no value is a problem, not an empty rule that allows everyone; rule ports need a MeshService target', () => {
+  const out = lines(ap('target: { api: orders }', 'allow:', '  - sources:', '  - claim/groups:', '  - any: [{ email: }]', '  - { ports: [8080] }'));
+  assert.deepEqual(out.map((l) => l.replace(/^a\.yaml:\d+:\d+: /, '')), [
+    'sources has no value (remove it, or give the value to match) (spec.allow[0].sources)',
+    'claim/groups has no value (remove it, or give the value to match) (spec.allow[1]["claim/groups"])',
+    'email has no value (remove it, or give the value to match) (spec.allow[2].any[0].email)',
+    'ports apply to MeshService targets; the gateway decides by Api and operation (spec.allow[3].ports)',
+  ]);
+});

@@ -1,5 +1,5 @@
 // Per-document mesh checks: finishing of the mesh kinds and of the mesh fields of Gateway and Backend (references: resolve-mesh.ts).
-import { positionOf, report } from './doc-context.ts';
+import { parentPath, positionOf, report } from './doc-context.ts';
 import type { DocContext } from './doc-context.ts';
 import { resolveFile } from './resolve-file.ts';
 import type { AccessPolicySpec, AccessRule, BackendSpec, ExpressionSite, ListMatch, GatewaySpec, MeshFault, MeshRouteSpec, MeshServiceSpec, MeshSpec } from './types.ts';
@@ -77,23 +77,25 @@ export function finishAccessPolicy(spec: AccessPolicySpec, cx: DocContext): void
   if (target?.api !== undefined && target.ports?.length > 0) report(cx, 'spec.target.ports', 'ports apply to a MeshService target; an Api target has operations');
   if (target?.operation !== undefined && target.api === undefined) report(cx, 'spec.target.operation', 'operation needs api (the Api it belongs to)');
   for (const [section, rules] of [['allow', spec.allow], ['deny', spec.deny]] as const) {
-    (rules ?? []).forEach((r: AccessRule | undefined, i) => finishRule(r, `spec.${section}[${i}]`, cx, expressions));
+    (rules ?? []).forEach((r: AccessRule | undefined, i) => finishRule(r, `spec.${section}[${i}]`, cx, expressions, target?.api !== undefined));
   }
   if (expressions.length > 0) spec.expressions = expressions;
 }
 
-/** The criteria a rule may hold (the mesh-fields.ts accessRule field names). */
-const CRITERIA = ['source', 'method', 'path', 'authenticated', 'user', 'email', 'domain', 'groups', 'sourceIp', 'time', 'cel', 'all', 'any', 'none'];
-
 const asList = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
-function finishRule(rule: AccessRule | undefined, p: string, cx: DocContext, expressions: ExpressionSite[]): void {
+function finishRule(rule: AccessRule | undefined, p: string, cx: DocContext, expressions: ExpressionSite[], apiTarget: boolean): void {
   if (!rule) return;
   const r = rule as AccessRule & { source?: string | string[]; method?: string | string[]; path?: string | string[]; sourceIp?: string | string[] };
-  // `email:` with nothing after it decodes as absent: in an allow rule that would silently widen it to every caller.
-  for (const key of CRITERIA) {
-    if ((r as unknown as Record<string, unknown>)[key] === undefined && cx.keys.has(`${p}.${key}`) && !cx.values.has(`${p}.${key}`)) report(cx, `${p}.${key}`, `${key} has no value (remove it, or give the value to match)`, 'key');
+  // `email:` (or `sources:`) with nothing after it decodes as absent or empty: in an allow rule that would silently widen
+  // it to every caller.
+  for (const path of cx.keys.keys()) {
+    // (An unknown or misspelt key was reported as such already.)
+    if (parentPath(path) !== p || cx.values.has(path) || cx.problems.some((x) => x.path === path)) continue;
+    const name = path.slice(p.length).replace(/^\.|^\["|"\]$/g, '');
+    report(cx, path, `${name} has no value (remove it, or give the value to match)`, 'key');
   }
+  if (r.ports.length > 0 && apiTarget) report(cx, `${p}.ports`, 'ports apply to MeshService targets; the gateway decides by Api and operation');
   for (const [one, many] of [['source', 'sources'], ['method', 'methods'], ['path', 'paths']] as const) {
     const v = r[one];
     if (v === undefined) continue;
@@ -120,7 +122,7 @@ function finishRule(rule: AccessRule | undefined, p: string, cx: DocContext, exp
     const { line, col } = positionOf(cx, `${p}.cel`);
     expressions.push({ source: r.cel, file: cx.file, line, col, path: `${p}.cel` });
   }
-  for (const combinator of ['all', 'any', 'none'] as const) (r[combinator] ?? []).forEach((sub, i) => finishRule(sub, `${p}.${combinator}[${i}]`, cx, expressions));
+  for (const combinator of ['all', 'any', 'none'] as const) (r[combinator] ?? []).forEach((sub, i) => finishRule(sub, `${p}.${combinator}[${i}]`, cx, expressions, apiTarget));
 }
 
 /** Gateway mesh fields: listener mTLS settings. */

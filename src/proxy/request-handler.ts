@@ -77,8 +77,10 @@ export type AccessSubject = Pick<Exchange, 'method' | 'path' | 'requestId' | 'tr
  */
 export function authorizeMeshRequest(access: CompiledAccess, service: string, req: AnyRequest, ex: AccessSubject): { id: string; policy: string } | null {
   const sourceId = ex.peerId;
-  const port = (req.socket as { localPort?: number } | null)?.localPort ?? 0;
-  const d = decideAccess(access, { sourceId, service, port, method: ex.method, path: ex.path });
+  const socket = req.socket as { localPort?: number; remoteAddress?: string } | null;
+  const port = socket?.localPort ?? 0;
+  // No end-user claims here yet: they arrive with the signed assertion between hops (identity issue §2).
+  const d = decideAccess(access, { sourceId, service, port, method: ex.method, path: ex.path, sourceIp: socket?.remoteAddress ?? '', headers: req.rawHeaders, requestId: ex.requestId });
   publishDecision(ex, d, service, port, sourceId);
   return d.allow ? null : { id: d.id, policy: d.policy };
 }
