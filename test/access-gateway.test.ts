@@ -3,8 +3,8 @@
 // and the decision id, runs onError, and the decision is published with its reasons.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
 import diagnostics from 'node:diagnostics_channel';
+import { hs256 } from './helpers/jwt.ts';
 import { startUpstream, type Upstream } from './helpers/upstream.ts';
 import { withGateway, call, GATEWAY } from './helpers/policy-gateway.ts';
 import type { AccessDecisionEvent } from '../src/telemetry/channels.ts';
@@ -22,9 +22,7 @@ const SECRET = Buffer.alloc(32, 9);
 
 function token(claims: Record<string, unknown>): string {
   const now = Math.floor(Date.now() / 1000);
-  const b = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const data = `${b({ alg: 'HS256', typ: 'JWT' })}.${b({ aud: 'orders', iat: now, exp: now + 600, ...claims })}`;
-  return `${data}.${createHmac('sha256', SECRET).update(data).digest('base64url')}`;
+  return hs256(SECRET, { aud: 'orders', iat: now, exp: now + 600, ...claims });
 }
 const bearer = (claims: Record<string, unknown>) => ({ authorization: `Bearer ${token(claims)}` });
 const ALICE = { sub: 'alice', email: 'alice@example.com', groups: ['orders-admins'] };

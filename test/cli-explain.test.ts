@@ -3,11 +3,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createHmac } from 'node:crypto';
 import diagnostics from 'node:diagnostics_channel';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { hs256 } from './helpers/jwt.ts';
 import { startUpstream, type Upstream } from './helpers/upstream.ts';
 import { withGateway, call, GATEWAY } from './helpers/policy-gateway.ts';
 import type { AccessDecisionEvent } from '../src/telemetry/channels.ts';
@@ -61,9 +61,7 @@ function explain(args: string[]): { code: number | null; out: string; err: strin
 
 function token(claims: Record<string, unknown>): string {
   const now = Math.floor(Date.now() / 1000);
-  const b = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const data = `${b({ alg: 'HS256', typ: 'JWT' })}.${b({ aud: 'orders', iat: now, exp: now + 600, ...claims })}`;
-  return `${data}.${createHmac('sha256', SECRET).update(data).digest('base64url')}`;
+  return hs256(SECRET, { aud: 'orders', iat: now, exp: now + 600, ...claims });
 }
 
 test('explain at a sidecar: the issue\'s example allows alice, denies bob with reasons, and time rules follow --at', () => {
@@ -132,6 +130,8 @@ test('explain: usage and config errors exit 1 with a message', () => {
   assert.match(explain(['--api', 'orders', '--operation', 'x']).err, /Api default\/orders has no operation "x" \(get-order, delete-order\)/);
   assert.match(explain(['--api', 'orders', '--token', 'abc']).err, /not a JWS compact token/);
   assert.match(explain(['--api', 'orders', '--at', 'tuesday']).err, /is not a time/);
+  assert.match(explain(['--to', 'inventory', '--from', 'a/b/c']).err, /--from "a\/b\/c": write a service as "name" or "namespace\/name"/);
+  assert.match(explain(['--to', 'inventory', '--from', 'Bad Name']).err, /--from "Bad Name": cannot make a workload ID/);
   const broken = spawnSync(process.execPath, [BIN, 'explain', '-c', path.join(dir, 'missing.yaml'), '--api', 'orders'], { encoding: 'utf8', timeout: 20_000 });
   assert.equal(broken.status, 1);
 });

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { createHmac } from 'node:crypto';
+import { hs256 as signHs256 } from './helpers/jwt.ts';
 import { startUpstream, type Upstream } from './helpers/upstream.ts';
 import { startPolicyGateway, withGateway, call, GATEWAY } from './helpers/policy-gateway.ts';
 import { hashKey } from '../src/lib/subscription-keys.ts';
@@ -24,11 +24,7 @@ const backend = () => doc('Backend', 'up', `  url: "${up.url}"`);
 
 // HS256 with a 32-byte secret (the minimum for HS256).
 const SECRET = Buffer.alloc(32, 7);
-function hs256(claims: Record<string, unknown>): string {
-  const b = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const data = `${b({ alg: 'HS256', typ: 'JWT' })}.${b(claims)}`;
-  return `${data}.${createHmac('sha256', SECRET).update(data).digest('base64url')}`;
-}
+const hs256 = (claims: Record<string, unknown>): string => signHs256(SECRET, claims);
 
 test('validate-jwt in the pipeline: claims reach later policies; failures are API Management\'s 401s with LastError reasons', async () => {
   const now = Math.floor(Date.now() / 1000);

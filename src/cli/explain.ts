@@ -1,7 +1,9 @@
 // `lockgate explain`: what the AccessPolicies of a config decide for a described request, and why, with the function that enforces them.
 import { parseArgs } from 'node:util';
 import { canonicalPath } from '../lib/canonical-path.ts';
+import { workloadId } from '../lib/spiffe-id.ts';
 import { formatProblems } from '../model/load-config.ts';
+import { qualifyRef } from '../model/validate.ts';
 import { compileAccessPolicies, decideAccess, type AccessRequest } from '../policy/access-decision.ts';
 import { loadCheckedConfig } from '../policy/load-checked.ts';
 import { DEFAULT_PATH_OPTIONS } from '../proxy/runtime.ts';
@@ -122,14 +124,19 @@ export const explainVerb: Verb = {
       return 1;
     }
     const trustDomain = config.mesh.spec.trustDomain;
-    const qualify = (name: string) => (name.includes('/') ? name : `default/${name}`);
+    const qualify = (name: string) => qualifyRef(name, 'default');
 
     let sourceId = '';
     if (values.from !== undefined) {
       if (values.from.startsWith('spiffe://')) sourceId = values.from;
       else {
-        const [ns, svc] = qualify(values.from).split('/');
-        sourceId = `spiffe://${trustDomain}/ns/${ns}/sa/${svc}`;
+        const parts = qualify(values.from).split('/');
+        try {
+          if (parts.length !== 2) throw new RangeError('write a service as "name" or "namespace/name"');
+          sourceId = workloadId(trustDomain, parts[0], parts[1]);
+        } catch (err) {
+          return fail(`--from ${JSON.stringify(values.from)}: ${(err as Error).message}`);
+        }
       }
     }
 

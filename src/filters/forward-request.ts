@@ -18,7 +18,7 @@ export const forwardRequestPolicy: PolicyFactory = (attrs, env) => {
     needsRequestBody: bufferRequestBody,
     run(pc) {
       // An AccessPolicy check not made yet (an access-check policy in a branch not taken) is made before the backend.
-      if (pc.access !== null) enforceAccess(pc);
+      enforceAccess(pc);
       const bits = pc.forward;
       if (bits === null) throw new LockgateError('internal', 'forward-request outside a request');
       if (!failOnErrorStatusCode && canForwardDirect(pc, nested)) return forwardDirect(pc, bits, bits.res as ServerResponse);

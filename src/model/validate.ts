@@ -144,58 +144,48 @@ function resolveVersions(apis: ParsedResource[], sets: Map<string, ApiVersionSet
   return setProblems;
 }
 
+/** The resource `ref` names in `list` (qualified by the item's namespace), or undefined after reporting it at `path` with a suggestion. */
+function lookupRef(item: ParsedResource, list: ParsedResource[], kind: string, ref: string, path: string): ParsedResource | undefined {
+  const key = qualifyRef(ref, item.resource.metadata.namespace);
+  const found = list.find((r) => `${r.resource.metadata.namespace}/${r.resource.metadata.name}` === key);
+  if (!found) {
+    const [ns, name] = key.split('/');
+    const sameNs = list.filter((r) => r.resource.metadata.namespace === ns).map((r) => r.resource.metadata.name);
+    report(item.cx, path, `${kind} ${JSON.stringify(name)} not found in namespace ${JSON.stringify(ns)}${didYouMean(name, sameNs)}`);
+  }
+  return found;
+}
+
+/** An Api reference at `<at>.api`, and optionally one of its operations at `<at>.operation`: reported when unknown. Returns the qualified Api key. */
+function resolveApiRef(item: ParsedResource, apis: ParsedResource[], at: string, ref: string, operation: string | undefined): string {
+  const api = lookupRef(item, apis, 'Api', ref, `${at}.api`);
+  const key = qualifyRef(ref, item.resource.metadata.namespace);
+  if (api && operation !== undefined) {
+    const ops = ((api.resource as ApiResource).spec?.operations ?? []).map((o) => o?.name).filter((n): n is string => typeof n === 'string');
+    if (!ops.includes(operation)) report(item.cx, `${at}.operation`, `operation ${JSON.stringify(operation)} not found in Api "${key}"${didYouMean(operation, ops)}`);
+  }
+  return key;
+}
+
 /** An AccessPolicy for the gateway names an existing Api (qualified `namespace/name` after this) and one of its operations. */
 function resolveAccessPolicyApiRefs(policies: ParsedResource[], apis: ParsedResource[]): void {
   for (const item of policies) {
     const target = (item.resource as AccessPolicyResource).spec?.target;
-    if (typeof target?.api !== 'string') continue;
-    const key = qualifyRef(target.api, item.resource.metadata.namespace);
-    const found = apis.find((r) => `${r.resource.metadata.namespace}/${r.resource.metadata.name}` === key);
-    const [ns, name] = key.split('/');
-    target.api = key;
-    if (!found) {
-      const sameNs = apis.filter((r) => r.resource.metadata.namespace === ns).map((r) => r.resource.metadata.name);
-      report(item.cx, 'spec.target.api', `Api ${JSON.stringify(name)} not found in namespace ${JSON.stringify(ns)}${didYouMean(name, sameNs)}`);
-      continue;
-    }
-    if (target.operation === undefined) continue;
-    const ops = ((found.resource as ApiResource).spec?.operations ?? []).map((o) => o?.name).filter((n): n is string => typeof n === 'string');
-    if (!ops.includes(target.operation)) {
-      report(item.cx, 'spec.target.operation', `operation ${JSON.stringify(target.operation)} not found in Api "${key}"${didYouMean(target.operation, ops)}`);
-    }
+    if (typeof target?.api === 'string') target.api = resolveApiRef(item, apis, 'spec.target', target.api, target.operation);
   }
 }
 
 /** ApiPolicy scopes name existing resources; one policy document per scope, as in API Management. */
 function resolveApiPolicyRefs(policies: ParsedResource[], apis: ParsedResource[], products: ParsedResource[]): void {
   const byScope = new Map<string, ParsedResource>();
-  const lookup = (item: ParsedResource, list: ParsedResource[], kind: string, ref: string, path: string): ParsedResource | undefined => {
-    const key = qualifyRef(ref, item.resource.metadata.namespace);
-    const found = list.find((r) => `${r.resource.metadata.namespace}/${r.resource.metadata.name}` === key);
-    if (!found) {
-      const [ns, name] = key.split('/');
-      const sameNs = list.filter((r) => r.resource.metadata.namespace === ns).map((r) => r.resource.metadata.name);
-      report(item.cx, path, `${kind} ${JSON.stringify(name)} not found in namespace ${JSON.stringify(ns)}${didYouMean(name, sameNs)}`);
-    }
-    return found;
-  };
   for (const item of policies) {
     const spec = (item.resource as ApiPolicyResource).spec;
     const scope = spec?.scope;
     if (!scope) continue;
     if (scope.product !== undefined) {
-      if (lookup(item, products, 'Product', scope.product, 'spec.scope.product')) scope.product = qualifyRef(scope.product, item.resource.metadata.namespace);
+      if (lookupRef(item, products, 'Product', scope.product, 'spec.scope.product')) scope.product = qualifyRef(scope.product, item.resource.metadata.namespace);
     }
-    if (scope.api !== undefined) {
-      const api = lookup(item, apis, 'Api', scope.api, 'spec.scope.api');
-      scope.api = qualifyRef(scope.api, item.resource.metadata.namespace);
-      if (api && scope.operation !== undefined) {
-        const ops = ((api.resource as ApiResource).spec?.operations ?? []).map((o) => o?.name).filter((n): n is string => typeof n === 'string');
-        if (!ops.includes(scope.operation)) {
-          report(item.cx, 'spec.scope.operation', `operation ${JSON.stringify(scope.operation)} not found in Api "${scope.api}"${didYouMean(scope.operation, ops)}`);
-        }
-      }
-    }
+    if (scope.api !== undefined) scope.api = resolveApiRef(item, apis, 'spec.scope', scope.api, scope.operation);
     const key = scope.global ? 'global' : scope.product !== undefined ? `product ${scope.product}` : `api ${scope.api}${scope.operation !== undefined ? ` operation ${scope.operation}` : ''}`;
     const first = byScope.get(key);
     if (first) report(item.cx, 'spec.scope', `another ApiPolicy already attaches at ${key} (${where(first)}); merge them into one`);

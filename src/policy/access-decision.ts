@@ -1,8 +1,9 @@
-// The mesh's access decision: AccessPolicy resources compiled once per config, then one call decided with its reasons.
+// The access decision of sidecars and the gateway: AccessPolicy resources compiled once per config, then one call decided with its reasons.
 /**
- * Semantics (issue 4 §6; the identity issue adds end-user claims as further conditions):
+ * Semantics (issue 4 §6; identity issue §3):
  * - A policy applies to its target service (qualified `namespace/name`) and, when `target.ports` is
- *   non-empty, to those ports only.
+ *   non-empty, to those ports only; or to its target Api (gateway), all operations or the one named.
+ *   An Api no policy covers is allowed (the gateway's access is opt-in).
  * - Deny rules win: if any deny rule of any applicable policy matches, the verdict is deny, in that
  *   policy's mode (`audit`: allowed, `wouldDeny`); an enforcing match beats an auditing one.
  * - Else if any allow rule of an applicable policy matches: allow.
@@ -20,7 +21,11 @@
  *   - methods: exact, case-sensitive. ports: exact.
  *   - paths: exact, or a prefix when ending in `*`; `/x/*` is segment-aware (matches `/x` and `/x/…`,
  *     not `/xy`), `/x*` is a plain string prefix.
- * decideAccess uses no regex and allocates only the result (decision, reasons, id).
+ *   - end-user criteria (user, email, domain, groups, claim/…) read `claims`; without claims they never match.
+ *   - all / any / none hold nested rules: and, or, and "none of them matches".
+ * - A rule that cannot be evaluated (a `cel` runtime error) fails closed in its own policy: a deny rule counts
+ *   as matched, an allow rule as not matched.
+ * decideAccess allocates only the result (decision, reasons, id) unless a `time` or `cel` rule is evaluated.
  */
 import type { AccessDefault, AccessPolicyResource, AccessRule, ListMatch, StringMatch, TimeWindow } from '../model/types.ts';
 import { compileCidrs } from '../lib/cidr.ts';
@@ -146,25 +151,32 @@ export function apiHasAccessPolicies(compiled: CompiledAccess, api: string, oper
 
 export function decideAccess(compiled: CompiledAccess, req: AccessRequest): AccessDecision {
   const gateway = req.api !== undefined;
-  const target = gateway ? `Api ${req.api}${req.operation ? ` operation ${req.operation}` : ''}` : req.service;
   const all = gateway ? compiled.byApi.get(req.api ?? '') : compiled.byService.get(req.service);
-  const policies = all?.filter((p) => (gateway ? p.operation === '' || p.operation === req.operation : appliesToPort(p, req.port))) ?? [];
+  const policies = all === undefined ? [] : applicable(all, req, gateway);
   if (policies.length === 0) {
-    if (gateway) return decision(true, false, 'enforce', 'gateway-default', GATEWAY_DEFAULT_TAG, [`no AccessPolicy targets ${target}: allowed`]);
+    if (gateway) return decision(true, false, 'enforce', 'gateway-default', GATEWAY_DEFAULT_TAG, [`no AccessPolicy targets ${targetText(req)}: allowed`]);
     return meshDefault(compiled, all === undefined ? `no AccessPolicy targets ${req.service}` : `no AccessPolicy of ${req.service} applies to port ${req.port}`);
   }
-  try {
-    return decideWith(compiled, policies, req, target, gateway);
-  } catch (err) {
-    // A rule that cannot be evaluated (a `cel` runtime error) fails closed: denied, in the strictest mode involved.
-    const mode = policies.some((p) => p.mode === 'enforce') ? 'enforce' : 'audit';
-    const reasons = [`a rule could not be evaluated: ${(err as Error).message}`];
-    if (mode === 'audit') reasons.push(AUDIT_NOTE);
-    return decision(mode === 'audit', true, mode, policies[0].name, ERROR_TAG, reasons);
-  }
+  return decideWith(compiled, policies, req, gateway);
 }
 
-function decideWith(compiled: CompiledAccess, policies: readonly CompiledPolicy[], req: AccessRequest, target: string, gateway: boolean): AccessDecision {
+/** The policies of the target that apply to this port (mesh) or operation (gateway); the list itself when all do (no copy per call). */
+function applicable(list: readonly CompiledPolicy[], req: AccessRequest, gateway: boolean): readonly CompiledPolicy[] {
+  let out: CompiledPolicy[] | null = null;
+  for (let i = 0; i < list.length; i++) {
+    const p = list[i];
+    const applies = gateway ? p.operation === '' || p.operation === req.operation : appliesToPort(p, req.port);
+    if (applies) out?.push(p);
+    else out ??= list.slice(0, i);
+  }
+  return out ?? list;
+}
+
+function targetText(req: AccessRequest): string {
+  return req.api === undefined ? req.service : `Api ${req.api}${req.operation ? ` operation ${req.operation}` : ''}`;
+}
+
+function decideWith(compiled: CompiledAccess, policies: readonly CompiledPolicy[], req: AccessRequest, gateway: boolean): AccessDecision {
   // A rule that cannot be evaluated (a `cel` runtime error) fails closed within its own policy: an erroring deny rule
   // counts as matched (in that policy's mode), an erroring allow rule as not matched.
   let auditDeny: CompiledRule | undefined;
@@ -195,7 +207,7 @@ function decideWith(compiled: CompiledAccess, policies: readonly CompiledPolicy[
     if (p.allow.length > 0 && (denier === undefined || (denier.mode === 'audit' && p.mode === 'enforce'))) denier = p;
   }
   if (denier === undefined) {
-    const why = `no deny rule matched and no AccessPolicy of ${target} has allow rules`;
+    const why = `no deny rule matched and no AccessPolicy of ${targetText(req)} has allow rules`;
     if (gateway) return decision(true, false, 'enforce', 'gateway-default', GATEWAY_DEFAULT_TAG, [why, 'allowed']);
     return meshDefault(compiled, why);
   }
@@ -271,7 +283,6 @@ const PROCESS_TAG = randomHex(6);
 let counter = 0;
 const DEFAULT_TAGS = { allow: tagOf('mesh-default allow'), audit: tagOf('mesh-default audit'), deny: tagOf('mesh-default deny') };
 const GATEWAY_DEFAULT_TAG = tagOf('gateway-default allow');
-const ERROR_TAG = tagOf('evaluation error');
 
 function decision(allow: boolean, wouldDeny: boolean, mode: 'enforce' | 'audit', policy: string, tag: string, reasons: string[]): AccessDecision {
   counter++;
@@ -480,7 +491,7 @@ const DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
 const zoneFormats = new Map<string, Intl.DateTimeFormat>();
 
 /** Wall-clock parts of `ms` in `zone`: date `YYYY-MM-DD`, minutes since midnight, day of week 0 (sun)…6. */
-export function zonedParts(ms: number, zone: string): { date: string; minutes: number; day: number } {
+function zonedParts(ms: number, zone: string): { date: string; minutes: number; day: number } {
   let f = zoneFormats.get(zone);
   if (f === undefined) {
     f = new Intl.DateTimeFormat('en-US', { timeZone: zone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', weekday: 'short' });

@@ -1,17 +1,12 @@
 // The gateway's AccessPolicy check (identity issue §3): decided after the inbound authentication policies (or where an
 // access-check policy stands), recorded on the exchange and published like the sidecars' decisions.
-import { decideAccess, type AccessDecision, type CompiledAccess } from '../policy/access-decision.ts';
+import { decideAccess, type AccessDecision } from '../policy/access-decision.ts';
 import type { ExpressionContext } from '../policy/expression-context.ts';
 import { accessDecision, type AccessDecisionEvent } from '../telemetry/channels.ts';
+import { accessDeniedError } from './error-response.ts';
 import type { Exchange } from './exchange.ts';
-import { PolicyError, type PolicyContext } from './policy-context.ts';
+import { PolicyError, jsonResponse, type PolicyContext, type RouteAccess } from './policy-context.ts';
 import { contextFor } from './policy-expression-context.ts';
-
-/** The Api (qualified `namespace/name`) and operation a gateway route belongs to, when AccessPolicies target it. */
-export interface AccessTarget {
-  readonly api: string;
-  readonly operation: string;
-}
 
 /** What the gateway knows of the request when it decides. */
 export interface GatewayAccessInput {
@@ -24,12 +19,12 @@ export interface GatewayAccessInput {
 }
 
 /** Decides, sets `ex.decision` (`<id>:<allow|deny|audit>`), and publishes every decision that denies or would deny. */
-export function decideGatewayAccess(access: CompiledAccess, target: AccessTarget, ex: Exchange, input: GatewayAccessInput): AccessDecision {
-  const d = decideAccess(access, {
+export function decideGatewayAccess(access: RouteAccess, ex: Exchange, input: GatewayAccessInput): AccessDecision {
+  const d = decideAccess(access.compiled, {
     sourceId: ex.peerId,
     service: '',
-    api: target.api,
-    operation: target.operation,
+    api: access.target.api,
+    operation: access.target.operation,
     port: 0,
     method: ex.method,
     path: ex.path,
@@ -39,7 +34,7 @@ export function decideGatewayAccess(access: CompiledAccess, target: AccessTarget
     requestId: ex.requestId,
     expression: input.expression,
   });
-  publishDecision(ex, d, target.api, 0, ex.peerId);
+  publishDecision(ex, d, access.target.api, 0, ex.peerId);
   return d;
 }
 
@@ -64,11 +59,6 @@ export function publishDecision(ex: Pick<Exchange, 'method' | 'path' | 'requestI
   accessDecision.publish(event);
 }
 
-/** The 403 body of a denial: which hop denied and the decision id, so the caller can quote both. */
-export function accessDeniedBody(requestId: string, d: Pick<AccessDecision, 'id' | 'policy'>, hop: string): string {
-  return JSON.stringify({ error: { code: 'access_denied', message: `Access denied: ${d.policy}`, requestId, decision: d.id, hop } });
-}
-
 /**
  * Decides the pipeline's pending AccessPolicy check once (after inbound, at an access-check policy, or at the latest
  * before forward-request calls the backend); a denial is a policy error with the 403 body, so onError runs as for
@@ -78,14 +68,7 @@ export function enforceAccess(pc: PolicyContext): void {
   const a = pc.access;
   if (a === null) return;
   pc.access = null;
-  const d = decideGatewayAccess(a.compiled, a.target, pc.ex, { claims: pc.claims, headers: pc.clientHeaders, expression: () => contextFor(pc) });
+  const d = decideGatewayAccess(a, pc.ex, { claims: pc.claims, headers: pc.clientHeaders, expression: () => contextFor(pc) });
   if (d.allow) return;
-  const body = Buffer.from(accessDeniedBody(pc.ex.requestId, d, a.hop));
-  throw new PolicyError('access-check', 'AccessDenied', `access denied by ${d.policy} (decision ${d.id})`, {
-    status: 403,
-    reason: '',
-    headers: ['content-type', 'application/json; charset=utf-8'],
-    body,
-    capture: null,
-  });
+  throw new PolicyError('access-check', 'AccessDenied', `access denied by ${d.policy} (decision ${d.id})`, jsonResponse(403, accessDeniedError(pc.ex.requestId, d.policy, d.id, a.hop)));
 }

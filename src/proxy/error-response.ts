@@ -50,6 +50,15 @@ export interface ErrorResponseOptions {
 }
 
 /**
+ * The body of a 403 `access_denied`, the mesh's own shape at both tiers: the decision id lets the caller's operator find
+ * the reasons in the deciding hop's logs, `hop` says which hop that is (`gateway edge`, `sidecar shop/inventory`).
+ */
+export function accessDeniedError(requestId: string, policy: string, decision: string, hop?: string): object {
+  const message = policy ? `${ERROR_TABLE.access_denied.message}: ${policy}` : ERROR_TABLE.access_denied.message;
+  return { error: { code: 'access_denied', message, requestId, decision, hop } };
+}
+
+/**
  * gRPC status for a gateway-made error (grpc/doc/statuscodes.md; http-grpc-status-mapping.md for the rest):
  * unavailable-type failures are 14 so clients retry them, timeouts 4, an unknown route 12 (unimplemented method).
  */
@@ -164,9 +173,7 @@ export function sendError(res: AnyResponse, ex: Exchange, code: ErrorCode, detai
   }
   let body: string;
   if (code === 'access_denied') {
-    // The mesh's own shape: the decision id lets the caller's operator find the reasons in the callee's logs.
-    const message = detail ? `${info.message}: ${detail}` : info.message;
-    body = `{"error":{"code":"access_denied","message":${JSON.stringify(message)},"requestId":${JSON.stringify(ex.requestId)},"decision":${JSON.stringify(opts.decision ?? '')}${opts.hop === undefined ? '' : `,"hop":${JSON.stringify(opts.hop)}`}}}`;
+    body = JSON.stringify(accessDeniedError(ex.requestId, detail, opts.decision ?? '', opts.hop));
   } else if (opts.style === 'apim') {
     const a = apimBody(code, status, ex.requestId);
     status = a.status;

@@ -242,9 +242,9 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
   // after its inbound authentication (or where an access-check policy stands).
   const gate = rt.gatewayAccess === null ? undefined : rt.gatewayAccess.get(route);
   if (gate !== undefined && pipeline === null) {
-    const d = decideGatewayAccess(rt.access!, gate, ex, { claims: null, headers: raw });
+    const d = decideGatewayAccess(gate, ex, { claims: null, headers: raw });
     if (!d.allow) {
-      sendError(res, ex, 'access_denied', d.policy, { style: route.errorStyle, close: facts.hasBody, decision: d.id, hop: rt.hop });
+      sendError(res, ex, 'access_denied', d.policy, { style: route.errorStyle, close: facts.hasBody, decision: d.id, hop: gate.hop });
       ex.tEnd = stamp();
       return state.finish(ex);
     }
@@ -321,7 +321,7 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
       finish: state.finish,
       forward: { request: req as IncomingMessage, hashKey, maxBufferedBody: rt.gateway.limits.maxBufferedBody, res },
       maxBufferedBody: rt.gateway.limits.maxBufferedBody,
-      access: gate === undefined ? null : { compiled: rt.access!, target: gate, hop: rt.hop },
+      access: gate ?? null,
     });
   }
   const handler = new ForwardHandler(

@@ -13,7 +13,7 @@ import { createCluster } from './balancers/locality-cluster.ts';
 import { registerSplit } from './weighted-split.ts';
 import { createFaultInjector, registerFault } from './fault-injection.ts';
 import { apiHasAccessPolicies, compileAccessPolicies, type CompiledAccess } from '../policy/access-decision.ts';
-import type { AccessTarget } from './access-gate.ts';
+import type { RouteAccess } from './policy-context.ts';
 
 /** What a route resolves to. One object per operation per version; telemetry may key caches on it. */
 export interface RouteTarget {
@@ -74,10 +74,8 @@ export interface Runtime {
   readonly access: CompiledAccess | null;
   /** `gateway.mesh.maxHops`: requests carrying this many `x-lockgate-hops` get 508; 0 = not a mesh node (no header). */
   readonly meshMaxHops: number;
-  /** Gateway routes some AccessPolicy targets, with their Api and operation; null when no policy targets an Api. */
-  readonly gatewayAccess: ReadonlyMap<RouteTarget, AccessTarget> | null;
-  /** How this node names itself in a denial's body: `gateway <name>`. */
-  readonly hop: string;
+  /** Gateway routes some AccessPolicy targets, with what deciding them needs; null when no policy targets an Api. */
+  readonly gatewayAccess: ReadonlyMap<RouteTarget, RouteAccess> | null;
   /**
    * The entries the router was built from and the built router, so the next version can rebind it (same routes, new
    * targets); and each Api's entries, which the next version takes over when nothing they depend on changed.
@@ -295,13 +293,15 @@ export function buildRuntime(
       trustDomain: config.mesh.spec.trustDomain,
     })
     : null;
-  let gatewayAccess: Map<RouteTarget, AccessTarget> | null = null;
+  let gatewayAccess: Map<RouteTarget, RouteAccess> | null = null;
   if (gatewayPolicies && access !== null) {
     gatewayAccess = new Map();
+    const hop = `gateway ${config.gateway.metadata.name}`;
     for (const [api, routes] of byApi) {
       const key = `${api.metadata.namespace}/${api.metadata.name}`;
       for (const e of routes.entries) {
-        if (apiHasAccessPolicies(access, key, e.value.operation)) gatewayAccess.set(e.value, { api: key, operation: e.value.operation });
+        const operation = e.value.operation;
+        if (apiHasAccessPolicies(access, key, operation)) gatewayAccess.set(e.value, { compiled: access, target: { api: key, operation }, hop });
       }
     }
   }
@@ -321,7 +321,6 @@ export function buildRuntime(
     access,
     meshMaxHops: config.gateway.spec.mesh?.maxHops ?? 0,
     gatewayAccess,
-    hop: `gateway ${config.gateway.metadata.name}`,
     routes: { entries, built, byApi },
   };
   return { runtime, problems: [] };
