@@ -86,17 +86,42 @@ test('a policy with only deny rules that do not match falls through to the mesh 
 
 test('audit mode: a matching deny rule allows the call and says it would be denied', () => {
   const p = policy('watch', { mode: 'audit', deny: [rule({ sources: ['web'] })] });
-  const d = decide([p], { sourceId: WEB }, 'deny');
+  const d = decide([p], { sourceId: WEB }, 'audit');
   assert.deepEqual([d.allow, d.wouldDeny, d.mode, d.policy], [true, true, 'audit', 'shop/watch']);
   assert.deepEqual(d.reasons, [`deny rule shop/watch deny[0] matched (source ${WEB})`, 'audit mode: would be denied, allowed']);
+  // An audit policy never opens what is closed: under a deny default the call is denied by the default.
+  const closed = decide([p], { sourceId: WEB }, 'deny');
+  assert.deepEqual([closed.allow, closed.wouldDeny, closed.mode, closed.policy], [false, true, 'enforce', 'mesh-default']);
 });
 
 test('audit mode: unlisted callers of an auditing allow policy are allowed with wouldDeny', () => {
   const p = policy('onboarding', { mode: 'audit', allow: [rule({ sources: ['orders'] })] });
-  const d = decide([p], { sourceId: WEB }, 'deny');
+  const d = decide([p], { sourceId: WEB }, 'audit');
   assert.deepEqual([d.allow, d.wouldDeny, d.mode, d.policy], [true, true, 'audit', 'shop/onboarding']);
-  const listed = decide([p], {}, 'deny');
+  const listed = decide([p], {}, 'audit');
   assert.deepEqual([listed.allow, listed.wouldDeny, listed.mode], [true, false, 'audit']);
+  // Under a deny default, onboarding in audit mode opens nothing: both callers are denied by the default.
+  for (const sourceId of [WEB, ORDERS]) {
+    const closed = decide([p], { sourceId }, 'deny');
+    assert.deepEqual([closed.allow, closed.mode, closed.policy], [false, 'enforce', 'mesh-default']);
+  }
+});
+
+test('audit mode never lets through what the enforcing policies refuse (an audit deny or allow beside an enforcing allow)', () => {
+  const watchDeletes = policy('a-watch-deletes', { mode: 'audit', deny: [rule({ methods: ['DELETE'] })] });
+  const allowWeb = policy('a-trial-web', { mode: 'audit', allow: [rule({ sources: ['web'] })] });
+  const onlyOrders = policy('b-only-orders', { allow: [rule({ sources: ['orders'] })] });
+  for (const audit of [watchDeletes, allowWeb]) {
+    for (const method of ['GET', 'DELETE']) {
+      const d = decide([audit, onlyOrders], { sourceId: WEB, method }, 'allow');
+      assert.deepEqual([d.allow, d.mode, d.policy], [false, 'enforce', 'shop/b-only-orders'], `${audit.metadata.name} ${method}`);
+    }
+  }
+  // What the enforcing policy allows, the audit deny only marks.
+  const marked = decide([watchDeletes, onlyOrders], { sourceId: ORDERS, method: 'DELETE' }, 'allow');
+  assert.deepEqual([marked.allow, marked.wouldDeny, marked.mode, marked.policy], [true, true, 'audit', 'shop/a-watch-deletes']);
+  const clean = decide([watchDeletes, onlyOrders], { sourceId: ORDERS, method: 'GET' }, 'allow');
+  assert.deepEqual([clean.allow, clean.wouldDeny, clean.mode, clean.policy], [true, false, 'enforce', 'shop/b-only-orders']);
 });
 
 test('enforce wins over audit, both for deny rules and for the default deny of allow policies', () => {
@@ -109,7 +134,7 @@ test('enforce wins over audit, both for deny rules and for the default deny of a
   const enforceAllow = policy('z-enforce', { allow: [rule({ sources: ['orders'] })] });
   const e = decide([auditAllow, enforceAllow], { sourceId: WEB }, 'allow');
   assert.deepEqual([e.allow, e.mode, e.policy], [false, 'enforce', 'shop/z-enforce']);
-  assert.equal(e.reasons.length, 2, 'both policies explain why they did not allow');
+  assert.deepEqual(e.reasons, [`no allow rule of shop/z-enforce matched: source ${WEB} not in [orders]`], 'the enforcing policy decides and explains');
 });
 
 test('target ports scope a policy; rule ports scope a rule', () => {
@@ -249,20 +274,23 @@ function reference(policies: AccessPolicyResource[], def: AccessDefault, r: Acce
   const name = (p: AccessPolicyResource) => `${p.metadata.namespace}/${p.metadata.name}`;
   const applicable = [...policies].sort((a, b) => (name(a) < name(b) ? -1 : name(a) > name(b) ? 1 : 0))
     .filter((p) => p.spec.target.service === r.service && (p.spec.target.ports.length === 0 || p.spec.target.ports.includes(r.port)));
-  const denied = applicable.filter((p) => p.spec.deny.some((x) => ruleOk(x, p.metadata.namespace)));
-  const pick = (ps: AccessPolicyResource[]) => ps.find((p) => p.spec.mode === 'enforce') ?? ps[0];
-  if (denied.length > 0) {
-    const p = pick(denied);
-    return { allow: p.spec.mode === 'audit', wouldDeny: true, mode: p.spec.mode, policy: name(p) };
-  }
-  const allowed = applicable.find((p) => p.spec.allow.some((x) => ruleOk(x, p.metadata.namespace)));
-  if (allowed !== undefined) return { allow: true, wouldDeny: false, mode: allowed.spec.mode, policy: name(allowed) };
-  const closed = applicable.filter((p) => p.spec.allow.length > 0);
-  if (closed.length > 0) {
-    const p = pick(closed);
-    return { allow: p.spec.mode === 'audit', wouldDeny: true, mode: p.spec.mode, policy: name(p) };
-  }
-  return { allow: def !== 'deny', wouldDeny: def !== 'allow', mode: def === 'audit' ? 'audit' : 'enforce', policy: 'mesh-default' };
+  type Ref = Pick<AccessDecision, 'allow' | 'wouldDeny' | 'mode' | 'policy'>;
+  const dflt: Ref = { allow: def !== 'deny', wouldDeny: def !== 'allow', mode: def === 'audit' ? 'audit' : 'enforce', policy: 'mesh-default' };
+  // Every policy in `ps` read as enforcing: deny wins, then allow, then "has allow rules" closes, then the default.
+  const strictRef = (ps: AccessPolicyResource[]): Ref => {
+    const denied = ps.find((p) => p.spec.deny.some((x) => ruleOk(x, p.metadata.namespace)));
+    if (denied !== undefined) return { allow: false, wouldDeny: true, mode: denied.spec.mode, policy: name(denied) };
+    const allowed = ps.find((p) => p.spec.allow.some((x) => ruleOk(x, p.metadata.namespace)));
+    if (allowed !== undefined) return { allow: true, wouldDeny: false, mode: allowed.spec.mode, policy: name(allowed) };
+    const closed = ps.find((p) => p.spec.allow.length > 0);
+    return closed === undefined ? dflt : { allow: false, wouldDeny: true, mode: closed.spec.mode, policy: name(closed) };
+  };
+  // The enforcing policies decide; audit ones only mark an allowed call that would be denied with them all enforcing.
+  const enforced = strictRef(applicable.filter((p) => p.spec.mode === 'enforce'));
+  if (!applicable.some((p) => p.spec.mode === 'audit') || !enforced.allow) return enforced;
+  const would = strictRef(applicable);
+  if (!would.wouldDeny) return enforced.wouldDeny ? would : enforced;
+  return { ...would, allow: true, mode: 'audit' };
 }
 
 const SERVICES = ['shop/inventory', 'billing/ledger'];
@@ -306,6 +334,14 @@ test('property: a matching enforcing deny always wins', () => {
     assert.equal(d.allow, false);
     assert.equal(d.mode, 'enforce');
   }), { numRuns: 500 });
+});
+
+test('property: audit-mode policies never change whether a call is allowed', () => {
+  fc.assert(fc.property(fc.array(arbPolicy, { maxLength: 5 }), arbDefault, arbRequest, (policies, def, r) => {
+    const d = decideAccess(compileAccessPolicies(policies, { defaultAccess: def, trustDomain: TD }), r);
+    const enforcingOnly = decideAccess(compileAccessPolicies(policies.filter((p) => p.spec.mode === 'enforce'), { defaultAccess: def, trustDomain: TD }), r);
+    assert.equal(d.allow, enforcingOnly.allow);
+  }), { numRuns: 1000 });
 });
 
 test('property: adding an allow rule to a policy that has allow rules never removes access', () => {

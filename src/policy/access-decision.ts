@@ -4,13 +4,13 @@
  * - A policy applies to its target service (qualified `namespace/name`) and, when `target.ports` is
  *   non-empty, to those ports only; or to its target Api (gateway), all operations or the one named.
  *   An Api no policy covers is allowed (the gateway's access is opt-in).
- * - Deny rules win: if any deny rule of any applicable policy matches, the verdict is deny, in that
- *   policy's mode (`audit`: allowed, `wouldDeny`); an enforcing match beats an auditing one.
- * - Else if any allow rule of an applicable policy matches: allow.
- * - Else if at least one applicable policy has allow rules: deny (as Istio and Linkerd: once a
- *   service has an allow policy, unlisted callers are refused), in that policy's mode; enforce
- *   wins when several.
+ * - Deny rules win: if any deny rule of an applicable enforcing policy matches, the verdict is deny.
+ * - Else if any allow rule of an applicable enforcing policy matches: allow.
+ * - Else if at least one applicable enforcing policy has allow rules: deny (as Istio and Linkerd: once a
+ *   service has an allow policy, unlisted callers are refused).
  * - Else the mesh default: `allow` allows, `audit` allows with `wouldDeny`, `deny` denies.
+ * - Audit-mode policies never change that verdict (as Istio's AUDIT): when it allows, they are decided
+ *   the same way together with the enforcing ones, and a deny there is reported as `wouldDeny` (mode audit).
  * - A rule matches when every non-empty field matches (AND), each list matching any entry (OR):
  *   - sources: `*` = any authenticated caller (non-empty sourceId, any trust domain); `spiffe://…` is
  *     compared exactly; a service name (`orders` = the policy's namespace, `shop/orders` explicit)
@@ -154,8 +154,8 @@ export function decideAccess(compiled: CompiledAccess, req: AccessRequest): Acce
   const all = gateway ? compiled.byApi.get(req.api ?? '') : compiled.byService.get(req.service);
   const policies = all === undefined ? [] : applicable(all, req, gateway);
   if (policies.length === 0) {
-    if (gateway) return decision(true, false, 'enforce', 'gateway-default', GATEWAY_DEFAULT_TAG, [`no AccessPolicy targets ${targetText(req)}: allowed`]);
-    return meshDefault(compiled, all === undefined ? `no AccessPolicy targets ${req.service}` : `no AccessPolicy of ${req.service} applies to port ${req.port}`);
+    if (gateway) return withId({ allow: true, wouldDeny: false, mode: 'enforce', policy: 'gateway-default', tag: GATEWAY_DEFAULT_TAG, reasons: [`no AccessPolicy targets ${targetText(req)}: allowed`] });
+    return withId(meshDefault(compiled, all === undefined ? `no AccessPolicy targets ${req.service}` : `no AccessPolicy of ${req.service} applies to port ${req.port}`));
   }
   return decideWith(compiled, policies, req, gateway);
 }
@@ -176,45 +176,55 @@ function targetText(req: AccessRequest): string {
   return req.api === undefined ? req.service : `Api ${req.api}${req.operation ? ` operation ${req.operation}` : ''}`;
 }
 
+/** A decision before it gets its id. */
+type Verdict = Omit<AccessDecision, 'id'> & { tag: string };
+
+/**
+ * Audit-mode policies never change whether a call goes through (as Istio's AUDIT): the verdict is the enforcing
+ * policies' (the default when none applies); the audit policies only say, when it allows, that the call would be
+ * denied were every policy enforcing.
+ */
 function decideWith(compiled: CompiledAccess, policies: readonly CompiledPolicy[], req: AccessRequest, gateway: boolean): AccessDecision {
-  // A rule that cannot be evaluated (a `cel` runtime error) fails closed within its own policy: an erroring deny rule
-  // counts as matched (in that policy's mode), an erroring allow rule as not matched.
-  let auditDeny: CompiledRule | undefined;
-  let auditPolicy: CompiledPolicy | undefined;
-  let auditWhy = '';
+  let audits = 0;
+  for (const p of policies) if (p.mode === 'audit') audits++;
+  if (audits === 0) return withId(strict(compiled, policies, req, gateway));
+  const enforced = strict(compiled, audits === policies.length ? [] : policies.filter((p) => p.mode === 'enforce'), req, gateway);
+  if (!enforced.allow) return withId(enforced);
+  const would = strict(compiled, policies, req, gateway);
+  if (!would.wouldDeny) return withId(enforced.wouldDeny ? would : enforced);
+  // Allowed, but denied were the audit policies enforcing (or by the default's own audit mode).
+  return withId(would.allow ? would : { ...would, allow: true, mode: 'audit', reasons: [...would.reasons, AUDIT_NOTE] });
+}
+
+/**
+ * The verdict as if every policy given were enforcing (the mesh or gateway default when none decides). A rule that
+ * cannot be evaluated (a `cel` runtime error) fails closed: an erroring deny rule counts as matched, an erroring
+ * allow rule as not matched.
+ */
+function strict(compiled: CompiledAccess, policies: readonly CompiledPolicy[], req: AccessRequest, gateway: boolean): Verdict {
   for (const p of policies) {
     for (const r of p.deny) {
       const m = evaluate(r, req);
       if (m === false) continue;
       const why = m === true ? matchedReason('deny', r, req) : `deny rule ${r.label} could not be evaluated (${m.message}): counted as matched`;
-      if (p.mode === 'enforce') return decision(false, true, 'enforce', p.name, r.tag, [why]);
-      if (auditDeny === undefined) {
-        auditDeny = r;
-        auditPolicy = p;
-        auditWhy = why;
-      }
+      return { allow: false, wouldDeny: true, mode: p.mode, policy: p.name, tag: r.tag, reasons: [why] };
     }
   }
-  if (auditDeny !== undefined && auditPolicy !== undefined) {
-    return decision(true, true, 'audit', auditPolicy.name, auditDeny.tag, [auditWhy, AUDIT_NOTE]);
-  }
-
   let denier: CompiledPolicy | undefined;
   for (const p of policies) {
     for (const r of p.allow) {
-      if (evaluate(r, req) === true) return decision(true, false, p.mode, p.name, r.tag, [matchedReason('allow', r, req)]);
+      if (evaluate(r, req) === true) return { allow: true, wouldDeny: false, mode: p.mode, policy: p.name, tag: r.tag, reasons: [matchedReason('allow', r, req)] };
     }
-    if (p.allow.length > 0 && (denier === undefined || (denier.mode === 'audit' && p.mode === 'enforce'))) denier = p;
+    if (p.allow.length > 0) denier ??= p;
   }
   if (denier === undefined) {
-    const why = `no deny rule matched and no AccessPolicy of ${targetText(req)} has allow rules`;
-    if (gateway) return decision(true, false, 'enforce', 'gateway-default', GATEWAY_DEFAULT_TAG, [why, 'allowed']);
+    const why = policies.length === 0 ? `no enforcing AccessPolicy of ${targetText(req)} applies` : `no deny rule matched and no AccessPolicy of ${targetText(req)} has allow rules`;
+    if (gateway) return { allow: true, wouldDeny: false, mode: 'enforce', policy: 'gateway-default', tag: GATEWAY_DEFAULT_TAG, reasons: [why, 'allowed'] };
     return meshDefault(compiled, why);
   }
   const reasons: string[] = [];
   for (const p of policies) if (p.allow.length > 0) reasons.push(noAllowReason(p, req));
-  if (denier.mode === 'audit') reasons.push(AUDIT_NOTE);
-  return decision(denier.mode === 'audit', true, denier.mode, denier.name, denier.noAllowTag, reasons);
+  return { allow: false, wouldDeny: true, mode: denier.mode, policy: denier.name, tag: denier.noAllowTag, reasons };
 }
 
 /** Whether the rule matches, or the error that kept it from being evaluated. */
@@ -226,11 +236,12 @@ function evaluate(rule: CompiledRule, req: AccessRequest): boolean | Error {
   }
 }
 
-function meshDefault(compiled: CompiledAccess, why: string): AccessDecision {
+function meshDefault(compiled: CompiledAccess, why: string): Verdict {
+  const policy = 'mesh-default';
   switch (compiled.defaultAccess) {
-    case 'allow': return decision(true, false, 'enforce', 'mesh-default', DEFAULT_TAGS.allow, [why, 'mesh default allow: allowed']);
-    case 'audit': return decision(true, true, 'audit', 'mesh-default', DEFAULT_TAGS.audit, [why, 'mesh default audit: would be denied, allowed']);
-    default: return decision(false, true, 'enforce', 'mesh-default', DEFAULT_TAGS.deny, [why, 'mesh default deny: denied']);
+    case 'allow': return { allow: true, wouldDeny: false, mode: 'enforce', policy, tag: DEFAULT_TAGS.allow, reasons: [why, 'mesh default allow: allowed'] };
+    case 'audit': return { allow: true, wouldDeny: true, mode: 'audit', policy, tag: DEFAULT_TAGS.audit, reasons: [why, 'mesh default audit: would be denied, allowed'] };
+    default: return { allow: false, wouldDeny: true, mode: 'enforce', policy, tag: DEFAULT_TAGS.deny, reasons: [why, 'mesh default deny: denied'] };
   }
 }
 
@@ -284,9 +295,9 @@ let counter = 0;
 const DEFAULT_TAGS = { allow: tagOf('mesh-default allow'), audit: tagOf('mesh-default audit'), deny: tagOf('mesh-default deny') };
 const GATEWAY_DEFAULT_TAG = tagOf('gateway-default allow');
 
-function decision(allow: boolean, wouldDeny: boolean, mode: 'enforce' | 'audit', policy: string, tag: string, reasons: string[]): AccessDecision {
+function withId(v: Verdict): AccessDecision {
   counter++;
-  return { allow, wouldDeny, mode, id: `${tag}-${PROCESS_TAG}${counter.toString(36)}`, reasons, policy };
+  return { allow: v.allow, wouldDeny: v.wouldDeny, mode: v.mode, id: `${v.tag}-${PROCESS_TAG}${counter.toString(36)}`, reasons: v.reasons, policy: v.policy };
 }
 
 /** 8 hex digits of FNV-1a over the UTF-16 units. */

@@ -360,10 +360,13 @@ test('cel: a runtime error fails closed within its policy: an erroring allow rul
   expect(denyErr, false, 'shop/p', 'deny rule shop/p deny[0] could not be evaluated');
   assert.match(denyErr.reasons[0], /counted as matched$/);
 
-  const audit = decide([policy('p', { mode: 'audit', allow: [rule({ cel: expr })] })], { claims: { sub: 'alice' } });
+  const audit = decide([policy('p', { mode: 'audit', allow: [rule({ cel: expr })] })], { claims: { sub: 'alice' } }, 'audit');
   expect(audit, true, 'shop/p', 'could not be evaluated');
   assert.deepEqual([audit.wouldDeny, audit.mode], [true, 'audit']);
   assert.equal(audit.reasons.at(-1), 'audit mode: would be denied, allowed');
+  // An audit policy opens nothing: under a deny default the default decides.
+  const closed = decide([policy('p', { mode: 'audit', allow: [rule({ cel: expr })] })], { claims: { sub: 'alice' } }, 'deny');
+  assert.deepEqual([closed.allow, closed.policy], [false, 'mesh-default']);
 
   // A cel rule that does not compile (a config that skipped validation) fails closed too.
   const broken = decide([policy('p', { allow: [rule({ cel: '1 +' })] })]);
