@@ -1,12 +1,12 @@
 // Composition root of `lockgate control-plane`: SQLite store, master key, CA, own certificate, HTTPS server, admin, node
 // and CA APIs; CA changes (root rotation, intermediate renewal) reach the server's certificate, the bundle file and nodes.
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../agent/atomic-file.ts';
 import { adminApiRoutes } from '../control/admin-api.ts';
+import { auditApiRoutes } from '../control/audit-api.ts';
 import { adminTokenVerifier, ensureBootstrapToken } from '../control/bootstrap-token.ts';
-import { CA_STATE_KEY, caApiRoutes, intermediateRenewalDue, StoredCa } from '../control/ca-api.ts';
+import { CA_STATE_KEY, caApiRoutes, caAuditState, intermediateRenewalDue, StoredCa } from '../control/ca-api.ts';
 import { CONFIG_PREFIX } from '../control/config-documents.ts';
 import type { ControlRoute } from '../control/control-routes.ts';
 import { ControlServer, type ControlServerTls } from '../control/control-server.ts';
@@ -14,17 +14,27 @@ import { openNodeApi, type NodeApi } from '../control/node-api.ts';
 import { workloadId } from '../lib/spiffe-id.ts';
 import { parseConfigText } from '../model/load-config.ts';
 import { DEFAULT_MESH } from '../model/mesh-types.ts';
-import { LocalKeyWrapper, MASTER_KEY_ENV, MASTER_KEY_FILE_ENV, type KeyWrapper } from '../secrets/key-wrapper.ts';
+import { masterKeyRotation } from '../control/master-key-rotation.ts';
+import { secretsApiRoutes } from '../control/secrets-api.ts';
+import { SecretValueCache } from '../control/secret-values.ts';
+import { SecretStore } from '../secrets/secret-store.ts';
+import { loadMasterKeys, MASTER_KEY_FILE } from './master-key-source.ts';
 import type { ConfigStore } from '../store/config-store.ts';
 import { SqliteConfigStore } from '../store/sqlite-config-store.ts';
+import { AssertionKeyStore } from '../control/assertion-keys.ts';
+import { assertionKeyRoutes } from '../control/assertion-keys-api.ts';
+import { AuditLog, SYSTEM_ACTOR } from '../store/audit-log.ts';
+import type { SignedAuditHead } from '../store/audit-record.ts';
 
 export { CA_STATE_KEY };
 export const CONTROL_PLANE_FILE = 'control-plane.json';
 export const CA_BUNDLE_FILE = 'ca-bundle.pem';
-export const MASTER_KEY_FILE = 'master.key';
+export { MASTER_KEY_FILE };
 export const DEFAULT_LISTEN = { host: '127.0.0.1', port: 7443 };
 /** How often the intermediate's remaining life is looked at (see intermediateRenewalDue). */
 export const INTERMEDIATE_CHECK_MS = 3_600_000;
+/** How often assertion keys are looked at (a published key starts signing within this of its time). */
+export const ASSERTION_KEY_CHECK_MS = 5_000;
 
 /** What `<data-dir>/control-plane.json` says, so the CLI and local nodes can find and trust the control plane. */
 export interface ControlPlaneInfo {
@@ -52,20 +62,6 @@ export function controlPlaneSpiffeId(trustDomain: string): string {
   return workloadId(trustDomain, 'lockgate-system', 'control-plane');
 }
 
-/** The master key from the environment, else `<dataDir>/master.key` (generated, 0600, on first start). */
-async function masterKey(dataDir: string, env: Record<string, string | undefined>, log: (line: string) => void): Promise<KeyWrapper> {
-  if (env[MASTER_KEY_ENV] || env[MASTER_KEY_FILE_ENV]) return LocalKeyWrapper.fromEnv(env);
-  const file = join(dataDir, MASTER_KEY_FILE);
-  try {
-    writeFileSync(file, randomBytes(32).toString('base64') + '\n', { flag: 'wx', mode: 0o600 });
-    log(`generated a master key in ${file} (mode 0600): back it up, the CA's private keys cannot be opened without it; ` +
-      `set ${MASTER_KEY_ENV} or ${MASTER_KEY_FILE_ENV} to keep it elsewhere`);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  }
-  return LocalKeyWrapper.fromFile(file);
-}
-
 /** Mesh settings from the stored config (defaults when there is no Mesh or the stored config does not validate). */
 async function meshSettings(store: ConfigStore, log: (line: string) => void): Promise<{ trustDomain: string; certificateLifetime: number }> {
   const { kvs } = await store.range(CONFIG_PREFIX);
@@ -89,9 +85,11 @@ export class ControlPlane {
   readonly #store: ConfigStore;
   readonly #server: ControlServer;
   readonly #nodeApi: NodeApi | undefined;
+  #audit: AuditLog | undefined;
   readonly #ac = new AbortController();
   #renewTimer: NodeJS.Timeout | undefined;
   #intermediateTimer: NodeJS.Timeout | undefined;
+  #assertionTimer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
 
   private constructor(info: ControlPlaneInfo, store: ConfigStore, server: ControlServer, nodeApi: NodeApi | undefined) {
@@ -111,11 +109,17 @@ export class ControlPlane {
     let server: ControlServer | undefined;
     let nodeApi: NodeApi | undefined;
     let cp: ControlPlane | undefined;
+    let audit: AuditLog | undefined;
     try {
-      const wrapper = await masterKey(opts.dataDir, opts.env ?? process.env, log);
+      const master = await loadMasterKeys(opts.dataDir, opts.env ?? process.env, log);
+      const wrapper = master.keys;
+      // The audit trail (`<data-dir>/audit.db`, head in audit-head.json): admin and CA changes are recorded there.
+      audit = await AuditLog.open({ dataDir: opts.dataDir, wrapper, openWith: () => wrapper.all(), writeFile: (p, t) => writeFileAtomic(p, t, 0o644), now, log: event });
+      const auditLog = audit;
       const mesh = await meshSettings(store, log);
-      const { stored, created } = await StoredCa.open({ store, wrapper, now, trustDomain: mesh.trustDomain, onError: (err) => log(`certificate authority: ${(err as Error).message}`) });
+      const { stored, created } = await StoredCa.open({ store, wrapper, openWith: () => wrapper.all(), now, trustDomain: mesh.trustDomain, onError: (err) => log(`certificate authority: ${(err as Error).message}`) });
       const trustDomain = stored.ca.trustDomain;
+      const secrets = new SecretStore({ store, keys: wrapper, now });
       if (created) log(`created a certificate authority for trust domain "${trustDomain}"`);
       else if (trustDomain !== mesh.trustDomain) log(`the Mesh names trust domain "${mesh.trustDomain}" but the CA was made for "${trustDomain}"; the CA's is used`);
       const spiffeId = controlPlaneSpiffeId(trustDomain);
@@ -129,14 +133,31 @@ export class ControlPlane {
         return { tls: { cert: c.chainPem, key: c.keyPem, ca: stored.ca.trustBundle() }, renewAt: issuedAt + (c.notAfter - issuedAt) / 2 };
       };
       const first = await issue();
-      nodeApi = await openNodeApi({ store, ca: stored.view, now, log: event });
+      // End-user assertion keys (identity issue §2): in every snapshot, at /.well-known/lockgate/jwks.json.
+      const assertionKeys = await AssertionKeyStore.open({ store, wrapper, openWith: () => wrapper.all(), issuer: spiffeId, now, log: event });
+      // Values of the secrets NamedValues name, for gateway snapshots (never logged; see docs/secrets.md).
+      const secretValues = await SecretValueCache.open({ store, secrets, onError: (err) => event('named_value_secret_unavailable', { error: (err as Error).message }) });
+      nodeApi = await openNodeApi({ store, ca: stored.view, now, log: event, assertionKeys, secretValues });
       const api = nodeApi;
       const leafLifetime = (): number => api.compiler.meshSettings().certificateLifetime;
       const routes: ControlRoute[] = [
-        ...adminApiRoutes({ store, version: opts.version, now, status: () => ({ trustDomain, spiffeId, time: new Date(now()).toISOString() }) }),
+        ...adminApiRoutes({ store, version: opts.version, now, status: () => ({ trustDomain, spiffeId, time: new Date(now()).toISOString() }), audit: auditLog, log: event }),
+        ...auditApiRoutes({ audit: auditLog }),
         ...api.routes,
-        ...caApiRoutes({ ca: stored, nodes: () => api.tracker.list(), lifetimeMs: leafLifetime, controlPlane: () => own, now, log: event }),
+        ...assertionKeyRoutes({ keys: assertionKeys, log: event, audit: auditLog }),
+        ...caApiRoutes({ ca: stored, nodes: () => api.tracker.list(), lifetimeMs: leafLifetime, controlPlane: () => own, now, log: event, audit: auditLog }),
         ...(await import('../control/backup-api.ts')).backupApiRoutes({ store, wrapper, trustDomain, now, log: event }),
+        ...secretsApiRoutes({
+          secrets, log: event, audit: auditLog,
+          rotateMaster: masterKeyRotation({
+            keys: wrapper, secrets, persistNext: master.persistNext, commit: master.commit, log: event,
+            sealed: [
+              { what: 'ca', reseal: (signal) => stored.reseal(signal) },
+              { what: 'assertion-keys', reseal: () => assertionKeys.reseal(wrapper.current) },
+              { what: 'audit-log', reseal: () => auditLog.reseal() },
+            ],
+          }),
+        }),
       ];
       server = await ControlServer.listen({
         routes, tls: first.tls, trustDomain, verifyAdminToken: adminTokenVerifier(store),
@@ -147,6 +168,7 @@ export class ControlPlane {
       const info: ControlPlaneInfo = { url: clientUrl(server), caFile, spiffeId, trustDomain, pid: process.pid };
       await writeFileAtomic(join(opts.dataDir, CONTROL_PLANE_FILE), JSON.stringify(info, null, 2) + '\n', 0o644);
       const plane = new ControlPlane(info, store, server, nodeApi);
+      plane.#audit = auditLog;
       cp = plane;
       const live = server;
       // One renewal at a time: a timer and a CA change may both want one.
@@ -172,6 +194,10 @@ export class ControlPlane {
         }
       });
       void stored.follow(plane.#ac.signal);
+      assertionKeys.onChange(() => api.compiler.trustBundleChanged());
+      secretValues.onChange(() => api.compiler.trustBundleChanged());
+      plane.#ac.signal.addEventListener('abort', () => secretValues.close(), { once: true });
+      plane.#maintainAssertionKeys(assertionKeys, event);
       plane.#watchIntermediate(stored, leafLifetime, event, now);
       // Made only once everything else worked, and printed right away: a start that fails (a busy port) loses no token.
       const bootstrap = await ensureBootstrapToken(store, { now });
@@ -185,6 +211,7 @@ export class ControlPlane {
       else {
         await server?.close();
         await nodeApi?.close();
+        await audit?.close();
         await store.close();
       }
       throw err;
@@ -208,6 +235,15 @@ export class ControlPlane {
     this.#renewTimer.unref();
   }
 
+  /** Activates published keys when their time comes, retires old ones, rotates old signing keys. */
+  #maintainAssertionKeys(keys: AssertionKeyStore, event: (name: string, fields: Record<string, unknown>) => void): void {
+    const run = (): void => void keys.maintain().catch((err: unknown) => {
+      if (!this.#ac.signal.aborted) event('assertion_key_maintenance_failed', { error: (err as Error).message });
+    });
+    this.#assertionTimer = setInterval(run, ASSERTION_KEY_CHECK_MS);
+    this.#assertionTimer.unref();
+  }
+
   /** Now and then every INTERMEDIATE_CHECK_MS: a new intermediate before the old one gets close to its end. */
   #watchIntermediate(stored: StoredCa, leafLifetime: () => number, event: (name: string, fields: Record<string, unknown>) => void, now: () => number): void {
     let warned = false;
@@ -223,7 +259,10 @@ export class ControlPlane {
         }
         return;
       }
+      const before = caAuditState(stored.ca);
       await stored.change('renew-intermediate', (c) => c.renewIntermediate(), this.#ac.signal);
+      await this.#audit?.append({ actor: SYSTEM_ACTOR, action: 'ca.renew-intermediate', target: 'ca', reason: 'automatic: the intermediate was near the end of its life', before, after: caAuditState(stored.ca) })
+        .catch((err: unknown) => event('audit_append_failed', { action: 'ca.renew-intermediate', error: (err as Error).message }));
       event('ca_intermediate_renewed', { fingerprint: stored.ca.intermediateInfo().fingerprint, notAfter: new Date(stored.ca.intermediateInfo().notAfter).toISOString(), automatic: true });
     };
     const run = (): void => void check().catch((err: unknown) => {
@@ -232,6 +271,16 @@ export class ControlPlane {
     run();
     this.#intermediateTimer = setInterval(run, INTERMEDIATE_CHECK_MS);
     this.#intermediateTimer.unref();
+  }
+
+  /** The newest signed audit head ({count, lastHash, time, keyId, signature}), for publishing in snapshots. */
+  currentAuditHead(): SignedAuditHead | undefined {
+    return this.#audit?.currentHead();
+  }
+
+  /** Where later features (access requests, denies, secret reveals) record into the audit trail. */
+  get audit(): AuditLog | undefined {
+    return this.#audit;
   }
 
   get url(): string {
@@ -243,9 +292,11 @@ export class ControlPlane {
     this.#closing ??= (async () => {
       clearTimeout(this.#renewTimer);
       clearInterval(this.#intermediateTimer);
+      clearInterval(this.#assertionTimer);
       this.#ac.abort();
       await this.#server.close();
       await this.#nodeApi?.close();
+      await this.#audit?.close();
       await this.#store.close();
     })();
     return this.#closing;

@@ -1,5 +1,7 @@
 // A gateway joined to the control plane: its own mesh identity, the edge config from snapshots, mesh Backends over mTLS.
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { writeAssertionKeys } from './assertion-keys-file.ts';
 import { ControlClient, type ApplyResult } from '../agent/control-client.ts';
 import { formatProblems } from '../model/load-config.ts';
 import { SNAPSHOT_SCHEMA, snapshotSchemaSupported, type Snapshot } from '../model/snapshot.ts';
@@ -50,15 +52,35 @@ const defaultLog = (event: string, fields: Record<string, unknown>): void => {
  * and column, relative paths resolved from `file`'s directory), with every `type: mesh` Backend completed from the
  * snapshot's endpoints and the node's certificate. Problems are returned as a NACK reason, never thrown.
  */
-export function gatewayConfigOf(snap: Snapshot, o: { file: string; client: MeshClient }): { config: Config } | { reason: string } {
+export function gatewayConfigOf(snap: Snapshot, o: { file: string; client: MeshClient; env?: Record<string, string | undefined>; keysDir?: string }): { config: Config } | { reason: string } {
   if (!snapshotSchemaSupported(snap.schema)) return { reason: `snapshot schema ${JSON.stringify(snap.schema)} is not supported (this node reads ${SNAPSHOT_SCHEMA.split('.')[0]}.x)` };
-  const parsed = parseCheckedConfig(snap.config, o.file);
+  // NamedValues resolve here, on the node: secret values travel beside the config text, never inside it.
+  const parsed = parseCheckedConfig(snap.config, o.file, { env: o.env ?? process.env, secrets: snap.secrets ?? {} });
   if (!parsed.config) return { reason: `snapshot config rejected:\n${formatProblems(parsed.problems)}` };
+  let config: Config;
   try {
-    return { config: completeMeshBackends(parsed.config, snap.endpoints ?? {}, o.client) };
+    config = completeMeshBackends(parsed.config, snap.endpoints ?? {}, o.client);
   } catch (err) {
     return { reason: `mesh Backends: ${(err as Error).message}` };
   }
+  if (snap.identity === undefined || o.keysDir === undefined) return { config };
+  try {
+    return { config: withAssertions(config, snap.node.spiffeId, writeAssertionKeys(o.keysDir, snap.identity)) };
+  } catch (err) {
+    return { reason: `assertion keys: ${(err as Error).message}` };
+  }
+}
+
+/**
+ * A joined gateway is a mesh node: its identity is its certificate's, and it asserts the end users it validated to
+ * the mesh services it calls (x-lockgate-assertion, minted with the snapshot's signing key).
+ */
+export function withAssertions(config: Config, spiffeId: string, keysFile: string): Config {
+  const g = config.gateway;
+  const mesh = g.spec.mesh ?? { maxHops: 16, defaultAccess: config.mesh.spec.defaultAccess };
+  const spec = { ...g.spec, mesh: { ...mesh, identity: spiffeId, assertions: { keysFile, exchange: false, userHeaders: false } } };
+  const version = createHash('sha256').update(config.version).update('\0').update(keysFile).digest('hex').slice(0, 12);
+  return { ...config, gateway: { ...g, spec }, version };
 }
 
 function sameStrings(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
@@ -102,7 +124,7 @@ export async function startJoinedGateway(opts: JoinedGatewayOptions): Promise<Jo
         }
         certsRead = { certs, bundle: snap.trustBundle };
       }
-      const built = gatewayConfigOf(snap, { file: join(opts.dataDir, `snapshot-v${snap.version}.yaml`), client: { certs, trustDomain } });
+      const built = gatewayConfigOf(snap, { file: join(opts.dataDir, `snapshot-v${snap.version}.yaml`), client: { certs, trustDomain }, keysDir: certDir });
       if ('reason' in built) return { ok: false, reason: built.reason };
       if (!started) {
         startAttempted = true;

@@ -1,12 +1,15 @@
 // Main thread of `lockgate gateway`: loads config, runs N worker threads on shared ports, reloads, drains and serves admin.
 import { Worker } from 'node:worker_threads';
-import { watch, type FSWatcher } from 'node:fs';
+import { mkdtempSync, rmSync, watch, type FSWatcher } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Config } from '../model/types.ts';
 import type { SubscriptionRecord } from '../model/subscription.ts';
 import { SubscriptionStore } from '../store/subscription-store.ts';
 import { QuotaStore, startQuotaFlusher } from '../store/quota-store.ts';
 import { SharedCounterTable } from '../proxy/shared-counter-table.ts';
 import { formatProblems } from '../model/load-config.ts';
+import { asWritten, redactSubstituted } from '../model/named-values.ts';
 import { loadCheckedConfig } from '../policy/load-checked.ts';
 import { AdminServer } from '../admin/admin-server.ts';
 import { mergeSnapshots, renderPrometheus, type MetricsSnapshot } from '../telemetry/metrics.ts';
@@ -90,6 +93,9 @@ export class GatewaySupervisor {
   #counters: SharedCounterTable | null = null;
   #quotas: QuotaStore | null = null;
   #quotaFlusher: ReturnType<typeof startQuotaFlusher> | null = null;
+  /** Where every worker opens sessions.db (login sessions, store/sqlite-session-store.ts); a temporary one is removed at drain. */
+  #sessionsDir: string | undefined;
+  #sessionsTemp = false;
   readonly #pendingMetrics = new Map<number, { want: number; got: MetricsSnapshot[]; done: (s: MetricsSnapshot[]) => void }>();
   #pendingApply: PendingApply | null = null;
   #applyChain: Promise<unknown> = Promise.resolve();
@@ -120,7 +126,8 @@ export class GatewaySupervisor {
   }
 
   async #load(): ReturnType<typeof loadCheckedConfig> {
-    const r = await loadCheckedConfig(this.#opts.files);
+    // Standalone: NamedValues resolve from the file and this process's environment (spec.env).
+    const r = await loadCheckedConfig(this.#opts.files, { env: process.env });
     const prepare = this.#opts.prepare;
     return r.config && r.problems.length === 0 && prepare ? { config: prepare(r.config), problems: r.problems } : r;
   }
@@ -150,6 +157,12 @@ export class GatewaySupervisor {
     } else {
       this.#counters = SharedCounterTable.create(COUNTER_CAPACITY);
     }
+    // Login sessions must be seen by every worker (the callback and the next request may land on different ones).
+    this.#sessionsDir = this.#opts.dataDir;
+    if (this.#sessionsDir === undefined && this.#opts.workers > 1 && config.identityProviders !== undefined) {
+      this.#sessionsDir = mkdtempSync(join(tmpdir(), 'lockgate-sessions-'));
+      this.#sessionsTemp = true;
+    }
     // The first worker binds (port 0 included); the others join its ports with SO_REUSEPORT.
     const first = await this.#spawn(0, {});
     this.#ports = first;
@@ -159,7 +172,8 @@ export class GatewaySupervisor {
       this.#admin = new AdminServer({
         ready: () => !this.#draining && this.#slots.every((s) => s.ready),
         metrics: () => this.metricsText(),
-        config: () => ({ version: this.#config.version, files: this.#config.files, gateway: this.#config.gateway, apis: this.#config.apis, backends: this.#config.backends, products: this.#config.products, apiPolicies: this.#config.apiPolicies, versionSets: [...(this.#config.versionSets?.values() ?? [])], policyFragments: this.#config.policyFragments ?? [] }),
+        // As written: a `{{name}}` substituted with a secret shows as `{{name}}`.
+        config: () => asWritten(this.#config, { version: this.#config.version, files: this.#config.files, gateway: this.#config.gateway, apis: this.#config.apis, backends: this.#config.backends, products: this.#config.products, apiPolicies: this.#config.apiPolicies, versionSets: [...(this.#config.versionSets?.values() ?? [])], policyFragments: this.#config.policyFragments ?? [] }),
       });
       this.adminPort = await this.#admin.listen(this.#opts.adminPort ?? admin.port, admin.address);
     }
@@ -172,7 +186,7 @@ export class GatewaySupervisor {
     const slot = (this.#slots[index] ??= { worker: null, ready: false, restarts: 0, sent: undefined });
     return new Promise((resolve, reject) => {
       const worker = new Worker(this.#opts.workerUrl ?? WORKER_URL, {
-        workerData: { config: this.#config, ports, workerId: index, subscriptions: this.#subsRecords, counters: this.#counters!.buffer },
+        workerData: { config: this.#config, ports, workerId: index, subscriptions: this.#subsRecords, counters: this.#counters!.buffer, sessionsDir: this.#sessionsDir },
         resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
       });
       slot.worker = worker;
@@ -185,12 +199,15 @@ export class GatewaySupervisor {
             resolve(m.ports);
             break;
           case 'fatal':
-            reject(new Error(m.message));
+            reject(new Error(redactSubstituted(m.message, slot.sent, this.#config)));
             break;
-          case 'applied':
-            if (!m.ok || m.problems.length) this.#log(m.ok ? 'warn' : 'error', 'config apply', { worker: index, version: m.version, problems: m.problems });
-            this.#answered(index, m.version, m.ok, m.problems);
+          case 'applied': {
+            // A build check may quote an attribute that a secret was substituted into.
+            const problems = m.problems.map((p) => redactSubstituted(p, slot.sent, this.#config));
+            if (!m.ok || problems.length) this.#log(m.ok ? 'warn' : 'error', 'config apply', { worker: index, version: m.version, problems });
+            this.#answered(index, m.version, m.ok, problems);
             break;
+          }
           case 'metrics': {
             const p = this.#pendingMetrics.get(m.id);
             if (p) {
@@ -408,6 +425,7 @@ export class GatewaySupervisor {
     // After the workers: the last counts they made are flushed, then the store closes.
     this.#quotaFlusher?.stop();
     this.#quotas?.close();
+    if (this.#sessionsTemp && this.#sessionsDir !== undefined) rmSync(this.#sessionsDir, { recursive: true, force: true });
     await this.#admin?.close();
     this.#log('info', 'gateway stopped');
   }

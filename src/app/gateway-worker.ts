@@ -5,6 +5,7 @@ import { configOf, type ConfigMessage } from './config-message.ts';
 import type { SubscriptionRecord } from '../model/subscription.ts';
 import { DataPlane } from './data-plane.ts';
 import { SharedCounterTable } from '../proxy/shared-counter-table.ts';
+import { SqliteSessionStore } from '../store/sqlite-session-store.ts';
 
 export type ToWorker =
   | ConfigMessage
@@ -28,6 +29,8 @@ interface Init {
   subscriptions: SubscriptionRecord[] | null;
   /** The supervisor's counter table (rate-limit-by-key, quota-by-key), shared by every worker. */
   counters: SharedArrayBuffer;
+  /** Where sessions.db lives (shared by every worker); undefined: sessions in this worker's memory (one worker). */
+  sessionsDir?: string;
 }
 
 const port = parentPort!;
@@ -37,7 +40,11 @@ const send = (m: FromWorker): void => port.postMessage(m);
 let received: Config = init.config;
 
 try {
-  const plane = new DataPlane(init.config, { ports: init.ports, workerId: init.workerId, policyServices: { counters: SharedCounterTable.attach(init.counters), jwtValidators: new Map() } });
+  const plane = new DataPlane(init.config, { ports: init.ports, workerId: init.workerId, policyServices: {
+    counters: SharedCounterTable.attach(init.counters),
+    jwtValidators: new Map(),
+    ...(init.sessionsDir !== undefined ? { sessions: SqliteSessionStore.open(init.sessionsDir) } : {}),
+  } });
   plane.setSubscriptions(init.subscriptions);
   const ports = await plane.listen();
   send({ type: 'listening', ports });

@@ -28,6 +28,8 @@ export interface SidecarLayout {
   labels: Record<string, string>;
   certs: CertFiles;
   accessLog: string;
+  /** The end-user assertion keys file written from the snapshot (identity issue §2); absent = no assertions. */
+  assertionKeysFile?: string;
 }
 
 type Doc = Record<string, unknown>;
@@ -48,6 +50,10 @@ function toText(docs: Doc[], meshText: string): string {
 function gen(prefix: string, ...parts: string[]): string {
   return `${prefix}-${parts.join('-')}`.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 63).replace(/-+$/, '');
 }
+
+/** Inbound: accept assertions addressed to this workload (and hand the app plain user headers); outbound: exchange the app's. */
+const assertionsOf = (layout: SidecarLayout, outbound: boolean): Record<string, unknown> =>
+  layout.assertionKeysFile === undefined ? {} : { assertions: { keysFile: layout.assertionKeysFile, exchange: outbound, userHeaders: !outbound } };
 
 const gatewayCommon = (layout: SidecarLayout, mesh: Config['mesh'], extra: Record<string, unknown> = {}): Record<string, unknown> => ({
   admin: { enabled: false },
@@ -78,7 +84,7 @@ export function inboundConfigText(snap: Snapshot, mesh: Config, layout: SidecarL
   const tcpInbound = tcp.length > 0 ? { tcpInbound: { service: layout.service, host: appHost(layout.appUrl), ports: tcp, connectTimeout: 1000 } } : {};
   const docs: Doc[] = [
     doc('Gateway', 'sidecar-inbound', ns, {
-      ...gatewayCommon(layout, mesh.mesh, tcpInbound),
+      ...gatewayCommon(layout, mesh.mesh, { ...tcpInbound, ...assertionsOf(layout, false) }),
       listeners: [
         {
           name: 'inbound',
@@ -181,7 +187,7 @@ export function outboundConfigText(snap: Snapshot, mesh: Config, layout: Sidecar
   const [ns] = layout.service.split('/');
   const docs: Doc[] = [
     doc('Gateway', 'sidecar-outbound', ns, {
-      ...gatewayCommon(layout, mesh.mesh),
+      ...gatewayCommon(layout, mesh.mesh, assertionsOf(layout, true)),
       listeners: [{ name: 'outbound', address: layout.outbound.address, port: layout.outbound.port, protocol: 'http' }],
     }),
   ];

@@ -9,6 +9,7 @@ import type { Config } from '../model/types.ts';
 import { AdminServer } from '../admin/admin-server.ts';
 import { renderPrometheus } from '../telemetry/metrics.ts';
 import { DataPlane } from './data-plane.ts';
+import { removeStaleAssertionKeys, writeAssertionKeys } from './assertion-keys-file.ts';
 import { inboundConfigText, outboundConfigText, type CertFiles, type SidecarLayout } from './sidecar-config.ts';
 
 export interface SidecarOptions {
@@ -65,7 +66,7 @@ export class Sidecar {
     return this.#snapshot?.version ?? 0;
   }
 
-  #layout(certs: CertFiles): SidecarLayout {
+  #layout(certs: CertFiles, assertionKeysFile: string | undefined): SidecarLayout {
     const o = this.#opts;
     return {
       service: o.service,
@@ -76,11 +77,12 @@ export class Sidecar {
       labels: o.labels ?? {},
       certs,
       accessLog: o.accessLog ?? 'stdout',
+      ...(assertionKeysFile !== undefined ? { assertionKeysFile } : {}),
     };
   }
 
   /** Builds both configs from a snapshot; problems are returned, never thrown (the running config keeps serving). */
-  #build(snap: Snapshot): { inbound: Config; outbound: Config } | { reason: string } {
+  #build(snap: Snapshot): { inbound: Config; outbound: Config; keysFile: string | undefined } | { reason: string } {
     if (!snapshotSchemaSupported(snap.schema)) return { reason: `snapshot schema ${JSON.stringify(snap.schema)} is not supported (this node reads ${SNAPSHOT_SCHEMA.split('.')[0]}.x)` };
     const file = `snapshot-v${snap.version}`;
     const mesh = parseCheckedConfig(snap.config, file);
@@ -91,7 +93,13 @@ export class Sidecar {
     } catch (err) {
       return { reason: `certificate files: ${(err as Error).message}` };
     }
-    const layout = this.#layout(certs);
+    let keysFile: string | undefined;
+    try {
+      keysFile = snap.identity === undefined ? undefined : writeAssertionKeys(this.#opts.certDir, snap.identity);
+    } catch (err) {
+      return { reason: `assertion keys: ${(err as Error).message}` };
+    }
+    const layout = this.#layout(certs, keysFile);
     let inText: string;
     let outText: string;
     try {
@@ -104,7 +112,7 @@ export class Sidecar {
     if (!inbound.config) return { reason: `inbound config rejected:\n${formatProblems(inbound.problems)}` };
     const outbound = parseCheckedConfig(outText, `${file}/outbound`);
     if (!outbound.config) return { reason: `outbound config rejected:\n${formatProblems(outbound.problems)}` };
-    return { inbound: inbound.config, outbound: outbound.config };
+    return { inbound: inbound.config, outbound: outbound.config, keysFile };
   }
 
   /** Applies a snapshot: the first one starts the listeners; later ones swap configs atomically. */
@@ -137,6 +145,7 @@ export class Sidecar {
     this.#inboundConfig = built.inbound;
     this.#outboundConfig = built.outbound;
     this.#snapshot = snap;
+    removeStaleAssertionKeys(this.#opts.certDir, built.keysFile);
     return { ok: true };
   }
 

@@ -21,6 +21,16 @@ export const ADMIN_CLIENT_USAGE = `Connection options:
   --ca-file FILE       PEM roots to verify the control plane with (or $LOCKGATE_CA_FILE)
   --data-dir DIR       read URL and CA file from DIR/control-plane.json (a local control plane)`;
 
+/** `--reason TEXT` for verbs that change something: sent as x-lockgate-reason and kept in the audit trail. */
+export const REASON_OPTION = { reason: { type: 'string' } } as const;
+export const reasonUsage = (width: number): string => `  ${'--reason TEXT'.padEnd(width)}  why (kept with the change in the audit trail: lockgate audit export)`;
+
+/** The request header for `--reason` (control characters, which a header cannot carry, become spaces). */
+export function reasonHeaders(reason: string | undefined): Record<string, string> {
+  const text = (reason ?? '').replace(/[\u0000-\u001f\u007f]/g, ' ').trim();
+  return text === '' ? {} : { 'x-lockgate-reason': text.slice(0, 500) };
+}
+
 /** A user-facing failure: the verb prints the message and exits 1. */
 export class AdminClientError extends Error {
   override name = 'AdminClientError';

@@ -3,7 +3,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Problem } from '../model/types.ts';
-import { ADMIN_CLIENT_OPTIONS, ADMIN_CLIENT_USAGE, AdminClientError, adminRequest, describeError, resolveTarget } from './admin-client.ts';
+import { ADMIN_CLIENT_OPTIONS, ADMIN_CLIENT_USAGE, AdminClientError, adminRequest, describeError, REASON_OPTION, reasonUsage, reasonHeaders, resolveTarget } from './admin-client.ts';
 import type { Verb } from './verb.ts';
 
 /** Several files sent as one body, and the way back from a line of the body to a line of a file. */
@@ -74,13 +74,13 @@ export interface ApplyChange {
 }
 
 /** POST /v1/config:apply; throws AdminClientError with the printable error (problems mapped to files). */
-export async function postApply(values: Record<string, unknown>, files: readonly string[], opts: { prune: boolean; dryRun: boolean }): Promise<{ revision: number; changes: ApplyChange[] }> {
+export async function postApply(values: Record<string, unknown>, files: readonly string[], opts: { prune: boolean; dryRun: boolean; reason?: string }): Promise<{ revision: number; changes: ApplyChange[] }> {
   const target = await resolveTarget(values);
   const m = await readManifests(files);
   const query = new URLSearchParams();
   if (opts.prune) query.set('prune', 'true');
   if (opts.dryRun) query.set('dryRun', 'true');
-  const reply = await adminRequest(target, 'POST', `/v1/config:apply${query.size > 0 ? `?${query}` : ''}`, { body: m.body });
+  const reply = await adminRequest(target, 'POST', `/v1/config:apply${query.size > 0 ? `?${query}` : ''}`, { body: m.body, headers: reasonHeaders(opts.reason) });
   if (reply.status !== 200) throw new AdminClientError(describeError(reply, m.mapProblem));
   return JSON.parse(reply.text) as { revision: number; changes: ApplyChange[] };
 }
@@ -97,19 +97,20 @@ Problems are printed as file:line:col: message and nothing is stored.
 
   --prune     also delete stored resources that the files do not hold
   --dry-run   show what would change, store nothing
+${reasonUsage(10)}
 
 ${ADMIN_CLIENT_USAGE}`,
   async run(args) {
     const { values } = parseArgs({
       args,
-      options: { ...ADMIN_CLIENT_OPTIONS, filename: { type: 'string', short: 'f', multiple: true }, prune: { type: 'boolean', default: false }, 'dry-run': { type: 'boolean', default: false } },
+      options: { ...ADMIN_CLIENT_OPTIONS, ...REASON_OPTION, filename: { type: 'string', short: 'f', multiple: true }, prune: { type: 'boolean', default: false }, 'dry-run': { type: 'boolean', default: false } },
     });
     if (!values.filename?.length) {
       process.stderr.write('lockgate apply: give the config with -f FILE|DIR\n');
       return 1;
     }
     try {
-      const { changes } = await postApply(values, values.filename, { prune: values.prune, dryRun: values['dry-run'] });
+      const { changes } = await postApply(values, values.filename, { prune: values.prune, dryRun: values['dry-run'], reason: values.reason });
       const suffix = values['dry-run'] ? ' (dry run)' : '';
       for (const c of changes) process.stdout.write(`${c.kind} ${c.namespace}/${c.name} ${PAST[c.action]}${suffix}\n`);
       if (changes.length === 0) process.stdout.write(`nothing to apply${suffix}\n`);

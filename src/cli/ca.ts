@@ -1,6 +1,6 @@
 // `lockgate ca show | rotate start|status|finish [--force] | renew-intermediate`: the mesh CA through the admin API.
 import { parseArgs } from 'node:util';
-import { ADMIN_CLIENT_OPTIONS, ADMIN_CLIENT_USAGE, AdminClientError, adminRequest, describeError, resolveTarget, type AdminTarget } from './admin-client.ts';
+import { ADMIN_CLIENT_OPTIONS, ADMIN_CLIENT_USAGE, AdminClientError, adminRequest, describeError, REASON_OPTION, reasonUsage, reasonHeaders, resolveTarget, type AdminTarget } from './admin-client.ts';
 import type { Verb } from './verb.ts';
 
 const USAGE = `Usage: lockgate ca show [-o json] [connection options]
@@ -21,6 +21,7 @@ The mesh's certificate authority: a root, and an intermediate that signs every w
 Options:
   --force              rotate finish: cut off the nodes still on the old root
   -o, --output FORMAT  text (default) or json
+${reasonUsage(19)}
 
 ${ADMIN_CLIENT_USAGE}`;
 
@@ -73,8 +74,8 @@ function statusText(body: CaBody): string {
   return `${lines.join('\n')}\n`;
 }
 
-async function call(target: AdminTarget, method: string, path: string): Promise<CaBody> {
-  const reply = await adminRequest(target, method, path);
+async function call(target: AdminTarget, method: string, path: string, reason?: string): Promise<CaBody> {
+  const reply = await adminRequest(target, method, path, { headers: reasonHeaders(reason) });
   if (reply.status !== 200) throw new AdminClientError(describeError(reply));
   return JSON.parse(reply.text) as CaBody;
 }
@@ -86,7 +87,7 @@ export const caVerb: Verb = {
     const { values, positionals } = parseArgs({
       args,
       allowPositionals: true,
-      options: { ...ADMIN_CLIENT_OPTIONS, force: { type: 'boolean', default: false }, output: { type: 'string', short: 'o', default: 'text' } },
+      options: { ...ADMIN_CLIENT_OPTIONS, ...REASON_OPTION, force: { type: 'boolean', default: false }, output: { type: 'string', short: 'o', default: 'text' } },
     });
     const [cmd, sub, ...extra] = positionals;
     const known = extra.length === 0 && (
@@ -105,16 +106,16 @@ export const caVerb: Verb = {
         body = await call(target, 'GET', '/v1/ca');
         text = cmd === 'show' ? showText(body) : statusText(body);
       } else if (cmd === 'renew-intermediate') {
-        body = await call(target, 'POST', '/v1/ca/intermediate/renew');
+        body = await call(target, 'POST', '/v1/ca/intermediate/renew', values.reason);
         text = `new intermediate ${body.intermediate.fingerprint}, expires ${iso(body.intermediate.notAfter)}\n`;
       } else if (sub === 'start') {
-        body = await call(target, 'POST', '/v1/ca/rotate/start');
+        body = await call(target, 'POST', '/v1/ca/rotate/start', values.reason);
         const active = body.roots.find((r) => r.active)!;
         text = `root rotation started: new root ${active.fingerprint}; every node now receives a bundle with both roots.\n` +
           'Nodes move to the new root at their next renewal; when lockgate ca rotate status lists none on the old root, run lockgate ca rotate finish.\n' +
           statusText(body);
       } else {
-        body = await call(target, 'POST', `/v1/ca/rotate/finish${values.force ? '?force=true' : ''}`);
+        body = await call(target, 'POST', `/v1/ca/rotate/finish${values.force ? '?force=true' : ''}`, values.reason);
         text = `root rotation finished: the trust bundle holds only ${body.roots[0].fingerprint}\n`;
         if (body.cutOff && body.cutOff.length > 0) text += `cut off (they must join again):\n${body.cutOff.map(holderLine).join('\n')}\n`;
       }

@@ -170,7 +170,7 @@ export const explainVerb: Verb = {
     const compiled = compileAccessPolicies(config.accessPolicies ?? [], {
       defaultAccess: config.gateway.spec.mesh?.defaultAccess ?? config.mesh.spec.defaultAccess,
       trustDomain,
-    });
+    }, config.accessGrants ?? []);
     const d = decideAccess(compiled, req);
     const verdict = !d.allow ? 'denied' : d.wouldDeny ? 'allowed (audit mode: would be denied)' : 'allowed';
     if (values.json) {

@@ -22,6 +22,8 @@ const VERBS: Record<string, () => Promise<Verb>> = {
   backup: async () => (await import('./backup.ts')).backupVerb,
   restore: async () => (await import('./restore.ts')).restoreVerb,
   explain: async () => (await import('./explain.ts')).explainVerb,
+  audit: async () => (await import('./audit.ts')).auditVerb,
+  secrets: async () => (await import('./secrets.ts')).secretsVerb,
 };
 
 function version(): string {

@@ -1,6 +1,8 @@
 // The admin API: REST over the config resources (validated whole, compare-and-swap on revisions), apply, watch, status.
 import type { ServerResponse } from 'node:http';
+import type { AuditInput, AuditSink } from '../store/audit-record.ts';
 import { ConfigStoreError, type BatchOp, type ConfigStore, type KeyValue, type WriteResult } from '../store/config-store.ts';
+import { auditRecorder, callerActor, reasonOf, redactDocument } from './audit-api.ts';
 import { ControlError, readBody, sendJson } from './control-server.ts';
 import type { ControlRequest, ControlResponse, ControlRoute, RouteContext } from './control-routes.ts';
 import { checkConfig, configKey, CONFIG_PREFIX, documentValue, parseConfigKey, resolveKind, sameDocument, splitDocuments, type ConfigDocument } from './config-documents.ts';
@@ -13,6 +15,9 @@ export interface AdminApiDeps {
   now?: () => number;
   /** More fields for /v1/status (trust domain, URL, …). */
   status?: () => Record<string, unknown>;
+  /** Where every committed change is recorded (before and after, secrets redacted); none in most unit tests. */
+  audit?: AuditSink;
+  log?: (event: string, fields: Record<string, unknown>) => void;
 }
 
 /** The name problems in a request body carry: line and column point into what the client sent. */
@@ -110,6 +115,15 @@ export function adminApiRoutes(deps: AdminApiDeps): ControlRoute[] {
   const { store } = deps;
   const now = deps.now ?? Date.now;
   const startedAt = now();
+  const record = auditRecorder(deps.audit, deps.log);
+  /** The audit input for one committed change of one document, made inside `exclusive` so records keep commit order. */
+  const change = (req: ControlRequest, cx: RouteContext, action: 'create' | 'update' | 'delete', key: string, before: string | undefined, after: string | undefined, revision?: number): AuditInput => {
+    const id = parseConfigKey(key)!;
+    return {
+      actor: callerActor(cx.caller), action: `config.${action}`, target: `${id.kind}/${id.namespace}/${id.name}`, reason: reasonOf(req),
+      requestId: cx.requestId, before: redactDocument(before), after: redactDocument(after), ...(revision !== undefined ? { details: { revision } } : {}),
+    };
+  };
   // Read, validate and write as one step: writes through this API are serialized, so a validation always sees the
   // config it is about to change (the per-key compares catch writers in other processes).
   let queue: Promise<unknown> = Promise.resolve();
@@ -209,6 +223,7 @@ export function adminApiRoutes(deps: AdminApiDeps): ControlRoute[] {
       }
       const result = await storeCall(() => store.put(key, docs[0].text, { ifModRevision: current?.modRevision ?? 0, signal: cx.signal }));
       if (!result.ok) throw conflictError(result, expected !== undefined);
+      await record(change(req, cx, current ? 'update' : 'create', key, current?.value, docs[0].text, result.revision));
       const kv = (await storeCall(() => store.get(key, { signal: cx.signal }))) ?? { key, value: docs[0].text, createRevision: result.revision, modRevision: result.revision, version: 1 };
       sendJson(res, current ? 200 : 201, { ...describe(kv), created: !current, changed: true }, { etag: etag(result.revision) });
     });
@@ -227,6 +242,7 @@ export function adminApiRoutes(deps: AdminApiDeps): ControlRoute[] {
       if (problems.length > 0) throw invalid(problems);
       const result = await storeCall(() => store.delete(key, { ifModRevision: current.modRevision, signal: cx.signal }));
       if (!result.ok) throw conflictError(result, expected !== undefined);
+      await record(change(req, cx, 'delete', key, current.value, undefined, result.revision));
       sendJson(res, 200, { kind, namespace: cx.params.namespace, name: cx.params.name, deleted: true, revision: result.revision });
     });
   };
@@ -244,6 +260,7 @@ export function adminApiRoutes(deps: AdminApiDeps): ControlRoute[] {
       if (prune && docs.length === 0) throw new ControlError('bad_request', 'refusing to prune with an empty body: that would delete every resource');
       const changes: ConfigChange[] = [];
       const ops: BatchOp[] = [];
+      const audited: AuditInput[] = [];
       const byKey = new Map<string, ConfigDocument>(docs.map((d) => [d.key, d]));
       for (const d of byKey.values()) {
         const current = stored.get(d.key);
@@ -254,12 +271,14 @@ export function adminApiRoutes(deps: AdminApiDeps): ControlRoute[] {
         }
         changes.push({ action: current ? 'update' : 'create', ...id, ...(dryRun ? { ...(current ? { before: current.value } : {}), after: d.text } : {}) });
         ops.push({ key: d.key, value: d.text, ifModRevision: current?.modRevision ?? 0 });
+        if (!dryRun) audited.push(change(req, cx, current ? 'update' : 'create', d.key, current?.value, d.text));
       }
       if (prune) {
         for (const [key, kv] of stored) {
           if (inBody.has(key)) continue;
           changes.push({ action: 'delete', ...parseConfigKey(key)!, ...(dryRun ? { before: kv.value } : {}) });
           ops.push({ key, delete: true, ifModRevision: kv.modRevision });
+          if (!dryRun) audited.push(change(req, cx, 'delete', key, kv.value, undefined));
         }
       }
       let revision = await storeCall(() => store.revision({ signal: cx.signal }));
@@ -267,6 +286,7 @@ export function adminApiRoutes(deps: AdminApiDeps): ControlRoute[] {
         const result = await storeCall(() => store.putMany(ops, { signal: cx.signal }));
         if (!result.ok) throw conflictError(result, false);
         revision = result.revision;
+        for (const input of audited) await record({ ...input, details: { revision } });
       }
       sendJson(res, 200, { dryRun, revision, changes });
     });

@@ -8,7 +8,10 @@ import type { ControlRoute } from './control-routes.ts';
 /** The archive's cipher over the envelope encryption of src/secrets, under one master key. */
 export function envelopeCipher(wrapper: KeyWrapper): ArchiveCipher {
   return {
-    keyId: wrapper.keyId,
+    // Read at each use: the master key may be rotated while the control plane runs (secrets/master-keys.ts).
+    get keyId() {
+      return wrapper.keyId;
+    },
     seal: (plaintext, aad, signal) => seal(plaintext, wrapper, aad, signal),
     open: (sealed, aad, signal) => open(sealed, [wrapper], aad, signal),
   };

@@ -5,9 +5,11 @@ import type { ServerResponse } from 'node:http';
 import { CaError } from '../ca/ca-error.ts';
 import { CertificateAuthority } from '../ca/certificate-authority.ts';
 import type { KeyWrapper } from '../secrets/key-wrapper.ts';
+import type { AuditSink } from '../store/audit-record.ts';
 import type { ConfigStore } from '../store/config-store.ts';
+import { auditRecorder, callerActor, reasonOf } from './audit-api.ts';
 import { ControlError, sendJson } from './control-server.ts';
-import type { ControlRoute } from './control-routes.ts';
+import type { ControlRequest, ControlRoute, RouteContext } from './control-routes.ts';
 import { bundleFingerprint, type NodeStatus } from './node-tracker.ts';
 
 /** Where the sealed CA state lives; config-index watches `/ca/`, so a write here pushes the new bundle to every node. */
@@ -19,6 +21,8 @@ export interface StoredCaOptions {
   store: ConfigStore;
   /** Seals the private keys on save and opens them on load. */
   wrapper: KeyWrapper;
+  /** Every master key a stored state may be sealed under (mid-rotation: the new and the old); default [wrapper]. */
+  openWith?: () => readonly KeyWrapper[];
   now?: () => number;
   /** A listener failed after a change was committed. */
   onError?: (err: unknown) => void;
@@ -57,12 +61,12 @@ export class StoredCa {
   static async open(o: StoredCaOptions & { trustDomain: string; signal?: AbortSignal }): Promise<{ stored: StoredCa; created: boolean }> {
     const now = o.now ?? Date.now;
     const kv = await o.store.get(CA_STATE_KEY, { signal: o.signal });
-    if (kv) return { stored: new StoredCa(o, await CertificateAuthority.load(kv.value, [o.wrapper], { now }), kv.modRevision), created: false };
+    if (kv) return { stored: new StoredCa(o, await CertificateAuthority.load(kv.value, o.openWith?.() ?? [o.wrapper], { now }), kv.modRevision), created: false };
     const ca = await CertificateAuthority.create({ trustDomain: o.trustDomain, now });
     const put = await o.store.put(CA_STATE_KEY, await ca.save(o.wrapper), { ifModRevision: 0, signal: o.signal });
     if (put.ok) return { stored: new StoredCa(o, ca, put.revision), created: true };
     const won = (await o.store.get(CA_STATE_KEY, { signal: o.signal }))!;
-    return { stored: new StoredCa(o, await CertificateAuthority.load(won.value, [o.wrapper], { now }), won.modRevision), created: false };
+    return { stored: new StoredCa(o, await CertificateAuthority.load(won.value, o.openWith?.() ?? [o.wrapper], { now }), won.modRevision), created: false };
   }
 
   get ca(): CertificateAuthority {
@@ -88,7 +92,7 @@ export class StoredCa {
     return this.#exclusive(async () => {
       const kv = await this.#o.store.get(CA_STATE_KEY, { signal });
       if (!kv) throw new ControlError('unavailable', `the CA state is missing from the store (${CA_STATE_KEY})`);
-      const copy = await CertificateAuthority.load(kv.value, [this.#o.wrapper], { now: this.#o.now });
+      const copy = await CertificateAuthority.load(kv.value, this.#openWith(), { now: this.#o.now });
       await op(copy);
       const put = await this.#o.store.put(CA_STATE_KEY, await copy.save(this.#o.wrapper), { ifModRevision: kv.modRevision, signal });
       if (!put.ok) throw new ControlError('conflict', 'the CA state changed while this change was being made; retry');
@@ -98,12 +102,32 @@ export class StoredCa {
     });
   }
 
+  /**
+   * Saves the stored state again, its private keys sealed under the current master key (master-key rotation). The
+   * CA does not change, so nobody is told; compare-and-swap as for changes.
+   */
+  reseal(signal?: AbortSignal): Promise<void> {
+    return this.#exclusive(async () => {
+      const kv = await this.#o.store.get(CA_STATE_KEY, { signal });
+      if (!kv) throw new ControlError('unavailable', `the CA state is missing from the store (${CA_STATE_KEY})`);
+      const copy = await CertificateAuthority.load(kv.value, this.#openWith(), { now: this.#o.now });
+      const put = await this.#o.store.put(CA_STATE_KEY, await copy.save(this.#o.wrapper), { ifModRevision: kv.modRevision, signal });
+      if (!put.ok) throw new ControlError('conflict', 'the CA state changed while it was being re-sealed; retry');
+      this.#ca = copy;
+      this.#revision = put.revision;
+    });
+  }
+
+  #openWith(): readonly KeyWrapper[] {
+    return this.#o.openWith?.() ?? [this.#o.wrapper];
+  }
+
   /** Serves the stored state when it is newer than ours (a restore, another control plane); true when it was. */
   refresh(signal?: AbortSignal): Promise<boolean> {
     return this.#exclusive(async () => {
       const kv = await this.#o.store.get(CA_STATE_KEY, { signal });
       if (!kv || kv.modRevision <= this.#revision) return false;
-      const ca = await CertificateAuthority.load(kv.value, [this.#o.wrapper], { now: this.#o.now });
+      const ca = await CertificateAuthority.load(kv.value, this.#openWith(), { now: this.#o.now });
       if (ca.trustDomain !== this.#ca.trustDomain) {
         throw new CaError('ca_state_invalid', `the stored CA is for trust domain "${ca.trustDomain}", this control plane serves "${this.#ca.trustDomain}": restart it`);
       }
@@ -182,9 +206,18 @@ export interface CaApiDeps {
   controlPlane?: () => { notAfter: number; issuedAt: number } | undefined;
   now?: () => number;
   log?: (event: string, fields: Record<string, unknown>) => void;
+  /** Records each rotation step and renewal (actor, reason, request id, the CA's public state before and after). */
+  audit?: AuditSink;
 }
 
 const DAY_MS = 86_400_000;
+
+/** The CA's public state as the audit trail keeps it: fingerprints and phase, never a key. */
+export function caAuditState(ca: CertificateAuthority): string {
+  const status = ca.rotationStatus();
+  const inter = ca.intermediateInfo();
+  return JSON.stringify({ phase: status.phase, roots: status.roots.map((r) => ({ fingerprint: r.fingerprint, active: r.active })), intermediate: inter.fingerprint });
+}
 
 /**
  * Whether the intermediate should be renewed now: less than max(30 d, 2 × max(leaf lifetime, 1 d)) of its life is
@@ -272,12 +305,20 @@ export function caApiRoutes(deps: CaApiDeps): ControlRoute[] {
   const now = deps.now ?? Date.now;
   const log = deps.log ?? ((event, fields) => process.stderr.write(`${JSON.stringify({ event, ...fields })}\n`));
   const by = (caller: { kind: string; subject?: string }): string | undefined => (caller.kind === 'admin' ? caller.subject : undefined);
+  const record = auditRecorder(deps.audit, deps.log);
 
-  const run = async (change: Exclude<CaChange, 'reload'>, op: (ca: CertificateAuthority) => Promise<void>, signal: AbortSignal): Promise<void> => {
+  const run = async (change: Exclude<CaChange, 'reload'>, op: (ca: CertificateAuthority) => Promise<void>, signal: AbortSignal, req?: ControlRequest, cx?: RouteContext): Promise<void> => {
+    let before = '';
     try {
-      await deps.ca.change(change, op, signal);
+      await deps.ca.change(change, async (ca) => {
+        before = caAuditState(ca);
+        await op(ca);
+      }, signal);
     } catch (err) {
       throw caFailure(err);
+    }
+    if (req !== undefined && cx !== undefined) {
+      await record({ actor: callerActor(cx.caller), action: `ca.${change}`, target: 'ca', reason: reasonOf(req), requestId: cx.requestId, before, after: caAuditState(deps.ca.ca) });
     }
   };
 
@@ -288,8 +329,8 @@ export function caApiRoutes(deps: CaApiDeps): ControlRoute[] {
     },
     {
       method: 'POST', path: '/v1/ca/rotate/start', auth: 'admin',
-      handle: async (_req, res, cx) => {
-        await run('rotate-start', (ca) => ca.rotateStart(), cx.signal);
+      handle: async (req, res, cx) => {
+        await run('rotate-start', (ca) => ca.rotateStart(), cx.signal, req, cx);
         const status = deps.ca.ca.rotationStatus();
         log('ca_rotation_started', { roots: status.roots.map((r) => r.fingerprint), by: by(cx.caller), requestId: cx.requestId });
         sendJson(res, 200, caView(deps));
@@ -297,7 +338,7 @@ export function caApiRoutes(deps: CaApiDeps): ControlRoute[] {
     },
     {
       method: 'POST', path: '/v1/ca/rotate/finish', auth: 'admin',
-      handle: async (_req, res, cx) => {
+      handle: async (req, res, cx) => {
         const force = flag(cx.query, 'force');
         let forced: OldRootHolder[] = [];
         await run('rotate-finish', async (ca) => {
@@ -313,15 +354,15 @@ export function caApiRoutes(deps: CaApiDeps): ControlRoute[] {
           }
           forced = holders;
           await ca.rotateFinish();
-        }, cx.signal);
+        }, cx.signal, req, cx);
         log('ca_rotation_finished', { root: deps.ca.ca.rotationStatus().roots[0].fingerprint, forced: forced.map((h) => h.id), by: by(cx.caller), requestId: cx.requestId });
         sendJson(res, 200, { ...caView(deps), ...(forced.length > 0 ? { cutOff: forced } : {}) });
       },
     },
     {
       method: 'POST', path: '/v1/ca/intermediate/renew', auth: 'admin',
-      handle: async (_req, res, cx) => {
-        await run('renew-intermediate', (ca) => ca.renewIntermediate(), cx.signal);
+      handle: async (req, res, cx) => {
+        await run('renew-intermediate', (ca) => ca.renewIntermediate(), cx.signal, req, cx);
         log('ca_intermediate_renewed', { fingerprint: deps.ca.ca.intermediateInfo().fingerprint, by: by(cx.caller), requestId: cx.requestId });
         sendJson(res, 200, caView(deps));
       },

@@ -20,6 +20,8 @@ export interface ConfigDoc {
   targets: string[];
   /** The parsed spec, kept for the Mesh only. */
   spec?: unknown;
+  /** The Api an AccessPolicy targets (a gateway gets it). */
+  api?: string;
 }
 
 export interface ConfigIndexOptions {
@@ -29,7 +31,7 @@ export interface ConfigIndexOptions {
 }
 
 /** The reference a document makes, read leniently (validation is the node's job): qualified `namespace/name`. */
-export function documentRefs(kind: string, namespace: string, text: string): { ref?: string; targets: string[]; spec?: unknown } {
+export function documentRefs(kind: string, namespace: string, text: string): { ref?: string; targets: string[]; spec?: unknown; api?: string } {
   if (kind !== 'MeshRoute' && kind !== 'AccessPolicy' && kind !== 'Backend' && kind !== 'Mesh') return { targets: [] };
   let doc: unknown;
   try {
@@ -40,7 +42,11 @@ export function documentRefs(kind: string, namespace: string, text: string): { r
   const spec = (doc as { spec?: Record<string, unknown> } | null)?.spec;
   if (typeof spec !== 'object' || spec === null) return { targets: [] };
   const q = (s: unknown): string | undefined => (typeof s === 'string' && s !== '' ? (s.includes('/') ? s : `${namespace}/${s}`) : undefined);
-  if (kind === 'AccessPolicy') return { ref: q((spec.target as { service?: unknown } | undefined)?.service), targets: [] };
+  if (kind === 'AccessPolicy') {
+    const target = spec.target as { service?: unknown; api?: unknown } | undefined;
+    const api = q(target?.api);
+    return { ref: q(target?.service), targets: [], ...(api !== undefined ? { api } : {}) };
+  }
   if (kind === 'Backend') return { ref: spec.type === 'mesh' ? q(spec.meshService) : undefined, targets: [] };
   if (kind === 'Mesh') return { targets: [], spec };
   const targets = new Set<string>();

@@ -10,7 +10,7 @@ import { createRateLimiter, type RateLimiter } from './join-rate-limit.ts';
 import { NodeStreams } from './node-stream.ts';
 import { bundleFingerprint, NodeTracker, VERSION_SKEW_POLICY, type AppAddress, type IssuedRecord } from './node-tracker.ts';
 import { EndpointRegistry, endpointProblem } from './registry.ts';
-import { SnapshotCompiler } from './snapshot-compiler.ts';
+import { SnapshotCompiler, type SnapshotCompilerOptions } from './snapshot-compiler.ts';
 import { parseDuration } from '../lib/duration.ts';
 
 /** The part of the certificate authority the node API uses. */
@@ -287,6 +287,10 @@ export interface OpenNodeApiOptions {
   log?: NodeApiDeps['log'];
   onError?: (err: unknown) => void;
   signal?: AbortSignal;
+  /** End-user assertion keys, put into every node's snapshot. */
+  assertionKeys?: SnapshotCompilerOptions['assertionKeys'];
+  /** Values of the secrets NamedValues name, for gateway snapshots. */
+  secretValues?: SnapshotCompilerOptions['secretValues'];
 }
 
 /** Everything behind the node API, wired: mount `routes`, call `close()` before closing the store. */
@@ -303,7 +307,7 @@ export async function openNodeApi(o: OpenNodeApiOptions): Promise<NodeApi> {
   const now = o.now ?? Date.now;
   const registry = await EndpointRegistry.open({ store: o.store, now, graceMs: o.endpointGraceMs, signal: o.signal });
   const tracker = await NodeTracker.open({ store: o.store, now, signal: o.signal, onError: o.onError, bundleFingerprint: () => bundleFingerprint(o.ca.trustBundle()) });
-  const compiler = await SnapshotCompiler.open({ store: o.store, registry, trustBundle: () => o.ca.trustBundle(), signal: o.signal, onError: o.onError });
+  const compiler = await SnapshotCompiler.open({ store: o.store, registry, trustBundle: () => o.ca.trustBundle(), assertionKeys: o.assertionKeys, secretValues: o.secretValues, signal: o.signal, onError: o.onError });
   const streams = new NodeStreams({ compiler, registry, tracker, now, heartbeatMs: o.heartbeatMs, minPushIntervalMs: o.minPushIntervalMs, onError: o.onError });
   const routes = nodeApiRoutes({ store: o.store, ca: o.ca, registry, tracker, compiler, streams, now, limiter: o.limiter, certificateLifetimeMs: o.certificateLifetimeMs, log: o.log });
   return {

@@ -13,11 +13,12 @@ import type { ConfigStore } from '../store/config-store.ts';
 import { parseDuration } from '../lib/duration.ts';
 import { MAX_LEAF_LIFETIME_MS, MIN_LEAF_LIFETIME_MS } from '../ca/certificate-authority.ts';
 import { DEFAULT_MESH } from '../model/mesh-types.ts';
-import { SNAPSHOT_SCHEMA, type EndpointRecord, type NodeIdentity, type Snapshot } from '../model/snapshot.ts';
+import { SNAPSHOT_SCHEMA, type AssertionKeys, type EndpointRecord, type NodeIdentity, type Snapshot } from '../model/snapshot.ts';
 import { ConfigIndex, type ConfigDoc } from './config-index.ts';
+import { secretRefOf, type SecretRef, type SecretValueSource } from './secret-values.ts';
 
 /** Edge kinds a gateway gets, besides the Mesh and the MeshServices. */
-export const GATEWAY_KINDS: readonly string[] = ['Gateway', 'Api', 'Backend', 'Product', 'ApiVersionSet', 'ApiPolicy', 'PolicyFragment'];
+export const GATEWAY_KINDS: readonly string[] = ['Gateway', 'Api', 'Backend', 'Product', 'ApiVersionSet', 'ApiPolicy', 'PolicyFragment', 'NamedValue', 'IdentityProvider'];
 
 /** What the compiler reads from the registry. */
 export interface EndpointSource {
@@ -31,6 +32,10 @@ export interface SnapshotCompilerOptions {
   registry: EndpointSource;
   /** The CA's current roots (several during a root rotation). */
   trustBundle: () => string[];
+  /** The end-user assertion keys every node gets (issuer, published keys, signing key); absent = none. */
+  assertionKeys?: { current(): AssertionKeys; key(): string };
+  /** Values of the secrets NamedValues name: a gateway's snapshot carries those of its NamedValues (beside the config). */
+  secretValues?: SecretValueSource;
   signal?: AbortSignal;
   onError?: (err: unknown) => void;
 }
@@ -40,6 +45,8 @@ interface ConfigPart {
   text: string;
   /** Services whose endpoints the node gets; null = every registered service. */
   services: readonly string[] | null;
+  /** The secrets its NamedValues name. */
+  secretRefs?: SecretRef[];
 }
 
 interface Built {
@@ -47,6 +54,8 @@ interface Built {
   bundleKey: string;
   endpointsVersion: number;
 }
+
+type KeySource = NonNullable<SnapshotCompilerOptions['assertionKeys']>;
 
 export function identityKey(id: NodeIdentity): string {
   return `${id.kind}/${id.namespace}/${id.service}`;
@@ -67,6 +76,8 @@ export class SnapshotCompiler {
   readonly #watcher: ConfigIndex;
   readonly #registry: EndpointSource;
   readonly #trustBundle: () => string[];
+  readonly #assertionKeys: KeySource | undefined;
+  readonly #secretValues: SecretValueSource | undefined;
   readonly #parts = new Map<string, ConfigPart>();
   readonly #built = new Map<string, Built>();
   #sidecarShared: { version: number; text: string } | undefined;
@@ -75,6 +86,8 @@ export class SnapshotCompiler {
     this.#watcher = watcher;
     this.#registry = o.registry;
     this.#trustBundle = o.trustBundle;
+    this.#assertionKeys = o.assertionKeys;
+    this.#secretValues = o.secretValues;
   }
 
   static async open(o: SnapshotCompilerOptions): Promise<SnapshotCompiler> {
@@ -112,7 +125,11 @@ export class SnapshotCompiler {
     const part = this.#configPart(identity, key);
     const endpointsVersion = this.#registry.revision;
     const bundle = this.#trustBundle();
-    const bundleKey = bundle.join('\n');
+    // The assertion keys change like the bundle does (rotation steps): one key for both.
+    // A changed secret value is a new snapshot for the nodes whose NamedValues name secrets.
+    const secretRefs = part.secretRefs ?? [];
+    const secretsKey = secretRefs.length > 0 && this.#secretValues ? this.#secretValues.generation : '';
+    const bundleKey = `${bundle.join('\n')}\0${this.#assertionKeys?.key() ?? ''}\0${secretsKey}`;
     const prev = this.#built.get(key);
     if (prev && prev.snapshot.version === part.version && prev.endpointsVersion === endpointsVersion && prev.bundleKey === bundleKey) return prev.snapshot;
     const endpoints: Record<string, readonly EndpointRecord[]> = {};
@@ -132,6 +149,8 @@ export class SnapshotCompiler {
       config: part.text,
       endpoints: endpoints as Record<string, EndpointRecord[]>,
       trustBundle: bundle,
+      ...(this.#assertionKeys ? { identity: this.#assertionKeys.current() } : {}),
+      ...(secretRefs.length > 0 && this.#secretValues ? { secrets: this.#secretValues.valuesFor(secretRefs) } : {}),
     };
     this.#built.set(key, { snapshot, bundleKey, endpointsVersion });
     return snapshot;
@@ -185,7 +204,10 @@ export class SnapshotCompiler {
       ...w.byKind('Mesh'), ...gateway,
       ...GATEWAY_KINDS.filter((k) => k !== 'Gateway').flatMap((k) => w.byKind(k)),
       ...w.byKind('MeshService'), ...routes,
+      // AccessPolicies of the edge: those that target an Api (the gateway decides them; issue 5 §3).
+      ...w.byKind('AccessPolicy').filter((d) => d.api !== undefined),
     ];
-    return { version, text: joinDocs(docs), services: [...services].sort() };
+    const secretRefs = w.byKind('NamedValue').map((d) => secretRefOf(d.text)).filter((r): r is SecretRef => r !== undefined);
+    return { version, text: joinDocs(docs), services: [...services].sort(), ...(secretRefs.length > 0 ? { secretRefs } : {}) };
   }
 }

@@ -13,6 +13,8 @@ export type ErrorCode =
   | 'request_timeout'
   | 'loop_detected'
   | 'access_denied'
+  | 'invalid_assertion'
+  | 'unauthorized'
   | 'fault_abort'
   | 'upstream_connect'
   | 'upstream_reset'
@@ -47,6 +49,10 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorInfo>> = {
   loop_detected: { status: 508, message: 'Loop detected' },
   // A mesh AccessPolicy (or the mesh default) refused the calling workload.
   access_denied: { status: 403, message: 'Access denied' },
+  // An x-lockgate-assertion that does not verify, is addressed elsewhere, or is presented by another workload than its act.
+  invalid_assertion: { status: 401, message: 'Invalid identity assertion' },
+  // No valid bearer token or session on a route whose Api requires an end user (IdentityProvider authentication).
+  unauthorized: { status: 401, message: 'Authentication required' },
   // Fault injection on the Backend; the status is the configured one, this is only its default.
   fault_abort: { status: 503, message: 'Request aborted by fault injection' },
   upstream_connect: { status: 502, message: 'Could not connect to the backend' },

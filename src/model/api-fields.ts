@@ -1,5 +1,6 @@
 // The Api kind's fields, defaults and descriptions (the single source for decoding, docs and the JSON Schema).
 import { bool, int, list, obj, oneOf, str } from './field.ts';
+import { authenticationFields } from './identity-provider-fields.ts';
 import {
   checkApiPath,
   checkBackendRef,
@@ -43,6 +44,7 @@ const operation = obj(
       optional: true,
       check: checkBackendRef,
     }),
+    authentication: { ...authenticationFields, description: 'End-user authentication for this operation instead of the Api\'s.' },
   },
   'A method and URL template served by the Api.',
 );
@@ -100,6 +102,7 @@ export const apiFields = obj(
       },
       'Where the subscription key is read from; it is removed before forwarding.',
     ),
+    authentication: authenticationFields,
   },
   'An API published on the gateway: hosts, base path, operations and the backend they go to.',
 );

@@ -130,6 +130,18 @@ export const gatewayFields = obj(
         maxHops: int('Requests that have crossed this many mesh hops are refused with 508.', { default: 16, min: 1, max: 255 }),
         defaultAccess: oneOf(['allow', 'audit', 'deny'], 'Calls no AccessPolicy decides: allow, audit (log, allow) or deny.', { default: 'audit' }),
         identity: str("This node's own SPIFFE ID.", { optional: true, check: checkSpiffeId }),
+        assertions: obj(
+          {
+            keysFile: str(
+              'JSON file with the assertion issuer, the published keys and (to mint) the signing key, written by the node from its snapshot (0600).',
+              { required: true, check: checkNotEmpty },
+            ),
+            exchange: bool("Plain listeners take the app's assertion (addressed to this node) and exchange it for one addressed to the service called (a sidecar's outbound side); otherwise a client's copy is dropped.", false),
+            userHeaders: bool('An inbound hop also hands the app plain x-lockgate-user, x-lockgate-email and x-lockgate-groups from the verified assertion.', true),
+          },
+          "Signed end-user assertions between hops (x-lockgate-assertion, ES256): a gateway mints one for each mesh call made for a validated end user; an outbound sidecar exchanges the app's for one addressed to the next service; an inbound sidecar accepts one only when it is addressed to this node's identity and its act is the mTLS peer. Needs `identity`.",
+          { optional: true },
+        ),
         tcpRoutes: list(
           obj(
             {

@@ -1,4 +1,5 @@
 // The table of document kinds: each kind's fields and its cross-field checks. Adding a kind is adding a row.
+import { accessGrantFields, finishAccessGrant } from './access-grant-fields.ts';
 import { apiFields } from './api-fields.ts';
 import { apiPolicyFields } from './api-policy-fields.ts';
 import { apiVersionSetFields } from './api-version-set-fields.ts';
@@ -7,15 +8,19 @@ import type { DocContext } from './doc-context.ts';
 import { dict, obj, oneOf, str } from './field.ts';
 import type { ObjField } from './field.ts';
 import { gatewayFields } from './gateway-fields.ts';
+import { identityProviderFields } from './identity-provider-fields.ts';
 import { accessPolicyFields, meshFields, meshRouteFields, meshServiceFields } from './mesh-fields.ts';
 import type { AccessPolicySpec, MeshRouteSpec, MeshServiceSpec, MeshSpec } from './mesh-types.ts';
+import { finishNamedValue, namedValueFields } from './named-value-fields.ts';
+import type { NamedValueSpec } from './named-value-types.ts';
 import { policyFragmentFields } from './policy-fragment-fields.ts';
 import { productFields } from './product-fields.ts';
-import type { ApiPolicySpec, ApiSpec, BackendSpec, GatewaySpec, PolicyFragmentSpec } from './types.ts';
+import type { AccessGrantSpec, ApiPolicySpec, ApiSpec, BackendSpec, GatewaySpec, IdentityProviderSpec, PolicyFragmentSpec } from './types.ts';
 import { finishApi } from './validate-api.ts';
 import { finishApiPolicy, finishPolicyFragment } from './validate-api-policy.ts';
 import { finishBackend } from './validate-backend.ts';
 import { finishGateway } from './validate-gateway.ts';
+import { finishIdentityProvider } from './validate-identity.ts';
 import { finishAccessPolicy, finishGatewayMesh, finishMesh, finishMeshRoute, finishMeshService } from './validate-mesh.ts';
 import { checkLabelKey, checkName } from './value-checks.ts';
 
@@ -48,6 +53,9 @@ export const KINDS: Record<string, KindDef> = {
   MeshService: { spec: meshServiceFields, specOptional: true, finish: (s: MeshServiceSpec, cx) => finishMeshService(s, cx) },
   MeshRoute: { spec: meshRouteFields, specOptional: false, finish: (s: MeshRouteSpec, cx) => finishMeshRoute(s, cx) },
   AccessPolicy: { spec: accessPolicyFields, specOptional: false, finish: (s: AccessPolicySpec, cx) => finishAccessPolicy(s, cx) },
+  NamedValue: { spec: namedValueFields, specOptional: false, finish: (s: NamedValueSpec, cx) => finishNamedValue(s, cx) },
+  AccessGrant: { spec: accessGrantFields, specOptional: false, finish: (s: AccessGrantSpec, cx) => finishAccessGrant(s, cx) },
+  IdentityProvider: { spec: identityProviderFields, specOptional: false, finish: (s: IdentityProviderSpec, cx) => finishIdentityProvider(s, cx) },
 };
 
 export const metadataFields = obj(

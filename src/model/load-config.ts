@@ -3,6 +3,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseDocuments } from './parse-documents.ts';
 import type { ParsedResource } from './parse-documents.ts';
+import type { NamedValueInputs } from './named-value-types.ts';
 import type { Config, Problem } from './types.ts';
 import { assembleConfig } from './validate.ts';
 
@@ -16,9 +17,9 @@ export interface LoadResult {
 }
 
 /** One text (e.g. a body sent to the admin API); `file` names it in problems and anchors relative file paths. */
-export function parseConfigText(text: string, file: string): LoadResult {
+export function parseConfigText(text: string, file: string, namedValues?: NamedValueInputs): LoadResult {
   const { resources, problems } = parseDocuments(text, file);
-  return assembleConfig(resources, problems, [text], [file]);
+  return assembleConfig(resources, problems, [text], [file], namedValues);
 }
 
 function problemAt(file: string, message: string): Problem {
@@ -48,7 +49,7 @@ async function expand(paths: string[], problems: Problem[]): Promise<string[]> {
  * Loads files and directories as one config: resources may reference each other across files.
  * Never throws for bad input; unreadable paths are problems too.
  */
-export async function loadConfigFiles(paths: string[]): Promise<LoadResult> {
+export async function loadConfigFiles(paths: string[], namedValues?: NamedValueInputs): Promise<LoadResult> {
   const problems: Problem[] = [];
   const files = await expand(paths, problems);
   const texts: string[] = [];
@@ -65,7 +66,7 @@ export async function loadConfigFiles(paths: string[]): Promise<LoadResult> {
     // Cross-resource checks report through each document's context later: share one problem list.
     resources.push(...parseDocuments(text, file, problems).resources);
   }
-  return assembleConfig(resources, problems, texts, files);
+  return assembleConfig(resources, problems, texts, files, namedValues);
 }
 
 /** One line per problem: `file:line:col: message (path)`. */

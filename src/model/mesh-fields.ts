@@ -196,6 +196,7 @@ const accessRule: ObjField = obj(
     sourceIp: oneOrMany(str('CIDR', { check: checkCidr }), 'Client address: addresses or CIDRs ("10.0.0.0/8").'),
     time: timeWindow,
     cel: str('A CEL expression over `context` (the one policies use) that must be true.', { optional: true }),
+    grant: bool('true: the end user holds an approved, unexpired AccessRequest grant for this target covering the method and path (just-in-time access); false: holds none.'),
     all: list(accessRuleRef, 'Every one of these rules matches.', { optional: true, minItems: 1 }),
     any: list(accessRuleRef, 'At least one of these rules matches.', { optional: true, minItems: 1 }),
     none: list(accessRuleRef, 'None of these rules matches.', { optional: true, minItems: 1 }),
@@ -219,6 +220,17 @@ export const accessPolicyFields = obj(
     mode: oneOf(['enforce', 'audit'], 'enforce, or audit: log what would be denied and allow it (onboarding).', { default: 'enforce' }),
     allow: list(accessRule, 'Calls matching any of these are allowed (unless a deny rule matches).', { default: [] }),
     deny: list(accessRule, 'Calls matching any of these are denied; deny wins over allow.', { default: [] }),
+    requests: obj(
+      {
+        approvers: list(str('Group'), 'Groups whose members may approve or deny requests (never their own).', { required: true, minItems: 1 }),
+        minApprovals: int('Approvals a request needs.', { default: 1, min: 1, max: 10 }),
+        forceApprovers: list(str('Group'), 'Groups whose single approval is enough (flagged in the audit trail).', { default: [] }),
+        maxDuration: duration('Longest access a request may ask for; longer asks are capped.', { default: 8 * 3_600_000, min: 60_000 }),
+        reviewWithin: duration('A request not reviewed within this expires.', { default: 3_600_000, min: 60_000 }),
+      },
+      'Just-in-time access to this target: `lockgate access request` asks, approvers approve, and rules with `grant: true` let the requester in until the grant ends.',
+      { optional: true },
+    ),
   },
   'Who may call a MeshService (at its sidecars) or an Api (at the gateway): workload identity, end-user identity, method, path, address and time.',
 );

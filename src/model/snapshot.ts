@@ -1,7 +1,7 @@
 // The snapshot: what the control plane sends each node and the node keeps on disk (the contract between the two planes).
 
 /** `major.minor`. A node refuses (NACKs) a snapshot whose major it does not know; minors only add optional fields. */
-export const SNAPSHOT_SCHEMA = '1.0';
+export const SNAPSHOT_SCHEMA = '1.1';
 
 /** Version-skew policy: a node accepts snapshots of its own major version and any minor version. */
 export function snapshotSchemaSupported(schema: string): boolean {
@@ -53,7 +53,34 @@ export interface Snapshot {
   endpoints: Record<string, EndpointRecord[]>;
   /** PEM root certificates the node trusts (several during a root rotation). */
   trustBundle: string[];
+  /** End-user assertion keys (schema 1.1): the issuer, the published keys, and the key this node signs with. */
+  identity?: AssertionKeys;
+  /**
+   * Values of the control-plane secrets the config's NamedValues name (`spec.secret`), keyed `name` or `name@version`
+   * (named-value-types.ts secretRefKey). The node substitutes them when it loads `config`, which never holds them.
+   * Absent when the config names none (an optional field: schema 1.1).
+   */
+  secrets?: Record<string, string>;
 }
+
+/** A public key as published in snapshots and at /.well-known/lockgate/jwks.json. */
+export interface PublicJwk {
+  kty: 'EC';
+  crv: 'P-256';
+  x: string;
+  y: string;
+  kid: string;
+  alg: 'ES256';
+  use: 'sig';
+}
+
+/** What a node is given: the issuer, the keys it accepts, and (for nodes that mint) the key it signs with. */
+export interface AssertionKeys {
+  issuer: string;
+  keys: PublicJwk[];
+  signing?: PublicJwk & { d: string };
+}
+
 
 /** A node's answer to a snapshot. */
 export interface SnapshotAck {

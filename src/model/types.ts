@@ -1,4 +1,8 @@
 // The config vocabulary as plain data: what a validated config looks like after defaults are applied.
+import type { NamedValueSpec } from './named-value-types.ts';
+import type { ApiAuthentication, IdentityProviderSpec } from './identity-types.ts';
+
+export type { ApiAuthentication, IdentityProviderSpec } from './identity-types.ts';
 
 /** Where a value came from in a source file (1-based line and column). */
 export interface SourcePos {
@@ -115,6 +119,8 @@ export interface GatewayMesh {
   defaultAccess: AccessDefault;
   /** The node's own SPIFFE ID. */
   identity?: string;
+  /** Signed end-user assertions between hops (identity issue §2). */
+  assertions?: { keysFile: string; exchange: boolean; userHeaders: boolean };
   /** Outbound opaque TCP: the services (and their tcp ports) a `CONNECT host:port` may reach. */
   tcpRoutes?: MeshTcpRoute[];
   /** Inbound opaque TCP: where tunnels from mesh peers end. */
@@ -161,6 +167,8 @@ export interface Operation extends OperationDescription {
   urlTemplate: string;
   headers: HeaderMatch[];
   backend?: string;
+  /** Overrides the Api's `authentication` for this operation. */
+  authentication?: ApiAuthentication;
 }
 
 /**
@@ -267,6 +275,8 @@ export interface ApiSpec {
   revisionOf?: string;
   /** Qualified `namespace/name` of a MeshService: this Api is a sidecar's inbound route for it (its AccessPolicies apply). */
   meshService?: string;
+  /** End-user authentication by IdentityProviders (bearer tokens, browser login). */
+  authentication?: ApiAuthentication;
 }
 
 // ---------- Backend ----------
@@ -608,6 +618,11 @@ export interface AccessRule {
   time?: TimeWindow;
   /** A CEL expression over `context` that must be true. */
   cel?: string;
+  /**
+   * true: the end user holds an approved, unexpired grant (an approved AccessRequest, distributed as an AccessGrant)
+   * for this target that covers the method and path; false: holds none.
+   */
+  grant?: boolean;
   all?: AccessRule[];
   any?: AccessRule[];
   none?: AccessRule[];
@@ -626,7 +641,45 @@ export interface AccessPolicySpec {
   deny: AccessRule[];
   /** The rules' `cel` expressions, where they are (filled in by validation, checked a layer up). */
   expressions?: ExpressionSite[];
+  /** Just-in-time access to this target: who approves requests, how many, for how long at most. */
+  requests?: AccessRequestSettings;
 }
+
+/** `AccessPolicy.spec.requests`: how AccessRequests for the policy's target are reviewed. */
+export interface AccessRequestSettings {
+  /** Groups whose members may approve or deny (never their own request). */
+  approvers: string[];
+  /** Approvals needed. */
+  minApprovals: number;
+  /** Groups whose one approval is enough (flagged in the audit trail). */
+  forceApprovers: string[];
+  /** Longest access a request may ask for (ms); longer asks are capped. */
+  maxDuration: number;
+  /** A request not reviewed within this (ms) expires. */
+  reviewWithin: number;
+}
+
+/**
+ * `kind: AccessGrant`: an approved AccessRequest as nodes see it (made by the control plane, never applied by hand):
+ * `user` may call `target` with `methods` on `paths` from `from` until `until` (exclusive).
+ */
+export interface AccessGrantSpec {
+  /** The AccessRequest id. */
+  request: string;
+  /** The end user's `sub`. */
+  user: string;
+  target: { service?: string; api?: string; operation?: string };
+  /** Upper-case; empty = any. */
+  methods: string[];
+  /** Exact paths or `/x/*` prefixes; empty = any. */
+  paths: string[];
+  /** RFC 3339 times. */
+  from: string;
+  until: string;
+  approvedBy: string[];
+}
+
+export type AccessGrantResource = Resource<'AccessGrant', AccessGrantSpec>;
 
 export type MeshResource = Resource<'Mesh', MeshSpec>;
 export type MeshServiceResource = Resource<'MeshService', MeshServiceSpec>;
@@ -640,6 +693,8 @@ export type ApiVersionSetResource = Resource<'ApiVersionSet', ApiVersionSetSpec>
 export type ProductResource = Resource<'Product', ProductSpec>;
 export type ApiResource = Resource<'Api', ApiSpec>;
 export type BackendResource = Resource<'Backend', BackendSpec>;
+export type NamedValueResource = Resource<'NamedValue', NamedValueSpec>;
+export type IdentityProviderResource = Resource<'IdentityProvider', IdentityProviderSpec>;
 export type AnyResource =
   | GatewayResource
   | ApiResource
@@ -651,10 +706,20 @@ export type AnyResource =
   | MeshResource
   | MeshServiceResource
   | MeshRouteResource
-  | AccessPolicyResource;
+  | AccessPolicyResource
+  | NamedValueResource
+  | IdentityProviderResource
+  | AccessGrantResource;
 
 /** A whole validated config: what the data plane builds from. Later kinds add fields here. */
 export interface Config {
+  /** NamedValues as written (values of `secret` and `env` ones are not here: only where `{{name}}` was substituted). */
+  namedValues?: NamedValueResource[];
+  /**
+   * Resources that had `{{name}}` references, substituted → as written. Views of the config (the admin port's
+   * `/config`) show the written form, so a secret substituted into a header never appears in them.
+   */
+  unresolved?: Map<object, object>;
   gateway: GatewayResource;
   apis: ApiResource[];
   backends: Map<string, BackendResource>;
@@ -670,6 +735,10 @@ export interface Config {
   meshServices: Map<string, MeshServiceResource>;
   meshRoutes: MeshRouteResource[];
   accessPolicies: AccessPolicyResource[];
+  /** Approved just-in-time access (AccessGrant documents the control plane adds to snapshots). */
+  accessGrants?: AccessGrantResource[];
+  /** IdentityProviders by qualified `namespace/name` (absent: none). */
+  identityProviders?: Map<string, IdentityProviderResource>;
   /** Hash of the source text, the version shown in /config and metrics. */
   version: string;
   files: string[];

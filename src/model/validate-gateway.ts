@@ -39,6 +39,11 @@ export function finishGateway(spec: GatewaySpec, cx: DocContext): void {
     }
     checkTls(l, p, cx);
   });
+  const a = spec.mesh?.assertions;
+  if (a) {
+    if (a.keysFile) a.keysFile = resolveFile(cx, 'spec.mesh.assertions.keysFile', a.keysFile);
+    if (!spec.mesh?.identity) report(cx, 'spec.mesh.assertions', "assertions need this node's own SPIFFE ID (spec.mesh.identity): it is the act of what it mints and the audience of what it accepts");
+  }
   const admin = spec.admin;
   const clash = admin?.enabled && admin.port !== 0 ? spec.listeners?.findIndex((l) => l?.port === admin.port) : -1;
   if (clash !== undefined && clash >= 0) {

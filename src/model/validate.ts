@@ -3,12 +3,15 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { defaultGateway } from './default-gateway.ts';
 import { report } from './doc-context.ts';
+import type { NamedValueInputs } from './named-value-types.ts';
+import { rememberHidden, resolveNamedValues } from './named-values.ts';
 import type { ParsedResource } from './parse-documents.ts';
 import { resolveMesh } from './resolve-mesh.ts';
 import { findRouteConflicts } from './route-conflicts.ts';
 import { didYouMean } from './suggest.ts';
 import { resolveFragmentIncludes } from './validate-api-policy.ts';
-import type { AccessPolicyResource, ApiPolicyResource, ApiResource, ApiVersionSetResource, ApiVersionSetSpec, BackendResource, Config, GatewayResource, PolicyFragmentResource, Problem, ProductResource } from './types.ts';
+import { resolveIdentityRefs } from './identity-refs.ts';
+import type { AccessGrantResource, AccessPolicyResource, ApiPolicyResource, ApiResource, ApiVersionSetResource, ApiVersionSetSpec, BackendResource, Config, GatewayResource, NamedValueResource, PolicyFragmentResource, Problem, ProductResource } from './types.ts';
 
 function where(r: ParsedResource): string {
   const s = r.resource.source;
@@ -211,6 +214,8 @@ export function assembleConfig(
   problems: Problem[],
   texts: string[] | null,
   files: string[],
+  /** Values for NamedValues (env, secrets): references are then substituted; without, they are only checked. */
+  namedValues?: NamedValueInputs,
 ): { config?: Config; problems: Problem[] } {
   const seen = new Map<string, ParsedResource>();
   for (const item of parsed) {
@@ -221,6 +226,8 @@ export function assembleConfig(
       report(item.cx, 'metadata.name', `duplicate ${kind} "${metadata.namespace}/${metadata.name}" (first defined at ${where(first)})`);
     } else seen.set(key, item);
   }
+  // First, so that every check below and the Config see the substituted copies.
+  const resolution = resolveNamedValues(parsed, namedValues);
   const gateways = parsed.filter((p) => p.resource.kind === 'Gateway');
   for (const extra of gateways.slice(1)) {
     report(extra.cx, 'kind', `only one Gateway is allowed (first defined at ${where(gateways[0])})`);
@@ -251,6 +258,7 @@ export function assembleConfig(
   const apiPolicies = parsed.filter((p) => p.resource.kind === 'ApiPolicy');
   resolveApiPolicyRefs(apiPolicies, apis, products);
   resolveAccessPolicyApiRefs(parsed.filter((p) => p.resource.kind === 'AccessPolicy'), apis);
+  const identityProviders = resolveIdentityRefs(apis, parsed.filter((p) => p.resource.kind === 'IdentityProvider'));
   const fragments = parsed.filter((p) => p.resource.kind === 'PolicyFragment');
   resolveFragmentIncludes(
     apiPolicies.filter((p) => p.resource.spec).map((p) => ({ spec: (p.resource as ApiPolicyResource).spec, namespace: p.resource.metadata.namespace, cx: p.cx })),
@@ -268,7 +276,13 @@ export function assembleConfig(
       return '';
     }
   });
-  const version = texts === null ? '' : createHash('sha256').update(texts.join('')).update(importedTexts.join('')).digest('hex').slice(0, 12);
+  const version = texts === null ? '' : createHash('sha256').update(texts.join('')).update(importedTexts.join('')).update(resolution.digest).digest('hex').slice(0, 12);
+  const namedValueResources = parsed.filter((p) => p.resource.kind === 'NamedValue').map((p) => p.resource as NamedValueResource);
+  const accessGrants = parsed.filter((p) => p.resource.kind === 'AccessGrant').map((p) => {
+    const g = p.resource as AccessGrantResource;
+    const s = g.spec.target.service;
+    return s !== undefined && !s.includes('/') ? { ...g, spec: { ...g.spec, target: { ...g.spec.target, service: `${g.metadata.namespace}/${s}` } } } : g;
+  });
   const config: Config = {
     gateway: (gateways[0]?.resource as GatewayResource | undefined) ?? defaultGateway(),
     apis: apis.map((p) => p.resource as ApiResource),
@@ -278,8 +292,13 @@ export function assembleConfig(
     policyFragments: fragments.map((p) => p.resource as PolicyFragmentResource),
     versionSets,
     ...mesh,
+    ...(identityProviders.size > 0 ? { identityProviders } : {}),
+    ...(namedValueResources.length > 0 ? { namedValues: namedValueResources } : {}),
+    ...(accessGrants.length > 0 ? { accessGrants } : {}),
+    ...(resolution.unresolved.size > 0 ? { unresolved: resolution.unresolved } : {}),
     version,
     files: [...files, ...imported.filter((f) => !files.includes(f))],
   };
+  rememberHidden(config, resolution.hidden);
   return { config, problems };
 }

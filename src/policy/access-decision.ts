@@ -27,7 +27,7 @@
  *   as matched, an allow rule as not matched.
  * decideAccess allocates only the result (decision, reasons, id) unless a `time` or `cel` rule is evaluated.
  */
-import type { AccessDefault, AccessPolicyResource, AccessRule, ListMatch, StringMatch, TimeWindow } from '../model/types.ts';
+import type { AccessDefault, AccessGrantResource, AccessPolicyResource, AccessRule, ListMatch, StringMatch, TimeWindow } from '../model/types.ts';
 import { compileCidrs } from '../lib/cidr.ts';
 import { parseWorkloadId } from '../lib/spiffe-id.ts';
 import { randomHex } from '../lib/trace-context.ts';
@@ -119,25 +119,27 @@ const NO_USER = 'no end user (no validated token or assertion)';
 export function compileAccessPolicies(
   policies: readonly AccessPolicyResource[],
   defaults: { defaultAccess: AccessDefault; trustDomain: string },
+  grants: readonly AccessGrantResource[] = [],
 ): CompiledAccess {
   const byService = new Map<string, CompiledPolicy[]>();
   const byApi = new Map<string, CompiledPolicy[]>();
+  const index = compileGrants(grants);
   const sorted = [...policies].sort((a, b) => cmp(qualified(a.metadata.namespace, a.metadata.name), qualified(b.metadata.namespace, b.metadata.name)));
   for (const p of sorted) {
     const ns = p.metadata.namespace;
     const name = qualified(ns, p.metadata.name);
     const t = p.spec.target;
     const rules = (kind: 'allow' | 'deny', list: readonly AccessRule[]) =>
-      list.map((r, i) => ({ label: `${name} ${kind}[${i}]`, tag: tagOf(`${name} ${kind}[${i}]`), index: `${kind}[${i}]`, conditions: compileRule(r, ns, defaults.trustDomain) }));
+      list.map((r, i) => ({ label: `${name} ${kind}[${i}]`, tag: tagOf(`${name} ${kind}[${i}]`), index: `${kind}[${i}]`, conditions: compileRule(r, ns, defaults.trustDomain, index) }));
     const compiled: CompiledPolicy = {
       name, mode: p.spec.mode, ports: [...(t.ports ?? [])], operation: t.operation ?? '', noAllowTag: tagOf(`${name} no-allow`),
       allow: rules('allow', p.spec.allow), deny: rules('deny', p.spec.deny),
     };
-    const [index, key] = t.api !== undefined
+    const [byTarget, key] = t.api !== undefined
       ? [byApi, t.api.includes('/') ? t.api : qualified(ns, t.api)]
       : [byService, (t.service ?? '').includes('/') ? (t.service ?? '') : qualified(ns, t.service ?? '')];
-    const list = index.get(key);
-    if (list === undefined) index.set(key, [compiled]);
+    const list = byTarget.get(key);
+    if (list === undefined) byTarget.set(key, [compiled]);
     else list.push(compiled);
   }
   return { byService, byApi, defaultAccess: defaults.defaultAccess };
@@ -307,7 +309,7 @@ function tagOf(s: string): string {
   return (h >>> 0).toString(16).padStart(8, '0');
 }
 
-function compileRule(rule: AccessRule, policyNamespace: string, trustDomain: string): Condition[] {
+function compileRule(rule: AccessRule, policyNamespace: string, trustDomain: string, grants: GrantIndex): Condition[] {
   const out: Condition[] = [];
   if (rule.sources.length > 0) out.push(sourceCondition(rule.sources, policyNamespace, trustDomain));
   if (rule.methods.length > 0) {
@@ -327,6 +329,7 @@ function compileRule(rule: AccessRule, policyNamespace: string, trustDomain: str
       miss: (r) => (want ? NO_USER : `end user ${userText(r)}, but the rule wants none`),
     });
   }
+  if (rule.grant !== undefined) out.push(grantCondition(grants, rule.grant));
   if (rule.user !== undefined) out.push(claimString('user', rule.user, (c) => c.sub));
   if (rule.email !== undefined) out.push(claimString('email', rule.email, (c) => c.email));
   if (rule.domain !== undefined) out.push(claimString('domain', lowerMatch(rule.domain), (c) => (typeof c.email === 'string' && c.email.includes('@') ? c.email.slice(c.email.lastIndexOf('@') + 1).toLowerCase() : undefined)));
@@ -338,7 +341,7 @@ function compileRule(rule: AccessRule, policyNamespace: string, trustDomain: str
   }
   if (rule.time !== undefined) out.push(timeCondition(rule.time));
   if (rule.cel !== undefined) out.push(celCondition(rule.cel));
-  const nested = (rules: readonly AccessRule[]) => rules.map((r) => compileRule(r, policyNamespace, trustDomain));
+  const nested = (rules: readonly AccessRule[]) => rules.map((r) => compileRule(r, policyNamespace, trustDomain, grants));
   if (rule.all !== undefined) {
     const subs = nested(rule.all);
     out.push({
@@ -614,6 +617,88 @@ function sourceCondition(sources: readonly string[], policyNamespace: string, tr
 }
 
 /** `/x/*` becomes exact `/x` plus prefix `/x/`; `/x*` prefix `/x`; so matching is Set.has + startsWith. */
+/** An approved AccessRequest as a decision reads it. */
+interface CompiledGrant {
+  request: string;
+  user: string;
+  operation: string;
+  methods: readonly string[];
+  path: Condition | null;
+  from: number;
+  until: number;
+  approvedBy: readonly string[];
+}
+
+/** Grants by qualified target service and by qualified Api. */
+interface GrantIndex {
+  byService: Map<string, CompiledGrant[]>;
+  byApi: Map<string, CompiledGrant[]>;
+}
+
+function compileGrants(grants: readonly AccessGrantResource[]): GrantIndex {
+  const index: GrantIndex = { byService: new Map(), byApi: new Map() };
+  for (const g of grants) {
+    const s = g.spec;
+    const ns = g.metadata.namespace;
+    const c: CompiledGrant = {
+      request: s.request, user: s.user, operation: s.target.operation ?? '', methods: [...s.methods],
+      path: s.paths.length > 0 ? pathCondition(s.paths) : null, from: Date.parse(s.from), until: Date.parse(s.until), approvedBy: [...s.approvedBy],
+    };
+    const [map, key] = s.target.api !== undefined
+      ? [index.byApi, s.target.api.includes('/') ? s.target.api : qualified(ns, s.target.api)]
+      : [index.byService, (s.target.service ?? '').includes('/') ? (s.target.service ?? '') : qualified(ns, s.target.service ?? '')];
+    const list = map.get(key);
+    if (list === undefined) map.set(key, [c]);
+    else list.push(c);
+  }
+  return index;
+}
+
+/** The grant that covers this request now, or why none does. */
+function activeGrant(index: GrantIndex, r: AccessRequest): { grant: CompiledGrant } | { why: string } {
+  const sub = r.claims?.sub;
+  if (typeof sub !== 'string') return { why: NO_USER };
+  const list = r.api !== undefined ? index.byApi.get(r.api) : index.byService.get(r.service);
+  const now = r.now ?? Date.now();
+  let why = `no approved grant for ${sub} on ${targetText(r)}`;
+  for (const g of list ?? []) {
+    if (g.user !== sub) continue;
+    if (g.operation !== '' && g.operation !== r.operation) continue;
+    if (g.methods.length > 0 && !g.methods.includes(r.method)) {
+      why = `grant ${g.request} does not cover method ${r.method}`;
+      continue;
+    }
+    if (g.path !== null && !g.path.test(r)) {
+      why = `grant ${g.request} does not cover path ${r.path}`;
+      continue;
+    }
+    if (now < g.from) {
+      why = `grant ${g.request} starts at ${new Date(g.from).toISOString()}`;
+      continue;
+    }
+    // Exact at the end: the decision reads the clock, it does not wait for a snapshot to drop the grant.
+    if (now >= g.until) {
+      why = `grant ${g.request} ended at ${new Date(g.until).toISOString()}`;
+      continue;
+    }
+    return { grant: g };
+  }
+  return { why };
+}
+
+function grantCondition(index: GrantIndex, want: boolean): Condition {
+  const held = (r: AccessRequest): boolean => 'grant' in activeGrant(index, r);
+  const text = (r: AccessRequest): string => {
+    const a = activeGrant(index, r);
+    return 'grant' in a ? `grant ${a.grant.request} (approved by ${a.grant.approvedBy.join(', ') || 'nobody'}, until ${new Date(a.grant.until).toISOString()})` : a.why;
+  };
+  return {
+    test: (r) => held(r) === want,
+    fact: text,
+    miss: (r) => (want ? text(r) : `${text(r)}, but the rule wants none`),
+  };
+}
+
 function pathCondition(paths: readonly string[]): Condition {
   const exact = new Set<string>();
   const prefixes: string[] = [];

@@ -1,4 +1,5 @@
 // The undici dispatch handler for one proxied request: streams the response back with backpressure, retries, and records outcomes.
+import { ASSERTION_HEADER, type AssertionSource } from './assertion.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import type { Dispatcher } from 'undici';
@@ -77,6 +78,8 @@ export interface ForwardOptions {
   h2: boolean;
   /** Whole-request deadline from the request's start (a gRPC `grpc-timeout`): caps every per-try timeout. 0/absent = none. */
   timeoutMs?: number;
+  /** The end user's assertion for the next hop, set per attempt for the picked cluster's audience; absent/null = none. */
+  identity?: AssertionSource | null;
 }
 
 function addTrailers(res: Http2ServerResponse, trailers: Record<string, string | string[] | undefined>): void {
@@ -228,12 +231,36 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     const perTry = cluster.spec.timeouts.perTry;
     if (this.#deadlineAt !== 0) this.#capByDeadline(perTry);
     else if (perTry < SHORT_TIMEOUT_MS) this.#deadline = wheel.add(perTry, () => this.#timeout(new PerTryTimeout(perTry)));
+    const idn = this.#opts.identity;
+    if (idn !== undefined && idn !== null) this.#setAssertion(idn, cluster.audience);
     const base = cluster.basePaths[ep.index];
     cluster.pools[ep.index].dispatch(
       // undici streams async iterables too (its types only list Readable).
       { method: this.#opts.method, path: base ? base + this.#opts.path : this.#opts.path, headers: this.#opts.headers, body: this.#opts.body as IncomingMessage | null },
       this,
     );
+  }
+
+  /**
+   * The assertion header for this attempt's cluster: the audience is the peer's SPIFFE ID, so a split or a retry
+   * to another service gets its own. A cluster that is not a mesh service (no single expected peer ID) gets none.
+   */
+  #setAssertion(idn: AssertionSource, audience: string): void {
+    const h = this.#opts.headers;
+    let at = -1;
+    for (let i = h.length - 2; i >= 0; i -= 2) {
+      if (h[i] === ASSERTION_HEADER) {
+        at = i;
+        break;
+      }
+    }
+    if (audience === '') {
+      if (at >= 0) h.splice(at, 2);
+      return;
+    }
+    const value = idn.headerFor(audience);
+    if (at >= 0) h[at + 1] = value;
+    else h.push(ASSERTION_HEADER, value);
   }
 
   onRequestStart(controller: Controller): void {

@@ -1,4 +1,5 @@
 // One request's state while its policy pipeline runs: the request and response as policies change them, variables, claims and the last error.
+import type { AssertionService } from './assertion.ts';
 import type { Operation, PolicySection } from '../model/types.ts';
 import type { SubscriptionRecord } from '../model/subscription.ts';
 import type { CompiledAccess } from '../policy/access-decision.ts';
@@ -25,6 +26,8 @@ export interface ForwardBits {
   maxBufferedBody: number;
   /** The client response, for forward-request's direct path. */
   res: unknown;
+  /** Mints the end user's assertion for mesh backends (`gateway.mesh.assertions`); null when not configured. */
+  assertions?: AssertionService | null;
 }
 
 /** Where a pipeline's route is: the Api, operation and templates. */

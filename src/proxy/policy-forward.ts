@@ -1,4 +1,5 @@
 // forward-request inside a pipeline: the same ForwardHandler as the fast path, writing into a ResponseCapture.
+import { assertionFromClaims } from './assertion.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ERROR_TABLE } from '../lib/errors.ts';
 import { ForwardHandler, type ForwardOptions } from './forward-handler.ts';
@@ -58,6 +59,8 @@ function forwardOptions(pc: PolicyContext, bits: ForwardBits): ForwardOptions {
     hashKey: bits.hashKey,
     errorStyle: pc.route.errorStyle,
     h2: pc.h2,
+    // The end user as policies validated them (validate-jwt, an IdentityProvider): asserted to a mesh backend.
+    identity: assertionFromClaims(bits.assertions ?? null, pc.claims),
   };
 }
 

@@ -41,6 +41,8 @@ export interface PipelineStart {
   maxBufferedBody: number;
   /** The route's gateway AccessPolicies, or null. */
   access?: RouteAccess | null;
+  /** The end user an IdentityProvider vouched for (bearer token or session) before the pipeline; validate-jwt may still replace it. */
+  claims?: Record<string, unknown> | null;
 }
 
 function lowerNames(raw: string[]): string[] {
@@ -73,6 +75,7 @@ export function startPipeline(p: CompiledPipeline, s: PipelineStart): void {
   pc.facts = p.facts;
   pc.subscription = s.subscription;
   pc.access = s.access ?? null;
+  pc.claims = s.claims ?? null;
   pc.bufferResponse = p.needsResponseBody;
   pc.directAllowed = p.outbound.length === 0 && p.onError.length === 0 && p.backend.length > 0 && p.backend[p.backend.length - 1].name === 'forward-request';
   pc.forward = { ...s.forward, finish: s.finish };

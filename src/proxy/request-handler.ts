@@ -1,4 +1,5 @@
 // The per-request path: strict checks, canonical path, routing, forwarding headers, then dispatch to the upstream cluster.
+import { ASSERTION_HEADER, EMAIL_HEADER, GROUPS_HEADER, USER_HEADER, UserAssertion, assertionFromClaims, claimsOfUser, headerSafe, type AssertionSource, type VerifiedAssertion } from './assertion.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { performance } from 'node:perf_hooks';
@@ -23,6 +24,9 @@ import type { SubscriptionRecord } from '../model/subscription.ts';
 import { decideAccess, type CompiledAccess } from '../policy/access-decision.ts';
 import { decideGatewayAccess, publishDecision } from './access-gate.ts';
 import { grpcTimeoutMs } from './forward-handler.ts';
+import { answerReserved, sendAuthReply } from './auth-step.ts';
+import { authenticate, type AuthOutcome } from './route-auth.ts';
+import { stripGatewayCookies } from './auth-cookies.ts';
 
 /** Mutable state shared by every listener of one worker: the live runtime and the load flags. */
 export interface DataPlaneState {
@@ -75,16 +79,35 @@ export type AccessSubject = Pick<Exchange, 'method' | 'path' | 'requestId' | 'tr
  * `<id>:<allow|deny|audit>` on `ex`, and publishes every decision that denies or would deny. Returns the decision
  * when the request is refused, else null.
  */
-export function authorizeMeshRequest(access: CompiledAccess, service: string, req: AnyRequest, ex: AccessSubject): { id: string; policy: string } | null {
+export function authorizeMeshRequest(
+  access: CompiledAccess,
+  service: string,
+  req: AnyRequest,
+  ex: AccessSubject,
+  claims: Readonly<Record<string, unknown>> | null = null,
+): { id: string; policy: string } | null {
   const sourceId = ex.peerId;
   const socket = req.socket as { localPort?: number; remoteAddress?: string } | null;
   const port = socket?.localPort ?? 0;
-  // No end-user claims here yet: they arrive with the signed assertion between hops (identity issue §2).
-  const d = decideAccess(access, { sourceId, service, port, method: ex.method, path: ex.path, sourceIp: socket?.remoteAddress ?? '', headers: req.rawHeaders, requestId: ex.requestId });
+  // The end user is whoever the verified assertion names (identity issue §2), else none.
+  const d = decideAccess(access, { sourceId, service, port, method: ex.method, path: ex.path, claims, sourceIp: socket?.remoteAddress ?? '', headers: req.rawHeaders, requestId: ex.requestId });
   publishDecision(ex, d, service, port, sourceId);
   return d.allow ? null : { id: d.id, policy: d.policy };
 }
 
+
+/** The verified assertion goes on to the app (to verify with the JWKS, and to pass on), with plain copies if asked. */
+function addUserHeaders(headers: string[], a: VerifiedAssertion, plain: boolean): void {
+  headers.push(ASSERTION_HEADER, a.token);
+  if (!plain) return;
+  const u = a.user;
+  const sub = headerSafe(u.sub);
+  if (sub !== undefined) headers.push(USER_HEADER, sub);
+  const email = u.email === undefined ? undefined : headerSafe(u.email);
+  if (email !== undefined) headers.push(EMAIL_HEADER, email);
+  const groups = u.groups === undefined || u.groups.length === 0 ? undefined : headerSafe(u.groups.join(','));
+  if (groups !== undefined) headers.push(GROUPS_HEADER, groups);
+}
 
 function cookieValue(raw: string[], name: string): string | undefined {
   for (let i = 0; i < raw.length; i += 2) {
@@ -180,6 +203,16 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
     if (hops >= rt.meshMaxHops) return fail(state, res, ex, 'loop_detected', `${hops} mesh hops`, facts.hasBody, 'lockgate');
   }
 
+  // The login callback and logout (IdentityProviders) answer on every host, before routing.
+  if (rt.identity !== null && target.startsWith('/.lockgate/')) {
+    const q = target.indexOf('?');
+    const path = q < 0 ? target : target.slice(0, q);
+    if (path === '/.lockgate/callback' || path === '/.lockgate/logout') {
+      ex.path = path;
+      const input = { rawHeaders: raw, method: ex.method, target, host: facts.host, secure: listener.proto === 'https', now: Date.now() };
+      return answerReserved(rt.identity, path, q < 0 ? '' : target.slice(q + 1), input, res, ex, facts.hasBody, state.finish);
+    }
+  }
   // Revisions (;rev=N) and query-scheme versions are matched as pseudo-headers; the common config has neither.
   const ri = rt.hasRevisions || rt.versionQueryNames.length > 0 ? routingInput(target, raw, rt.hasRevisions, rt.versionQueryNames) : null;
   const routeTarget = ri === null ? target : ri.target;
@@ -207,8 +240,27 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
   ex.operation = route.operation;
   ex.backend = route.cluster.name;
   ex.routeKey = route;
+  // End-user assertions: an inbound hop accepts one addressed to it from the workload it names; an outbound hop
+  // exchanges the app's for one addressed to the service called (per attempt, in the forwarder). Anywhere else a
+  // client's copy is only dropped (buildUpstreamHeaders).
+  const asr = rt.assertions;
+  let asserted: VerifiedAssertion | null = null;
+  let identity: AssertionSource | null = null;
+  if (asr !== null) {
+    const token = headerValue(raw, ASSERTION_HEADER);
+    if (token !== undefined && route.meshService !== '') {
+      const r = asr.service.accept(token, ex.peerId);
+      if (!r.ok) return fail(state, res, ex, 'invalid_assertion', `sidecar ${route.meshService}: ${r.error}`, facts.hasBody, route.errorStyle);
+      asserted = r.assertion;
+    } else if (token !== undefined && asr.exchange && asr.service.canMint && route.cluster.audience !== '') {
+      const r = asr.service.verify(token);
+      const error = !r.ok ? r.error : r.assertion.aud !== asr.service.self ? `the assertion is addressed to ${r.assertion.aud}, not ${asr.service.self}` : '';
+      if (!r.ok || error !== '') return fail(state, res, ex, 'invalid_assertion', `sidecar ${asr.service.self} outbound: ${error}`, facts.hasBody, route.errorStyle);
+      identity = new UserAssertion(asr.service, r.assertion.user, r.assertion.exp);
+    }
+  }
   if (route.meshService !== '' && rt.access !== null) {
-    const denied = authorizeMeshRequest(rt.access, route.meshService, req, ex);
+    const denied = authorizeMeshRequest(rt.access, route.meshService, req, ex, asserted === null ? null : claimsOfUser(asserted.user));
     if (denied !== null) {
       sendError(res, ex, 'access_denied', denied.policy, { style: route.errorStyle, close: facts.hasBody, decision: denied.id, hop: `sidecar ${route.meshService}` });
       ex.tEnd = stamp();
@@ -221,115 +273,135 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
     return startPreflight(route.policies.none, { ex, route, res, h2, method: ex.method, path: cp.path, query: cp.query, clientHeaders: raw, finish: state.finish });
   }
 
-  // Subscription key (API Management's model): checked after routing, removed before forwarding.
-  let query = cp.query;
-  let dropHeader: string | undefined;
-  let product = '';
-  let record: SubscriptionRecord | null = null;
-  const needKey = route.subscription;
-  if (needKey !== null) {
-    const k = resolveSubscription(state.subscriptions, needKey, route.api, raw, query);
-    if (k.error !== null) return fail(state, res, ex, k.error, '', facts.hasBody, route.errorStyle);
-    ex.subscription = k.subscription;
-    query = k.query;
-    dropHeader = needKey.header;
-    product = k.product;
-    record = k.record;
-  }
-
-  const pipeline = route.policies === null ? null : pipelineFor(route.policies, product);
-  // Gateway AccessPolicies: without policies there is no end user to wait for, so the check is here; with a pipeline,
-  // after its inbound authentication (or where an access-check policy stands).
-  const gate = rt.gatewayAccess === null ? undefined : rt.gatewayAccess.get(route);
-  if (gate !== undefined && pipeline === null) {
-    const d = decideGatewayAccess(gate, ex, { claims: null, headers: raw });
-    if (!d.allow) {
-      sendError(res, ex, 'access_denied', d.policy, { style: route.errorStyle, close: facts.hasBody, decision: d.id, hop: gate.hop });
-      ex.tEnd = stamp();
-      return state.finish(ex);
+  // The rest runs once the end user is known: at once, or after a key fetch or token refresh (IdentityProviders).
+  const proceed = (userClaims: Record<string, unknown> | null): void => {
+    // Subscription key (API Management's model): checked after routing, removed before forwarding.
+    let query = cp.query;
+    let dropHeader: string | undefined;
+    let product = '';
+    let record: SubscriptionRecord | null = null;
+    const needKey = route.subscription;
+    if (needKey !== null) {
+      const k = resolveSubscription(state.subscriptions, needKey, route.api, raw, query);
+      if (k.error !== null) return fail(state, res, ex, k.error, '', facts.hasBody, route.errorStyle);
+      ex.subscription = k.subscription;
+      query = k.query;
+      dropHeader = needKey.header;
+      product = k.product;
+      record = k.record;
     }
-  }
 
-  const traceparent = formatTraceparent(ex.traceId, ex.spanId, ex.traceFlags);
-  const headers = buildUpstreamHeaders(raw, {
-    clientIp: ex.clientIp,
-    trusted,
-    proto: listener.proto,
-    host: facts.host,
-    requestId: ex.requestId,
-    traceparent,
-    connectionTokens: facts.connectionTokens,
-    contentLength: facts.hasBody && !facts.chunked ? facts.contentLength : -1,
-    maxHops: rt.gateway.maxHops,
-    keepTracestate: parent !== undefined,
-    drop: dropHeader,
-  });
-  if (headers === null) return fail(state, res, ex, 'loop_detected', '', facts.hasBody, route.errorStyle);
-  // The client's copy never reaches here (buildUpstreamHeaders drops it): ours is the only one.
-  if (hops >= 0) headers.push(HOPS, String(hops + 1));
-  if (route.meshService !== '' && ex.peerId !== '') headers.push(CLIENT_ID_HEADER, ex.peerId);
-  // gRPC runs over HTTP/2 only: HTTP/1.1 requests never look. Its deadline caps the request; `te: trailers` goes upstream.
-  let timeoutMs = 0;
-  if (h2) {
-    const hs = (req as Http2ServerRequest).headers;
-    const ct = hs['content-type'];
-    if (ct !== undefined && ct.startsWith('application/grpc')) {
-      timeoutMs = grpcTimeoutMs(hs['grpc-timeout']);
-      headers.push('te', 'trailers');
+    const pipeline = route.policies === null ? null : pipelineFor(route.policies, product);
+    // Gateway AccessPolicies: without policies there is no end user to wait for, so the check is here; with a pipeline,
+    // after its inbound authentication (or where an access-check policy stands).
+    const gate = rt.gatewayAccess === null ? undefined : rt.gatewayAccess.get(route);
+    if (gate !== undefined && pipeline === null) {
+      const d = decideGatewayAccess(gate, ex, { claims: userClaims, headers: raw });
+      if (!d.allow) {
+        sendError(res, ex, 'access_denied', d.policy, { style: route.errorStyle, close: facts.hasBody, decision: d.id, hop: gate.hop });
+        ex.tEnd = stamp();
+        return state.finish(ex);
+      }
     }
-  }
 
-  let path = forwardPath(route, cp.path);
-  if (query && pipeline === null) path += query;
-
-  let hashKey: string | undefined;
-  if (route.hashHeader) hashKey = headerValue(raw, route.hashHeader);
-  else if (route.hashCookie) hashKey = cookieValue(raw, route.hashCookie);
-  else if (route.hashClientIp) hashKey = ex.clientIp;
-
-  if (facts.expectContinue && !h2) (res as ServerResponse).writeContinue();
-  if (state.draining && !h2) (res as ServerResponse).shouldKeepAlive = false;
-
-  // A known length was checked against the limit above; an unknown one is counted as it streams.
-  let body: ForwardOptions['body'] = null;
-  if (facts.hasBody) {
-    const stream = h1 ? req.body! : (req as IncomingMessage);
-    if (facts.contentLength >= 0 && !facts.chunked) {
-      ex.bytesIn = facts.contentLength;
-      body = stream;
-    } else {
-      body = limitedBody(stream, rt.gateway.limits.maxBodySize, ex);
-    }
-  }
-  if (pipeline !== null) {
-    if (state.tracePolicies === true) ex.policyTrace = [];
-    return startPipeline(pipeline, {
-      ex,
-      route,
-      res,
-      h2,
-      method: ex.method,
-      path,
-      query,
-      originalPath: cp.path,
-      originalQuery: cp.query,
-      headers,
-      clientHeaders: raw,
-      body: body as AsyncIterable<Buffer> | null,
-      product,
-      subscription: record,
-      finish: state.finish,
-      forward: { request: req as IncomingMessage, hashKey, maxBufferedBody: rt.gateway.limits.maxBufferedBody, res },
-      maxBufferedBody: rt.gateway.limits.maxBufferedBody,
-      access: gate ?? null,
+    const traceparent = formatTraceparent(ex.traceId, ex.spanId, ex.traceFlags);
+    const headers = buildUpstreamHeaders(raw, {
+      clientIp: ex.clientIp,
+      trusted,
+      proto: listener.proto,
+      host: facts.host,
+      requestId: ex.requestId,
+      traceparent,
+      connectionTokens: facts.connectionTokens,
+      contentLength: facts.hasBody && !facts.chunked ? facts.contentLength : -1,
+      maxHops: rt.gateway.maxHops,
+      keepTracestate: parent !== undefined,
+      drop: dropHeader,
     });
-  }
-  const handler = new ForwardHandler(
-    ex,
-    res as ServerResponse | Http2ServerResponse,
-    route.cluster,
-    { method: ex.method, path, headers, body, request: req as IncomingMessage, hashKey, errorStyle: route.errorStyle, h2, timeoutMs },
-    state.finish,
-  );
-  handler.start();
+    if (headers === null) return fail(state, res, ex, 'loop_detected', '', facts.hasBody, route.errorStyle);
+    // Session ids stay at the gateway.
+    if (route.auth !== null) stripGatewayCookies(headers);
+    // The client's copy never reaches here (buildUpstreamHeaders drops it): ours is the only one.
+    if (hops >= 0) headers.push(HOPS, String(hops + 1));
+    if (route.meshService !== '' && ex.peerId !== '') headers.push(CLIENT_ID_HEADER, ex.peerId);
+    if (asserted !== null) addUserHeaders(headers, asserted, asr!.userHeaders);
+    // gRPC runs over HTTP/2 only: HTTP/1.1 requests never look. Its deadline caps the request; `te: trailers` goes upstream.
+    let timeoutMs = 0;
+    if (h2) {
+      const hs = (req as Http2ServerRequest).headers;
+      const ct = hs['content-type'];
+      if (ct !== undefined && ct.startsWith('application/grpc')) {
+        timeoutMs = grpcTimeoutMs(hs['grpc-timeout']);
+        headers.push('te', 'trailers');
+      }
+    }
+
+    let path = forwardPath(route, cp.path);
+    if (query && pipeline === null) path += query;
+
+    let hashKey: string | undefined;
+    if (route.hashHeader) hashKey = headerValue(raw, route.hashHeader);
+    else if (route.hashCookie) hashKey = cookieValue(raw, route.hashCookie);
+    else if (route.hashClientIp) hashKey = ex.clientIp;
+
+    if (facts.expectContinue && !h2) (res as ServerResponse).writeContinue();
+    if (state.draining && !h2) (res as ServerResponse).shouldKeepAlive = false;
+
+    // A known length was checked against the limit above; an unknown one is counted as it streams.
+    let body: ForwardOptions['body'] = null;
+    if (facts.hasBody) {
+      const stream = h1 ? req.body! : (req as IncomingMessage);
+      if (facts.contentLength >= 0 && !facts.chunked) {
+        ex.bytesIn = facts.contentLength;
+        body = stream;
+      } else {
+        body = limitedBody(stream, rt.gateway.limits.maxBodySize, ex);
+      }
+    }
+    if (pipeline !== null) {
+      if (state.tracePolicies === true) ex.policyTrace = [];
+      return startPipeline(pipeline, {
+        ex,
+        route,
+        res,
+        h2,
+        method: ex.method,
+        path,
+        query,
+        originalPath: cp.path,
+        originalQuery: cp.query,
+        headers,
+        clientHeaders: raw,
+        body: body as AsyncIterable<Buffer> | null,
+        product,
+        subscription: record,
+        finish: state.finish,
+        forward: { request: req as IncomingMessage, hashKey, maxBufferedBody: rt.gateway.limits.maxBufferedBody, res, assertions: asr?.service ?? null },
+        maxBufferedBody: rt.gateway.limits.maxBufferedBody,
+        access: gate ?? null,
+        claims: userClaims,
+      });
+    }
+    // An end user an IdentityProvider validated is asserted to a mesh backend (the exchange's, on an outbound hop, wins).
+    const idn = identity ?? (userClaims === null || asr === null ? null : assertionFromClaims(asr.service, userClaims));
+    const handler = new ForwardHandler(
+      ex,
+      res as ServerResponse | Http2ServerResponse,
+      route.cluster,
+      { method: ex.method, path, headers, body, request: req as IncomingMessage, hashKey, errorStyle: route.errorStyle, h2, timeoutMs, identity: idn },
+      state.finish,
+    );
+    handler.start();
+  };
+  if (route.auth === null) return proceed(null);
+  const authed = authenticate(route.auth, { rawHeaders: raw, method: ex.method, target, host: facts.host, secure: listener.proto === 'https', now: Date.now() });
+  const afterAuth = (o: AuthOutcome): void => {
+    if ('reply' in o) return sendAuthReply(res, ex, o.reply, facts.hasBody, state.finish);
+    proceed(o.claims);
+  };
+  if (!(authed instanceof Promise)) return afterAuth(authed);
+  authed.then(afterAuth).catch((err: unknown) => {
+    // A bug must never leave the client hanging.
+    if (!res.headersSent) fail(state, res, ex, 'internal', (err as Error)?.message ?? String(err), true, 'lockgate');
+  });
 }

@@ -1,4 +1,6 @@
 // One compiled config version: router, upstream clusters and the settings the request path reads. Swapped atomically on reload.
+import { readFileSync } from 'node:fs';
+import { AssertionService, parseAssertionKeys } from './assertion.ts';
 import type { ApiResource, BackendSpec, Config, GatewaySpec, Operation, PathOptions } from '../model/types.ts';
 import { compileCidrs } from '../lib/cidr.ts';
 import { sampleThreshold } from '../lib/trace-context.ts';
@@ -14,6 +16,18 @@ import { registerSplit } from './weighted-split.ts';
 import { createFaultInjector, registerFault } from './fault-injection.ts';
 import { apiHasAccessPolicies, compileAccessPolicies, type CompiledAccess } from '../policy/access-decision.ts';
 import type { RouteAccess } from './policy-context.ts';
+import { buildIdentity, type IdentityServices } from './identity-runtime.ts';
+import type { IdentityRuntime } from './login-endpoints.ts';
+import type { RouteAuth } from './route-auth.ts';
+
+/** A node's assertion settings, with the keys read when the version was built. */
+export interface RuntimeAssertions {
+  service: AssertionService;
+  /** Plain listeners exchange the app's assertion (a sidecar's outbound side). */
+  exchange: boolean;
+  /** The inbound hop hands the app x-lockgate-user/-email/-groups. */
+  userHeaders: boolean;
+}
 
 /** What a route resolves to. One object per operation per version; telemetry may key caches on it. */
 export interface RouteTarget {
@@ -40,6 +54,8 @@ export interface RouteTarget {
   policies: RoutePolicies | null;
   /** Qualified MeshService this route is the inbound side of (its AccessPolicies decide each request); '' = none. */
   meshService: string;
+  /** End-user authentication by IdentityProviders (bearer, session, login); null = none. */
+  auth: RouteAuth | null;
 }
 
 /** How a route's subscription key is found and what it may be scoped to (reference/apim.md §1.3). */
@@ -76,6 +92,10 @@ export interface Runtime {
   readonly meshMaxHops: number;
   /** Gateway routes some AccessPolicy targets, with what deciding them needs; null when no policy targets an Api. */
   readonly gatewayAccess: ReadonlyMap<RouteTarget, RouteAccess> | null;
+  /** IdentityProviders and the session store (login callback and logout paths); null when the config has none. */
+  readonly identity: IdentityRuntime | null;
+  /** End-user assertions between hops (`gateway.mesh.assertions`); null when not configured. */
+  readonly assertions: RuntimeAssertions | null;
   /**
    * The entries the router was built from and the built router, so the next version can rebind it (same routes, new
    * targets); and each Api's entries, which the next version takes over when nothing they depend on changed.
@@ -205,6 +225,7 @@ export function buildRuntime(
     }
   }
   const byApi = new Map<ApiResource, ApiRoutes>();
+  const ident = buildIdentity(config, (policyHooks?.services ?? {}) as IdentityServices);
   for (const api of config.apis) {
     const s = api.spec;
     const apiKey = `${api.metadata.namespace}/${api.metadata.name}`;
@@ -230,7 +251,8 @@ export function buildRuntime(
     if (s.meshService !== undefined) meshRoutes = true;
     // The same Api object as last version (a worker keeps unchanged Apis, see app/config-message.ts), routed alike, to
     // the same clusters, with no policy to compile: last version's entries and targets serve as they are.
-    const key = withPolicies ? '' : JSON.stringify([variants, subscription]);
+    const withAuth = ident.identity !== null && (s.authentication !== undefined || s.operations.some((o) => o.authentication !== undefined));
+    const key = withPolicies || withAuth ? '' : JSON.stringify([variants, subscription]);
     const last = previous?.routes.byApi.get(api);
     if (last !== undefined && key !== '' && last.key === key && last.clusters.every((c, i) => clusters.get(last.refs[i]) === c)) {
       for (const e of last.entries) entries.push(e);
@@ -260,6 +282,7 @@ export function buildRuntime(
         telemetry: null,
         policies: null,
         meshService: s.meshService ?? '',
+        auth: withAuth ? ident.routeAuth(api, op) : null,
       };
       const entry = { hostnames: s.hostnames, path: joinPath(variant.path, op.urlTemplate), methods: op.methods, headers: variant.headers.length ? [...op.headers, ...variant.headers] : op.headers, value: target };
       entries.push(entry);
@@ -281,7 +304,7 @@ export function buildRuntime(
   // Rebinding patches the previous version's router in place, so it happens last, below, once nothing can fail.
   const prior = previous?.routes;
   const fresh = prior === undefined || !sameRouteShapes(prior.entries, entries) ? buildRouter(entries) : undefined;
-  const problems = [...(fresh?.problems ?? []), ...policyProblems];
+  const problems = [...(fresh?.problems ?? []), ...policyProblems, ...ident.problems];
   if (problems.length) {
     for (const c of clusters.values()) if (!reused.has(c)) void c.close();
     return { problems };
@@ -291,7 +314,7 @@ export function buildRuntime(
     ? compileAccessPolicies(config.accessPolicies ?? [], {
       defaultAccess: config.gateway.spec.mesh?.defaultAccess ?? config.mesh.spec.defaultAccess,
       trustDomain: config.mesh.spec.trustDomain,
-    })
+    }, config.accessGrants ?? [])
     : null;
   let gatewayAccess: Map<RouteTarget, RouteAccess> | null = null;
   if (gatewayPolicies && access !== null) {
@@ -303,6 +326,17 @@ export function buildRuntime(
         const operation = e.value.operation;
         if (apiHasAccessPolicies(access, key, operation)) gatewayAccess.set(e.value, { compiled: access, target: { api: key, operation }, hop });
       }
+    }
+  }
+  let assertions: RuntimeAssertions | null = null;
+  const ac = config.gateway.spec.mesh?.assertions;
+  if (ac !== undefined && config.gateway.spec.mesh?.identity !== undefined) {
+    try {
+      const keys = parseAssertionKeys(readFileSync(ac.keysFile, 'utf8'), ac.keysFile);
+      assertions = { service: new AssertionService(keys, config.gateway.spec.mesh.identity), exchange: ac.exchange, userHeaders: ac.userHeaders };
+    } catch (err) {
+      for (const c of clusters.values()) if (!reused.has(c)) void c.close();
+      return { problems: [`spec.mesh.assertions.keysFile: ${(err as Error).message}`] };
     }
   }
   const trusted = compileCidrs(config.gateway.spec.trustedProxies);
@@ -321,6 +355,8 @@ export function buildRuntime(
     access,
     meshMaxHops: config.gateway.spec.mesh?.maxHops ?? 0,
     gatewayAccess,
+    assertions,
+    identity: ident.identity,
     routes: { entries, built, byApi },
   };
   return { runtime, problems: [] };

@@ -46,6 +46,8 @@ export class UpstreamCluster {
   readonly tlsFingerprint: string;
   /** The TLS client settings of this cluster's pools (CA, client certificate, peer SPIFFE check): opaque TCP tunnels dial with them too. */
   readonly tlsOptions: Readonly<ConnectionOptions>;
+  /** The peer's SPIFFE ID when the cluster expects exactly one (a mesh service): the audience of end-user assertions; '' otherwise. */
+  readonly audience: string;
   readonly #balancer: Balancer;
   readonly #health: HealthChecker | null;
 
@@ -66,6 +68,7 @@ export class UpstreamCluster {
     const lookup = createCachedLookup(spec.dnsRefresh);
     const files = readTlsFiles(spec);
     this.tlsFingerprint = files.fingerprint;
+    this.audience = spec.tls?.spiffeIds?.length === 1 ? spec.tls.spiffeIds[0] : '';
     const tlsOpts: ConnectionOptions = {};
     const tls = spec.tls;
     if (tls) {

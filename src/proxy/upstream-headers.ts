@@ -47,14 +47,16 @@ function dropped(n: string): boolean {
       return n === 'content-length';
     case 15:
       // x-lockgate-hops: only a mesh node sets it (counted from the request's own); a plain gateway never passes a client's on.
-      return n === 'x-forwarded-for' || n === 'x-lockgate-hops';
+      // x-lockgate-user (and -email, -groups): only an inbound sidecar sets them, from a verified assertion.
+      return n === 'x-forwarded-for' || n === 'x-lockgate-hops' || n === 'x-lockgate-user';
     case 16:
-      return n === 'proxy-connection' || n === 'x-forwarded-host';
+      return n === 'proxy-connection' || n === 'x-forwarded-host' || n === 'x-lockgate-email';
     case 17:
-      return n === 'transfer-encoding' || n === 'x-forwarded-proto';
+      return n === 'transfer-encoding' || n === 'x-forwarded-proto' || n === 'x-lockgate-groups';
     case 20:
       // Only a sidecar's inbound sets it, from the verified client certificate: a client's copy never passes.
-      return n === CLIENT_ID_HEADER;
+      // The assertion: minted, exchanged or (inbound) passed on after verification by the node itself, never as received.
+      return n === CLIENT_ID_HEADER || n === 'x-lockgate-assertion';
     default:
       return false;
   }

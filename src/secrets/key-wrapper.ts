@@ -3,7 +3,9 @@
 import { createCipheriv, createDecipheriv, createHash, createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 
-export type SecretsErrorCode = 'key_missing' | 'key_invalid' | 'key_file' | 'envelope_invalid' | 'unknown_key' | 'unwrap_failed' | 'decrypt_failed';
+export type SecretsErrorCode =
+  | 'key_missing' | 'key_invalid' | 'key_file' | 'envelope_invalid' | 'unknown_key' | 'unwrap_failed' | 'decrypt_failed'
+  | 'secret_not_found' | 'secret_invalid' | 'secret_conflict';
 
 export class SecretsError extends Error {
   readonly code: SecretsErrorCode;

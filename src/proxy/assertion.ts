@@ -1,0 +1,291 @@
+// The end user between hops (identity issue §2): a short-lived ES256 assertion, minted once per user and audience,
+// verified once per token, exchanged hop by hop with `act` = the workload that holds it.
+//
+// Shape (a JWT; header {alg: ES256, typ: JWT, kid}):
+//   iss    the control plane's SPIFFE ID (the signing keys are its own: created, rotated and published by it)
+//   aud    the destination's SPIFFE ID (the service the assertion may be presented to)
+//   sub, email, groups   the end user, as the gateway validated them
+//   idp    the end user's original issuer (the IdentityProvider or validate-jwt issuer)
+//   sid    the end user's session id, when there is one
+//   act    { sub: <SPIFFE ID of the workload presenting it> } (RFC 8693): a receiver requires it to equal the mTLS peer
+//   jti, iat, exp   exp - iat ≤ 5 minutes, and never past the end user's token (or the inbound assertion) expiry
+// The request id travels in its own header, so one assertion serves every request of that user for up to a minute.
+import { createPrivateKey, createPublicKey, sign, verify, randomBytes, type KeyObject } from 'node:crypto';
+import { Lru } from '../lib/lru.ts';
+import type { AssertionKeys, PublicJwk } from '../model/snapshot.ts';
+
+export type { AssertionKeys, PublicJwk };
+
+export const ASSERTION_HEADER = 'x-lockgate-assertion';
+/** Plain copies for the app, set only by the inbound sidecar from a verified assertion (never passed from a client). */
+export const USER_HEADER = 'x-lockgate-user';
+export const EMAIL_HEADER = 'x-lockgate-email';
+export const GROUPS_HEADER = 'x-lockgate-groups';
+
+/** Longest life of an assertion (seconds). */
+export const ASSERTION_LIFETIME_S = 300;
+/** A minted assertion is reused for this long (ms), while at least MIN_REMAINING_S of its life is left. */
+export const REUSE_MS = 60_000;
+const MIN_REMAINING_S = 60;
+/** Clock skew allowed between hops (seconds). */
+export const SKEW_S = 30;
+/** Longest assertion accepted (bytes of header value): a bigger one is refused before any parsing. */
+export const MAX_ASSERTION_BYTES = 8192;
+const CACHE_SIZE = 10_000;
+
+/** The end user an assertion speaks for. */
+export interface AssertionUser {
+  sub: string;
+  email?: string;
+  groups?: string[];
+  /** The original issuer. */
+  idp?: string;
+  sid?: string;
+  /** Expiry of what the user was validated from (epoch seconds): the assertion never outlives it. */
+  exp?: number;
+}
+
+/** A verified assertion's content. */
+export interface VerifiedAssertion {
+  token: string;
+  user: AssertionUser;
+  aud: string;
+  act: string;
+  jti: string;
+  iat: number;
+  exp: number;
+}
+
+export type VerifyResult = { ok: true; assertion: VerifiedAssertion } | { ok: false; error: string };
+
+const b64u = (b: Buffer | string): string => Buffer.from(b).toString('base64url');
+
+/** Parses and checks a keys document (the node's keys file); throws with what is wrong. */
+export function parseAssertionKeys(text: string, source: string): AssertionKeys {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${source}: not JSON: ${(err as Error).message}`);
+  }
+  const o = v as Partial<AssertionKeys>;
+  if (typeof o !== 'object' || o === null || typeof o.issuer !== 'string' || o.issuer === '' || !Array.isArray(o.keys)) {
+    throw new Error(`${source}: expected {"issuer": "...", "keys": [JWK, ...], "signing"?: JWK}`);
+  }
+  for (const k of o.keys) checkJwk(k, source, false);
+  if (o.signing !== undefined) {
+    checkJwk(o.signing, source, true);
+    if (!o.keys.some((k) => k.kid === o.signing!.kid)) throw new Error(`${source}: the signing key ${o.signing.kid} is not among the published keys`);
+  }
+  return { issuer: o.issuer, keys: o.keys, ...(o.signing ? { signing: o.signing } : {}) };
+}
+
+function checkJwk(k: unknown, source: string, priv: boolean): void {
+  const j = k as Record<string, unknown>;
+  const ok = typeof j === 'object' && j !== null && j.kty === 'EC' && j.crv === 'P-256' && typeof j.x === 'string' && typeof j.y === 'string' && typeof j.kid === 'string' && j.kid !== '';
+  if (!ok || (priv && typeof j.d !== 'string')) throw new Error(`${source}: every key must be an EC P-256 JWK with a kid${priv ? ' (and d, for the signing key)' : ''}`);
+}
+
+/** The user fields of validated claims (validate-jwt, an IdentityProvider): sub required, the rest when present. */
+export function userFromClaims(claims: Readonly<Record<string, unknown>>, groupsClaim = 'groups'): AssertionUser | null {
+  const sub = claims.sub;
+  if (typeof sub !== 'string' || sub === '') return null;
+  const u: AssertionUser = { sub };
+  if (typeof claims.email === 'string') u.email = claims.email;
+  const g = claims[groupsClaim];
+  if (Array.isArray(g)) u.groups = g.filter((x): x is string => typeof x === 'string');
+  else if (typeof g === 'string') u.groups = [g];
+  if (typeof claims.iss === 'string') u.idp = claims.iss;
+  if (typeof claims.sid === 'string') u.sid = claims.sid;
+  if (typeof claims.exp === 'number') u.exp = claims.exp;
+  return u;
+}
+
+/** The claims an AccessPolicy sees for an asserted user (what the assertion carries; `iss` = the original issuer). */
+export function claimsOfUser(u: AssertionUser): Record<string, unknown> {
+  const c: Record<string, unknown> = { sub: u.sub };
+  if (u.email !== undefined) c.email = u.email;
+  if (u.groups !== undefined) c.groups = u.groups;
+  if (u.idp !== undefined) c.iss = u.idp;
+  if (u.sid !== undefined) c.sid = u.sid;
+  return c;
+}
+
+interface Minted {
+  token: string;
+  mintedAt: number;
+  exp: number;
+}
+
+/**
+ * One node's assertion service: mints (gateway) and exchanges (outbound sidecar) with the signing key, verifies
+ * (inbound and outbound sidecar) with the published keys. Per thread; its caches live as long as the config version.
+ */
+export class AssertionService {
+  readonly issuer: string;
+  /** This node's SPIFFE ID: `act` of what it mints, the required `aud` of what it accepts. */
+  readonly self: string;
+  readonly #keys = new Map<string, KeyObject>();
+  readonly #signKey: KeyObject | null;
+  readonly #signKid: string;
+  readonly #header: string;
+  readonly #now: () => number;
+  readonly #minted = new Lru<string, Minted>(CACHE_SIZE);
+  readonly #verified = new Lru<string, VerifiedAssertion>(CACHE_SIZE);
+
+  constructor(keys: AssertionKeys, self: string, now: () => number = Date.now) {
+    this.issuer = keys.issuer;
+    this.self = self;
+    this.#now = now;
+    for (const k of keys.keys) this.#keys.set(k.kid, createPublicKey({ key: { kty: k.kty, crv: k.crv, x: k.x, y: k.y }, format: 'jwk' }));
+    const s = keys.signing;
+    this.#signKey = s ? createPrivateKey({ key: { kty: s.kty, crv: s.crv, x: s.x, y: s.y, d: s.d }, format: 'jwk' }) : null;
+    this.#signKid = s?.kid ?? '';
+    this.#header = b64u(JSON.stringify({ alg: 'ES256', typ: 'JWT', kid: this.#signKid }));
+  }
+
+  get canMint(): boolean {
+    return this.#signKey !== null;
+  }
+
+  /**
+   * The assertion for `user` addressed to `audience`, acting as this node: reused for up to a minute while it has
+   * a minute of life left. `cap` (epoch seconds) caps the expiry (the inbound assertion's, on an exchange).
+   */
+  mint(user: AssertionUser, audience: string, cap?: number): string {
+    const nowMs = this.#now();
+    const key = `${audience}\0${user.idp ?? ''}\0${user.sub}\0${user.sid ?? ''}\0${user.email ?? ''}\0${user.groups?.join('\u0001') ?? ''}\0${user.exp ?? ''}\0${cap ?? ''}`;
+    const hit = this.#minted.get(key);
+    if (hit !== undefined && nowMs - hit.mintedAt < REUSE_MS && hit.exp * 1000 - nowMs >= MIN_REMAINING_S * 1000) return hit.token;
+    if (this.#signKey === null) throw new Error('this node has no assertion signing key');
+    const iat = Math.floor(nowMs / 1000);
+    let exp = iat + ASSERTION_LIFETIME_S;
+    if (user.exp !== undefined && user.exp < exp) exp = user.exp;
+    if (cap !== undefined && cap < exp) exp = cap;
+    const payload: Record<string, unknown> = { iss: this.issuer, aud: audience, sub: user.sub };
+    if (user.email !== undefined) payload.email = user.email;
+    if (user.groups !== undefined) payload.groups = user.groups;
+    if (user.idp !== undefined) payload.idp = user.idp;
+    if (user.sid !== undefined) payload.sid = user.sid;
+    payload.act = { sub: this.self };
+    payload.jti = b64u(randomBytes(12));
+    payload.iat = iat;
+    payload.exp = exp;
+    const input = `${this.#header}.${b64u(JSON.stringify(payload))}`;
+    const sig = sign('sha256', Buffer.from(input), { key: this.#signKey, dsaEncoding: 'ieee-p1363' });
+    const token = `${input}.${b64u(sig)}`;
+    this.#minted.set(key, { token, mintedAt: nowMs, exp });
+    return token;
+  }
+
+  /**
+   * Checks signature, issuer, algorithm and times (cached by the token until it expires). The caller checks `aud`
+   * and `act` against what it knows (accept() does both for an inbound hop).
+   */
+  verify(token: string): VerifyResult {
+    const nowS = this.#now() / 1000;
+    const hit = this.#verified.get(token);
+    if (hit !== undefined) {
+      if (hit.exp + SKEW_S > nowS) return { ok: true, assertion: hit };
+      return { ok: false, error: 'the assertion has expired' };
+    }
+    if (token.length > MAX_ASSERTION_BYTES) return { ok: false, error: `the assertion is longer than ${MAX_ASSERTION_BYTES} bytes` };
+    const parts = token.split('.');
+    if (parts.length !== 3) return { ok: false, error: 'the assertion is not a JWS compact serialization' };
+    let header: Record<string, unknown>;
+    let p: Record<string, unknown>;
+    try {
+      header = JSON.parse(Buffer.from(parts[0], 'base64url').toString('utf8')) as Record<string, unknown>;
+      p = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8')) as Record<string, unknown>;
+    } catch {
+      return { ok: false, error: 'the assertion is not valid base64url JSON' };
+    }
+    if (typeof header !== 'object' || header === null || typeof p !== 'object' || p === null) return { ok: false, error: 'the assertion is not a JWT' };
+    // Only our own shape: no alg other than ES256, no embedded or remote keys, nothing critical we would ignore.
+    if (header.alg !== 'ES256') return { ok: false, error: `algorithm ${JSON.stringify(header.alg)} is not accepted (ES256 only)` };
+    for (const k of Object.keys(header)) if (k !== 'alg' && k !== 'typ' && k !== 'kid') return { ok: false, error: `header parameter "${k}" is not accepted` };
+    const key = typeof header.kid === 'string' ? this.#keys.get(header.kid) : undefined;
+    if (key === undefined) return { ok: false, error: `unknown signing key ${JSON.stringify(header.kid)}` };
+    const sig = Buffer.from(parts[2], 'base64url');
+    if (sig.length !== 64 || !verify('sha256', Buffer.from(`${parts[0]}.${parts[1]}`), { key, dsaEncoding: 'ieee-p1363' }, sig)) {
+      return { ok: false, error: 'bad signature' };
+    }
+    if (p.iss !== this.issuer) return { ok: false, error: `issuer ${JSON.stringify(p.iss)} is not ${this.issuer}` };
+    const { iat, exp } = p;
+    if (typeof iat !== 'number' || typeof exp !== 'number') return { ok: false, error: 'iat and exp are required' };
+    if (exp - iat > ASSERTION_LIFETIME_S) return { ok: false, error: `lifetime ${exp - iat} s is longer than ${ASSERTION_LIFETIME_S} s` };
+    if (iat > nowS + SKEW_S) return { ok: false, error: 'issued in the future' };
+    if (exp + SKEW_S <= nowS) return { ok: false, error: 'the assertion has expired' };
+    const act = (p.act as { sub?: unknown } | undefined)?.sub;
+    if (typeof p.aud !== 'string' || typeof act !== 'string' || typeof p.sub !== 'string' || typeof p.jti !== 'string') {
+      return { ok: false, error: 'aud, act.sub, sub and jti are required' };
+    }
+    const user: AssertionUser = { sub: p.sub, exp };
+    if (typeof p.email === 'string') user.email = p.email;
+    if (Array.isArray(p.groups)) user.groups = p.groups.filter((g): g is string => typeof g === 'string');
+    if (typeof p.idp === 'string') user.idp = p.idp;
+    if (typeof p.sid === 'string') user.sid = p.sid;
+    const assertion: VerifiedAssertion = { token, user, aud: p.aud, act, jti: p.jti, iat, exp };
+    this.#verified.set(token, assertion);
+    return { ok: true, assertion };
+  }
+
+  /**
+   * An inbound hop: valid, addressed to this node, and presented by the workload it names (`act` = the mTLS
+   * peer), so an assertion taken off one connection is useless from any other workload.
+   */
+  accept(token: string, peerId: string): VerifyResult {
+    const r = this.verify(token);
+    if (!r.ok) return r;
+    if (r.assertion.aud !== this.self) return { ok: false, error: `the assertion is addressed to ${r.assertion.aud}, not ${this.self}` };
+    if (peerId === '') return { ok: false, error: 'an assertion needs a caller with a workload certificate (mutual TLS)' };
+    if (r.assertion.act !== peerId) return { ok: false, error: `the assertion was issued to ${r.assertion.act}, but ${peerId} presented it` };
+    return r;
+  }
+
+  /**
+   * An outbound hop: the app passes on the assertion this node received (addressed to it); the result is one for
+   * `audience`, acting as this node, for the same user, expiring no later than the inbound one.
+   */
+  exchange(token: string, audience: string): { ok: true; token: string } | { ok: false; error: string } {
+    const r = this.verify(token);
+    if (!r.ok) return r;
+    if (r.assertion.aud !== this.self) return { ok: false, error: `the assertion is addressed to ${r.assertion.aud}, not ${this.self}` };
+    return { ok: true, token: this.mint(r.assertion.user, audience, r.assertion.exp) };
+  }
+}
+
+/** Where a forwarder gets the assertion for the cluster it picked (its audience), once per attempt. */
+export interface AssertionSource {
+  /** The header value for `audience` (a destination SPIFFE ID). */
+  headerFor(audience: string): string;
+}
+
+/** The end user of one request, as the next hop should see them (minted or exchanged by `service`). */
+export class UserAssertion implements AssertionSource {
+  readonly #service: AssertionService;
+  readonly #user: AssertionUser;
+  readonly #cap: number | undefined;
+
+  constructor(service: AssertionService, user: AssertionUser, cap?: number) {
+    this.#service = service;
+    this.#user = user;
+    this.#cap = cap;
+  }
+
+  headerFor(audience: string): string {
+    return this.#service.mint(this.#user, audience, this.#cap);
+  }
+}
+
+/** The source for a request whose end user the gateway validated (null without a sub or a signing key). */
+export function assertionFromClaims(service: AssertionService | null, claims: Readonly<Record<string, unknown>> | null): AssertionSource | null {
+  if (service === null || claims === null || !service.canMint) return null;
+  const user = userFromClaims(claims);
+  return user === null ? null : new UserAssertion(service, user);
+}
+
+/** A header value safe to hand on (visible ASCII, space, tab), else undefined: claims come from outside. */
+export function headerSafe(v: string): string | undefined {
+  return /^[\t\x20-\x7e]*$/.test(v) ? v : undefined;
+}
