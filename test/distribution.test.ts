@@ -20,6 +20,7 @@ import { NodeStreams } from '../src/control/node-stream.ts';
 import { NodeTracker, type NodeStatus } from '../src/control/node-tracker.ts';
 import { SnapshotCompiler } from '../src/control/snapshot-compiler.ts';
 import { nodeApiRoutes, openNodeApi, type NodeApi } from '../src/control/node-api.ts';
+import { SNAPSHOT_SCHEMA } from '../src/model/snapshot.ts';
 import { MemoryConfigStore } from '../src/store/memory-config-store.ts';
 import type { NodeIdentity, Snapshot } from '../src/model/snapshot.ts';
 
@@ -197,7 +198,7 @@ test('join with a token, stream snapshots, ACK and NACK, an unknown schema major
   assert.deepEqual(first.trustBundle, bundle);
   await waitFor('the ACK', () => nodeStatus(plane, 'orders-1')?.ackedVersion === first.version);
   assert.equal(nodeStatus(plane, 'orders-1')?.connected, true);
-  assert.equal(nodeStatus(plane, 'orders-1')?.schema, '1.0');
+  assert.equal(nodeStatus(plane, 'orders-1')?.schema, SNAPSHOT_SCHEMA);
 
   // A store change: a new snapshot with the new revision.
   const w = await store.put(...doc('MeshService', 'shop', 'payments', '  ports: [{ name: http, port: 8080 }]\n'));

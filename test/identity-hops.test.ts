@@ -3,7 +3,7 @@
 // peer), decide on its claims, hand the app plain user headers, and exchange it on the app's outbound calls; a
 // replayed assertion is refused; the JWKS is public; a key rotation at the control plane fails no request.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createPublicKey, randomBytes, verify, type JsonWebKey } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
@@ -287,11 +287,10 @@ test('the JWKS is public and verifies what the sidecars handed the apps; a key r
   assert.equal(jwks.keys.length, 1);
   assert.equal(jwks.keys[0].d, undefined);
   const seen = inventoryApp.seen.find((s) => s.headers['x-lockgate-assertion'])!.headers['x-lockgate-assertion'] as string;
-  const { createPublicKey, verify } = await import('node:crypto');
   const [h, p, s] = seen.split('.');
   const kid = (JSON.parse(Buffer.from(h, 'base64url').toString()) as { kid: string }).kid;
   const jwk = jwks.keys.find((k) => k.kid === kid)!;
-  assert.ok(verify('sha256', Buffer.from(`${h}.${p}`), { key: createPublicKey({ key: jwk as unknown as import('node:crypto').JsonWebKey, format: 'jwk' }), dsaEncoding: 'ieee-p1363' }, Buffer.from(s, 'base64url')));
+  assert.ok(verify('sha256', Buffer.from(`${h}.${p}`), { key: createPublicKey({ key: jwk as unknown as JsonWebKey, format: 'jwk' }), dsaEncoding: 'ieee-p1363' }, Buffer.from(s, 'base64url')));
 
   // Rotate while alice keeps calling: publish, then (after the publish delay) sign with the new key; nothing fails.
   let failures = 0;

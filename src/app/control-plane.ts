@@ -22,6 +22,9 @@ import { loadMasterKeys, MASTER_KEY_FILE } from './master-key-source.ts';
 import type { ConfigStore } from '../store/config-store.ts';
 import { SqliteConfigStore } from '../store/sqlite-config-store.ts';
 import { AssertionKeyStore } from '../control/assertion-keys.ts';
+import { AccessRequests } from '../control/access-requests.ts';
+import { accessApiRoutes, grantSource, settingsFromConfig, storedConfig } from '../control/access-api.ts';
+import { PeopleAuth } from '../control/people-auth.ts';
 import { assertionKeyRoutes } from '../control/assertion-keys-api.ts';
 import { AuditLog, SYSTEM_ACTOR } from '../store/audit-log.ts';
 import type { SignedAuditHead } from '../store/audit-record.ts';
@@ -35,6 +38,8 @@ export const DEFAULT_LISTEN = { host: '127.0.0.1', port: 7443 };
 export const INTERMEDIATE_CHECK_MS = 3_600_000;
 /** How often assertion keys are looked at (a published key starts signing within this of its time). */
 export const ASSERTION_KEY_CHECK_MS = 5_000;
+/** How often access requests are checked for expiry (nodes end access by the clock; this records it). */
+export const ACCESS_SWEEP_MS = 1_000;
 
 /** What `<data-dir>/control-plane.json` says, so the CLI and local nodes can find and trust the control plane. */
 export interface ControlPlaneInfo {
@@ -90,6 +95,8 @@ export class ControlPlane {
   #renewTimer: NodeJS.Timeout | undefined;
   #intermediateTimer: NodeJS.Timeout | undefined;
   #assertionTimer: NodeJS.Timeout | undefined;
+  #accessTimer: NodeJS.Timeout | undefined;
+  #people: PeopleAuth | undefined;
   #closing: Promise<void> | undefined;
 
   private constructor(info: ControlPlaneInfo, store: ConfigStore, server: ControlServer, nodeApi: NodeApi | undefined) {
@@ -137,7 +144,10 @@ export class ControlPlane {
       const assertionKeys = await AssertionKeyStore.open({ store, wrapper, openWith: () => wrapper.all(), issuer: spiffeId, now, log: event });
       // Values of the secrets NamedValues name, for gateway snapshots (never logged; see docs/secrets.md).
       const secretValues = await SecretValueCache.open({ store, secrets, onError: (err) => event('named_value_secret_unavailable', { error: (err as Error).message }) });
-      nodeApi = await openNodeApi({ store, ca: stored.view, now, log: event, assertionKeys, secretValues });
+      // Just-in-time access (identity issue §4): requests reviewed by people, approved ones as grants in snapshots.
+      const accessRequests = await AccessRequests.open({ store, settings: settingsFromConfig(storedConfig(store)), audit: auditLog, now, log: event });
+      const people = new PeopleAuth(store);
+      nodeApi = await openNodeApi({ store, ca: stored.view, now, log: event, assertionKeys, secretValues, grants: grantSource(accessRequests) });
       const api = nodeApi;
       const leafLifetime = (): number => api.compiler.meshSettings().certificateLifetime;
       const routes: ControlRoute[] = [
@@ -145,6 +155,7 @@ export class ControlPlane {
         ...auditApiRoutes({ audit: auditLog }),
         ...api.routes,
         ...assertionKeyRoutes({ keys: assertionKeys, log: event, audit: auditLog }),
+        ...accessApiRoutes({ requests: accessRequests, people, now }),
         ...caApiRoutes({ ca: stored, nodes: () => api.tracker.list(), lifetimeMs: leafLifetime, controlPlane: () => own, now, log: event, audit: auditLog }),
         ...(await import('../control/backup-api.ts')).backupApiRoutes({ store, wrapper, trustDomain, now, log: event }),
         ...secretsApiRoutes({
@@ -195,6 +206,9 @@ export class ControlPlane {
       });
       void stored.follow(plane.#ac.signal);
       assertionKeys.onChange(() => api.compiler.trustBundleChanged());
+      accessRequests.onChange(() => api.compiler.trustBundleChanged());
+      plane.#people = people;
+      plane.#sweepAccess(accessRequests, event);
       secretValues.onChange(() => api.compiler.trustBundleChanged());
       plane.#ac.signal.addEventListener('abort', () => secretValues.close(), { once: true });
       plane.#maintainAssertionKeys(assertionKeys, event);
@@ -233,6 +247,15 @@ export class ControlPlane {
       );
     }, delay);
     this.#renewTimer.unref();
+  }
+
+  /** Expires access requests not reviewed in time and grants that ended (the audit trail records both). */
+  #sweepAccess(requests: AccessRequests, event: (name: string, fields: Record<string, unknown>) => void): void {
+    const run = (): void => void requests.sweep().catch((err: unknown) => {
+      if (!this.#ac.signal.aborted) event('access_sweep_failed', { error: (err as Error).message });
+    });
+    this.#accessTimer = setInterval(run, ACCESS_SWEEP_MS);
+    this.#accessTimer.unref();
   }
 
   /** Activates published keys when their time comes, retires old ones, rotates old signing keys. */
@@ -293,6 +316,8 @@ export class ControlPlane {
       clearTimeout(this.#renewTimer);
       clearInterval(this.#intermediateTimer);
       clearInterval(this.#assertionTimer);
+      clearInterval(this.#accessTimer);
+      this.#people?.close();
       this.#ac.abort();
       await this.#server.close();
       await this.#nodeApi?.close();

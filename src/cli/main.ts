@@ -22,6 +22,7 @@ const VERBS: Record<string, () => Promise<Verb>> = {
   backup: async () => (await import('./backup.ts')).backupVerb,
   restore: async () => (await import('./restore.ts')).restoreVerb,
   explain: async () => (await import('./explain.ts')).explainVerb,
+  access: async () => (await import('./access.ts')).accessVerb,
   audit: async () => (await import('./audit.ts')).auditVerb,
   secrets: async () => (await import('./secrets.ts')).secretsVerb,
 };

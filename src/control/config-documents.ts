@@ -2,6 +2,7 @@
 import { LineCounter, parse, parseAllDocuments } from 'yaml';
 import { KINDS } from '../model/kinds.ts';
 import { parseDocuments, type ParsedResource } from '../model/parse-documents.ts';
+import { report } from '../model/doc-context.ts';
 import type { Problem } from '../model/types.ts';
 import { assembleConfig } from '../model/validate.ts';
 
@@ -111,7 +112,12 @@ export function checkConfig(stored: ReadonlyMap<string, string>, request?: { tex
   if (request) {
     files.push(request.file);
     // Nodes read the files a config names on their own hosts: a path relative to anything here would mean nothing there.
-    parsed.push(...parseDocuments(request.text, request.file, problems, { baseDir: '' }).resources);
+    const mine = parseDocuments(request.text, request.file, problems, { baseDir: '' }).resources;
+    for (const r of mine) {
+      // Grants come from approved AccessRequests (who, by whom, until when: all audited), never from a config change.
+      if (r.resource.kind === 'AccessGrant') report(r.cx, 'kind', 'AccessGrant is made by the control plane when an AccessRequest is approved: use `lockgate access request` and `lockgate access approve`');
+    }
+    parsed.push(...mine);
   }
   // A check: the config's version (a hash of every text and imported file) is not needed.
   const result = assembleConfig(parsed, problems, null, files);

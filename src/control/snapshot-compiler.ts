@@ -36,8 +36,16 @@ export interface SnapshotCompilerOptions {
   assertionKeys?: { current(): AssertionKeys; key(): string };
   /** Values of the secrets NamedValues name: a gateway's snapshot carries those of its NamedValues (beside the config). */
   secretValues?: SecretValueSource;
+  /** Approved just-in-time access: AccessGrant documents for the nodes that enforce their targets. */
+  grants?: GrantSource;
   signal?: AbortSignal;
   onError?: (err: unknown) => void;
+}
+
+/** AccessGrant documents (text, `---`-joined, each ending with a newline) for one node, and a revision that moves with them. */
+export interface GrantSource {
+  readonly revision: number;
+  docsFor(identity: NodeIdentity): string;
 }
 
 interface ConfigPart {
@@ -77,6 +85,7 @@ export class SnapshotCompiler {
   readonly #registry: EndpointSource;
   readonly #trustBundle: () => string[];
   readonly #assertionKeys: KeySource | undefined;
+  readonly #grants: GrantSource | undefined;
   readonly #secretValues: SecretValueSource | undefined;
   readonly #parts = new Map<string, ConfigPart>();
   readonly #built = new Map<string, Built>();
@@ -87,6 +96,7 @@ export class SnapshotCompiler {
     this.#registry = o.registry;
     this.#trustBundle = o.trustBundle;
     this.#assertionKeys = o.assertionKeys;
+    this.#grants = o.grants;
     this.#secretValues = o.secretValues;
   }
 
@@ -129,7 +139,7 @@ export class SnapshotCompiler {
     // A changed secret value is a new snapshot for the nodes whose NamedValues name secrets.
     const secretRefs = part.secretRefs ?? [];
     const secretsKey = secretRefs.length > 0 && this.#secretValues ? this.#secretValues.generation : '';
-    const bundleKey = `${bundle.join('\n')}\0${this.#assertionKeys?.key() ?? ''}\0${secretsKey}`;
+    const bundleKey = `${bundle.join('\n')}\0${this.#assertionKeys?.key() ?? ''}\0${secretsKey}\0${this.#grants?.revision ?? 0}`;
     const prev = this.#built.get(key);
     if (prev && prev.snapshot.version === part.version && prev.endpointsVersion === endpointsVersion && prev.bundleKey === bundleKey) return prev.snapshot;
     const endpoints: Record<string, readonly EndpointRecord[]> = {};
@@ -137,7 +147,10 @@ export class SnapshotCompiler {
       const list = this.#registry.endpoints(s);
       if (list.length > 0) endpoints[s] = list;
     }
-    if (prev && prev.snapshot.config === part.text && prev.bundleKey === bundleKey && sameEndpoints(prev.snapshot.endpoints, endpoints)) {
+    // Grants ride in the config text (AccessGrant documents), so nodes validate and apply them like any config.
+    const grantText = this.#grants?.docsFor(identity) ?? '';
+    const text = grantText === '' ? part.text : part.text === '' ? grantText : `${part.text}---\n${grantText}`;
+    if (prev && prev.snapshot.config === text && prev.bundleKey === bundleKey && sameEndpoints(prev.snapshot.endpoints, endpoints)) {
       this.#built.set(key, { ...prev, endpointsVersion });
       return prev.snapshot;
     }
@@ -146,7 +159,7 @@ export class SnapshotCompiler {
       version: part.version,
       endpointsVersion,
       node: { kind: identity.kind, namespace: identity.namespace, service: identity.service, spiffeId: identity.spiffeId },
-      config: part.text,
+      config: text,
       endpoints: endpoints as Record<string, EndpointRecord[]>,
       trustBundle: bundle,
       ...(this.#assertionKeys ? { identity: this.#assertionKeys.current() } : {}),

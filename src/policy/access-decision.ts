@@ -103,6 +103,16 @@ interface CompiledPolicy {
   readonly noAllowTag: string;
   readonly allow: readonly CompiledRule[];
   readonly deny: readonly CompiledRule[];
+  /** What its rules read beyond the request line and identities (decides whether and how long a decision is cached). */
+  readonly traits: RuleTraits;
+}
+
+/** What some rule of a policy reads: `cel` (anything: never cached), the client address, the clock, grants. */
+interface RuleTraits {
+  cel: boolean;
+  ip: boolean;
+  time: boolean;
+  grant: boolean;
 }
 
 /** Opaque to callers: applicable policies indexed by qualified target service or Api. */
@@ -110,6 +120,9 @@ export interface CompiledAccess {
   readonly byService: ReadonlyMap<string, readonly CompiledPolicy[]>;
   readonly byApi: ReadonlyMap<string, readonly CompiledPolicy[]>;
   readonly defaultAccess: AccessDefault;
+  /** Decisions already made (see decideAccess); per config version, so a policy or grant change starts afresh. */
+  readonly cache: DecisionCache;
+  readonly grants: GrantIndex;
 }
 
 const PLAINTEXT = '(none: plaintext or no client certificate)';
@@ -131,9 +144,11 @@ export function compileAccessPolicies(
     const t = p.spec.target;
     const rules = (kind: 'allow' | 'deny', list: readonly AccessRule[]) =>
       list.map((r, i) => ({ label: `${name} ${kind}[${i}]`, tag: tagOf(`${name} ${kind}[${i}]`), index: `${kind}[${i}]`, conditions: compileRule(r, ns, defaults.trustDomain, index) }));
+    const traits: RuleTraits = { cel: false, ip: false, time: false, grant: false };
+    for (const r of [...p.spec.allow, ...p.spec.deny]) traitsOf(r, traits);
     const compiled: CompiledPolicy = {
       name, mode: p.spec.mode, ports: [...(t.ports ?? [])], operation: t.operation ?? '', noAllowTag: tagOf(`${name} no-allow`),
-      allow: rules('allow', p.spec.allow), deny: rules('deny', p.spec.deny),
+      allow: rules('allow', p.spec.allow), deny: rules('deny', p.spec.deny), traits,
     };
     const [byTarget, key] = t.api !== undefined
       ? [byApi, t.api.includes('/') ? t.api : qualified(ns, t.api)]
@@ -142,7 +157,88 @@ export function compileAccessPolicies(
     if (list === undefined) byTarget.set(key, [compiled]);
     else list.push(compiled);
   }
-  return { byService, byApi, defaultAccess: defaults.defaultAccess };
+  return { byService, byApi, defaultAccess: defaults.defaultAccess, cache: new DecisionCache(), grants: index };
+}
+
+function traitsOf(r: AccessRule, t: RuleTraits): void {
+  if (r.cel !== undefined) t.cel = true;
+  if (r.sourceIp !== undefined && r.sourceIp.length > 0) t.ip = true;
+  if (r.time !== undefined) t.time = true;
+  if (r.grant !== undefined) t.grant = true;
+  for (const sub of [...(r.all ?? []), ...(r.any ?? []), ...(r.none ?? [])]) traitsOf(sub, t);
+}
+
+/** A cached verdict and when it holds: [from, until). */
+interface CachedVerdict {
+  verdict: Verdict;
+  from: number;
+  until: number;
+}
+
+/** Longest a cached decision is trusted without anything else ending it sooner. */
+const DECISION_TTL_MS = 60_000;
+const PER_USER_ENTRIES = 256;
+const ANONYMOUS_ENTRIES = 10_000;
+
+/**
+ * Decisions by (end user, source workload, target, port or operation, method, canonical path, client address when a
+ * rule reads it). The end user is the claims object itself: the JWT validator and the assertion verifier hand out the
+ * same object for the same token while they cache it, so a WeakMap keyed by it is a cache by token that needs no
+ * hashing and ends with the token's cache entry. Requests without an end user share one bounded map.
+ */
+class DecisionCache {
+  readonly #byUser = new WeakMap<object, Map<string, CachedVerdict>>();
+  readonly #anonymous = new Map<string, CachedVerdict>();
+
+  get(claims: object | null, key: string, now: number): Verdict | undefined {
+    const m = claims === null ? this.#anonymous : this.#byUser.get(claims);
+    const e = m?.get(key);
+    if (e === undefined) return undefined;
+    if (now >= e.from && now < e.until) return e.verdict;
+    m!.delete(key);
+    return undefined;
+  }
+
+  set(claims: object | null, key: string, entry: CachedVerdict): void {
+    let m: Map<string, CachedVerdict> | undefined;
+    if (claims === null) m = this.#anonymous;
+    else {
+      m = this.#byUser.get(claims);
+      if (m === undefined) this.#byUser.set(claims, (m = new Map()));
+    }
+    // Bounded by clearing: a map that fills up (a scan over many paths) starts again, it never grows without limit.
+    if (m.size >= (claims === null ? ANONYMOUS_ENTRIES : PER_USER_ENTRIES)) m.clear();
+    m.set(key, entry);
+  }
+}
+
+/** Until when a verdict for `req` from `policies` holds, or 0 when it must not be cached. */
+function cacheUntil(compiled: CompiledAccess, policies: readonly CompiledPolicy[], req: AccessRequest, now: number): number {
+  let until = now + DECISION_TTL_MS;
+  let time = false;
+  let grant = false;
+  for (const p of policies) {
+    if (p.traits.cel) return 0;
+    if (p.traits.time) time = true;
+    if (p.traits.grant) grant = true;
+  }
+  const exp = req.claims?.exp;
+  if (typeof exp === 'number') until = Math.min(until, exp * 1000);
+  // Time rules are written to the minute (HH:MM, days, dates): every boundary is a whole minute.
+  if (time) until = Math.min(until, (Math.floor(now / 60_000) + 1) * 60_000);
+  if (grant) {
+    const list = req.api !== undefined ? compiled.grants.byApi.get(req.api) : compiled.grants.byService.get(req.service);
+    for (const g of list ?? []) {
+      if (g.from > now) until = Math.min(until, g.from);
+      else if (g.until > now) until = Math.min(until, g.until);
+    }
+  }
+  return until > now ? until : 0;
+}
+
+function usesIp(policies: readonly CompiledPolicy[]): boolean {
+  for (const p of policies) if (p.traits.ip) return true;
+  return false;
 }
 
 /** The Api has AccessPolicies (the gateway checks its requests; others pay nothing). */
@@ -159,7 +255,25 @@ export function decideAccess(compiled: CompiledAccess, req: AccessRequest): Acce
     if (gateway) return withId({ allow: true, wouldDeny: false, mode: 'enforce', policy: 'gateway-default', tag: GATEWAY_DEFAULT_TAG, reasons: [`no AccessPolicy targets ${targetText(req)}: allowed`] });
     return withId(meshDefault(compiled, all === undefined ? `no AccessPolicy targets ${req.service}` : `no AccessPolicy of ${req.service} applies to port ${req.port}`));
   }
-  return decideWith(compiled, policies, req, gateway);
+  // Cached by end user (the claims object), workload, target, method, path (and address when a rule reads it).
+  const claims = req.claims ?? null;
+  const now = req.now ?? Date.now();
+  const key = `${gateway ? `a${req.api}\0${req.operation ?? ''}` : `s${req.service}\0${req.port}`}\0${req.sourceId}\0${req.method}\0${req.path}${usesIp(policies) ? `\0${req.sourceIp ?? ''}` : ''}`;
+  const hit = compiled.cache.get(claims, key, now);
+  if (hit !== undefined) return withId(hit);
+  const v = decideWith(compiled, policies, req, gateway);
+  const until = cacheUntil(compiled, policies, req, now);
+  if (until > 0) compiled.cache.set(claims, key, { verdict: v, from: now, until });
+  return withId(v);
+}
+
+/** The same decision without the cache (tests compare the two; `lockgate explain` has nothing to reuse). */
+export function decideAccessUncached(compiled: CompiledAccess, req: AccessRequest): AccessDecision {
+  const gateway = req.api !== undefined;
+  const all = gateway ? compiled.byApi.get(req.api ?? '') : compiled.byService.get(req.service);
+  const policies = all === undefined ? [] : applicable(all, req, gateway);
+  if (policies.length === 0) return decideAccess(compiled, req);
+  return withId(decideWith(compiled, policies, req, gateway));
 }
 
 /** The policies of the target that apply to this port (mesh) or operation (gateway); the list itself when all do (no copy per call). */
@@ -186,16 +300,16 @@ type Verdict = Omit<AccessDecision, 'id'> & { tag: string };
  * policies' (the default when none applies); the audit policies only say, when it allows, that the call would be
  * denied were every policy enforcing.
  */
-function decideWith(compiled: CompiledAccess, policies: readonly CompiledPolicy[], req: AccessRequest, gateway: boolean): AccessDecision {
+function decideWith(compiled: CompiledAccess, policies: readonly CompiledPolicy[], req: AccessRequest, gateway: boolean): Verdict {
   let audits = 0;
   for (const p of policies) if (p.mode === 'audit') audits++;
-  if (audits === 0) return withId(strict(compiled, policies, req, gateway));
+  if (audits === 0) return strict(compiled, policies, req, gateway);
   const enforced = strict(compiled, audits === policies.length ? [] : policies.filter((p) => p.mode === 'enforce'), req, gateway);
-  if (!enforced.allow) return withId(enforced);
+  if (!enforced.allow) return enforced;
   const would = strict(compiled, policies, req, gateway);
-  if (!would.wouldDeny) return withId(enforced.wouldDeny ? would : enforced);
+  if (!would.wouldDeny) return enforced.wouldDeny ? would : enforced;
   // Allowed, but denied were the audit policies enforcing (or by the default's own audit mode).
-  return withId(would.allow ? would : { ...would, allow: true, mode: 'audit', reasons: [...would.reasons, AUDIT_NOTE] });
+  return would.allow ? would : { ...would, allow: true, mode: 'audit', reasons: [...would.reasons, AUDIT_NOTE] };
 }
 
 /**

@@ -3,8 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { apiHasAccessPolicies, compileAccessPolicies, decideAccess, type AccessDecision, type AccessRequest } from './access-decision.ts';
-import type { AccessDefault, AccessPolicyResource, AccessPolicySpec, AccessRule } from '../model/types.ts';
+import { apiHasAccessPolicies, compileAccessPolicies, decideAccess, decideAccessUncached, type AccessDecision, type AccessRequest } from './access-decision.ts';
+import type { AccessDefault, AccessGrantResource, AccessPolicyResource, AccessPolicySpec, AccessRule } from '../model/types.ts';
 
 const TD = 'lockgate.local';
 const WEB = `spiffe://${TD}/ns/shop/sa/web`;
@@ -581,4 +581,54 @@ test('property: all: [A, B] is A and B; any: [A, B] is A or B; all: [A, B] is A 
     assert.equal(ruleMatches(both, q), ma && mb, JSON.stringify(both));
   }), { numRuns: 300 });
   assert.ok(merged > 30, `the merged form was checked ${merged} times`);
+});
+
+// The decision cache: requests that share claims objects (as cached tokens and assertions do), at times on both sides
+// of the time rules' boundaries, decided by one compiled set (the cache in play) and without it: always the same.
+const CLAIMS_POOL: Array<Record<string, unknown> | null> = [
+  null,
+  { sub: 'alice', email: 'a@example.com', groups: ['admins'], org: { team: 'eng' } },
+  { sub: 'bob', email: 'b@EXAMPLE.COM', groups: ['dev', 'ops'], org: { team: 'ops' } },
+  { sub: 'carol', email: 'c@other.org', groups: [], exp: at('2024-06-05T17:00:30Z') / 1000 },
+];
+const arbCachedReq = fc.record({
+  who: fc.nat({ max: CLAIMS_POOL.length - 1 }),
+  method: fc.constantFrom('GET', 'POST'),
+  path: fc.constantFrom('/items', '/admin/x'),
+  sourceIp: fc.constantFrom(undefined, '10.1.2.3', '192.168.1.1'),
+  now: fc.constantFrom(
+    at('2024-06-05T08:59:59.999Z'), at('2024-06-05T09:00:00Z'), at('2024-06-05T12:00:00Z'),
+    at('2024-06-05T16:59:59.999Z'), at('2024-06-05T17:00:00Z'), at('2024-06-05T17:00:30Z'), at('2024-06-05T17:00:31Z'),
+  ),
+}).map((r) => req({ claims: CLAIMS_POOL[r.who], method: r.method, path: r.path, sourceIp: r.sourceIp, now: r.now }));
+
+test('property: cached and uncached decisions agree (same claims objects, times across rule boundaries)', () => {
+  fc.assert(fc.property(fc.array(arbPolicy, { minLength: 1, maxLength: 3 }), fc.array(arbCachedReq, { minLength: 1, maxLength: 12 }), (policies, seq) => {
+    const compiled = compileAccessPolicies(policies, { defaultAccess: 'deny', trustDomain: TD });
+    for (const q of [...seq, ...seq]) {
+      const a = decideAccess(compiled, q);
+      const b = decideAccessUncached(compiled, q);
+      assert.deepEqual([a.allow, a.wouldDeny, a.mode, a.policy, a.reasons], [b.allow, b.wouldDeny, b.mode, b.policy, b.reasons]);
+      assert.notEqual(a.id, b.id, 'a cached decision still gets its own id');
+    }
+  }), { numRuns: 300 });
+});
+
+test('a cached decision ends at the next time-rule boundary and at the end of a grant', () => {
+  const compiled = compileAccessPolicies([policy('p', { allow: [rule({ time: { after: '09:00', before: '17:00', timeZone: 'UTC' } as AccessRule['time'] })] })], { defaultAccess: 'deny', trustDomain: TD });
+  const claims = { sub: 'alice' };
+  assert.equal(decideAccess(compiled, req({ claims, now: at('2024-06-05T16:59:59.999Z') })).allow, true);
+  assert.equal(decideAccess(compiled, req({ claims, now: at('2024-06-05T17:00:00Z') })).allow, false, 'not the cached allow');
+  const until = at('2024-06-05T12:30:00Z');
+  const grant: AccessGrantResource = {
+    apiVersion: 'lockgate.dev/v1alpha1', kind: 'AccessGrant', metadata: { name: 'ar-1', namespace: 'shop', labels: {} },
+    spec: { request: 'ar-1', user: 'alice', target: { service: 'shop/app' }, methods: [], paths: [], from: '2024-06-05T12:00:00Z', until: new Date(until).toISOString(), approvedBy: ['bob'] },
+  };
+  const granted = compileAccessPolicies([policy('p', { allow: [rule({ grant: true })] })], { defaultAccess: 'deny', trustDomain: TD }, [grant]);
+  assert.equal(decideAccess(granted, req({ claims, now: at('2024-06-05T11:59:59.999Z') })).allow, false, 'not yet');
+  assert.equal(decideAccess(granted, req({ claims, now: at('2024-06-05T12:00:00Z') })).allow, true, 'from its start, not the cached deny');
+  assert.equal(decideAccess(granted, req({ claims, now: until - 1 })).allow, true);
+  const after = decideAccess(granted, req({ claims, now: until }));
+  assert.equal(after.allow, false, 'exactly at its end, not the cached allow');
+  assert.match(after.reasons.join(' '), /grant ar-1 ended at 2024-06-05T12:30:00\.000Z/);
 });

@@ -54,6 +54,8 @@ export interface VerifiedAssertion {
   jti: string;
   iat: number;
   exp: number;
+  /** The user as AccessPolicies see them (claimsOfUser), made once: the same object while the assertion is cached. */
+  claims: Readonly<Record<string, unknown>>;
 }
 
 export type VerifyResult = { ok: true; assertion: VerifiedAssertion } | { ok: false; error: string };
@@ -225,7 +227,7 @@ export class AssertionService {
     if (Array.isArray(p.groups)) user.groups = p.groups.filter((g): g is string => typeof g === 'string');
     if (typeof p.idp === 'string') user.idp = p.idp;
     if (typeof p.sid === 'string') user.sid = p.sid;
-    const assertion: VerifiedAssertion = { token, user, aud: p.aud, act, jti: p.jti, iat, exp };
+    const assertion: VerifiedAssertion = { token, user, aud: p.aud, act, jti: p.jti, iat, exp, claims: claimsOfUser(user) };
     this.#verified.set(token, assertion);
     return { ok: true, assertion };
   }

@@ -1,5 +1,5 @@
 // The per-request path: strict checks, canonical path, routing, forwarding headers, then dispatch to the upstream cluster.
-import { ASSERTION_HEADER, EMAIL_HEADER, GROUPS_HEADER, USER_HEADER, UserAssertion, assertionFromClaims, claimsOfUser, headerSafe, type AssertionSource, type VerifiedAssertion } from './assertion.ts';
+import { ASSERTION_HEADER, EMAIL_HEADER, GROUPS_HEADER, USER_HEADER, UserAssertion, assertionFromClaims, headerSafe, type AssertionSource, type VerifiedAssertion } from './assertion.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { performance } from 'node:perf_hooks';
@@ -260,7 +260,7 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
     }
   }
   if (route.meshService !== '' && rt.access !== null) {
-    const denied = authorizeMeshRequest(rt.access, route.meshService, req, ex, asserted === null ? null : claimsOfUser(asserted.user));
+    const denied = authorizeMeshRequest(rt.access, route.meshService, req, ex, asserted === null ? null : asserted.claims);
     if (denied !== null) {
       sendError(res, ex, 'access_denied', denied.policy, { style: route.errorStyle, close: facts.hasBody, decision: denied.id, hop: `sidecar ${route.meshService}` });
       ex.tEnd = stamp();
