@@ -11,6 +11,7 @@ import { hs256 } from './helpers/jwt.ts';
 import { startUpstream, type Upstream } from './helpers/upstream.ts';
 import { withGateway, call, GATEWAY } from './helpers/policy-gateway.ts';
 import type { AccessDecisionEvent } from '../src/telemetry/channels.ts';
+import { formatAccessDecisionLine } from '../src/telemetry/access-log.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../bin/lockgate.mjs');
 const SECRET = Buffer.alloc(32, 5);
@@ -67,13 +68,14 @@ function token(claims: Record<string, unknown>): string {
 test('explain at a sidecar: the issue\'s example allows alice, denies bob with reasons, and time rules follow --at', () => {
   const alice = explain(['--user', 'alice@example.com', '--groups', 'orders-admins', '--from', 'orders', '--method', 'GET', '--path', '/inventory/1', '--to', 'inventory']);
   assert.equal(alice.code, 0, alice.err);
-  assert.match(alice.out, /^allowed by default\/inventory-access \(decision [0-9a-f]{8}-[0-9a-f]+\)\n  - allow rule default\/inventory-access allow\[2\] matched \(source spiffe:\/\/lockgate\.local\/ns\/default\/sa\/orders, path \/inventory\/1\)/);
-  // As enforced today: sidecars get no end-user identity yet (the assertion between hops is not built), so the group rule
-  // cannot match there, and explain says so instead of showing a verdict no sidecar would reach.
-  assert.match(alice.out, /note: sidecars do not receive end-user identity yet/);
-  const admin = explain(['--user', 'alice@example.com', '--groups', 'orders-admins', '--from', 'orders', '--method', 'DELETE', '--path', '/x', '--to', 'inventory']);
-  assert.equal(admin.code, 3);
-  assert.match(admin.out, /allow\[0\]: no end user/);
+  assert.match(alice.out, /^allowed by default\/inventory-access \(decision [0-9a-f]{8}-[0-9a-f]+\)\n  - allow rule default\/inventory-access allow\[0\] matched \(source spiffe:\/\/lockgate\.local\/ns\/default\/sa\/orders, groups \[orders-admins\]\)/);
+  // At a sidecar the end user is what the signed assertion carries (sub, email, groups, iss, sid): other claims are dropped, and said so.
+  const extra = explain(['--claims', '{"sub":"alice","groups":["orders-admins"],"dept":"ops"}', '--from', 'orders', '--path', '/x', '--to', 'inventory']);
+  assert.equal(extra.code, 0, extra.out + extra.err);
+  assert.match(extra.out, /note: at a sidecar only sub, email, groups, iss and sid reach the decision \(the assertion carries those\); not used: dept/);
+  const anonymous = explain(['--from', 'orders', '--method', 'DELETE', '--path', '/x', '--to', 'inventory']);
+  assert.equal(anonymous.code, 3);
+  assert.match(anonymous.out, /allow\[0\]: no end user/);
   // Bob is staff: the GET rule holds on a weekday morning in Berlin, not on a Saturday.
   const weekday = explain(['--user', 'bob@example.com', '--groups', 'staff', '--from', 'orders', '--path', '/x', '--to', 'inventory', '--at', '2026-11-27T09:00:00Z']);
   assert.equal(weekday.code, 0, weekday.out + weekday.err);
@@ -119,6 +121,40 @@ test('explain says what the gateway enforces: same verdict, policy and reasons f
       }
     }
   });
+});
+
+test('explain --decision replays a logged denial with the same function: same verdict, policy and reasons', async () => {
+  const jwt = token({ sub: 'bob', email: 'bob@example.com', groups: ['staff'] });
+  const seen: AccessDecisionEvent[] = [];
+  const onEvent = (m: unknown) => seen.push(m as AccessDecisionEvent);
+  await withGateway(yaml, async (g) => {
+    diagnostics.subscribe('lockgate:access:decision', onEvent);
+    try {
+      assert.equal((await call(`${g.url}/orders/7`, { method: 'DELETE', headers: { authorization: `Bearer ${jwt}` } })).status, 403);
+    } finally {
+      diagnostics.unsubscribe('lockgate:access:decision', onEvent);
+    }
+  });
+  assert.equal(seen.length, 1);
+  // The access log writes the decision as this line (with the request it saw); a foreign line and another id beside it.
+  const log = path.join(dir, 'access.log');
+  writeFileSync(log, `not json\n${formatAccessDecisionLine({ ...seen[0], decision: 'other-1' })}${formatAccessDecisionLine(seen[0])}`);
+  const r = explain(['--decision', seen[0].decision, '--log', log]);
+  assert.equal(r.code, 3, r.out + r.err);
+  assert.match(r.out, new RegExp(`^logged: deny by default/orders-access \\(decision ${seen[0].decision}, request ${seen[0].requestId}`));
+  assert.match(r.out, /replayed with this config: denied by default\/orders-access \(the same decision\)/);
+  const j = JSON.parse(explain(['--decision', seen[0].decision, '--log', log, '--json']).out) as { same: boolean; reasons: string[]; request: { method: string; path: string; operation: string; claims: { sub: string } } };
+  assert.equal(j.same, true);
+  assert.deepEqual(j.reasons, seen[0].reasons);
+  assert.deepEqual([j.request.method, j.request.path, j.request.operation, j.request.claims.sub], ['DELETE', '/orders/7', 'delete-order', 'bob']);
+  // With a config where staff may delete, the replay says it differs.
+  const changed = path.join(dir, 'changed.yaml');
+  writeFileSync(changed, yaml.replace('- all: [{ groups: staff }, { method: GET }]', '- groups: staff'));
+  const again = spawnSync(process.execPath, [BIN, 'explain', '-c', changed, '--decision', seen[0].decision, '--log', log], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(again.status, 0, again.stdout + again.stderr);
+  assert.match(again.stdout, /replayed with this config: allowed by default\/orders-access \(DIFFERENT from the logged one\)/);
+  assert.match(explain(['--decision', 'nope-1', '--log', log]).err, /no decision nope-1 in .*only denies and audit decisions are logged/);
+  assert.match(explain(['--decision', 'x']).err, /--decision needs --log FILE/);
 });
 
 test('explain: usage and config errors exit 1 with a message', () => {

@@ -1,4 +1,6 @@
 // `lockgate explain`: what the AccessPolicies of a config decide for a described request, and why, with the function that enforces them.
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { canonicalPath } from '../lib/canonical-path.ts';
 import { workloadId } from '../lib/spiffe-id.ts';
@@ -7,11 +9,13 @@ import { qualifyRef } from '../model/validate.ts';
 import { compileAccessPolicies, decideAccess, type AccessRequest } from '../policy/access-decision.ts';
 import { loadCheckedConfig } from '../policy/load-checked.ts';
 import { DEFAULT_PATH_OPTIONS } from '../proxy/runtime.ts';
+import { claimsOfUser, userFromClaims } from '../proxy/assertion.ts';
 import type { Verb } from './verb.ts';
 
 const USAGE = `Usage: lockgate explain -c FILE|DIR [-c …] (--to SERVICE [--port N] | --api API [--operation OP])
                         [--user SUB] [--email EMAIL] [--groups a,b] [--claims JSON] [--token JWT]
                         [--from SERVICE|SPIFFE-ID] [--method M] [--path P] [--ip ADDRESS] [--at TIME] [--json]
+       lockgate explain -c FILE|DIR --decision ID --log ACCESS-LOG [--json]
 
 Prints what the config's AccessPolicies decide for the request described, and why: the deciding policy
 and rule, each reason, and the decision id, from the same function the gateway and the sidecars run.
@@ -31,9 +35,56 @@ and rule, each reason, and the decision id, from the same function the gateway a
   --path P                default /; canonicalized as the data plane does
   --ip ADDRESS            the client address, for sourceIp criteria
   --at TIME               decide at this time (ISO 8601), for time criteria; default now
+  --decision ID           replay a logged decision: the request it saw (caller, user, method, path, address,
+                          time), from the access log line with that id (denies and audit decisions are logged),
+                          decided again with this config; prints both, and whether they differ
+  --log FILE              the access log (JSON lines) that holds the decision
   --json                  print the decision as JSON
 
+At a sidecar the end user is what the signed assertion carries: sub, email, groups, the original issuer (iss)
+and session id (sid); other claims given are not used there.
 Exit status: 0 allowed (audit mode included), 3 denied, 1 on a usage or config error.`;
+
+/** An access log line of a decision (`"type":"access"`), as `lockgate explain --decision` reads it. */
+interface LoggedDecision {
+  time: string;
+  requestId: string;
+  decision: string;
+  outcome: 'deny' | 'audit';
+  policy: string;
+  source: string;
+  service: string;
+  reasons: string[];
+  input: { method?: string; path?: string; port?: number; api?: string; operation?: string; sourceIp?: string; user?: Record<string, unknown>; at?: number };
+}
+
+/** The decision's line in an access log (read line by line; the newest match wins), or what went wrong. */
+async function findDecision(file: string, id: string): Promise<LoggedDecision | string> {
+  let found: LoggedDecision | undefined;
+  const needle = `"decision":${JSON.stringify(id)}`;
+  try {
+    const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
+    for await (const line of lines) {
+      if (!line.includes(needle) || !line.includes('"type":"access"')) continue;
+      try {
+        const v = JSON.parse(line) as LoggedDecision;
+        if (v.decision === id) found = v;
+      } catch {
+        // a torn or foreign line
+      }
+    }
+  } catch (err) {
+    return `cannot read ${file}: ${(err as Error).message}`;
+  }
+  if (found === undefined) return `no decision ${id} in ${file} (only denies and audit decisions are logged)`;
+  if (found.input === undefined) return `decision ${id} was logged without its request (a Lockgate older than this one): give the request with --to/--api instead`;
+  return found;
+}
+
+/** Reasons compared without the per-decision parts (ids differ by design). */
+function sameReasons(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
 
 function fail(message: string): number {
   process.stderr.write(`lockgate explain: ${message}\n`);
@@ -77,6 +128,8 @@ export const explainVerb: Verb = {
           path: { type: 'string', default: '/' },
           ip: { type: 'string', default: '' },
           at: { type: 'string' },
+          decision: { type: 'string' },
+          log: { type: 'string' },
           json: { type: 'boolean', default: false },
         },
       }));
@@ -84,6 +137,30 @@ export const explainVerb: Verb = {
       return fail(`${(err as Error).message}\n\n${USAGE}`);
     }
     if (!values.config?.length) return fail('give the config with -c FILE|DIR');
+    let logged: LoggedDecision | undefined;
+    if (values.decision !== undefined) {
+      if (values.log === undefined) return fail('--decision needs --log FILE (the access log that holds it)');
+      const found = await findDecision(values.log, values.decision);
+      if (typeof found === 'string') return fail(found);
+      logged = found;
+      const i = found.input;
+      if (i.api !== undefined) {
+        values.api = i.api;
+        values.operation = i.operation || undefined;
+      } else if (found.service !== '') {
+        values.to = found.service;
+        values.port = String(i.port ?? '');
+      } else return fail(`decision ${values.decision} names neither a service nor an Api`);
+      values.from = found.source === '' ? undefined : found.source;
+      values.method = i.method ?? 'GET';
+      values.path = i.path ?? '/';
+      values.ip = i.sourceIp ?? '';
+      if (i.at !== undefined) values.at = new Date(i.at).toISOString();
+      if (i.user !== undefined) {
+        values.claims = JSON.stringify(i.user);
+        values.user = values.email = values.groups = values.token = undefined;
+      }
+    }
     if ((values.to === undefined) === (values.api === undefined)) return fail('give exactly one of --to SERVICE (a sidecar) or --api API (the gateway)');
     if (values.operation !== undefined && values.api === undefined) return fail('--operation needs --api');
 
@@ -144,9 +221,13 @@ export const explainVerb: Verb = {
     const notes: string[] = [];
     if (values.token !== undefined) notes.push('note: the token was decoded, not verified');
     if (values.to !== undefined && claims !== null) {
-      // As enforced: sidecars get no end-user identity until the signed assertion between hops exists (identity issue §2).
-      req.claims = null;
-      notes.push('note: sidecars do not receive end-user identity yet, so the user, email, groups and claims given were not used');
+      // As enforced: a sidecar knows the end user from the signed assertion, which carries sub, email, groups, iss and sid.
+      const user = userFromClaims(claims);
+      const kept = user === null ? null : claimsOfUser(user);
+      const dropped = Object.keys(claims).filter((k) => !['sub', 'email', 'groups', 'iss', 'sid', 'exp'].includes(k));
+      req.claims = kept;
+      if (kept === null) notes.push('note: without a sub there is no end user at a sidecar (the assertion needs one); the claims given were not used');
+      else if (dropped.length > 0) notes.push(`note: at a sidecar only sub, email, groups, iss and sid reach the decision (the assertion carries those); not used: ${dropped.join(', ')}`);
     }
     if (values.to !== undefined) {
       req.service = qualify(values.to);
@@ -173,13 +254,18 @@ export const explainVerb: Verb = {
     }, config.accessGrants ?? []);
     const d = decideAccess(compiled, req);
     const verdict = !d.allow ? 'denied' : d.wouldDeny ? 'allowed (audit mode: would be denied)' : 'allowed';
+    const outcome = !d.allow ? 'deny' : d.wouldDeny ? 'audit' : 'allow';
+    const same = logged === undefined ? undefined : logged.outcome === outcome && logged.policy === d.policy && sameReasons(logged.reasons, d.reasons);
     if (values.json) {
-      process.stdout.write(`${JSON.stringify({ ...d, verdict, request: { ...req, now: new Date(now).toISOString() } }, null, 2)}\n`);
+      const replay = logged === undefined ? {} : { logged, same };
+      process.stdout.write(`${JSON.stringify({ ...d, verdict, request: { ...req, now: new Date(now).toISOString() }, ...replay }, null, 2)}\n`);
     } else {
-      const lines = [
-        `${verdict} by ${d.policy} (decision ${d.id})`,
-        ...d.reasons.map((r) => `  - ${r}`),
-      ];
+      const lines: string[] = [];
+      if (logged !== undefined) {
+        lines.push(`logged: ${logged.outcome} by ${logged.policy} (decision ${logged.decision}, request ${logged.requestId}, ${logged.time})`, ...logged.reasons.map((r) => `  - ${r}`), '');
+        lines.push(`replayed with this config: ${verdict} by ${d.policy}${same ? ' (the same decision)' : ' (DIFFERENT from the logged one)'}`);
+      } else lines.push(`${verdict} by ${d.policy} (decision ${d.id})`);
+      lines.push(...d.reasons.map((r) => `  - ${r}`));
       lines.push(...notes);
       process.stdout.write(`${lines.join('\n')}\n`);
     }

@@ -34,12 +34,19 @@ export function decideGatewayAccess(access: RouteAccess, ex: Exchange, input: Ga
     requestId: ex.requestId,
     expression: input.expression,
   });
-  publishDecision(ex, d, access.target.api, 0, ex.peerId);
+  publishDecision(ex, d, access.target.api, 0, ex.peerId, { api: access.target.api, operation: access.target.operation, sourceIp: ex.clientIp, claims: input.claims });
   return d;
 }
 
 /** Records a decision on the exchange and publishes it when it denies or would deny (gateway and sidecars alike). */
-export function publishDecision(ex: Pick<Exchange, 'method' | 'path' | 'requestId' | 'traceId' | 'decision'>, d: AccessDecision, service: string, port: number, sourceId: string): void {
+export function publishDecision(
+  ex: Pick<Exchange, 'method' | 'path' | 'requestId' | 'traceId' | 'decision'>,
+  d: AccessDecision,
+  service: string,
+  port: number,
+  sourceId: string,
+  facts: { api?: string; operation?: string; sourceIp?: string; claims?: Readonly<Record<string, unknown>> | null } = {},
+): void {
   const outcome = !d.allow ? 'deny' : d.wouldDeny ? 'audit' : 'allow';
   ex.decision = `${d.id}:${outcome}`;
   if (outcome === 'allow' || !accessDecision.hasSubscribers) return;
@@ -55,7 +62,22 @@ export function publishDecision(ex: Pick<Exchange, 'method' | 'path' | 'requestI
     port,
     method: ex.method,
     path: ex.path,
+    at: Date.now(),
   };
+  if (facts.api !== undefined) {
+    event.api = facts.api;
+    if (facts.operation) event.operation = facts.operation;
+  }
+  if (facts.sourceIp) event.sourceIp = facts.sourceIp;
+  const c = facts.claims;
+  if (c) {
+    const g = c.groups;
+    event.user = {
+      ...(typeof c.sub === 'string' ? { sub: c.sub } : {}),
+      ...(typeof c.email === 'string' ? { email: c.email } : {}),
+      ...(Array.isArray(g) ? { groups: g.filter((x): x is string => typeof x === 'string') } : {}),
+    };
+  }
   accessDecision.publish(event);
 }
 

@@ -91,7 +91,7 @@ export function authorizeMeshRequest(
   const port = socket?.localPort ?? 0;
   // The end user is whoever the verified assertion names (identity issue §2), else none.
   const d = decideAccess(access, { sourceId, service, port, method: ex.method, path: ex.path, claims, sourceIp: socket?.remoteAddress ?? '', headers: req.rawHeaders, requestId: ex.requestId });
-  publishDecision(ex, d, service, port, sourceId);
+  publishDecision(ex, d, service, port, sourceId, { sourceIp: socket?.remoteAddress ?? '', claims });
   return d.allow ? null : { id: d.id, policy: d.policy };
 }
 

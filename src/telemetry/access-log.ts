@@ -56,7 +56,9 @@ export function formatPolicyLogLine(e: PolicyLogEvent, epochMs = Date.now()): st
 /** A denied (or, in audit mode, would-be-denied) mesh call as one line with its reasons: `"type":"access"`. */
 export function formatAccessDecisionLine(e: AccessDecisionEvent, epochMs = Date.now()): string {
   return `{"time":"${isoTime(epochMs)}","type":"access","requestId":"${e.requestId}","traceId":"${e.traceId}","decision":"${e.decision}",` +
-    `"outcome":"${e.outcome}","policy":${q(e.policy)},"source":${q(e.sourceId)},"service":${q(e.service)},"reasons":${asciiOnly(JSON.stringify(e.reasons))}}\n`;
+    `"outcome":"${e.outcome}","policy":${q(e.policy)},"source":${q(e.sourceId)},"service":${q(e.service)},"reasons":${asciiOnly(JSON.stringify(e.reasons))},` +
+    // What `lockgate explain --decision ID --log FILE` replays against the config of the day.
+    `"input":${asciiOnly(JSON.stringify({ method: e.method, path: e.path, port: e.port, api: e.api, operation: e.operation, sourceIp: e.sourceIp, user: e.user, at: e.at }))}}\n`;
 }
 
 const FLUSH_INTERVAL_MS = 50;

@@ -56,6 +56,15 @@ export interface AccessDecisionEvent {
   port: number;
   method: string;
   path: string;
+  /** Gateway decisions: the Api (`namespace/name`, also in `service`) and operation. */
+  api?: string;
+  operation?: string;
+  /** The client address the decision saw. */
+  sourceIp?: string;
+  /** The end user the decision saw (what `lockgate explain --decision` replays). */
+  user?: { sub?: string; email?: string; groups?: string[] };
+  /** When it was decided (ms since the epoch). */
+  at?: number;
 }
 /** Published for every access decision that denies or would deny: an AccessDecisionEvent. */
 export const accessDecision = diagnostics.channel('lockgate:access:decision');
