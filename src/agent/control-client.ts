@@ -71,7 +71,8 @@ function sameSnapshot(a: Snapshot, b: Snapshot): boolean {
   if (a.version !== b.version || a.endpointsVersion !== b.endpointsVersion || a.schema !== b.schema || a.config !== b.config) return false;
   // secrets: a new secret version changes no config text, only the values beside it (schema 1.1); nor does an
   // assertion key rotation step (identity).
-  return JSON.stringify([a.node, a.endpoints, a.trustBundle, a.secrets ?? null, a.identity ?? null]) === JSON.stringify([b.node, b.endpoints, b.trustBundle, b.secrets ?? null, b.identity ?? null]);
+  return JSON.stringify([a.node, a.endpoints, a.trustBundle, a.secrets ?? null, a.identity ?? null, a.auditHead?.signature ?? null]) ===
+    JSON.stringify([b.node, b.endpoints, b.trustBundle, b.secrets ?? null, b.identity ?? null, b.auditHead?.signature ?? null]);
 }
 
 export class ControlClient {

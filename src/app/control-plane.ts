@@ -28,6 +28,7 @@ import { PeopleAuth } from '../control/people-auth.ts';
 import { assertionKeyRoutes } from '../control/assertion-keys-api.ts';
 import { AuditLog, SYSTEM_ACTOR } from '../store/audit-log.ts';
 import type { SignedAuditHead } from '../store/audit-record.ts';
+import type { Snapshot } from '../model/snapshot.ts';
 
 export { CA_STATE_KEY };
 export const CONTROL_PLANE_FILE = 'control-plane.json';
@@ -65,6 +66,35 @@ export interface ControlPlaneOptions {
 
 export function controlPlaneSpiffeId(trustDomain: string): string {
   return workloadId(trustDomain, 'lockgate-system', 'control-plane');
+}
+
+/** How often at most a newer audit head goes out in snapshots (each one is a push to every node). */
+export const AUDIT_HEAD_PUBLISH_MS = 10_000;
+
+/**
+ * The audit head nodes get in their snapshots: the newest, at most every AUDIT_HEAD_PUBLISH_MS (a burst of changes
+ * is one push, not one per record).
+ */
+function publishedHead(audit: AuditLog, changed: () => void): { readonly revision: number; current(): Snapshot['auditHead'] } {
+  let head = audit.currentHead();
+  let revision = 0;
+  let timer: NodeJS.Timeout | undefined;
+  audit.onHead(() => {
+    if (timer !== undefined) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      head = audit.currentHead();
+      revision++;
+      changed();
+    }, AUDIT_HEAD_PUBLISH_MS);
+    timer.unref();
+  });
+  return {
+    get revision() {
+      return revision;
+    },
+    current: () => head,
+  };
 }
 
 /** Mesh settings from the stored config (defaults when there is no Mesh or the stored config does not validate). */
@@ -141,13 +171,30 @@ export class ControlPlane {
       };
       const first = await issue();
       // End-user assertion keys (identity issue §2): in every snapshot, at /.well-known/lockgate/jwks.json.
-      const assertionKeys = await AssertionKeyStore.open({ store, wrapper, openWith: () => wrapper.all(), issuer: spiffeId, now, log: event });
+      // Rotation steps are audited (published, retired); the rotation a person asks for is also recorded by its route.
+      const keyEvent = (name: string, fields: Record<string, unknown>): void => {
+        event(name, fields);
+        // Rotation steps (the first key, made at the first start, is no rotation).
+        if (name !== 'assertion_key_published' && name !== 'assertion_key_retired') return;
+        const details: Record<string, string> = {};
+        for (const [k, v] of Object.entries(fields)) if (typeof v === 'string') details[k] = v;
+        void auditLog.append({ actor: SYSTEM_ACTOR, action: `identity.${name.replace(/_/g, '-')}`, target: 'identity/assertion-keys', reason: details.reason ?? '', details })
+          .catch((err: unknown) => event('audit_append_failed', { action: name, error: (err as Error).message }));
+      };
+      const assertionKeys = await AssertionKeyStore.open({ store, wrapper, openWith: () => wrapper.all(), issuer: spiffeId, now, log: keyEvent });
       // Values of the secrets NamedValues name, for gateway snapshots (never logged; see docs/secrets.md).
       const secretValues = await SecretValueCache.open({ store, secrets, onError: (err) => event('named_value_secret_unavailable', { error: (err as Error).message }) });
       // Just-in-time access (identity issue §4): requests reviewed by people, approved ones as grants in snapshots.
       const accessRequests = await AccessRequests.open({ store, settings: settingsFromConfig(storedConfig(store)), audit: auditLog, now, log: event });
       const people = new PeopleAuth(store);
-      nodeApi = await openNodeApi({ store, ca: stored.view, now, log: event, assertionKeys, secretValues, grants: grantSource(accessRequests) });
+      const auditHead = publishedHead(auditLog, () => {
+        try {
+          nodeApi?.compiler.trustBundleChanged();
+        } catch {
+          // closed meanwhile: nobody to tell
+        }
+      });
+      nodeApi = await openNodeApi({ store, ca: stored.view, now, log: event, assertionKeys, secretValues, grants: grantSource(accessRequests), auditHead });
       const api = nodeApi;
       const leafLifetime = (): number => api.compiler.meshSettings().certificateLifetime;
       const routes: ControlRoute[] = [

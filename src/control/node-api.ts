@@ -291,6 +291,7 @@ export interface OpenNodeApiOptions {
   assertionKeys?: SnapshotCompilerOptions['assertionKeys'];
   /** Approved just-in-time access, as AccessGrant documents in the snapshots of the nodes that enforce it. */
   grants?: SnapshotCompilerOptions['grants'];
+  auditHead?: SnapshotCompilerOptions['auditHead'];
   /** Values of the secrets NamedValues name, for gateway snapshots. */
   secretValues?: SnapshotCompilerOptions['secretValues'];
 }
@@ -309,7 +310,7 @@ export async function openNodeApi(o: OpenNodeApiOptions): Promise<NodeApi> {
   const now = o.now ?? Date.now;
   const registry = await EndpointRegistry.open({ store: o.store, now, graceMs: o.endpointGraceMs, signal: o.signal });
   const tracker = await NodeTracker.open({ store: o.store, now, signal: o.signal, onError: o.onError, bundleFingerprint: () => bundleFingerprint(o.ca.trustBundle()) });
-  const compiler = await SnapshotCompiler.open({ store: o.store, registry, trustBundle: () => o.ca.trustBundle(), assertionKeys: o.assertionKeys, grants: o.grants, secretValues: o.secretValues, signal: o.signal, onError: o.onError });
+  const compiler = await SnapshotCompiler.open({ store: o.store, registry, trustBundle: () => o.ca.trustBundle(), assertionKeys: o.assertionKeys, grants: o.grants, auditHead: o.auditHead, secretValues: o.secretValues, signal: o.signal, onError: o.onError });
   const streams = new NodeStreams({ compiler, registry, tracker, now, heartbeatMs: o.heartbeatMs, minPushIntervalMs: o.minPushIntervalMs, onError: o.onError });
   const routes = nodeApiRoutes({ store: o.store, ca: o.ca, registry, tracker, compiler, streams, now, limiter: o.limiter, certificateLifetimeMs: o.certificateLifetimeMs, log: o.log });
   return {

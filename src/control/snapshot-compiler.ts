@@ -38,6 +38,8 @@ export interface SnapshotCompilerOptions {
   secretValues?: SecretValueSource;
   /** Approved just-in-time access: AccessGrant documents for the nodes that enforce their targets. */
   grants?: GrantSource;
+  /** The audit trail's signed head to publish (a revision that moves when a newer one should go out). */
+  auditHead?: { readonly revision: number; current(): Snapshot['auditHead'] };
   signal?: AbortSignal;
   onError?: (err: unknown) => void;
 }
@@ -86,6 +88,7 @@ export class SnapshotCompiler {
   readonly #trustBundle: () => string[];
   readonly #assertionKeys: KeySource | undefined;
   readonly #grants: GrantSource | undefined;
+  readonly #auditHead: SnapshotCompilerOptions['auditHead'];
   readonly #secretValues: SecretValueSource | undefined;
   readonly #parts = new Map<string, ConfigPart>();
   readonly #built = new Map<string, Built>();
@@ -97,6 +100,7 @@ export class SnapshotCompiler {
     this.#trustBundle = o.trustBundle;
     this.#assertionKeys = o.assertionKeys;
     this.#grants = o.grants;
+    this.#auditHead = o.auditHead;
     this.#secretValues = o.secretValues;
   }
 
@@ -139,7 +143,7 @@ export class SnapshotCompiler {
     // A changed secret value is a new snapshot for the nodes whose NamedValues name secrets.
     const secretRefs = part.secretRefs ?? [];
     const secretsKey = secretRefs.length > 0 && this.#secretValues ? this.#secretValues.generation : '';
-    const bundleKey = `${bundle.join('\n')}\0${this.#assertionKeys?.key() ?? ''}\0${secretsKey}\0${this.#grants?.revision ?? 0}`;
+    const bundleKey = `${bundle.join('\n')}\0${this.#assertionKeys?.key() ?? ''}\0${secretsKey}\0${this.#grants?.revision ?? 0}\0${this.#auditHead?.revision ?? 0}`;
     const prev = this.#built.get(key);
     if (prev && prev.snapshot.version === part.version && prev.endpointsVersion === endpointsVersion && prev.bundleKey === bundleKey) return prev.snapshot;
     const endpoints: Record<string, readonly EndpointRecord[]> = {};
@@ -163,6 +167,7 @@ export class SnapshotCompiler {
       endpoints: endpoints as Record<string, EndpointRecord[]>,
       trustBundle: bundle,
       ...(this.#assertionKeys ? { identity: this.#assertionKeys.current() } : {}),
+      ...(this.#auditHead?.current() ? { auditHead: this.#auditHead.current() } : {}),
       ...(secretRefs.length > 0 && this.#secretValues ? { secrets: this.#secretValues.valuesFor(secretRefs) } : {}),
     };
     this.#built.set(key, { snapshot, bundleKey, endpointsVersion });

@@ -56,6 +56,12 @@ export interface Snapshot {
   /** End-user assertion keys (schema 1.1): the issuer, the published keys, and the key this node signs with. */
   identity?: AssertionKeys;
   /**
+   * The audit trail's signed head (count, last hash) as of at most a few seconds ago (schema 1.1): every node keeps
+   * one in its last-good snapshot, so a trail cut back on the control plane disagrees with heads kept elsewhere
+   * (`lockgate audit verify --head FILE`).
+   */
+  auditHead?: { version: 1; algorithm: 'Ed25519'; keyId: string; signature: string; count: number; lastHash: string; time: string };
+  /**
    * Values of the control-plane secrets the config's NamedValues name (`spec.secret`), keyed `name` or `name@version`
    * (named-value-types.ts secretRefKey). The node substitutes them when it loads `config`, which never holds them.
    * Absent when the config names none (an optional field: schema 1.1).
