@@ -209,6 +209,27 @@ test('bob (staff): the gateway lets him in, inventory\'s sidecar denies him: 403
   assert.equal(e.hop, 'sidecar shop/inventory');
   assert.match(e.decision, /^[0-9a-z]+-[0-9a-z]+$/);
   assert.match(e.message, /inventory-admins/);
+  // The denial is in the control plane's audit trail, reported by inventory's sidecar with bob as the user.
+  const rec = await waitFor('the deny in the audit trail', async () => {
+    const a = await adminCall(cp, 'GET', '/v1/audit?limit=500');
+    return (a.json.records as Array<{ action: string; actor: string; target: string; requestId?: string; details: Record<string, string> }>)
+      .find((x) => x.action === 'access.deny' && x.details.decision === e.decision);
+  }, 10_000, 100);
+  assert.equal(rec.actor, INVENTORY);
+  assert.equal(rec.target, 'shop/inventory');
+  assert.equal(rec.details.user, 'bob@example.com');
+  assert.equal(rec.details.policy, 'shop/inventory-admins');
+  assert.equal(rec.details.source, ORDERS);
+  // A user the gateway refuses: the gateway's own deny is reported with its identity.
+  const mallory = await get(gwPort, '/shop/call/stock/1', { authorization: `Bearer ${token('mallory', ['contractors'])}` });
+  assert.equal(mallory.status, 403, mallory.text);
+  assert.equal(mallory.json.error.hop, 'gateway edge');
+  const gwRec = await waitFor('the gateway deny in the audit trail', async () => {
+    const a = await adminCall(cp, 'GET', '/v1/audit?limit=500');
+    return (a.json.records as Array<{ action: string; actor: string; details: Record<string, string> }>).find((x) => x.action === 'access.deny' && x.details.decision === mallory.json.error.decision);
+  }, 10_000, 100);
+  assert.equal(gwRec.actor, EDGE);
+  assert.equal(gwRec.details.user, 'mallory@example.com');
   // Without the assertion passed on, inventory sees no end user: denied as well.
   const bare = await new Promise<Reply>((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port: gwPort, path: '/shop/call/stock/1', headers: { authorization: `Bearer ${ALICE}`, 'x-drop-assertion': '1' }, agent: false }, (res) => {

@@ -1,5 +1,6 @@
 // The node side of the control plane: join, the snapshot stream (validate, apply, ACK/NACK, keep the last good one on
 // disk), endpoint registration, certificate renewal, reconnects with backoff.
+import type { ReportedDecision } from '../telemetry/decision-batcher.ts';
 import { join as joinPath } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { constants, type ClientHttp2Stream } from 'node:http2';
@@ -241,6 +242,21 @@ export class ControlClient {
     old?.close();
     this.#restart = true;
     this.#streamAc?.abort();
+  }
+
+  /**
+   * Hands a batch of access decisions (denies, audit decisions, sampled allows) to the control plane's audit trail.
+   * Best effort: a failure is logged and the batch dropped (the node's access log still has every deny).
+   */
+  async reportDecisions(decisions: readonly ReportedDecision[], dropped: number): Promise<boolean> {
+    if (!this.#state || (decisions.length === 0 && dropped === 0)) return false;
+    try {
+      await this.#call('POST', '/v1/decisions', { node: this.#state.nodeId, decisions, dropped });
+      return true;
+    } catch (err) {
+      this.#log('decisions_report_failed', { count: decisions.length, error: (err as Error).message });
+      return false;
+    }
   }
 
   async #call(method: string, path: string, body: unknown, signal?: AbortSignal): Promise<unknown> {

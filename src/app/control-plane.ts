@@ -194,7 +194,7 @@ export class ControlPlane {
           // closed meanwhile: nobody to tell
         }
       });
-      nodeApi = await openNodeApi({ store, ca: stored.view, now, log: event, assertionKeys, secretValues, grants: grantSource(accessRequests), auditHead });
+      nodeApi = await openNodeApi({ store, ca: stored.view, now, log: event, assertionKeys, secretValues, grants: grantSource(accessRequests), auditHead, audit: auditLog });
       const api = nodeApi;
       const leafLifetime = (): number => api.compiler.meshSettings().certificateLifetime;
       const routes: ControlRoute[] = [

@@ -99,6 +99,8 @@ export async function startJoinedGateway(opts: JoinedGatewayOptions): Promise<Jo
     drainTimeoutMs: opts.drainTimeoutMs,
     dataDir: opts.dataDir,
     log: opts.supervisorLog,
+    // Denies (and a sample of allows) go to the control plane's audit trail (workers start after the client exists).
+    onDecisions: (batch, dropped) => void client.reportDecisions(batch, dropped),
   });
   let trustDomain = '';
   let current: Snapshot | undefined;

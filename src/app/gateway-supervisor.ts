@@ -1,4 +1,5 @@
 // Main thread of `lockgate gateway`: loads config, runs N worker threads on shared ports, reloads, drains and serves admin.
+import type { ReportedDecision } from '../telemetry/decision-batcher.ts';
 import { Worker } from 'node:worker_threads';
 import { mkdtempSync, rmSync, watch, type FSWatcher } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,6 +40,8 @@ export interface SupervisorOptions {
   workerUrl?: URL;
   /** File mode: turns every config loaded from the files into the one served (e.g. completing mesh Backends). */
   prepare?: (config: Config) => Config;
+  /** Joined mode: the workers' access decisions (denies, sampled allows), batched, for the control plane's audit trail. */
+  onDecisions?: (batch: ReportedDecision[], dropped: number) => void;
 }
 
 export type ApplyOutcome = { ok: boolean; problems: string };
@@ -186,7 +189,7 @@ export class GatewaySupervisor {
     const slot = (this.#slots[index] ??= { worker: null, ready: false, restarts: 0, sent: undefined });
     return new Promise((resolve, reject) => {
       const worker = new Worker(this.#opts.workerUrl ?? WORKER_URL, {
-        workerData: { config: this.#config, ports, workerId: index, subscriptions: this.#subsRecords, counters: this.#counters!.buffer, sessionsDir: this.#sessionsDir },
+        workerData: { config: this.#config, ports, workerId: index, subscriptions: this.#subsRecords, counters: this.#counters!.buffer, sessionsDir: this.#sessionsDir, reportDecisions: this.#opts.onDecisions !== undefined },
         resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
       });
       slot.worker = worker;
@@ -217,6 +220,9 @@ export class GatewaySupervisor {
             break;
           }
           case 'drained':
+            break;
+          case 'decisions':
+            this.#opts.onDecisions?.(m.batch, m.dropped);
             break;
         }
       });

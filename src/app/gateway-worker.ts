@@ -1,4 +1,5 @@
 // Entry of one data-plane worker thread: runs a DataPlane and answers the supervisor's messages.
+import { DecisionBatcher, type ReportedDecision } from '../telemetry/decision-batcher.ts';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../model/types.ts';
 import { configOf, type ConfigMessage } from './config-message.ts';
@@ -19,7 +20,8 @@ export type FromWorker =
   | { type: 'applied'; version: string; ok: boolean; problems: string[] }
   | { type: 'metrics'; id: number; snapshot: ReturnType<DataPlane['metricsSnapshot']> }
   | { type: 'drained' }
-  | { type: 'fatal'; message: string };
+  | { type: 'fatal'; message: string }
+  | { type: 'decisions'; batch: ReportedDecision[]; dropped: number };
 
 interface Init {
   config: Config;
@@ -31,6 +33,8 @@ interface Init {
   counters: SharedArrayBuffer;
   /** Where sessions.db lives (shared by every worker); undefined: sessions in this worker's memory (one worker). */
   sessionsDir?: string;
+  /** Send this worker's access decisions (denies, sampled allows) to the supervisor for the audit trail. */
+  reportDecisions?: boolean;
 }
 
 const port = parentPort!;
@@ -46,6 +50,7 @@ try {
     ...(init.sessionsDir !== undefined ? { sessions: SqliteSessionStore.open(init.sessionsDir) } : {}),
   } });
   plane.setSubscriptions(init.subscriptions);
+  const decisions = init.reportDecisions === true ? new DecisionBatcher((batch, dropped) => send({ type: 'decisions', batch, dropped })).subscribe() : null;
   const ports = await plane.listen();
   send({ type: 'listening', ports });
   port.on('message', (m: ToWorker) => {
@@ -68,6 +73,7 @@ try {
         break;
       case 'drain':
         void plane.drain(m.deadlineMs).then(() => {
+          decisions?.close();
           send({ type: 'drained' });
           port.close();
         });

@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { ControlClient } from '../agent/control-client.ts';
 import { Sidecar } from './sidecar.ts';
+import { DecisionBatcher } from '../telemetry/decision-batcher.ts';
 
 export interface JoinedSidecarOptions {
   /** Qualified `namespace/service` asked for on the command line (the join token decides; a mismatch is refused). */
@@ -105,6 +106,8 @@ export async function startJoinedSidecar(opts: JoinedSidecarOptions, onReady?: (
     } else log('last_good_snapshot_rejected', { reason: r.reason });
   }
   client.start();
+  // Denies (and a sample of allows) into the control plane's audit trail, batched, at most 200 a second.
+  const decisions = new DecisionBatcher((batch, dropped) => void client.reportDecisions(batch, dropped)).subscribe();
   await ready;
   onReady?.(sidecar);
   const s = sidecar;
@@ -114,6 +117,7 @@ export async function startJoinedSidecar(opts: JoinedSidecarOptions, onReady?: (
     stop: async () => {
       await client.deregister(AbortSignal.timeout(2000)).catch(() => false);
       await s.drain(opts.drainMs);
+      decisions.close();
       await client.close();
     },
   };

@@ -1,4 +1,5 @@
 // The node API: trust bundle, join with a one-time token, renew, the snapshot stream, ACK/NACK, endpoint registration.
+import type { AuditSink } from '../store/audit-record.ts';
 import { randomBytes, X509Certificate } from 'node:crypto';
 import type { ConfigStore } from '../store/config-store.ts';
 import { workloadId } from '../lib/spiffe-id.ts';
@@ -34,7 +35,14 @@ export interface NodeApiDeps {
   certificateLifetimeMs?: () => number;
   /** Security-relevant events (failed joins): one line each. */
   log?: (event: string, fields: Record<string, unknown>) => void;
+  /** Where nodes' reported access decisions (denies, audit decisions, sampled allows) are recorded. */
+  audit?: AuditSink;
 }
+
+/** Most decisions one report may carry (a node sends at most this many a second; the rest it counts as dropped). */
+export const MAX_REPORTED_DECISIONS = 200;
+
+const str = (v: unknown, max: number): string => (typeof v === 'string' ? v.slice(0, max) : '');
 
 const NODE_ID = /^[a-z0-9][a-z0-9.-]{0,62}$/;
 const CSR = /^-----BEGIN CERTIFICATE REQUEST-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE REQUEST-----\s*$/;
@@ -209,6 +217,42 @@ export function nodeApiRoutes(deps: NodeApiDeps): ControlRoute[] {
       },
     },
     {
+      // Access decisions the node made (identity issue §5): each denied (and audit-mode would-be-denied) call, and a
+      // sample of allowed ones, into the audit trail with the node as actor.
+      method: 'POST', path: '/v1/decisions', auth: 'node',
+      handle: async (req, res, cx) => {
+        const body = await readJson(req, cx.signal);
+        const node = ownNode(cx, body.node);
+        const list = body.decisions;
+        if (!Array.isArray(list) || list.length > MAX_REPORTED_DECISIONS) throw new ControlError('bad_request', `decisions must be a list of at most ${MAX_REPORTED_DECISIONS}`);
+        const dropped = Number.isSafeInteger(body.dropped) && (body.dropped as number) > 0 ? (body.dropped as number) : 0;
+        let recorded = 0;
+        if (deps.audit !== undefined) {
+          for (const raw of list as Array<Record<string, unknown>>) {
+            if (typeof raw !== 'object' || raw === null) continue;
+            const outcome = raw.outcome === 'deny' || raw.outcome === 'audit' || raw.outcome === 'allow' ? raw.outcome : undefined;
+            if (outcome === undefined) continue;
+            await deps.audit.append({
+              actor: node.identity.spiffeId,
+              action: outcome === 'allow' ? 'access.allow-sampled' : `access.${outcome}`,
+              target: str(raw.service, 300),
+              reason: str(raw.reason, 1000),
+              ...(typeof raw.requestId === 'string' ? { requestId: str(raw.requestId, 200) } : {}),
+              details: {
+                decision: str(raw.decision, 100), policy: str(raw.policy, 300), source: str(raw.source, 300), user: str(raw.user, 300),
+                method: str(raw.method, 16), path: str(raw.path, 512), node: node.id, at: typeof raw.at === 'number' ? new Date(raw.at).toISOString() : '',
+              },
+            }, cx.signal);
+            recorded++;
+          }
+          if (dropped > 0) {
+            await deps.audit.append({ actor: node.identity.spiffeId, action: 'access.decisions-dropped', target: `${node.identity.namespace}/${node.identity.service}`, reason: 'more than the node reports a second', details: { dropped, node: node.id } }, cx.signal);
+          }
+        }
+        sendJson(res, 200, { recorded, dropped });
+      },
+    },
+    {
       method: 'POST', path: '/v1/ack', auth: 'node',
       handle: async (req, res, cx) => {
         const body = await readJson(req, cx.signal);
@@ -292,6 +336,7 @@ export interface OpenNodeApiOptions {
   /** Approved just-in-time access, as AccessGrant documents in the snapshots of the nodes that enforce it. */
   grants?: SnapshotCompilerOptions['grants'];
   auditHead?: SnapshotCompilerOptions['auditHead'];
+  audit?: AuditSink;
   /** Values of the secrets NamedValues name, for gateway snapshots. */
   secretValues?: SnapshotCompilerOptions['secretValues'];
 }
@@ -312,7 +357,7 @@ export async function openNodeApi(o: OpenNodeApiOptions): Promise<NodeApi> {
   const tracker = await NodeTracker.open({ store: o.store, now, signal: o.signal, onError: o.onError, bundleFingerprint: () => bundleFingerprint(o.ca.trustBundle()) });
   const compiler = await SnapshotCompiler.open({ store: o.store, registry, trustBundle: () => o.ca.trustBundle(), assertionKeys: o.assertionKeys, grants: o.grants, auditHead: o.auditHead, secretValues: o.secretValues, signal: o.signal, onError: o.onError });
   const streams = new NodeStreams({ compiler, registry, tracker, now, heartbeatMs: o.heartbeatMs, minPushIntervalMs: o.minPushIntervalMs, onError: o.onError });
-  const routes = nodeApiRoutes({ store: o.store, ca: o.ca, registry, tracker, compiler, streams, now, limiter: o.limiter, certificateLifetimeMs: o.certificateLifetimeMs, log: o.log });
+  const routes = nodeApiRoutes({ store: o.store, ca: o.ca, registry, tracker, compiler, streams, now, limiter: o.limiter, certificateLifetimeMs: o.certificateLifetimeMs, log: o.log, audit: o.audit });
   return {
     routes, registry, tracker, compiler, streams,
     async close() {

@@ -2,7 +2,7 @@
 // access-check policy stands), recorded on the exchange and published like the sidecars' decisions.
 import { decideAccess, type AccessDecision } from '../policy/access-decision.ts';
 import type { ExpressionContext } from '../policy/expression-context.ts';
-import { accessDecision, type AccessDecisionEvent } from '../telemetry/channels.ts';
+import { accessDecision, allowSample, type AccessDecisionEvent } from '../telemetry/channels.ts';
 import { accessDeniedError } from './error-response.ts';
 import type { Exchange } from './exchange.ts';
 import { PolicyError, jsonResponse, type PolicyContext, type RouteAccess } from './policy-context.ts';
@@ -38,6 +38,10 @@ export function decideGatewayAccess(access: RouteAccess, ex: Exchange, input: Ga
   return d;
 }
 
+/** One allow in this many is published (a sample for the audit trail); denies and audit decisions always are. */
+export const ALLOW_SAMPLE_EVERY = 100;
+let allowsSeen = 0;
+
 /** Records a decision on the exchange and publishes it when it denies or would deny (gateway and sidecars alike). */
 export function publishDecision(
   ex: Pick<Exchange, 'method' | 'path' | 'requestId' | 'traceId' | 'decision'>,
@@ -49,7 +53,8 @@ export function publishDecision(
 ): void {
   const outcome = !d.allow ? 'deny' : d.wouldDeny ? 'audit' : 'allow';
   ex.decision = `${d.id}:${outcome}`;
-  if (outcome === 'allow' || !accessDecision.hasSubscribers) return;
+  // Allows are the bulk: one in ALLOW_SAMPLE_EVERY goes out on its own channel (the audit trail's sample).
+  if (outcome === 'allow' ? !allowSample.hasSubscribers || ++allowsSeen % ALLOW_SAMPLE_EVERY !== 0 : !accessDecision.hasSubscribers) return;
   const event: AccessDecisionEvent = {
     requestId: ex.requestId,
     traceId: ex.traceId,
@@ -78,7 +83,7 @@ export function publishDecision(
       ...(Array.isArray(g) ? { groups: g.filter((x): x is string => typeof x === 'string') } : {}),
     };
   }
-  accessDecision.publish(event);
+  (outcome === 'allow' ? allowSample : accessDecision).publish(event);
 }
 
 /**

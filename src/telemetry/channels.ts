@@ -44,8 +44,8 @@ export interface AccessDecisionEvent {
   traceId: string;
   /** The decision id (also on Exchange.decision and in the 403 body). */
   decision: string;
-  /** `deny`: refused (403); `audit`: would be denied, allowed. */
-  outcome: 'deny' | 'audit';
+  /** `deny`: refused (403); `audit`: would be denied, allowed; `allow` (on `allowSample` only): a sampled allow. */
+  outcome: 'deny' | 'audit' | 'allow';
   /** `namespace/name` of the deciding policy, or `mesh-default`. */
   policy: string;
   reasons: string[];
@@ -68,3 +68,5 @@ export interface AccessDecisionEvent {
 }
 /** Published for every access decision that denies or would deny: an AccessDecisionEvent. */
 export const accessDecision = diagnostics.channel('lockgate:access:decision');
+/** One allowed decision in every ALLOW_SAMPLE_EVERY (access-gate.ts), for the audit trail's sample of allows. */
+export const allowSample = diagnostics.channel('lockgate:access:allow-sample');
