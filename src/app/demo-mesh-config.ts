@@ -1,4 +1,5 @@
-// The mesh part of `lockgate up`'s config: orders and inventory in namespace shop, a canary split, deny by default.
+// The mesh part of `lockgate up`'s config (orders and inventory in namespace shop, a canary split, deny by default) and
+// the identity part (the development IdentityProvider, /backoffice for signed-in staff).
 
 /** The gateway's workload name: its identity is spiffe://lockgate.local/ns/default/sa/edge. */
 export const DEMO_GATEWAY_SERVICE = 'edge';
@@ -43,7 +44,10 @@ spec:
   allow:
     - sources: ["spiffe://${DEMO_TRUST_DOMAIN}/ns/default/sa/${DEMO_GATEWAY_SERVICE}"]
 ---
-# orders may read stock, nothing else: POST /shop/orders/1/cancel makes orders DELETE reservations, and that is denied.
+# orders may read stock for anyone. Supplier records only for orders-admins: the end user behind the call, whom the
+# gateway asserted (signed) and orders passed on; or for a person an orders-admin let in for a while (just-in-time
+# access: lockgate access request / approve). Nothing else: POST /shop/orders/1/cancel makes orders DELETE
+# reservations, and that is denied.
 apiVersion: lockgate.dev/v1alpha1
 kind: AccessPolicy
 metadata: { name: inventory-readers, namespace: shop }
@@ -53,6 +57,13 @@ spec:
     - sources: [orders]
       methods: [GET]
       paths: ["/stock/*"]
+    - sources: [orders]
+      groups: [orders-admins]
+      methods: [GET]
+      paths: ["/suppliers/*"]
+    - sources: [orders]
+      grant: true
+  requests: { approvers: [orders-admins], maxDuration: 1h }
 `;
 
 /** The edge's way into the mesh: /shop goes to the orders MeshService over mTLS with the gateway's own identity. */
@@ -70,3 +81,38 @@ spec:
   backend: shop-orders
   stripPath: true
 `;
+
+/**
+ * The identity part of the demo: the development OpenID provider `lockgate up` started, and /backoffice, the same orders
+ * service for signed-in people, open to staff at the gateway (inventory's sidecar decides again, on the same person).
+ */
+export function demoIdentityConfig(issuer: string, clientId: string, audience: string): string {
+  return `# The development identity provider (users alice: orders-admins, bob: staff). Its JWT access tokens name the audience.
+apiVersion: lockgate.dev/v1alpha1
+kind: IdentityProvider
+metadata: { name: demo }
+spec:
+  issuer: ${issuer}
+  clientId: ${clientId}
+  audience: [${JSON.stringify(audience)}]
+---
+# /backoffice: orders again, for people with a bearer token from the demo provider (none: 401).
+apiVersion: lockgate.dev/v1alpha1
+kind: Api
+metadata: { name: backoffice }
+spec:
+  path: /backoffice
+  backend: shop-orders
+  stripPath: true
+  authentication: { providers: [demo] }
+---
+# The gateway lets staff and orders-admins in; what they may reach inside the mesh, each sidecar decides again.
+apiVersion: lockgate.dev/v1alpha1
+kind: AccessPolicy
+metadata: { name: backoffice-staff }
+spec:
+  target: { api: backoffice }
+  allow:
+    - groups: [staff, orders-admins]
+`;
+}

@@ -8,9 +8,11 @@ export const demoAppVerb: Verb = {
   usage: `Usage: lockgate demo-app --role orders|inventory [--port P] [--version V] [--outbound URL]
 
 orders: GET /orders/{id} asks inventory (through its sidecar's outbound listener, --outbound)
-for stock; POST /orders/{id}/cancel asks inventory to clear reservations (the demo's
-AccessPolicy denies that call). inventory: answers with its --version and the caller's
-verified identity. Prints {"event":"ready","port":N} when listening on 127.0.0.1.`,
+for stock; GET /orders/{id}/supplier for the supplier record (orders-admins only, decided on the
+end user, whose assertion orders passes on); POST /orders/{id}/cancel asks inventory to clear
+reservations (the demo's AccessPolicy denies that call). inventory: answers with its --version,
+the caller's verified identity and the end user, if any. Prints {"event":"ready","port":N}
+when listening on 127.0.0.1.`,
   async run(args) {
     const { values } = parseArgs({
       args,

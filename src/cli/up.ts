@@ -1,4 +1,4 @@
-// `lockgate up` (also `npm start`): control plane, gateway, and demo services behind sidecars, each its own process.
+// `lockgate up` (also `npm start`): control plane, gateway, demo services behind sidecars, a development OpenID provider.
 import { mkdtempSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -6,7 +6,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { startDemoServices, demoConfig, DEMO_OPENAPI } from '../app/demo-services.ts';
-import { DEMO_EDGE_MESH_CONFIG, DEMO_GATEWAY_SERVICE, DEMO_MESH_CONFIG } from '../app/demo-mesh-config.ts';
+import { DEMO_EDGE_MESH_CONFIG, DEMO_GATEWAY_SERVICE, DEMO_MESH_CONFIG, demoIdentityConfig } from '../app/demo-mesh-config.ts';
+import { DEMO_IDP_AUDIENCE, DEMO_IDP_CLIENT_ID, startDemoIdp, type DemoIdp } from '../app/demo-idp.ts';
 import { SubscriptionStore } from '../store/subscription-store.ts';
 import { adminRequest, resolveTarget, type AdminTarget } from './admin-client.ts';
 import { ProcessGroup, freePort, jsonEvent, parseEvent } from './up-processes.ts';
@@ -27,12 +28,12 @@ async function token(target: AdminTarget, service: string, namespace: string, ki
 }
 
 /** Polls until the mesh path answers 200 (the gateway has the orders endpoint, orders has inventory's). */
-async function waitForMesh(url: string, deadlineMs: number): Promise<void> {
+async function waitForMesh(url: string, deadlineMs: number, headers: Record<string, string> = {}): Promise<void> {
   const end = Date.now() + deadlineMs;
   let last = '';
   while (Date.now() < end) {
     try {
-      const r = await request(url, { headersTimeout: 2000, bodyTimeout: 2000 });
+      const r = await request(url, { headers, headersTimeout: 2000, bodyTimeout: 2000 });
       last = `${r.statusCode} ${await r.body.text()}`;
       if (r.statusCode === 200) return;
     } catch (err) {
@@ -50,7 +51,8 @@ export const upVerb: Verb = {
 Starts, each as its own process on 127.0.0.1: a control plane (store, CA, distribution), two mesh
 services (orders, and inventory in two versions for a canary split) each behind its own sidecar,
 and the gateway, which joins the mesh with its own identity and routes /shop to orders over mTLS.
-Also two plain demo backends and the API Management demo (subscriptions, rate limit, versions).
+Also two plain demo backends and the API Management demo (subscriptions, rate limit, versions), and
+a development OpenID provider (users alice and bob) for identity at every hop and just-in-time access.
 Gateway on port 8080 and admin 9901 when free, otherwise ports from the OS. Ctrl-C stops it all.`,
   async run(args) {
     const { values } = parseArgs({ args, options: { port: { type: 'string', default: '8080' }, 'admin-port': { type: 'string', default: '9901' } } });
@@ -62,12 +64,17 @@ Gateway on port 8080 and admin 9901 when free, otherwise ports from the OS. Ctrl
     // The gateway's access log is the demo's output; every process's own lines are in <dir>/<name>.log.
     const group = new ProcessGroup(dir, (name, line) => name === 'gateway' && line.startsWith('{"time"') && line.includes('"requestId"'));
     const demo = await startDemoServices();
+    let idp: DemoIdp | undefined;
     const cleanup = async (): Promise<void> => {
       await group.stop();
       await demo.close();
+      await idp?.close();
       rmSync(dir, { recursive: true, force: true });
     };
     try {
+      // 0. DEVELOPMENT ONLY: an OpenID provider (users alice and bob) whose /dev/token/<user> signs in with no password.
+      idp = await startDemoIdp();
+
       // 1. The control plane: store, CA, distribution. Its bootstrap admin token is printed once.
       const cpDir = path.join(dir, 'control-plane');
       const cp = await group.start('control-plane', ['control-plane', '--data-dir', cpDir, '--listen', '127.0.0.1:0'], jsonEvent('listening'));
@@ -79,7 +86,8 @@ Gateway on port 8080 and admin 9901 when free, otherwise ports from the OS. Ctrl
       const openapi = path.join(dir, 'catalog.openapi.yaml');
       writeFileSync(openapi, DEMO_OPENAPI);
       const edge = demoConfig(demo.orders, demo.echo, port, adminPort, openapi);
-      const body = [DEMO_MESH_CONFIG, edge, DEMO_EDGE_MESH_CONFIG].join('\n---\n');
+      const identity = demoIdentityConfig(idp.issuer, DEMO_IDP_CLIENT_ID, DEMO_IDP_AUDIENCE);
+      const body = [DEMO_MESH_CONFIG, edge, DEMO_EDGE_MESH_CONFIG, identity].join('\n---\n');
       const applied = await adminRequest(target, 'POST', '/v1/config:apply', { body });
       if (applied.status >= 300) throw new Error(`demo config rejected (a bug): ${applied.status} ${applied.text}`);
 
@@ -116,11 +124,14 @@ Gateway on port 8080 and admin 9901 when free, otherwise ports from the OS. Ctrl
       const gw = `http://127.0.0.1:${listening.ports.http}`;
       const admin = `http://127.0.0.1:${listening.admin}`;
       await waitForMesh(`${gw}/shop/orders/1`, 20_000);
+      // The gateway has the provider's keys, and every hop the end user's assertion: alice reads a supplier record.
+      const backoffice = `${gw}/backoffice/orders/1/supplier`;
+      await waitForMesh(backoffice, 20_000, { authorization: `Bearer ${await idp.token('alice')}` });
 
       const cli = `npx lockgate`;
       const conn = `--data-dir ${cpDir} --token ${adminToken}`;
       process.stdout.write(`
-Lockgate is up: control plane, gateway and 3 services with sidecars, each its own process (files in ${dir}).
+Lockgate is up: control plane, gateway, 3 services with sidecars and a development OpenID provider (files in ${dir}).
 
   gateway        ${gw}
   admin          ${admin}/healthz  ${admin}/readyz  ${admin}/metrics  ${admin}/config
@@ -154,6 +165,30 @@ The edge (API Management):
   curl -i ${gw}/catalog/v2/products/7   # v2 goes to the backend
   ${cli} subscription list --data-dir ${gwDir}
   curl -s ${admin}/metrics | grep lockgate_requests_total
+
+Identity at every hop (a development OpenID provider, ${idp.issuer}: alice is in orders-admins, bob in staff):
+  ALICE=$(curl -s ${idp.tokenUrl('alice')})
+  BOB=$(curl -s ${idp.tokenUrl('bob')})
+                  # DEVELOPMENT ONLY: signs the user in with no password and prints an access token (1 h)
+  curl -s -H "Authorization: Bearer $ALICE" ${backoffice}
+                  # 200: the gateway lets staff and orders-admins into /backoffice and asserts alice to orders (signed,
+                  # short-lived); orders passes it on; inventory's sidecar lets orders-admins read supplier records
+  curl -s -H "Authorization: Bearer $BOB" ${backoffice}
+                  # 403: the gateway let bob (staff) in, inventory's sidecar did not (defense in depth); the body has
+                  # "hop": "sidecar shop/inventory" and the decision id to quote
+  curl -i ${backoffice}
+                  # 401: no token
+
+Just-in-time access: bob asks, alice (an approver: orders-admins) approves, bob is in until the grant ends:
+  REQ=$(${cli} access request --service inventory -n shop --method GET --path '/suppliers/*' --duration 10m --reason "check the keyboard supplier" --user-token "$BOB" --data-dir ${cpDir} | awk 'NR==1{print $1}')
+  ${cli} access approve "$REQ" --user-token "$ALICE" --data-dir ${cpDir}
+  curl -s -H "Authorization: Bearer $BOB" ${backoffice}
+                  # 200 within a second, until the grant ends 10 minutes after the approval
+  ${cli} access show "$REQ" ${conn}
+  ${cli} access revoke "$REQ" --reason "done" ${conn}
+                  # bob is denied again at once
+  ${cli} audit export --data-dir ${cpDir} | grep access-request/
+                  # the audit trail: who asked, who approved, when, until when, who revoked (hash-chained)
 
 Change config with ${cli} apply -f FILE ${conn} (see ${cli} diff); nodes converge within a second.
 Each process logs to ${dir}/<name>.log. The gateway's access log follows below. Ctrl-C stops everything.

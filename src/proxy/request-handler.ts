@@ -27,6 +27,13 @@ import { grpcTimeoutMs } from './forward-handler.ts';
 import { answerReserved, sendAuthReply } from './auth-step.ts';
 import { authenticate, type AuthOutcome } from './route-auth.ts';
 import { stripGatewayCookies } from './auth-cookies.ts';
+import { splitOf } from './weighted-split.ts';
+import type { UpstreamCluster } from './upstream-cluster.ts';
+
+/** A cluster with one expected peer (a mesh service), or a split (a MeshRoute's canary) with such a leg: exchange. */
+function callsMeshService(cluster: UpstreamCluster): boolean {
+  return cluster.audience !== '' || (splitOf(cluster)?.legs.some((l) => l.cluster.audience !== '') ?? false);
+}
 
 /** Mutable state shared by every listener of one worker: the live runtime and the load flags. */
 export interface DataPlaneState {
@@ -252,7 +259,7 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
       const r = asr.service.accept(token, ex.peerId);
       if (!r.ok) return fail(state, res, ex, 'invalid_assertion', `sidecar ${route.meshService}: ${r.error}`, facts.hasBody, route.errorStyle);
       asserted = r.assertion;
-    } else if (token !== undefined && asr.exchange && asr.service.canMint && route.cluster.audience !== '') {
+    } else if (token !== undefined && asr.exchange && asr.service.canMint && callsMeshService(route.cluster)) {
       const r = asr.service.verify(token);
       const error = !r.ok ? r.error : r.assertion.aud !== asr.service.self ? `the assertion is addressed to ${r.assertion.aud}, not ${asr.service.self}` : '';
       if (!r.ok || error !== '') return fail(state, res, ex, 'invalid_assertion', `sidecar ${asr.service.self} outbound: ${error}`, facts.hasBody, route.errorStyle);
