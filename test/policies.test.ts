@@ -553,3 +553,23 @@ test('expressions are checked at load: a bad one and a too costly one are proble
   // A running gateway would have kept its previous config: startPolicyGateway refuses it the same way.
   await assert.rejects(startPolicyGateway(yaml), /expression/);
 });
+
+test('an @(…) expression in a block scalar: the problem is placed on its own line and column inside the block', async () => {
+  const { parseCheckedConfig } = await import('../src/policy/load-checked.ts');
+  const { formatProblems } = await import('../src/model/load-config.ts');
+  const yaml = base(policy('a', '{ api: orders }', `  inbound:
+    - set-body:
+        value: |
+          @(context.Request.Method + " " +
+            context.Request.Nope)
+`));
+  const r = parseCheckedConfig(yaml, 'p.yaml');
+  const lines = yaml.split('\n');
+  const line = lines.findIndex((l) => l.includes('context.Request.Nope')) + 1;
+  const col = lines[line - 1].indexOf('context.Request.Nope') + 1;
+  const out = formatProblems(r.problems);
+  const m = new RegExp(`^p\\.yaml:${line}:(\\d+): expression: .*Nope`, 'm').exec(out);
+  assert.ok(m, out);
+  // The column lands within the expression on that line (the parser points at the member it cannot resolve).
+  assert.ok(Number(m[1]) >= col && Number(m[1]) <= col + 'context.Request.Nope'.length, `${out} (want ${line}:${col}…)`);
+});

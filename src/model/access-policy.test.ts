@@ -225,6 +225,29 @@ test('cel problems: must compile and be a condition, at the position of the erro
   );
 });
 
+test('cel in a block scalar (| and >-): problems point into the content, on the line and column of the error', () => {
+  assert.deepEqual(
+    lines(
+      ap(
+        'target: { service: inventory }',
+        'allow:',
+        '  - cel: |',
+        '      context.Request.Method == "GET" &&',
+        '',
+        '        nope(1)',
+        '  - cel: >-',
+        '      1 +',
+      ),
+    ),
+    [
+      // Line 27 is the `|` header: the content starts on 28 at column 9 (indented 8); `nope` is on 30, column 11.
+      "a.yaml:30:11: expression: found no matching overload for 'nope(int)' (spec.allow[0].cel)",
+      // After `1 +` (column 9 to 11): the end of the expression, column 12 of line 32.
+      'a.yaml:32:12: expression: Unexpected token: EOF (spec.allow[1].cel)',
+    ],
+  );
+});
+
 test('a criterion with no value is a problem, not an empty rule that allows everyone; rule ports need a MeshService target', () => {
   const out = lines(ap('target: { api: orders }', 'allow:', '  - sources:', '  - claim/groups:', '  - any: [{ email: }]', '  - { ports: [8080] }'));
   assert.deepEqual(out.map((l) => l.replace(/^a\.yaml:\d+:\d+: /, '')), [

@@ -33,13 +33,42 @@ function inRange(value: number, f: { min?: number; max?: number }): boolean {
 }
 
 /**
+ * A block scalar's position is where its content starts (the first non-empty line after the `|` or `>` header), with
+ * its indentation kept: a problem inside the value (an expression's column) can then be placed on its own line.
+ * (For `>`, lines after the first are folded in the value, so those positions are approximate.)
+ */
+function blockPosition(cx: DocContext, path: string, headerOffset: number): void {
+  const text = cx.text!;
+  let i = text.indexOf('\n', headerOffset);
+  if (i === -1) return void cx.values.set(path, cx.lineAt(headerOffset));
+  i++;
+  for (;;) {
+    let j = i;
+    while (text.charCodeAt(j) === 32) j++;
+    // A blank line inside the leading part: skip it (YAML takes the indentation from the first non-empty line).
+    if (text.charCodeAt(j) === 10) {
+      i = j + 1;
+      continue;
+    }
+    if (j >= text.length) return void cx.values.set(path, cx.lineAt(headerOffset));
+    cx.values.set(path, cx.lineAt(j));
+    (cx.blockIndent ??= new Map()).set(path, j - i);
+    return;
+  }
+}
+
+/**
  * The decoded value, or undefined when the node is not acceptable (a problem has been recorded).
  * The caller handles absence; `node` is a present YAML node.
  */
 export function decode(node: unknown, field: Field, cx: DocContext, path: string): unknown {
   // Positions point at the use site, so an alias reports where it is used, not where the anchor is.
   const range = (node as { range?: [number, number, number] } | undefined)?.range;
-  if (range) cx.values.set(path, cx.lineAt(range[0]));
+  if (range) {
+    const type = (node as { type?: string }).type;
+    if ((type === 'BLOCK_LITERAL' || type === 'BLOCK_FOLDED') && cx.text !== undefined) blockPosition(cx, path, range[0]);
+    else cx.values.set(path, cx.lineAt(range[0]));
+  }
   if (isAlias(node)) {
     const target = cx.doc ? node.resolve(cx.doc) : undefined;
     if (!target) return fail(cx, path, `unknown alias *${node.source} (anchors only reach within one document)`);

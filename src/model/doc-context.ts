@@ -28,10 +28,17 @@ export interface DocContext {
    * parse-documents.ts) records them relative to its piece of text, and the piece may sit lower in a later text.
    */
   lineShift?: number;
+  /** The text the node offsets refer to (to find where a block scalar's content starts). */
+  text?: string;
+  /**
+   * Block scalars (`|`, `>`): their content's indentation (columns before it), by path. `values` then holds the
+   * content's first line and column, not the indicator's, so positions inside the value can be found.
+   */
+  blockIndent?: Map<string, number>;
 }
 
 export function newDocContext(
-  o: Pick<DocContext, 'file' | 'baseDir' | 'start' | 'problems' | 'lineAt' | 'doc'> & Partial<Pick<DocContext, 'kind' | 'values' | 'keys' | 'lineShift'>>,
+  o: Pick<DocContext, 'file' | 'baseDir' | 'start' | 'problems' | 'lineAt' | 'doc'> & Partial<Pick<DocContext, 'kind' | 'values' | 'keys' | 'lineShift' | 'text'>>,
 ): DocContext {
   return { kind: '', values: new Map(), keys: new Map(), ...o };
 }

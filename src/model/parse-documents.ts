@@ -52,6 +52,8 @@ interface PlacedDocument {
    * before the piece. The same text parses to the same Document object, so decoded results can be kept by it.
    */
   piece?: { lineAt: (offset: number) => LinePos; shift: number };
+  /** The text the document's offsets refer to (its piece's, or the whole text). */
+  text: string;
 }
 
 /** A piece of text (see yamlDocuments) parsed without errors: its documents and its own line counter. */
@@ -122,7 +124,7 @@ function yamlDocuments(text: string, reuse: boolean): PlacedDocument[] {
     const lineAt = (offset: number): LinePos => lineCounter.linePos(offset);
     const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, version: '1.2' });
     // An empty text parses to an EmptyStream, which is not an array.
-    return (Array.isArray(docs) ? docs : []).map((doc) => ({ doc, lineAt }));
+    return (Array.isArray(docs) ? docs : []).map((doc) => ({ doc, lineAt, text }));
   };
   if (!reuse || text.length < PIECE_MIN_BYTES * 2 || text.includes('\uFEFF') || hasDirective(text)) return whole();
   const out: PlacedDocument[] = [];
@@ -153,7 +155,7 @@ function yamlDocuments(text: string, reuse: boolean): PlacedDocument[] {
             p.line += before;
             return p;
           };
-    for (const doc of parsed.docs) out.push({ doc, lineAt, piece: { lineAt: parsed.lines.linePos, shift: before } });
+    for (const doc of parsed.docs) out.push({ doc, lineAt, piece: { lineAt: parsed.lines.linePos, shift: before }, text: parsed.text });
     line += parsed.newlines;
   }
   return out;
@@ -294,7 +296,7 @@ export function parseDocuments(
 ): { resources: ParsedResource[]; problems: Problem[] } {
   const resources: ParsedResource[] = [];
   const baseDir = options.baseDir ?? dirname(file);
-  for (const { doc, lineAt, piece } of yamlDocuments(text, options.reuse !== false)) {
+  for (const { doc, lineAt, piece, text: docText } of yamlDocuments(text, options.reuse !== false)) {
     const start = lineAt(doc.range[0]);
     if (doc.errors.length > 0) {
       for (const e of doc.errors) {
@@ -309,7 +311,7 @@ export function parseDocuments(
       if (typeof r.resource?.metadata?.name === 'string') resources.push(r);
       continue;
     }
-    const cx = newDocContext({ file, baseDir, start, problems, lineAt, doc });
+    const cx = newDocContext({ file, baseDir, start, problems, lineAt, doc, text: docText });
     const resource = decodeDocument(doc, cx);
     if (typeof resource?.metadata?.name === 'string') resources.push({ resource, cx });
   }

@@ -446,6 +446,8 @@ export interface ExpressionSite {
   /** Column of the expression's first character (after `@(`). */
   col: number;
   path: string;
+  /** In a block scalar: the content's indentation, for positions on the expression's later lines. */
+  indent?: number;
 }
 
 export interface PolicyScope {

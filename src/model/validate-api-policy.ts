@@ -7,14 +7,19 @@ import type { ApiPolicySpec, ExpressionSite, PolicyEntry, PolicyFragmentResource
 
 export const SECTIONS: readonly PolicySection[] = ['inbound', 'backend', 'outbound', 'onError'];
 
-/** `@(expr)` → `expr`; undefined when the string is a literal. */
+/**
+ * `@(expr)` → `expr`; undefined when the string is a literal. Trailing whitespace is not part of the value's shape
+ * (a `|` block scalar ends with a newline), so `@(expr)` written as a block is an expression too.
+ */
 export function expressionText(value: string): string | undefined {
-  return value.length >= 3 && value.startsWith('@(') && value.endsWith(')') ? value.slice(2, -1) : undefined;
+  const v = value.length > 0 && value.charCodeAt(value.length - 1) <= 32 ? value.trimEnd() : value;
+  return v.length >= 3 && v.startsWith('@(') && v.endsWith(')') ? v.slice(2, -1) : undefined;
 }
 
 function site(cx: DocContext, path: string, source: string, offset: number): ExpressionSite {
   const { line, col } = positionOf(cx, path);
-  return { source, file: cx.file, line, col: col + offset, path };
+  const indent = cx.blockIndent?.get(path);
+  return { source, file: cx.file, line, col: col + offset, path, ...(indent !== undefined ? { indent } : {}) };
 }
 
 /** Every `@(…)` string inside a decoded value (JSON templates, header lists, …). */

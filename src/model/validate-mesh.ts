@@ -120,7 +120,8 @@ function finishRule(rule: AccessRule | undefined, p: string, cx: DocContext, exp
   }
   if (r.cel !== undefined) {
     const { line, col } = positionOf(cx, `${p}.cel`);
-    expressions.push({ source: r.cel, file: cx.file, line, col, path: `${p}.cel` });
+    const indent = cx.blockIndent?.get(`${p}.cel`);
+    expressions.push({ source: r.cel, file: cx.file, line, col, path: `${p}.cel`, ...(indent !== undefined ? { indent } : {}) });
   }
   for (const combinator of ['all', 'any', 'none'] as const) (r[combinator] ?? []).forEach((sub, i) => finishRule(sub, `${p}.${combinator}[${i}]`, cx, expressions, apiTarget));
 }

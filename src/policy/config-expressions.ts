@@ -3,11 +3,11 @@ import type { Config, ExpressionSite, Problem } from '../model/types.ts';
 import { compileExpression, type CompiledExpression } from './expression.ts';
 
 /** Line and column of `offset` inside an expression that starts at (line, col) in its file. */
-function at(source: string, line: number, col: number, offset: number): { line: number; col: number } {
+function at(source: string, line: number, col: number, offset: number, indent = 0): { line: number; col: number } {
   const before = source.slice(0, offset);
   const nl = before.lastIndexOf('\n');
   if (nl === -1) return { line, col: col + offset };
-  return { line: line + before.split('\n').length - 1, col: offset - nl };
+  return { line: line + before.split('\n').length - 1, col: indent + offset - nl };
 }
 
 export function checkConfigExpressions(config: Config): Problem[] {
@@ -17,7 +17,7 @@ export function checkConfigExpressions(config: Config): Problem[] {
     const r = compileExpression(site.source);
     if (r.ok) return r.expr;
     for (const e of r.problems) {
-      const pos = at(site.source, site.line, site.col, e.offset);
+      const pos = at(site.source, site.line, site.col, e.offset, site.indent);
       problems.push({ file: site.file, line: pos.line, col: pos.col, path: site.path, message: `expression: ${e.message}` });
     }
     return null;
