@@ -214,3 +214,23 @@ test('a keys file is checked: shape, key type, and that the signing key is publi
   assert.throws(() => parseAssertionKeys(JSON.stringify({ issuer: ISSUER, keys: [k1.pub], signing: k2.priv }), 'k.json'), /signing key k2 is not among the published keys/);
   assert.deepEqual(parseAssertionKeys(JSON.stringify(keys(k1)), 'k.json'), keys(k1));
 });
+
+test('one source per claims object; it hands out the same assertion per audience until reuse ends, then a new one', () => {
+  const c = clock();
+  const gw = new AssertionService(keys(k1), GATEWAY, c.now);
+  const claims = { sub: 'alice', groups: ['staff'], iss: 'https://idp', exp: Math.floor(c.now() / 1000) + 3600 };
+  const src = assertionFromClaims(gw, claims)!;
+  assert.equal(assertionFromClaims(gw, claims), src, 'the same source for the same claims object');
+  assert.notEqual(assertionFromClaims(gw, { ...claims }), src, 'another token (object) gets its own');
+  const a = src.headerFor(ORDERS);
+  assert.equal(src.headerFor(ORDERS), a);
+  const b = src.headerFor(INVENTORY);
+  assert.notEqual(b, a);
+  assert.equal(src.headerFor(ORDERS), a, 'switching audiences still reuses (through the mint cache)');
+  c.advance(REUSE_MS);
+  assert.notEqual(src.headerFor(ORDERS), a, 'a minute later: a new assertion');
+  const orders = new AssertionService(keys(undefined), ORDERS, c.now);
+  const r = orders.accept(src.headerFor(ORDERS), GATEWAY);
+  assert.ok(r.ok);
+  assert.equal(orders.exchangeFor(r.assertion), orders.exchangeFor(r.assertion), 'one exchange source per verified assertion');
+});

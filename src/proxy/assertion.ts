@@ -134,6 +134,7 @@ export class AssertionService {
   readonly #now: () => number;
   readonly #minted = new Lru<string, Minted>(CACHE_SIZE);
   readonly #verified = new Lru<string, VerifiedAssertion>(CACHE_SIZE);
+  readonly #bySource = new WeakMap<object, UserAssertion>();
 
   constructor(keys: AssertionKeys, self: string, now: () => number = Date.now) {
     this.issuer = keys.issuer;
@@ -155,10 +156,15 @@ export class AssertionService {
    * a minute of life left. `cap` (epoch seconds) caps the expiry (the inbound assertion's, on an exchange).
    */
   mint(user: AssertionUser, audience: string, cap?: number): string {
+    return this.minted(user, audience, cap).token;
+  }
+
+  /** mint(), with until when the assertion may be handed out again (ms since the epoch). */
+  minted(user: AssertionUser, audience: string, cap?: number): { token: string; reuseUntil: number } {
     const nowMs = this.#now();
     const key = `${audience}\0${user.idp ?? ''}\0${user.sub}\0${user.sid ?? ''}\0${user.email ?? ''}\0${user.groups?.join('\u0001') ?? ''}\0${user.exp ?? ''}\0${cap ?? ''}`;
     const hit = this.#minted.get(key);
-    if (hit !== undefined && nowMs - hit.mintedAt < REUSE_MS && hit.exp * 1000 - nowMs >= MIN_REMAINING_S * 1000) return hit.token;
+    if (hit !== undefined && nowMs - hit.mintedAt < REUSE_MS && hit.exp * 1000 - nowMs >= MIN_REMAINING_S * 1000) return { token: hit.token, reuseUntil: reuseUntil(hit) };
     if (this.#signKey === null) throw new Error('this node has no assertion signing key');
     const iat = Math.floor(nowMs / 1000);
     let exp = iat + ASSERTION_LIFETIME_S;
@@ -176,8 +182,34 @@ export class AssertionService {
     const input = `${this.#header}.${b64u(JSON.stringify(payload))}`;
     const sig = sign('sha256', Buffer.from(input), { key: this.#signKey, dsaEncoding: 'ieee-p1363' });
     const token = `${input}.${b64u(sig)}`;
-    this.#minted.set(key, { token, mintedAt: nowMs, exp });
-    return token;
+    const entry = { token, mintedAt: nowMs, exp };
+    this.#minted.set(key, entry);
+    return { token, reuseUntil: reuseUntil(entry) };
+  }
+
+  /**
+   * The source for an end user whose claims a validator handed out: one per claims object (validators hand out the
+   * same object for the same token while they cache it), so a request costs a WeakMap lookup, not a user to build.
+   */
+  sourceFor(claims: Readonly<Record<string, unknown>>): UserAssertion | null {
+    let u = this.#bySource.get(claims);
+    if (u !== undefined) return u;
+    const user = userFromClaims(claims);
+    if (user === null) return null;
+    u = new UserAssertion(this, user);
+    this.#bySource.set(claims, u);
+    return u;
+  }
+
+  /** The exchange source for a verified inbound assertion (one per verified assertion, cached with it). */
+  exchangeFor(a: VerifiedAssertion): UserAssertion {
+    let u = this.#bySource.get(a);
+    if (u === undefined) this.#bySource.set(a, (u = new UserAssertion(this, a.user, a.exp)));
+    return u;
+  }
+
+  get now(): () => number {
+    return this.#now;
   }
 
   /**
@@ -263,11 +295,17 @@ export interface AssertionSource {
   headerFor(audience: string): string;
 }
 
-/** The end user of one request, as the next hop should see them (minted or exchanged by `service`). */
+/**
+ * An end user as the next hop should see them (minted or exchanged by `service`). Remembers the last assertion it
+ * handed out, so a request to the same audience while it may be reused costs one comparison and a clock read.
+ */
 export class UserAssertion implements AssertionSource {
   readonly #service: AssertionService;
   readonly #user: AssertionUser;
   readonly #cap: number | undefined;
+  #audience = '';
+  #token = '';
+  #reuseUntil = 0;
 
   constructor(service: AssertionService, user: AssertionUser, cap?: number) {
     this.#service = service;
@@ -276,15 +314,24 @@ export class UserAssertion implements AssertionSource {
   }
 
   headerFor(audience: string): string {
-    return this.#service.mint(this.#user, audience, this.#cap);
+    if (audience === this.#audience && this.#service.now() < this.#reuseUntil) return this.#token;
+    const m = this.#service.minted(this.#user, audience, this.#cap);
+    this.#audience = audience;
+    this.#token = m.token;
+    this.#reuseUntil = m.reuseUntil;
+    return m.token;
   }
+}
+
+/** Until when a minted assertion is handed out again: a minute after minting, while a minute of its life is left. */
+function reuseUntil(m: Minted): number {
+  return Math.min(m.mintedAt + REUSE_MS, m.exp * 1000 - MIN_REMAINING_S * 1000);
 }
 
 /** The source for a request whose end user the gateway validated (null without a sub or a signing key). */
 export function assertionFromClaims(service: AssertionService | null, claims: Readonly<Record<string, unknown>> | null): AssertionSource | null {
   if (service === null || claims === null || !service.canMint) return null;
-  const user = userFromClaims(claims);
-  return user === null ? null : new UserAssertion(service, user);
+  return service.sourceFor(claims);
 }
 
 /** A header value safe to hand on (visible ASCII, space, tab), else undefined: claims come from outside. */

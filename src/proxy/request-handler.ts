@@ -1,5 +1,5 @@
 // The per-request path: strict checks, canonical path, routing, forwarding headers, then dispatch to the upstream cluster.
-import { ASSERTION_HEADER, EMAIL_HEADER, GROUPS_HEADER, USER_HEADER, UserAssertion, assertionFromClaims, headerSafe, type AssertionSource, type VerifiedAssertion } from './assertion.ts';
+import { ASSERTION_HEADER, EMAIL_HEADER, GROUPS_HEADER, USER_HEADER, assertionFromClaims, headerSafe, type AssertionSource, type VerifiedAssertion } from './assertion.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { performance } from 'node:perf_hooks';
@@ -263,7 +263,7 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
       const r = asr.service.verify(token);
       const error = !r.ok ? r.error : r.assertion.aud !== asr.service.self ? `the assertion is addressed to ${r.assertion.aud}, not ${asr.service.self}` : '';
       if (!r.ok || error !== '') return fail(state, res, ex, 'invalid_assertion', `sidecar ${asr.service.self} outbound: ${error}`, facts.hasBody, route.errorStyle);
-      identity = new UserAssertion(asr.service, r.assertion.user, r.assertion.exp);
+      identity = asr.service.exchangeFor(r.assertion);
     }
   }
   if (route.meshService !== '' && rt.access !== null) {
