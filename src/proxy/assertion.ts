@@ -334,6 +334,27 @@ export function assertionFromClaims(service: AssertionService | null, claims: Re
   return service.sourceFor(claims);
 }
 
+const plainHeaders = new WeakMap<VerifiedAssertion, string[]>();
+
+/**
+ * `x-lockgate-user`, `-email`, `-groups` for the app, flat [name, value, …], made once per verified assertion (it is
+ * cached with it). Values that are not safe in a header are left out.
+ */
+export function userHeadersOf(a: VerifiedAssertion): readonly string[] {
+  let h = plainHeaders.get(a);
+  if (h !== undefined) return h;
+  h = [];
+  const u = a.user;
+  const sub = headerSafe(u.sub);
+  if (sub !== undefined) h.push(USER_HEADER, sub);
+  const email = u.email === undefined ? undefined : headerSafe(u.email);
+  if (email !== undefined) h.push(EMAIL_HEADER, email);
+  const groups = u.groups === undefined || u.groups.length === 0 ? undefined : headerSafe(u.groups.join(','));
+  if (groups !== undefined) h.push(GROUPS_HEADER, groups);
+  plainHeaders.set(a, h);
+  return h;
+}
+
 /** A header value safe to hand on (visible ASCII, space, tab), else undefined: claims come from outside. */
 export function headerSafe(v: string): string | undefined {
   return /^[\t\x20-\x7e]*$/.test(v) ? v : undefined;

@@ -1,5 +1,5 @@
 // The per-request path: strict checks, canonical path, routing, forwarding headers, then dispatch to the upstream cluster.
-import { ASSERTION_HEADER, EMAIL_HEADER, GROUPS_HEADER, USER_HEADER, assertionFromClaims, headerSafe, type AssertionSource, type VerifiedAssertion } from './assertion.ts';
+import { ASSERTION_HEADER, assertionFromClaims, userHeadersOf, type AssertionSource, type VerifiedAssertion } from './assertion.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { performance } from 'node:perf_hooks';
@@ -107,13 +107,8 @@ export function authorizeMeshRequest(
 function addUserHeaders(headers: string[], a: VerifiedAssertion, plain: boolean): void {
   headers.push(ASSERTION_HEADER, a.token);
   if (!plain) return;
-  const u = a.user;
-  const sub = headerSafe(u.sub);
-  if (sub !== undefined) headers.push(USER_HEADER, sub);
-  const email = u.email === undefined ? undefined : headerSafe(u.email);
-  if (email !== undefined) headers.push(EMAIL_HEADER, email);
-  const groups = u.groups === undefined || u.groups.length === 0 ? undefined : headerSafe(u.groups.join(','));
-  if (groups !== undefined) headers.push(GROUPS_HEADER, groups);
+  const h = userHeadersOf(a);
+  for (let i = 0; i < h.length; i++) headers.push(h[i]);
 }
 
 function cookieValue(raw: string[], name: string): string | undefined {
