@@ -34,8 +34,8 @@ export interface GetOptions {
   timeoutMs?: number;
 }
 
-/** One request to 127.0.0.1 on a fresh connection (no agent: a pooled socket the server is closing makes a parse error); resolves with the status and body length, rejects on error or timeout. */
-export function httpGet(port: number, path: string, options: GetOptions = {}): Promise<{ status: number; bytes: number }> {
+/** One request to 127.0.0.1 on a fresh connection (no agent: a pooled socket the server is closing makes a parse error); resolves with the status, body length and the body's first 4 KiB as text, rejects on error or timeout. */
+export function httpGet(port: number, path: string, options: GetOptions = {}): Promise<{ status: number; bytes: number; body: string }> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { connection: 'close' };
     if (options.host !== undefined) headers.host = options.host;
@@ -48,8 +48,12 @@ export function httpGet(port: number, path: string, options: GetOptions = {}): P
       { host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers, agent: false, timeout: options.timeoutMs ?? 2000 },
       (res) => {
         let bytes = 0;
-        res.on('data', (chunk: Buffer) => (bytes += chunk.length));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes }));
+        let body = '';
+        res.on('data', (chunk: Buffer) => {
+          if (body.length < 4096) body += chunk.toString('utf8', 0, Math.min(chunk.length, 4096 - body.length));
+          bytes += chunk.length;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes, body }));
         res.on('error', reject);
       },
     );

@@ -13,7 +13,7 @@ export const TOKENS = 1000;
 
 const b64url = (b: Buffer | string): string => Buffer.from(b).toString('base64url');
 
-function es256Token(key: KeyObject, claims: Record<string, unknown>): string {
+export function es256Token(key: KeyObject, claims: Record<string, unknown>): string {
   const head = b64url(JSON.stringify({ alg: 'ES256', typ: 'JWT', kid: 'bench' }));
   const body = b64url(JSON.stringify(claims));
   const sig = sign('sha256', Buffer.from(`${head}.${body}`), { key, dsaEncoding: 'ieee-p1363' });

@@ -49,15 +49,37 @@ function ratio(a: number | null | undefined, b: number | null | undefined): numb
 
 export const ROUTE_SCENARIOS = ['routes-10', 'routes-10000'];
 export const MESH_SCENARIO = 'mesh-hop';
+export const MESH_IDENTITY_SCENARIO = 'mesh-identity';
+
+/** mesh-identity's comparison: Lockgate's mesh-hop row, and the paired per-round ratios when measured side by side. */
+export interface IdentityComparison {
+  meshHopLockgate?: SystemResult;
+  /** Median of per-round mesh-identity/mesh-hop req/s ratios (interleaved bursts), null when not paired. */
+  pairedRps?: number | null;
+  /** The same for CPU µs per request. */
+  pairedCpu?: number | null;
+}
 
 /**
  * Ratios for one scenario. req/s: lockgate over bare-dispatch, the best Node peer and nginx
  * (route scenarios only against bare-dispatch, the peers have no routing); route scenarios add
  * CPU-per-request ratios, and routes-10000 compares Lockgate's CPU per request with routes-10.
  */
-export function computeRatios(name: string, results: SystemResult[], routes10Lockgate?: SystemResult, pairedRoutesCpu?: number | null, smallGetLockgate?: SystemResult, pairedMeshRps?: number | null): Record<string, number | null> {
+export function computeRatios(
+  name: string, results: SystemResult[], routes10Lockgate?: SystemResult, pairedRoutesCpu?: number | null, smallGetLockgate?: SystemResult, pairedMeshRps?: number | null,
+  identity?: IdentityComparison,
+): Record<string, number | null> {
   const by = (system: string): SystemResult | undefined => results.find((r) => r.system === system);
   const lockgate = by('lockgate');
+  if (name === MESH_IDENTITY_SCENARIO) {
+    // Issue 5: end users through gateway and sidecar keep ≥ 0.85 of Lockgate's own mesh-hop req/s (same run); preferred
+    // the median of per-round ratios of the interleaved measurement (measureMeshGroup), else the ratio of the rows.
+    const hop = identity?.meshHopLockgate;
+    return {
+      'mesh-identity/mesh-hop': identity?.pairedRps ?? ratio(lockgate?.rps, hop?.rps),
+      'cpu:mesh-identity/mesh-hop': identity?.pairedCpu ?? ratio(lockgate?.cpu_us_per_req, hop?.cpu_us_per_req),
+    };
+  }
   const bare = by('bare-dispatch');
   const ratios: Record<string, number | null> = { 'lockgate/bare-dispatch': ratio(lockgate?.rps, bare?.rps) };
   if (name === MESH_SCENARIO) {
@@ -119,11 +141,16 @@ export function medianPairRound(a: number[], b: number[]): number | undefined {
 }
 
 /** Assembles the report; `results` maps scenario name to its systems' median-round results, in run order. */
-export function buildReport(results: Map<string, SystemResult[]>, meta: { date: string; node: string; cpus: number }, pairedRoutesCpu?: number | null, openLoop?: OpenLoopReport, pairedMeshRps?: number | null): Report {
+export function buildReport(
+  results: Map<string, SystemResult[]>, meta: { date: string; node: string; cpus: number }, pairedRoutesCpu?: number | null, openLoop?: OpenLoopReport, pairedMeshRps?: number | null,
+  pairedIdentity?: { rps: number | null; cpu: number | null },
+): Report {
   const routes10 = results.get('routes-10')?.find((r) => r.system === 'lockgate');
   const smallGet = results.get('small-get')?.find((r) => r.system === 'lockgate');
+  const meshHopLockgate = results.get(MESH_SCENARIO)?.find((r) => r.system === 'lockgate');
+  const identity: IdentityComparison = { meshHopLockgate, pairedRps: pairedIdentity?.rps, pairedCpu: pairedIdentity?.cpu };
   const scenarios = [...results].map(([name, list]): ScenarioReport => {
-    const ratios = computeRatios(name, list, routes10, pairedRoutesCpu, smallGet, pairedMeshRps);
+    const ratios = computeRatios(name, list, routes10, pairedRoutesCpu, smallGet, pairedMeshRps, identity);
     if (name !== MESH_SCENARIO || openLoop === undefined) return { name, results: list, ratios };
     return { name, results: list, ratios: { ...ratios, ...openLoopRatios(openLoop) }, openLoop };
   });
@@ -140,6 +167,10 @@ function extrasSection(report: Report): string {
   const mesh = report.scenarios.find((s) => s.name === MESH_SCENARIO);
   const hops = (mesh?.results ?? []).filter((r) => r.rss_hops_mb !== undefined).map((r) => `${r.system} ${r.rss_hops_mb?.map((m) => fmt(m, 1)).join(' / ')}`);
   if (hops.length > 0) lines.push('', `mesh-hop: CPU µs/req is the sum over both hops; peak RSS is the larger hop's, per hop (A / B, MB): ${hops.join('; ')}.`);
+  const identity = report.scenarios.find((s) => s.name === MESH_IDENTITY_SCENARIO)?.results.find((r) => r.rss_hops_mb !== undefined);
+  if (identity !== undefined) {
+    lines.push('', `mesh-identity: 1,000 end users through Lockgate's gateway (validate-jwt, AccessPolicy, signed assertion) and sidecar b (assertion verified, AccessPolicy on workload and groups); CPU µs/req is the sum over both; peak RSS per hop (gateway / sidecar b, MB): ${identity.rss_hops_mb?.map((m) => fmt(m, 1)).join(' / ')}.`);
+  }
   const ol = mesh?.openLoop;
   if (ol !== undefined) {
     lines.push('', `Open-loop latency through the two hops (${ol.tool}, ${ol.connections} connections, ${ol.duration_s}s per rate; "added" is the system's latency minus direct's, direct measured at the same rate just before):`, '');
@@ -168,7 +199,7 @@ export function markdownTable(report: Report): string {
   }
   const ratioLines = report.scenarios
     .map((s) => `- ${s.name}: ${Object.entries(s.ratios).map(([k, v]) => `${k} ${v === null ? 'n/a' : fmt(v, 2)}`).join(', ')}`);
-  return `${lines.join('\n')}\n\nRatios (req/s unless prefixed \`cpu:\`, which compares CPU µs per request, \`rss:\` peak RSS, \`latency-pNN@rate:\` open-loop added latency; \`cpu:routes-10000/routes-10\`, \`policy-chain/small-get\` and mesh-hop's \`lockgate/bare-mesh\` are medians of per-round ratios of paired runs):\n\n${ratioLines.join('\n')}\n${extrasSection(report)}`;
+  return `${lines.join('\n')}\n\nRatios (req/s unless prefixed \`cpu:\`, which compares CPU µs per request, \`rss:\` peak RSS, \`latency-pNN@rate:\` open-loop added latency; \`cpu:routes-10000/routes-10\`, \`policy-chain/small-get\`, mesh-hop's \`lockgate/bare-mesh\` and \`mesh-identity/mesh-hop\` are medians of per-round ratios of paired runs):\n\n${ratioLines.join('\n')}\n${extrasSection(report)}`;
 }
 
 /** Fixed-width table for the terminal, with the extra columns that say whether the proxy was the bottleneck. */

@@ -10,14 +10,14 @@ import { measurePair, measureUnit, writeRequestsFile } from './measure-unit.ts';
 import type { Sample } from './measure-unit.ts';
 import { createMeshCerts } from './mesh-certs.ts';
 import type { MeshCerts } from './mesh-certs.ts';
-import { MESH_OVERHEAD_S, OPEN_LOOP_ROUNDS, measureMeshPair, measureMeshUnit, measureOpenLoop, meshUnavailable } from './mesh-hop.ts';
+import { MESH_OVERHEAD_S, MeshMemberError, OPEN_LOOP_ROUNDS, measureMeshGroup, measureMeshUnit, measureOpenLoop, meshUnavailable } from './mesh-hop.ts';
 import type { MeshSample } from './mesh-hop.ts';
 import { FIXED_RATE, H2LOAD_BIN, OPEN_LOOP_CONNECTIONS, h2loadMissing, killOpenLoop } from './open-loop.ts';
 import type { OpenLoopEntry, OpenLoopReport } from './open-loop.ts';
 import { freePort, httpGet, waitUntil } from './net.ts';
 import { startNginx, upstreamConfig, writeUpstreamFiles } from './nginx.ts';
 import { killAllPinned } from './pinned-process.ts';
-import { MESH_SCENARIO, buildReport, medianPairRound, medianRound, pairedRatio, readmeSection, replaceReadmeSection, terminalTable } from './report.ts';
+import { MESH_IDENTITY_SCENARIO, MESH_SCENARIO, buildReport, medianPairRound, medianRound, pairedRatio, readmeSection, replaceReadmeSection, terminalTable } from './report.ts';
 import type { SystemResult } from './report.ts';
 import { buildScenarios, parseOnly, selectScenarios } from './scenarios.ts';
 import type { Scenario, SystemName } from './scenarios.ts';
@@ -62,6 +62,8 @@ try {
   process.exit(2);
 }
 const scenarios = selectScenarios(buildScenarios(), only);
+/** Two-hop scenarios: started by mesh-hop.ts, measured for --mesh-rounds rounds. */
+const MESH_SCENARIOS = [MESH_SCENARIO, MESH_IDENTITY_SCENARIO];
 const skipped = new Map<SystemName, string>();
 for (const scenario of scenarios) {
   for (const system of scenario.systems) {
@@ -74,7 +76,7 @@ for (const [system, reason] of skipped) console.error(`skipping ${system}: ${rea
 const notes = new Map<string, string>();
 for (const scenario of scenarios) {
   for (const system of scenario.systems) {
-    const reason = skipped.get(system) ?? (scenario.name === MESH_SCENARIO ? meshUnavailable(system) : null);
+    const reason = skipped.get(system) ?? (MESH_SCENARIOS.includes(scenario.name) ? meshUnavailable(system) : null);
     if (reason === null) continue;
     notes.set(`${scenario.name}/${system}`, `not available: ${reason}`);
     if (!skipped.has(system)) console.error(`skipping ${scenario.name}/${system}: ${reason}`);
@@ -88,14 +90,14 @@ const units: Unit[] = scenarios.flatMap((s) => s.systems.filter((y) => !notes.ha
 /** 1 s bursts per side in the paired route measurement (measurePair). */
 const PAIR_BURSTS = 6;
 const meshRounds = Math.min(rounds, meshRoundsArg);
-const isMesh = (u: Unit): boolean => u.scenario.name === MESH_SCENARIO;
+const isMesh = (u: Unit): boolean => MESH_SCENARIOS.includes(u.scenario.name);
 const warmupFor = (system: SystemName): number => (NATIVE.includes(system) ? Math.min(warmupS, 1) : warmupS);
 const unitS = (u: Unit): number => warmupFor(u.system) + durationS + ((isMesh(u) ? MESH_OVERHEAD_S : OVERHEAD_S)[u.system] ?? NODE_OVERHEAD_S);
 // Open loop, per Node two-hop system: start, warm-up, then direct + system (each 1 s h2load warm-up + the duration) at two rates.
-const openLoopSystems = units.filter((u) => isMesh(u) && (u.system === 'bare-mesh' || u.system === 'lockgate'));
+const openLoopSystems = units.filter((u) => u.scenario.name === MESH_SCENARIO && (u.system === 'bare-mesh' || u.system === 'lockgate'));
 const openLoopS = openLoopSystems.reduce((sum, u) => sum + (MESH_OVERHEAD_S[u.system] ?? 2) + warmupS + OPEN_LOOP_ROUNDS * 4 * (durationS + 1.5), 0);
 const plannedS = units.reduce((sum, u) => sum + (isMesh(u) ? meshRounds : rounds) * unitS(u), 0) + openLoopS;
-const meshNote = units.some(isMesh) ? `; mesh-hop ${meshRounds} rounds + open-loop latency` : '';
+const meshNote = units.some(isMesh) ? `; ${MESH_SCENARIOS.filter((n) => units.some((u) => u.scenario.name === n)).join(', ')} ${meshRounds} rounds${openLoopSystems.length > 0 ? ' + open-loop latency' : ''}` : '';
 console.log(`plan: ${units.length} system×scenario pairs × ${rounds} rounds${meshNote}, ${warmupS}s warm-up (1s for nginx/direct) + ${durationS}s measured each ≈ ${(plannedS / 60).toFixed(1)} min`);
 if (values['dry-run']) {
   for (const u of units) console.log(`  ${u.scenario.name}/${u.system}${isMesh(u) && meshRounds !== rounds ? ` (${meshRounds} rounds)` : ''}`);
@@ -158,28 +160,54 @@ const PAIR_B = 'routes-10000/lockgate';
  */
 const LOCKGATE_PAIRS: ReadonlyArray<readonly [string, string]> = [[PAIR_A, PAIR_B], ['small-get/lockgate', 'policy-chain/lockgate']];
 const pairUnit = (key: string): Unit | undefined => units.find((u) => `${u.scenario.name}/${u.system}` === key);
-// Lockgate's two hops and bare-mesh's are measured as a pair too (measureMeshPair): the mesh-hop target is their ratio.
+// Lockgate's two hops and bare-mesh's, and Lockgate's mesh-identity, are one group (measureMeshGroup): interleaved bursts.
+// The mesh-hop target is lockgate/bare-mesh, mesh-identity's is its req/s over mesh-hop/lockgate's.
 const MESH_PAIR = ['lockgate', 'bare-mesh'] as const;
 const meshPairKeys = MESH_PAIR.map((y) => `${MESH_SCENARIO}/${y}`);
+const IDENTITY_KEY = `${MESH_IDENTITY_SCENARIO}/lockgate`;
+const MESH_GROUP = [...meshPairKeys, IDENTITY_KEY];
+const keyOf = (u: Unit): string => `${u.scenario.name}/${u.system}`;
+const meshGroupNow = (): Unit[] => MESH_GROUP.map(pairUnit).filter((u): u is Unit => u !== undefined && !failed.has(keyOf(u)));
+// Rounds in which mesh-hop's pair (Lockgate and bare-mesh) was measured together, rounds the group was measured in,
+// and mesh-identity's samples with mesh-hop/lockgate's from the same group (its paired ratio).
 const meshPaired = new Set<number>();
+const meshGrouped = new Set<number>();
+const identityPairs: Array<{ identity: Sample; hop: Sample }> = [];
 for (let round = 1; round <= rounds; round++) {
   for (const unit of units) {
     const { scenario, system } = unit;
     const key = `${scenario.name}/${system}`;
     if (failed.has(key)) continue;
     if (isMesh(unit) && round > meshRounds) continue;
-    if (meshPairKeys.includes(key) && certs !== null && meshPairKeys.every((k) => pairUnit(k) !== undefined && !failed.has(k))) {
-      if (meshPaired.has(round)) continue;
-      meshPaired.add(round);
-      const unitStarted = Date.now();
-      try {
-        const pair = await measureMeshPair([...MESH_PAIR], scenario, ctx, certs, files.get(scenario.name) ?? '', {
-          warmupS: warmupFor('lockgate'), durationS, loadCpu: LOAD_CPU, bursts: durationS,
-        });
-        pair.forEach((sample, i) => record(scenario, MESH_PAIR[i], sample, `round ${round}/${meshRounds} ${meshPairKeys[i]} (paired)`, unitStarted));
-      } catch (error) {
-        for (const k of meshPairKeys) failed.add(k);
-        console.error(`round ${round}/${meshRounds} ${meshPairKeys.join(' + ')}: FAILED, dropped from later rounds: ${(error as Error).message}`);
+    if (MESH_GROUP.includes(key) && certs !== null && (meshGrouped.has(round) || meshGroupNow().length >= 2)) {
+      if (meshGrouped.has(round)) continue;
+      meshGrouped.add(round);
+      // A member that does not start or crashes is dropped (with a note) and the rest measured again without it.
+      for (let members = meshGroupNow(); members.length > 0; members = meshGroupNow()) {
+        const unitStarted = Date.now();
+        const keys = members.map(keyOf);
+        try {
+          const measured = await measureMeshGroup(
+            members.map((u) => ({ system: u.system, scenario: u.scenario, requestsFile: files.get(u.scenario.name) ?? '' })), ctx, certs,
+            { warmupS: warmupFor('lockgate'), durationS, loadCpu: LOAD_CPU, bursts: durationS },
+          );
+          measured.forEach((sample, i) => record(members[i].scenario, members[i].system, sample, `round ${round}/${meshRounds} ${keys[i]} (interleaved)`, unitStarted));
+          if (meshPairKeys.every((k) => keys.includes(k))) meshPaired.add(round);
+          const at = (k: string): Sample | undefined => measured[keys.indexOf(k)];
+          const identity = at(IDENTITY_KEY);
+          const hop = at(meshPairKeys[0]);
+          if (identity !== undefined && hop !== undefined) identityPairs.push({ identity, hop });
+        } catch (error) {
+          const message = (error as Error).message;
+          const bad = error instanceof MeshMemberError ? [keys[error.member]] : keys;
+          for (const k of bad) {
+            failed.add(k);
+            notes.set(k, `failed: ${message.split('\n')[0]}`);
+          }
+          console.error(`round ${round}/${meshRounds} ${bad.join(' + ')}: FAILED, dropped from later rounds: ${message}`);
+          if (error instanceof MeshMemberError) continue;
+        }
+        break;
       }
       continue;
     }
@@ -256,7 +284,7 @@ if (!upstreamStop.clean) console.error('upstream nginx did not exit cleanly');
 const round2 = (n: number, d: number): number => Math.round(n * 10 ** d) / 10 ** d;
 // Paired measurements report one round for both sides: the one with the median per-round ratio (medianPairRound).
 const seriesOf = (scenario: string, system: string): Sample[] => samples.get(scenario)?.get(system as SystemName) ?? [];
-const pairedRound = new Map<string, number>();
+const pairedSample = new Map<string, Sample>();
 for (const [a, b, metric] of [
   [PAIR_B, PAIR_A, (x: Sample) => x.cpuUsPerReq],
   ['policy-chain/lockgate', 'small-get/lockgate', (x: Sample) => x.rps],
@@ -265,15 +293,20 @@ for (const [a, b, metric] of [
   const [sa, ya] = a.split('/');
   const [sb, yb] = b.split('/');
   const i = medianPairRound(seriesOf(sa, ya).map(metric), seriesOf(sb, yb).map(metric));
-  if (i !== undefined && seriesOf(sa, ya).length === seriesOf(sb, yb).length) for (const k of [a, b]) pairedRound.set(k, i);
+  if (i !== undefined && seriesOf(sa, ya).length === seriesOf(sb, yb).length) for (const [k, s, y] of [[a, sa, ya], [b, sb, yb]]) pairedSample.set(k, seriesOf(s, y)[i]);
+}
+// mesh-identity's row: the group round with the median mesh-identity/mesh-hop ratio (mesh-hop/lockgate keeps its pair's round).
+const identityRound = medianPairRound(identityPairs.map((p) => p.identity.rps), identityPairs.map((p) => p.hop.rps));
+if (identityRound !== undefined) {
+  pairedSample.set(IDENTITY_KEY, identityPairs[identityRound].identity);
+  if (!pairedSample.has(meshPairKeys[0])) pairedSample.set(meshPairKeys[0], identityPairs[identityRound].hop);
 }
 const results = new Map<string, SystemResult[]>();
 const rows: Parameters<typeof terminalTable>[0] = [];
 for (const scenario of scenarios) {
   const list: SystemResult[] = [];
   for (const system of scenario.systems) {
-    const paired = pairedRound.get(`${scenario.name}/${system}`);
-    const median = paired !== undefined ? seriesOf(scenario.name, system)[paired] : medianRound(samples.get(scenario.name)?.get(system) ?? []);
+    const median = pairedSample.get(`${scenario.name}/${system}`) ?? medianRound(samples.get(scenario.name)?.get(system) ?? []);
     if (median === undefined) {
       const note = notes.get(`${scenario.name}/${system}`);
       if (note !== undefined) list.push({ system, rps: null, p50_ms: null, p99_ms: null, cpu_us_per_req: null, rss_mb: null, anon_mb: null, note });
@@ -296,7 +329,12 @@ const pairedRoutesCpu = failed.has('routes-10/lockgate') || failed.has('routes-1
 // Per-round req/s of the paired mesh-hop measurement (Lockgate and bare-mesh in alternating bursts).
 const meshRps = (system: string): number[] => (samples.get(MESH_SCENARIO)?.get(system as SystemName) ?? []).map((x) => x.rps);
 const pairedMeshRps = meshPairKeys.some((k) => failed.has(k)) || meshPaired.size === 0 ? null : pairedRatio(meshRps('lockgate'), meshRps('bare-mesh'));
-const report = buildReport(results, { date: new Date().toISOString(), node: process.version, cpus: availableParallelism() }, pairedRoutesCpu, openLoop, pairedMeshRps);
+// mesh-identity over Lockgate's mesh-hop, per group round in which both were measured.
+const pairedIdentity = {
+  rps: pairedRatio(identityPairs.map((p) => p.identity.rps), identityPairs.map((p) => p.hop.rps)),
+  cpu: pairedRatio(identityPairs.map((p) => p.identity.cpuUsPerReq), identityPairs.map((p) => p.hop.cpuUsPerReq)),
+};
+const report = buildReport(results, { date: new Date().toISOString(), node: process.version, cpus: availableParallelism() }, pairedRoutesCpu, openLoop, pairedMeshRps, pairedIdentity);
 // apply-to-served runs 21 processes for ~4.5 minutes, so it is its own command (npm run bench:apply); its last result
 // is carried into latest.json with the time it was measured.
 const applyFile = join(ROOT, 'bench', 'results', 'apply-to-served.json');
@@ -328,8 +366,8 @@ console.log(`\nwrote ${out}`);
 const readmePath = join(ROOT, 'README.md');
 if (full && existsSync(readmePath)) {
   const busy = busyBefore.some((b) => b > 0.2) ? ' Other load was on the machine when this run started, so these numbers are low and noisy.' : '';
-  const meshRoundsText = units.some(isMesh) && meshRounds !== rounds ? ` (${meshRounds} for mesh-hop)` : '';
-  const setup = `wrk -t1 -c50 on CPU ${LOAD_CPU} with the upstream nginx, the proxy alone on CPU ${PROXY_CPU} (both hops of mesh-hop); ${warmupS}s warm-up, ${durationS}s measured, median of ${rounds} interleaved rounds${meshRoundsText}; the pairs routes-10/routes-10000, small-get/policy-chain (Lockgate) and mesh-hop's Lockgate/bare-mesh run side by side in alternating 1 s bursts, each pair's rows from its round with the median ratio.${busy}`;
+  const meshRoundsText = units.some(isMesh) && meshRounds !== rounds ? ` (${meshRounds} for mesh-hop and mesh-identity)` : '';
+  const setup = `wrk -t1 -c50 on CPU ${LOAD_CPU} with the upstream nginx, the proxy alone on CPU ${PROXY_CPU} (both hops of mesh-hop and mesh-identity); ${warmupS}s warm-up, ${durationS}s measured, median of ${rounds} interleaved rounds${meshRoundsText}; the pairs routes-10/routes-10000, small-get/policy-chain (Lockgate) run side by side in alternating 1 s bursts, and mesh-hop's Lockgate and bare-mesh with Lockgate's mesh-identity in rotating 1 s bursts, each pair's rows from its round with the median ratio.${busy}`;
   const updated = replaceReadmeSection(readFileSync(readmePath, 'utf8'), readmeSection(report, setup));
   if (updated === null) console.log('README.md has no bench markers; not updated');
   else {

@@ -1,6 +1,8 @@
 // The benchmark's scenarios and systems, by the names the report and `--only` use.
 import type { BenchApi, BenchRequest } from './config.ts';
 import { catchAllApi, generateRoutes, rotatingRequests } from './config.ts';
+import { buildMeshIdentity } from './mesh-identity.ts';
+import type { MeshIdentity } from './mesh-identity.ts';
 import { buildPolicyChain } from './policy-chain.ts';
 
 export const SYSTEMS = ['direct', 'lockgate', 'nginx', '@fastify/http-proxy', 'http-proxy', 'bare-dispatch', 'bare-mesh'] as const;
@@ -21,6 +23,8 @@ export interface Scenario {
   apis: BenchApi[];
   /** Lockgate-only additions: more config documents and a data directory (subscriptions). */
   lockgate?: { extraYaml: string; prepareDataDir?: (dir: string) => string };
+  /** mesh-identity: the end users' tokens and the assertion keys (Lockgate's gateway → sidecar b). */
+  meshIdentity?: MeshIdentity;
 }
 
 // bare-mesh is two processes with mTLS between them: only the two-hop scenario has a place for it.
@@ -29,7 +33,7 @@ const ALL: SystemName[] = SYSTEMS.filter((s) => s !== 'bare-mesh');
 // anything; bare-dispatch (which forwards everything) is the ceiling it is compared with.
 const ROUTED: SystemName[] = ['lockgate', 'bare-dispatch'];
 
-export const SCENARIO_NAMES = ['small-get', 'large-response', 'post-16k', 'routes-10', 'routes-10000', 'policy-chain', 'mesh-hop'] as const;
+export const SCENARIO_NAMES = ['small-get', 'large-response', 'post-16k', 'routes-10', 'routes-10000', 'policy-chain', 'mesh-hop', 'mesh-identity'] as const;
 
 /** client → hop A → (mTLS) → hop B → app: two Lockgate sidecars, two bare-mesh processes, two nginx. */
 export const MESH_SYSTEMS: SystemName[] = ['lockgate', 'bare-mesh', 'nginx'];
@@ -39,6 +43,7 @@ export function buildScenarios(): Scenario[] {
   const routes10 = generateRoutes(10);
   const routes10k = generateRoutes(10_000);
   const chain = buildPolicyChain();
+  const identity = buildMeshIdentity();
   return [
     { name: 'small-get', systems: ALL, requests: rotatingRequests('GET', '/api/items/', 100), bodyBytes: 0, responseBytes: 12, apis: [catchAllApi()] },
     { name: 'large-response', systems: ALL, requests: rotatingRequests('GET', '/large/', 100), bodyBytes: 0, responseBytes: 64 * 1024, apis: [catchAllApi()] },
@@ -49,6 +54,9 @@ export function buildScenarios(): Scenario[] {
     { name: 'policy-chain', systems: ['lockgate'], requests: chain.requests, bodyBytes: 0, responseBytes: 12, apis: [chain.api], lockgate: { extraYaml: chain.extraYaml, prepareDataDir: chain.prepareDataDir } },
     // small-get through two hops; Host `b` is the service name Lockgate's outbound sidecar routes by (the others ignore it).
     { name: 'mesh-hop', systems: MESH_SYSTEMS, requests: rotatingRequests('GET', '/api/items/', 100).map((r) => ({ ...r, host: 'b' })), bodyBytes: 0, responseBytes: 12, apis: [catchAllApi()] },
+    // Lockgate alone: 1,000 end users through its gateway (validate-jwt, Api AccessPolicy, assertion minted) and sidecar b
+    // (assertion verified, AccessPolicy on workload and groups); its req/s over Lockgate's mesh-hop is issue 5's target.
+    { name: 'mesh-identity', systems: ['lockgate'], requests: identity.requests, bodyBytes: 0, responseBytes: 12, apis: [catchAllApi()], meshIdentity: identity },
   ];
 }
 

@@ -197,6 +197,9 @@ test('--only takes scenario and system names in any mix', () => {
   const picked = selectScenarios(buildScenarios(), parseOnly(',nginx'));
   // nginx is not in the route scenarios, so they drop out
   assert.deepEqual(picked.map((s) => [s.name, s.systems]), [['small-get', ['nginx']], ['large-response', ['nginx']], ['post-16k', ['nginx']], ['mesh-hop', ['nginx']]]);
+  assert.deepEqual(parseOnly('mesh-hop,mesh-identity,lockgate'), { scenarios: ['mesh-hop', 'mesh-identity'], systems: ['lockgate'] });
+  const mesh = selectScenarios(buildScenarios(), parseOnly('mesh-hop,mesh-identity,lockgate'));
+  assert.deepEqual(mesh.map((s) => [s.name, s.systems]), [['mesh-hop', ['lockgate']], ['mesh-identity', ['lockgate']]]);
 });
 
 test('mesh-hop: lockgate/bare-mesh is the paired ratio when there is one, else the ratio of the median rounds', () => {
@@ -204,6 +207,34 @@ test('mesh-hop: lockgate/bare-mesh is the paired ratio when there is one, else t
   assert.equal(computeRatios('mesh-hop', list)['lockgate/bare-mesh'], 0.75);
   assert.equal(computeRatios('mesh-hop', list, undefined, undefined, undefined, 0.93)['lockgate/bare-mesh'], 0.93);
   assert.equal(computeRatios('mesh-hop', list, undefined, undefined, undefined, null)['lockgate/bare-mesh'], 0.75);
+});
+
+test('mesh-identity: its req/s and CPU over Lockgate\'s mesh-hop, paired when measured in one group, else the ratio of the rows', () => {
+  const identity = [result('lockgate', 2700, 340)];
+  const hop = result('lockgate', 3000, 280);
+  assert.deepEqual(computeRatios('mesh-identity', identity, undefined, undefined, undefined, undefined, { meshHopLockgate: hop }), {
+    'mesh-identity/mesh-hop': 0.9, 'cpu:mesh-identity/mesh-hop': 1.214,
+  });
+  const paired = computeRatios('mesh-identity', identity, undefined, undefined, undefined, undefined, { meshHopLockgate: hop, pairedRps: 0.87, pairedCpu: 1.17 });
+  assert.deepEqual(paired, { 'mesh-identity/mesh-hop': 0.87, 'cpu:mesh-identity/mesh-hop': 1.17 });
+  // No mesh-hop row (not selected, or failed): no ratio.
+  assert.equal(computeRatios('mesh-identity', identity)['mesh-identity/mesh-hop'], null);
+  // mesh-hop's own ratios do not change with it.
+  assert.deepEqual(Object.keys(computeRatios('mesh-hop', [hop], undefined, undefined, undefined, undefined, { pairedRps: 0.5 })), ['lockgate/bare-mesh', 'lockgate/nginx', 'rss:lockgate/bare-mesh', 'cpu:lockgate/bare-mesh']);
+});
+
+test('buildReport puts mesh-identity/mesh-hop in the mesh-identity scenario, from the paired figures or mesh-hop\'s Lockgate row', async () => {
+  const { buildReport, markdownTable } = await import('../bench/report.ts');
+  const results = new Map([['mesh-hop', [result('lockgate', 3000, 280)]], ['mesh-identity', [{ ...result('lockgate', 2500, 330), rss_hops_mb: [170, 150] }]]]);
+  const meta = { date: '2026-11-27T02:00:00Z', node: 'v24', cpus: 2 };
+  const unpaired = buildReport(results, meta);
+  assert.equal(unpaired.scenarios.find((s) => s.name === 'mesh-identity')?.ratios['mesh-identity/mesh-hop'], 0.833);
+  const paired = buildReport(results, meta, undefined, undefined, undefined, { rps: 0.861, cpu: 1.2 });
+  assert.deepEqual(paired.scenarios.find((s) => s.name === 'mesh-identity')?.ratios, { 'mesh-identity/mesh-hop': 0.861, 'cpu:mesh-identity/mesh-hop': 1.2 });
+  const table = markdownTable(paired);
+  assert.match(table, /\| mesh-identity \| lockgate \| 2,500 \|/);
+  assert.match(table, /- mesh-identity: mesh-identity\/mesh-hop 0\.86, cpu:mesh-identity\/mesh-hop 1\.20/);
+  assert.match(table, /gateway \/ sidecar b, MB\): 170\.0 \/ 150\.0/);
 });
 
 test('median is one measured value: the middle, or the lower middle for an even count', async () => {

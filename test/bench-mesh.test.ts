@@ -1,20 +1,22 @@
 // The mesh-hop benchmark's parts: h2load parsing, ratios, the sidecar snapshot, nginx configs, and a real bare-mesh mTLS round trip.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBareHop } from '../bench/bare-mesh.ts';
 import { benchSpiffeId, createMeshCerts } from '../bench/mesh-certs.ts';
-import { meshNginxHopA, meshNginxHopB, sidecarSnapshot } from '../bench/mesh-hop.ts';
+import { burstOrder, meshNginxHopA, meshNginxHopB, sidecarSnapshot } from '../bench/mesh-hop.ts';
+import { ASSERTION_ISSUER, BENCH_GROUP, BLOCKED_USER, identityGatewayYaml } from '../bench/mesh-identity.ts';
 import { h2loadArgs, openLoopRatios, parseH2loadLog, parseH2loadSummary, percentile } from '../bench/open-loop.ts';
 import type { OpenLoopEntry } from '../bench/open-loop.ts';
 import { computeRatios } from '../bench/report.ts';
 import type { SystemResult } from '../bench/report.ts';
 import { buildScenarios, parseOnly, selectScenarios } from '../bench/scenarios.ts';
 import { parseConfigText } from '../src/model/load-config.ts';
+import { parseAssertionKeys } from '../src/proxy/assertion.ts';
 import { snapshotSchemaSupported } from '../src/model/snapshot.ts';
 
 const H2LOAD_TEXT = `finished in 4.00s, 503.33 req/s, 66.36KB/s
@@ -84,6 +86,68 @@ test('mesh-hop runs lockgate, bare-mesh and nginx; bare-mesh is in no other scen
   assert.deepEqual(all.filter((s) => s.systems.includes('bare-mesh')).map((s) => s.name), ['mesh-hop']);
   assert.deepEqual(selectScenarios(all, parseOnly('mesh-hop')).map((s) => s.name), ['mesh-hop']);
   assert.deepEqual(selectScenarios(all, parseOnly(',bare-mesh')).map((s) => [s.name, s.systems]), [['mesh-hop', ['bare-mesh']]]);
+});
+
+test('mesh-identity: Lockgate only, 1,000 distinct users of bench-users, each with its own ES256 token', () => {
+  const all = buildScenarios();
+  const s = all.find((x) => x.name === 'mesh-identity');
+  assert.deepEqual(s?.systems, ['lockgate']);
+  assert.equal(s?.requests.length, 1000);
+  const claims = s!.requests.map((q) => {
+    assert.equal(q.method, 'GET');
+    assert.equal(q.headers?.length, 1);
+    const [name, scheme, token] = q.headers![0].split(' ');
+    assert.deepEqual([name, scheme], ['Authorization:', 'Bearer']);
+    const [head, body] = token.split('.').slice(0, 2).map((p) => JSON.parse(Buffer.from(p, 'base64url').toString()) as Record<string, unknown>);
+    assert.equal(head.alg, 'ES256');
+    return body;
+  });
+  assert.deepEqual([claims[0].sub, claims[999].sub], ['user-0000', 'user-0999']);
+  assert.equal(new Set(claims.map((c) => c.sub)).size, 1000);
+  assert.ok(claims.every((c) => JSON.stringify(c.groups) === JSON.stringify([BENCH_GROUP]) && (c.exp as number) > Date.now() / 1000 + 3600));
+  assert.equal(new Set(s!.requests.map((q) => q.path)).size, 1000);
+  assert.deepEqual(selectScenarios(all, parseOnly('mesh-identity')).map((x) => [x.name, x.systems]), [['mesh-identity', ['lockgate']]]);
+  assert.deepEqual(selectScenarios(all, parseOnly('mesh-identity,bare-mesh')), [], 'bare-mesh has no mesh-identity');
+});
+
+test('burstOrder rotates the members every burst: two alternate as before, three take turns going first', () => {
+  assert.deepEqual([0, 1, 2].map((k) => burstOrder(2, k)), [[0, 1], [1, 0], [0, 1]]);
+  assert.deepEqual([0, 1, 2, 3].map((k) => burstOrder(3, k)), [[0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 1, 2]]);
+  assert.deepEqual(burstOrder(1, 5), [0]);
+});
+
+test('mesh-identity configs: the gateway and sidecar b pass Lockgate validation, with the policies and keys each needs', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-identity-'));
+  try {
+    const certs = await createMeshCerts(dir);
+    const identity = buildScenarios().find((x) => x.name === 'mesh-identity')!.meshIdentity!;
+    // The gateway's keys file carries the signing key, sidecar b's snapshot the public keys only.
+    assert.equal(parseAssertionKeys(JSON.stringify(identity.gatewayKeys), 'gw').signing?.kid, identity.gatewayKeys.keys[0].kid);
+    assert.equal(identity.gatewayKeys.issuer, ASSERTION_ISSUER);
+    const snap = sidecarSnapshot('b', certs, 18443, identity);
+    assert.deepEqual(snap.identity, identity.sidecarKeys);
+    assert.equal(snap.identity?.signing, undefined);
+    const side = parseConfigText(snap.config, 'snapshot.yaml');
+    assert.deepEqual(side.problems, []);
+    assert.equal(side.config?.mesh.spec.defaultAccess, 'deny');
+    const policy = side.config?.accessPolicies[0];
+    assert.equal(policy?.spec.target.service, 'bench/b');
+    assert.match(JSON.stringify(policy?.spec.deny), new RegExp(BLOCKED_USER));
+    // mesh-hop's snapshot stays as it was: no keys, access allowed by default.
+    assert.equal(sidecarSnapshot('b', certs, 18443).identity, undefined);
+    writeFileSync(join(dir, 'k.json'), JSON.stringify(identity.gatewayKeys));
+    const yaml = identityGatewayYaml({ port: 18080, adminPort: 18081, bPort: 18443, accessLogPath: join(dir, 'a.log'), keysFile: join(dir, 'k.json'), certs, identity });
+    const gw = parseConfigText(yaml, 'gateway.yaml');
+    assert.deepEqual(gw.problems, []);
+    assert.deepEqual(gw.config?.gateway.spec.mesh?.identity, certs.a.spiffeId);
+    assert.equal(gw.config?.gateway.spec.mesh?.assertions?.exchange, false);
+    const b = gw.config?.backends.get('default/b')?.spec;
+    assert.equal(b?.type, 'mesh');
+    assert.deepEqual(b?.tls?.spiffeIds, [certs.b.spiffeId]);
+    assert.deepEqual(b?.endpoints.map((e) => e.url), ['https://127.0.0.1:18443']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('the bench PKI and snapshot: leaves carry one SPIFFE URI SAN, the snapshot config passes Lockgate validation', async () => {
