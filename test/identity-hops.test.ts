@@ -193,6 +193,8 @@ test('alice (orders-admins): the gateway asserts her to orders, orders exchanges
   const oc = JSON.parse(Buffer.from(String(o.headers['x-lockgate-assertion']).split('.')[1], 'base64url').toString()) as Record<string, unknown>;
   assert.equal(oc.aud, ORDERS);
   assert.deepEqual(oc.act, { sub: EDGE });
+  // The user's own bearer token stays at the edge: the assertion says who they are.
+  assert.equal(o.headers.authorization, undefined);
   // The gateway mints once per user and audience: the next request carries the very same assertion.
   await get(gwPort, '/shop/call/stock/2', { authorization: `Bearer ${ALICE}` });
   const o2 = ordersApp.seen.filter((s) => s.url === '/call/stock/2').at(-1)!;

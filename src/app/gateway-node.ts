@@ -78,7 +78,7 @@ export function gatewayConfigOf(snap: Snapshot, o: { file: string; client: MeshC
 export function withAssertions(config: Config, spiffeId: string, keysFile: string): Config {
   const g = config.gateway;
   const mesh = g.spec.mesh ?? { maxHops: 16, defaultAccess: config.mesh.spec.defaultAccess };
-  const spec = { ...g.spec, mesh: { ...mesh, identity: spiffeId, assertions: { keysFile, exchange: false, userHeaders: false } } };
+  const spec = { ...g.spec, mesh: { ...mesh, identity: spiffeId, assertions: { keysFile, exchange: false, userHeaders: false, forwardBearer: g.spec.mesh?.assertions?.forwardBearer ?? false } } };
   const version = createHash('sha256').update(config.version).update('\0').update(keysFile).digest('hex').slice(0, 12);
   return { ...config, gateway: { ...g, spec }, version };
 }

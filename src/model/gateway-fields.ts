@@ -137,6 +137,7 @@ export const gatewayFields = obj(
               { required: true, check: checkNotEmpty },
             ),
             exchange: bool("Plain listeners take the app's assertion (addressed to this node) and exchange it for one addressed to the service called (a sidecar's outbound side); otherwise a client's copy is dropped.", false),
+            forwardBearer: bool("Keep the end user's `Authorization: Bearer` token on calls that carry an assertion (by default the gateway drops it there: the assertion says who the user is, and the user's token stays at the edge).", false),
             userHeaders: bool('An inbound hop also hands the app plain x-lockgate-user, x-lockgate-email and x-lockgate-groups from the verified assertion.', true),
           },
           "Signed end-user assertions between hops (x-lockgate-assertion, ES256): a gateway mints one for each mesh call made for a validated end user; an outbound sidecar exchanges the app's for one addressed to the next service; an inbound sidecar accepts one only when it is addressed to this node's identity and its act is the mTLS peer. Needs `identity`.",

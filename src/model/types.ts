@@ -120,7 +120,7 @@ export interface GatewayMesh {
   /** The node's own SPIFFE ID. */
   identity?: string;
   /** Signed end-user assertions between hops (identity issue §2). */
-  assertions?: { keysFile: string; exchange: boolean; userHeaders: boolean };
+  assertions?: { keysFile: string; exchange: boolean; userHeaders: boolean; forwardBearer: boolean };
   /** Outbound opaque TCP: the services (and their tcp ports) a `CONNECT host:port` may reach. */
   tcpRoutes?: MeshTcpRoute[];
   /** Inbound opaque TCP: where tunnels from mesh peers end. */

@@ -24,8 +24,13 @@ export const GROUPS_HEADER = 'x-lockgate-groups';
 
 /** Longest life of an assertion (seconds). */
 export const ASSERTION_LIFETIME_S = 300;
-/** A minted assertion is reused for this long (ms), while at least MIN_REMAINING_S of its life is left. */
+/**
+ * A minted assertion is reused for up to this long (ms), while at least MIN_REMAINING_S of its life is left; each for a
+ * random part of the last quarter less, so assertions minted together (a burst of users) are not all minted again in
+ * the same second a minute later.
+ */
 export const REUSE_MS = 60_000;
+export const REUSE_MIN_MS = 45_000;
 const MIN_REMAINING_S = 60;
 /** Clock skew allowed between hops (seconds). */
 export const SKEW_S = 30;
@@ -117,6 +122,8 @@ interface Minted {
   token: string;
   mintedAt: number;
   exp: number;
+  /** Handed out again until then (ms since the epoch). */
+  reuseUntil: number;
 }
 
 /**
@@ -136,7 +143,11 @@ export class AssertionService {
   readonly #verified = new Lru<string, VerifiedAssertion>(CACHE_SIZE);
   readonly #bySource = new WeakMap<object, UserAssertion>();
 
-  constructor(keys: AssertionKeys, self: string, now: () => number = Date.now) {
+  /** Calls that carry an assertion minted here keep the end user's `Authorization: Bearer` token (default: dropped). */
+  readonly forwardBearer: boolean;
+
+  constructor(keys: AssertionKeys, self: string, now: () => number = Date.now, o: { forwardBearer?: boolean } = {}) {
+    this.forwardBearer = o.forwardBearer === true;
     this.issuer = keys.issuer;
     this.self = self;
     this.#now = now;
@@ -164,7 +175,7 @@ export class AssertionService {
     const nowMs = this.#now();
     const key = `${audience}\0${user.idp ?? ''}\0${user.sub}\0${user.sid ?? ''}\0${user.email ?? ''}\0${user.groups?.join('\u0001') ?? ''}\0${user.exp ?? ''}\0${cap ?? ''}`;
     const hit = this.#minted.get(key);
-    if (hit !== undefined && nowMs - hit.mintedAt < REUSE_MS && hit.exp * 1000 - nowMs >= MIN_REMAINING_S * 1000) return { token: hit.token, reuseUntil: reuseUntil(hit) };
+    if (hit !== undefined && nowMs < hit.reuseUntil) return { token: hit.token, reuseUntil: hit.reuseUntil };
     if (this.#signKey === null) throw new Error('this node has no assertion signing key');
     const iat = Math.floor(nowMs / 1000);
     let exp = iat + ASSERTION_LIFETIME_S;
@@ -182,9 +193,10 @@ export class AssertionService {
     const input = `${this.#header}.${b64u(JSON.stringify(payload))}`;
     const sig = sign('sha256', Buffer.from(input), { key: this.#signKey, dsaEncoding: 'ieee-p1363' });
     const token = `${input}.${b64u(sig)}`;
-    const entry = { token, mintedAt: nowMs, exp };
+    const reuse = REUSE_MIN_MS + Math.floor(Math.random() * (REUSE_MS - REUSE_MIN_MS));
+    const entry: Minted = { token, mintedAt: nowMs, exp, reuseUntil: Math.min(nowMs + reuse, exp * 1000 - MIN_REMAINING_S * 1000) };
     this.#minted.set(key, entry);
-    return { token, reuseUntil: reuseUntil(entry) };
+    return { token, reuseUntil: entry.reuseUntil };
   }
 
   /**
@@ -196,7 +208,7 @@ export class AssertionService {
     if (u !== undefined) return u;
     const user = userFromClaims(claims);
     if (user === null) return null;
-    u = new UserAssertion(this, user);
+    u = new UserAssertion(this, user, undefined, !this.forwardBearer);
     this.#bySource.set(claims, u);
     return u;
   }
@@ -293,6 +305,8 @@ export class AssertionService {
 export interface AssertionSource {
   /** The header value for `audience` (a destination SPIFFE ID). */
   headerFor(audience: string): string;
+  /** A call that carries this assertion drops the end user's `Authorization: Bearer` token (the gateway's mints). */
+  readonly dropsBearer: boolean;
 }
 
 /**
@@ -306,11 +320,13 @@ export class UserAssertion implements AssertionSource {
   #audience = '';
   #token = '';
   #reuseUntil = 0;
+  readonly dropsBearer: boolean;
 
-  constructor(service: AssertionService, user: AssertionUser, cap?: number) {
+  constructor(service: AssertionService, user: AssertionUser, cap?: number, dropsBearer = false) {
     this.#service = service;
     this.#user = user;
     this.#cap = cap;
+    this.dropsBearer = dropsBearer;
   }
 
   headerFor(audience: string): string {
@@ -321,11 +337,6 @@ export class UserAssertion implements AssertionSource {
     this.#reuseUntil = m.reuseUntil;
     return m.token;
   }
-}
-
-/** Until when a minted assertion is handed out again: a minute after minting, while a minute of its life is left. */
-function reuseUntil(m: Minted): number {
-  return Math.min(m.mintedAt + REUSE_MS, m.exp * 1000 - MIN_REMAINING_S * 1000);
 }
 
 /** The source for a request whose end user the gateway validated (null without a sub or a signing key). */

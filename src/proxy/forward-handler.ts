@@ -108,6 +108,13 @@ function hasAvailable(c: UpstreamCluster, now: number): boolean {
   return false;
 }
 
+/** Removes `authorization: Bearer …` from a flat header list (names are lower-case there). */
+function dropBearer(h: string[]): void {
+  for (let i = h.length - 2; i >= 0; i -= 2) {
+    if (h[i] === 'authorization' && /^bearer\s/i.test(h[i + 1])) h.splice(i, 2);
+  }
+}
+
 /** Handler class (not closures) so a request costs one object; reused across retry attempts. */
 export class ForwardHandler implements Dispatcher.DispatchHandler {
   readonly #ex: Exchange;
@@ -260,7 +267,11 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     }
     const value = idn.headerFor(audience);
     if (at >= 0) h[at + 1] = value;
-    else h.push(ASSERTION_HEADER, value);
+    else {
+      h.push(ASSERTION_HEADER, value);
+      // The user's own token stays at the edge: the assertion says who they are (mesh.assertions.forwardBearer keeps it).
+      if (idn.dropsBearer) dropBearer(h);
+    }
   }
 
   onRequestStart(controller: Controller): void {

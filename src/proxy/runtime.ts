@@ -333,7 +333,7 @@ export function buildRuntime(
   if (ac !== undefined && config.gateway.spec.mesh?.identity !== undefined) {
     try {
       const keys = parseAssertionKeys(readFileSync(ac.keysFile, 'utf8'), ac.keysFile);
-      assertions = { service: new AssertionService(keys, config.gateway.spec.mesh.identity), exchange: ac.exchange, userHeaders: ac.userHeaders };
+      assertions = { service: new AssertionService(keys, config.gateway.spec.mesh.identity, Date.now, { forwardBearer: ac.forwardBearer === true }), exchange: ac.exchange, userHeaders: ac.userHeaders };
     } catch (err) {
       for (const c of clusters.values()) if (!reused.has(c)) void c.close();
       return { problems: [`spec.mesh.assertions.keysFile: ${(err as Error).message}`] };
