@@ -1,4 +1,5 @@
 // Who the end user is on a route whose Api names IdentityProviders: a bearer token, else the login session, else a login redirect or 401.
+import { Lru } from '../lib/lru.ts';
 import { parseCompactJws, parseJsonObject, isFailure } from './jwt-rules.ts';
 import type { OidcClient } from './oidc-client.ts';
 import type { SessionRecord, SessionStore } from './session-store.ts';
@@ -72,15 +73,26 @@ function anonymous(auth: RouteAuth, input: AuthInput): AuthOutcome | Promise<Aut
   return unauthorized('', 'no bearer token or session', 'no bearer token or session');
 }
 
+/**
+ * The provider a token was last matched to, by the token: a token seen before skips decoding its claims to find its
+ * issuer (its validator's own cache then answers). Only a hint: the validator checks `iss` again on every miss of
+ * its cache, and a hit there is a token it verified for this provider.
+ */
+const issuerOfToken = new Lru<string, OidcClient>(10_000);
+
 function bearer(auth: RouteAuth, token: string): AuthOutcome | Promise<AuthOutcome> {
   if (token === '' || token.length > 32 * 1024) return unauthorized('invalid_request', 'Invalid bearer token', 'empty or oversized bearer token');
-  // The issuer picks the provider; its validator checks the signature, and `iss` again, before anything is trusted.
-  const jws = parseCompactJws(token);
-  if (isFailure(jws)) return unauthorized('invalid_token', 'Invalid bearer token', jws.detail);
-  const claims = parseJsonObject(jws.payload, 'the claims set');
-  if (isFailure(claims)) return unauthorized('invalid_token', 'Invalid bearer token', claims.detail);
-  const client = typeof claims.iss === 'string' ? auth.byIssuer.get(claims.iss) : undefined;
-  if (client === undefined) return unauthorized('invalid_token', 'Invalid bearer token', `issuer ${JSON.stringify(claims.iss ?? null)} is not accepted here`);
+  let client = issuerOfToken.get(token);
+  if (client === undefined || auth.byIssuer.get(client.spec.issuer) !== client) {
+    // The issuer picks the provider; its validator checks the signature, and `iss` again, before anything is trusted.
+    const jws = parseCompactJws(token);
+    if (isFailure(jws)) return unauthorized('invalid_token', 'Invalid bearer token', jws.detail);
+    const claims = parseJsonObject(jws.payload, 'the claims set');
+    if (isFailure(claims)) return unauthorized('invalid_token', 'Invalid bearer token', claims.detail);
+    client = typeof claims.iss === 'string' ? auth.byIssuer.get(claims.iss) : undefined;
+    if (client === undefined) return unauthorized('invalid_token', 'Invalid bearer token', `issuer ${JSON.stringify(claims.iss ?? null)} is not accepted here`);
+    issuerOfToken.set(token, client);
+  }
   const r = client.bearer.validate(token);
   const done = (res: Awaited<typeof r>): AuthOutcome => res.ok
     ? { claims: client.mapClaims(res.claims), via: 'bearer' }
