@@ -11,7 +11,7 @@ import type { CpuTicks } from './measure.ts';
 import type { Sample, UnitOptions } from './measure-unit.ts';
 import { MESH_NAMESPACE, TRUST_DOMAIN } from './mesh-certs.ts';
 import type { MeshCerts } from './mesh-certs.ts';
-import { checkIdentityHops, identityGatewayYaml, identitySidecarPolicyYaml } from './mesh-identity.ts';
+import { benchIdp, checkIdentityHops, identityGatewayYaml, identitySidecarPolicyYaml } from './mesh-identity.ts';
 import type { MeshIdentity } from './mesh-identity.ts';
 import { freePort, httpGet, portIsFree, waitUntil } from './net.ts';
 import { startNginx } from './nginx.ts';
@@ -142,13 +142,13 @@ function launchSidecar(service: 'a' | 'b', ctx: Context, certs: MeshCerts, ports
 }
 
 /** mesh-identity's hop A: Lockgate's standalone gateway (one worker) with hop a's certificate, to sidecar b over mTLS. */
-function launchIdentityGateway(ctx: Context, certs: MeshCerts, identity: MeshIdentity, ports: { port: number; adminPort: number; bPort: number }): Hop & { accessLog: string } {
+function launchIdentityGateway(ctx: Context, certs: MeshCerts, identity: MeshIdentity, ports: { port: number; adminPort: number; bPort: number }, discovery: string): Hop & { accessLog: string } {
   const keysFile = join(ctx.dir, 'identity-gateway-assertion-keys.json');
   writeFileSync(keysFile, `${JSON.stringify(identity.gatewayKeys)}\n`, { mode: 0o600 });
   const accessLog = join(ctx.dir, 'identity-gateway-access.log');
   rmSync(accessLog, { force: true });
   const config = join(ctx.dir, 'identity-gateway.yaml');
-  writeFileSync(config, identityGatewayYaml({ ...ports, accessLogPath: accessLog, keysFile, certs, identity }));
+  writeFileSync(config, identityGatewayYaml({ ...ports, accessLogPath: accessLog, keysFile, certs, identity, discovery }));
   const log = join(ctx.dir, 'identity-gateway.out');
   rmSync(log, { force: true });
   const args = [...profileArgs('identity-gateway'), LOCKGATE_BIN, 'gateway', '-c', config, '--workers', '1'];
@@ -311,7 +311,7 @@ export async function startMeshSystem(system: SystemName, scenario: Scenario, ct
     const identity = scenario.meshIdentity;
     const [adminPort, bOutbound] = [await freePort(), await freePort()];
     const b = launchSidecar('b', ctx, certs, { inbound: bPort, outbound: bOutbound, bInbound: bPort }, identity);
-    const a = launchIdentityGateway(ctx, certs, identity, { port: aPort, adminPort, bPort });
+    const a = launchIdentityGateway(ctx, certs, identity, { port: aPort, adminPort, bPort }, await benchIdp(identity));
     r = running([a, b], aPort, bPort, [a.accessLog, sidecarAccessLog(ctx.dir, 'b', 'identity-')]);
     ready = async () => readyLine(b.log) && (await httpGet(adminPort, '/readyz')).status === 200;
     check = () => checkIdentityHops(aPort, identity);

@@ -2,6 +2,8 @@
 // AccessPolicy, a signed assertion minted per user) and over mTLS to sidecar b (assertion verified, AccessPolicy on the
 // user's groups and the calling workload), then the app. Keys and tokens are made once per run with throw-away keys.
 import { generateKeyPairSync } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { KeyObject } from 'node:crypto';
 import { stringify } from 'yaml';
 import type { AssertionKeys, PublicJwk } from '../src/model/snapshot.ts';
@@ -84,11 +86,43 @@ export interface IdentityGatewayOptions {
   keysFile: string;
   certs: MeshCerts;
   identity: MeshIdentity;
+  /** The end users' IdentityProvider discovery document (benchIdp). */
+  discovery: string;
+}
+
+let idp: Promise<string> | undefined;
+
+/**
+ * The end users' OpenID provider, as the gateway sees one: a discovery document and the JWKS, served from the bench
+ * process on loopback (read once, when the gateway starts). Started on first use; it never keeps the run alive.
+ */
+export function benchIdp(identity: MeshIdentity): Promise<string> {
+  idp ??= new Promise<string>((resolve, reject) => {
+    let base = '';
+    const server = http.createServer((req, res) => {
+      const send = (body: unknown): void => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+      if (req.url === '/.well-known/openid-configuration') {
+        send({
+          issuer: JWT_ISSUER, jwks_uri: `${base}/jwks`, authorization_endpoint: `${base}/authorize`, token_endpoint: `${base}/token`,
+          response_types_supported: ['code'], subject_types_supported: ['public'], id_token_signing_alg_values_supported: ['ES256'],
+        });
+      } else if (req.url === '/jwks') send({ keys: [identity.jwtJwk] });
+      else res.writeHead(404).end();
+    });
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      server.unref();
+      resolve(`${base}/.well-known/openid-configuration`);
+    });
+  });
+  return idp;
 }
 
 /**
- * The standalone gateway: it presents hop a's certificate (so its workload ID is a's), validates the end user,
- * lets bench-users in, and mints an assertion for b on every mesh call (reused per user for a minute).
+ * The standalone gateway: it presents hop a's certificate (so its workload ID is a's), validates the end user's bearer
+ * token against an IdentityProvider (the way an identity-aware Api is configured: no ApiPolicy), lets bench-users in,
+ * and mints an assertion for b on every mesh call (reused per user for up to a minute).
  */
 export function identityGatewayYaml(o: IdentityGatewayOptions): string {
   return [
@@ -107,14 +141,10 @@ export function identityGatewayYaml(o: IdentityGatewayOptions): string {
       maxConnections: 128,
       tls: { caFile: o.certs.rootFile, certFile: o.certs.a.certFile, keyFile: o.certs.a.keyFile, verify: true, spiffeIds: [o.certs.b.spiffeId] },
     }),
-    doc('Api', { name: 'all' }, { path: '/', backend: 'b' }),
-    doc('ApiPolicy', { name: 'all-users' }, {
-      scope: { api: 'all' },
-      inbound: [
-        { base: {} },
-        { 'validate-jwt': { issuerSigningKeys: [{ jwk: JSON.stringify(o.identity.jwtJwk), kid: 'bench' }], issuers: [JWT_ISSUER], audiences: [JWT_AUDIENCE], allowedAlgorithms: ['ES256'] } },
-      ],
+    doc('IdentityProvider', { name: 'bench-idp' }, {
+      issuer: JWT_ISSUER, discovery: o.discovery, clientId: 'bench', audience: [JWT_AUDIENCE], allowedAlgorithms: ['ES256'],
     }),
+    doc('Api', { name: 'all' }, { path: '/', backend: 'b', authentication: { providers: ['bench-idp'] } }),
     doc('AccessPolicy', { name: 'all-bench-users' }, { target: { api: 'all' }, allow: [{ groups: [BENCH_GROUP] }] }),
   ].join('---\n');
 }

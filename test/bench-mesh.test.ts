@@ -136,9 +136,12 @@ test('mesh-identity configs: the gateway and sidecar b pass Lockgate validation,
     // mesh-hop's snapshot stays as it was: no keys, access allowed by default.
     assert.equal(sidecarSnapshot('b', certs, 18443).identity, undefined);
     writeFileSync(join(dir, 'k.json'), JSON.stringify(identity.gatewayKeys));
-    const yaml = identityGatewayYaml({ port: 18080, adminPort: 18081, bPort: 18443, accessLogPath: join(dir, 'a.log'), keysFile: join(dir, 'k.json'), certs, identity });
+    const yaml = identityGatewayYaml({ port: 18080, adminPort: 18081, bPort: 18443, accessLogPath: join(dir, 'a.log'), keysFile: join(dir, 'k.json'), certs, identity, discovery: 'http://127.0.0.1:18999/.well-known/openid-configuration' });
     const gw = parseConfigText(yaml, 'gateway.yaml');
     assert.deepEqual(gw.problems, []);
+    // The end user is validated the way an identity-aware Api is configured: an IdentityProvider, no ApiPolicy.
+    assert.deepEqual(gw.config?.apis[0].spec.authentication?.providers, ['bench-idp']);
+    assert.equal(gw.config?.apiPolicies.length, 0);
     assert.deepEqual(gw.config?.gateway.spec.mesh?.identity, certs.a.spiffeId);
     assert.equal(gw.config?.gateway.spec.mesh?.assertions?.exchange, false);
     const b = gw.config?.backends.get('default/b')?.spec;
