@@ -45,9 +45,9 @@ export interface AssertionKeyStoreOptions {
   log?: (event: string, fields: Record<string, unknown>) => void;
 }
 
-/** RFC 7638 thumbprint of a P-256 public key: its kid. */
+/** The kid: the first 16 characters of the key's RFC 7638 thumbprint (every request carries it; 96 bits name a key well enough). */
 function thumbprint(x: string, y: string): string {
-  return createHash('sha256').update(JSON.stringify({ crv: 'P-256', kty: 'EC', x, y })).digest('base64url');
+  return createHash('sha256').update(JSON.stringify({ crv: 'P-256', kty: 'EC', x, y })).digest('base64url').slice(0, 16);
 }
 
 export class AssertionKeyStore {

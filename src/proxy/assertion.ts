@@ -1,7 +1,7 @@
 // The end user between hops (identity issue §2): a short-lived ES256 assertion, minted once per user and audience,
 // verified once per token, exchanged hop by hop with `act` = the workload that holds it.
 //
-// Shape (a JWT; header {alg: ES256, typ: JWT, kid}):
+// Shape (a JWT; header {alg: ES256, kid}):
 //   iss    the control plane's SPIFFE ID (the signing keys are its own: created, rotated and published by it)
 //   aud    the destination's SPIFFE ID (the service the assertion may be presented to)
 //   sub, email, groups   the end user, as the gateway validated them
@@ -155,7 +155,8 @@ export class AssertionService {
     const s = keys.signing;
     this.#signKey = s ? createPrivateKey({ key: { kty: s.kty, crv: s.crv, x: s.x, y: s.y, d: s.d }, format: 'jwk' }) : null;
     this.#signKid = s?.kid ?? '';
-    this.#header = b64u(JSON.stringify({ alg: 'ES256', typ: 'JWT', kid: this.#signKid }));
+    // No `typ`: the assertion travels on every call, and nothing reads it (verification takes only this shape).
+    this.#header = b64u(JSON.stringify({ alg: 'ES256', kid: this.#signKid }));
   }
 
   get canMint(): boolean {
