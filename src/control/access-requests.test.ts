@@ -10,7 +10,7 @@ import { LocalKeyWrapper } from '../secrets/key-wrapper.ts';
 import { AuditLog } from '../store/audit-log.ts';
 import { MemoryConfigStore } from '../store/memory-config-store.ts';
 import { settingsFromConfig, grantSource } from './access-api.ts';
-import { AccessRequests, type Person } from './access-requests.ts';
+import { AccessRequests, ENDED_RETENTION_MS, type Person } from './access-requests.ts';
 
 const H = 'apiVersion: lockgate.dev/v1alpha1';
 const POLICY = `${H}
@@ -109,7 +109,7 @@ test('request → two approvals → access until the end, exact to the milliseco
 });
 
 test('a force approver alone approves (flagged); a deny ends it; a pending request expires at its review deadline', async () => {
-  const { requests, audit, clock } = await world();
+  const { requests, audit, clock, store } = await world();
   const a = await requests.create(bob, { target: { service: 'shop/inventory' }, reason: 'deploy' });
   const forced = await requests.approve(a.id, dave);
   assert.equal(forced.state, 'approved');
@@ -129,6 +129,16 @@ test('a force approver alone approves (flagged); a deny ends it; a pending reque
   assert.equal(await requests.sweep(), 1);
   assert.equal(requests.get(c.id)!.state, 'expired');
   assert.equal(requests.get(c.id)!.endReason, 'not reviewed in time');
+  // Ended requests stay listable for 30 days, then leave the store (the audit trail keeps their story).
+  clock.t += ENDED_RETENTION_MS - 1;
+  await requests.sweep();
+  assert.ok(requests.get(c.id) !== undefined);
+  clock.t += 1;
+  await requests.sweep();
+  assert.equal(requests.get(c.id), undefined);
+  assert.equal(requests.get(b.id), undefined, 'the denied one too');
+  assert.equal(requests.list().some((r) => r.id === c.id), false);
+  assert.equal(await store.get(`/access/requests/${c.id}`), undefined, 'gone from the store too');
   await audit.close();
 });
 

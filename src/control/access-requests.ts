@@ -15,6 +15,8 @@ import type { AuditSink } from '../store/audit-record.ts';
 import type { ConfigStore } from '../store/config-store.ts';
 
 export const ACCESS_REQUEST_PREFIX = '/access/requests/';
+/** Ended requests (denied, expired, revoked) are kept this long for `lockgate access list|show`; the audit trail keeps them for good. */
+export const ENDED_RETENTION_MS = 30 * 86_400_000;
 
 export type AccessRequestState = 'pending' | 'approved' | 'denied' | 'expired' | 'revoked';
 
@@ -284,6 +286,13 @@ export class AccessRequests {
         await this.#audit('lockgate:control-plane', 'access.expire', next, next.endReason!, undefined, { was: r.state, ...(r.endsAt ? { until: r.endsAt } : {}) });
         n++;
         if (grantDue) grantsChanged = true;
+      }
+      // Ended long ago: out of the store (and of every list); the audit trail holds their whole story.
+      for (const r of [...this.#records.values()]) {
+        if (r.state === 'pending' || r.state === 'approved' || r.endedAt === undefined) continue;
+        if (Date.parse(r.endedAt) + ENDED_RETENTION_MS > now) continue;
+        await this.#o.store.delete(`${ACCESS_REQUEST_PREFIX}${r.id}`);
+        this.#records.delete(r.id);
       }
       if (grantsChanged) this.#changed();
       return n;
