@@ -1,4 +1,5 @@
 // One Backend at runtime: its endpoints, one undici Pool each, the balancer, breaker, retry budget, outlier and health state.
+import { createSecureContext } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import { createHash } from 'node:crypto';
@@ -83,6 +84,14 @@ export class UpstreamCluster {
         // A mesh peer is named by its SPIFFE ID, not its address; a failed identity check must fail the connection.
         tlsOpts.checkServerIdentity = checkSpiffeServerIdentity(tls.spiffeIds);
         tlsOpts.rejectUnauthorized = true;
+      }
+      // One secure context per cluster (its files are fixed for its life: new files make a new cluster), instead of
+      // one per new connection, which tls.connect builds from ca/cert/key when given no context. Files that do not
+      // load are left to each connection, which then reports the problem as before.
+      try {
+        tlsOpts.secureContext = createSecureContext({ ...(tlsOpts.ca ? { ca: tlsOpts.ca } : {}), ...(tlsOpts.cert ? { cert: tlsOpts.cert, key: tlsOpts.key } : {}) });
+      } catch {
+        // per-connection contexts, as before
       }
     }
     this.tlsOptions = tlsOpts;
