@@ -234,3 +234,18 @@ test('one source per claims object; it hands out the same assertion per audience
   assert.ok(r.ok);
   assert.equal(orders.exchangeFor(r.assertion), orders.exchangeFor(r.assertion), 'one exchange source per verified assertion');
 });
+
+test('the verify cache is keyed by the signature tail, but a hit needs the whole token: a changed payload with the same signature is not served from it', () => {
+  const c = clock();
+  const gw = new AssertionService(keys(k1), GATEWAY, c.now);
+  const orders = new AssertionService(keys(undefined), ORDERS, c.now);
+  const good = gw.mint(alice, ORDERS);
+  assert.ok(orders.accept(good, GATEWAY).ok);
+  const [h, p, s] = good.split('.');
+  const payload = JSON.parse(Buffer.from(p, 'base64url').toString()) as Record<string, unknown>;
+  const forged = `${h}.${Buffer.from(JSON.stringify({ ...payload, groups: ['root'] })).toString('base64url')}.${s}`;
+  const r = orders.accept(forged, GATEWAY);
+  assert.ok(!r.ok);
+  assert.match(r.error, /bad signature/);
+  assert.ok(orders.accept(good, GATEWAY).ok, 'the genuine one still verifies');
+});

@@ -12,6 +12,7 @@
 // The request id travels in its own header, so one assertion serves every request of that user for up to a minute.
 import { createPrivateKey, createPublicKey, sign, verify, randomBytes, type KeyObject } from 'node:crypto';
 import { Lru } from '../lib/lru.ts';
+import { tokenKey } from '../lib/token-key.ts';
 import type { AssertionKeys, PublicJwk } from '../model/snapshot.ts';
 
 export type { AssertionKeys, PublicJwk };
@@ -231,7 +232,9 @@ export class AssertionService {
    */
   verify(token: string): VerifyResult {
     const nowS = this.#now() / 1000;
-    const hit = this.#verified.get(token);
+    const cacheKey = tokenKey(token);
+    const found = this.#verified.get(cacheKey);
+    const hit = found !== undefined && found.token === token ? found : undefined;
     if (hit !== undefined) {
       if (hit.exp + SKEW_S > nowS) return { ok: true, assertion: hit };
       return { ok: false, error: 'the assertion has expired' };
@@ -273,7 +276,7 @@ export class AssertionService {
     if (typeof p.idp === 'string') user.idp = p.idp;
     if (typeof p.sid === 'string') user.sid = p.sid;
     const assertion: VerifiedAssertion = { token, user, aud: p.aud, act, jti: p.jti, iat, exp, claims: claimsOfUser(user) };
-    this.#verified.set(token, assertion);
+    this.#verified.set(cacheKey, assertion);
     return { ok: true, assertion };
   }
 

@@ -1,4 +1,5 @@
 // The engine behind validate-jwt: APIM's settings and defaults, token extraction, verification, and a verified-token cache.
+import { tokenKey } from '../lib/token-key.ts';
 import { createPublicKey, createSecretKey } from 'node:crypto';
 import { compactVerify } from 'jose';
 import { Lru } from '../lib/lru.ts';
@@ -113,6 +114,8 @@ export const MAX_TOKEN_CHARS = 32 * 1024;
 export const MAX_KEY_TRIES = 8;
 
 interface CacheEntry {
+  /** The whole token (the cache is keyed by its tail: tokenKey). */
+  token: string;
   result: JwtSuccess;
   validity: Validity;
   key: VerificationKey;
@@ -299,14 +302,16 @@ export class JwtValidator {
    * (and the key still being published) are re-checked on every hit. Otherwise a Promise.
    */
   validate(token: string): JwtResult | Promise<JwtResult> {
-    const hit = this.#cache.get(token);
+    const key = tokenKey(token);
+    const found = this.#cache.get(key);
+    const hit = found !== undefined && found.token === token ? found : undefined;
     if (hit !== undefined) {
       const bad = checkValidity(hit.validity, this.#now());
       if (bad === undefined) {
         if (hit.key.source === undefined || hit.key.source.holds(hit.key)) return hit.result;
-        this.#cache.delete(token); // its key was rotated out: verify again against the current keys
+        this.#cache.delete(key); // its key was rotated out: verify again against the current keys
       } else {
-        if (bad.reason === 'TokenExpired') this.#cache.delete(token);
+        if (bad.reason === 'TokenExpired') this.#cache.delete(key);
         return this.#fail(bad);
       }
     }
@@ -347,7 +352,7 @@ export class JwtValidator {
         ?? checkAudience(claims.aud, s.audiences) ?? checkRequiredClaims(claims, s.requiredClaims);
       if (bad !== undefined) return this.#fail(bad);
       const result: JwtSuccess = Object.freeze({ ok: true, claims: deepFreeze(claims), header: deepFreeze(jws.header), expiresAt: validity.expiresAt });
-      this.#cache.set(token, { result, validity, key });
+      this.#cache.set(tokenKey(token), { token, result, validity, key });
       return result;
     } catch (err) {
       return this.#fail({ reason: 'JwtInvalid', detail: `verification failed: ${(err as Error).message}` });

@@ -1,5 +1,6 @@
 // Who the end user is on a route whose Api names IdentityProviders: a bearer token, else the login session, else a login redirect or 401.
 import { Lru } from '../lib/lru.ts';
+import { tokenKey } from '../lib/token-key.ts';
 import { parseCompactJws, parseJsonObject, isFailure } from './jwt-rules.ts';
 import type { OidcClient } from './oidc-client.ts';
 import type { SessionRecord, SessionStore } from './session-store.ts';
@@ -78,11 +79,12 @@ function anonymous(auth: RouteAuth, input: AuthInput): AuthOutcome | Promise<Aut
  * issuer (its validator's own cache then answers). Only a hint: the validator checks `iss` again on every miss of
  * its cache, and a hit there is a token it verified for this provider.
  */
-const issuerOfToken = new Lru<string, OidcClient>(10_000);
+const issuerOfToken = new Lru<string, { token: string; client: OidcClient }>(10_000);
 
 function bearer(auth: RouteAuth, token: string): AuthOutcome | Promise<AuthOutcome> {
   if (token === '' || token.length > 32 * 1024) return unauthorized('invalid_request', 'Invalid bearer token', 'empty or oversized bearer token');
-  let client = issuerOfToken.get(token);
+  const hint = issuerOfToken.get(tokenKey(token));
+  let client = hint !== undefined && hint.token === token ? hint.client : undefined;
   if (client === undefined || auth.byIssuer.get(client.spec.issuer) !== client) {
     // The issuer picks the provider; its validator checks the signature, and `iss` again, before anything is trusted.
     const jws = parseCompactJws(token);
@@ -91,7 +93,7 @@ function bearer(auth: RouteAuth, token: string): AuthOutcome | Promise<AuthOutco
     if (isFailure(claims)) return unauthorized('invalid_token', 'Invalid bearer token', claims.detail);
     client = typeof claims.iss === 'string' ? auth.byIssuer.get(claims.iss) : undefined;
     if (client === undefined) return unauthorized('invalid_token', 'Invalid bearer token', `issuer ${JSON.stringify(claims.iss ?? null)} is not accepted here`);
-    issuerOfToken.set(token, client);
+    issuerOfToken.set(tokenKey(token), { token, client });
   }
   const r = client.bearer.validate(token);
   const done = (res: Awaited<typeof r>): AuthOutcome => res.ok
