@@ -298,10 +298,19 @@ export class AssertionService {
    * `audience`, acting as this node, for the same user, expiring no later than the inbound one.
    */
   exchange(token: string, audience: string): { ok: true; token: string } | { ok: false; error: string } {
+    const r = this.exchangeSource(token);
+    return r.ok ? { ok: true, token: r.source.headerFor(audience) } : r;
+  }
+
+  /**
+   * What an outbound hop forwards for the app's assertion: a source that mints one per audience (the forwarder asks
+   * per attempt), once the assertion verifies and is addressed to this node.
+   */
+  exchangeSource(token: string): { ok: true; source: UserAssertion } | { ok: false; error: string } {
     const r = this.verify(token);
     if (!r.ok) return r;
     if (r.assertion.aud !== this.self) return { ok: false, error: `the assertion is addressed to ${r.assertion.aud}, not ${this.self}` };
-    return { ok: true, token: this.mint(r.assertion.user, audience, r.assertion.exp) };
+    return { ok: true, source: this.exchangeFor(r.assertion) };
   }
 }
 

@@ -96,9 +96,10 @@ export function authorizeMeshRequest(
   const sourceId = ex.peerId;
   const socket = req.socket as { localPort?: number; remoteAddress?: string } | null;
   const port = socket?.localPort ?? 0;
+  const sourceIp = socket?.remoteAddress ?? '';
   // The end user is whoever the verified assertion names (identity issue §2), else none.
-  const d = decideAccess(access, { sourceId, service, port, method: ex.method, path: ex.path, claims, sourceIp: socket?.remoteAddress ?? '', headers: req.rawHeaders, requestId: ex.requestId });
-  publishDecision(ex, d, service, port, sourceId, { sourceIp: socket?.remoteAddress ?? '', claims });
+  const d = decideAccess(access, { sourceId, service, port, method: ex.method, path: ex.path, claims, sourceIp, headers: req.rawHeaders, requestId: ex.requestId });
+  publishDecision(ex, d, service, port, sourceId, { sourceIp, claims });
   return d.allow ? null : { id: d.id, policy: d.policy };
 }
 
@@ -255,10 +256,9 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
       if (!r.ok) return fail(state, res, ex, 'invalid_assertion', `sidecar ${route.meshService}: ${r.error}`, facts.hasBody, route.errorStyle);
       asserted = r.assertion;
     } else if (token !== undefined && asr.exchange && asr.service.canMint && callsMeshService(route.cluster)) {
-      const r = asr.service.verify(token);
-      const error = !r.ok ? r.error : r.assertion.aud !== asr.service.self ? `the assertion is addressed to ${r.assertion.aud}, not ${asr.service.self}` : '';
-      if (!r.ok || error !== '') return fail(state, res, ex, 'invalid_assertion', `sidecar ${asr.service.self} outbound: ${error}`, facts.hasBody, route.errorStyle);
-      identity = asr.service.exchangeFor(r.assertion);
+      const r = asr.service.exchangeSource(token);
+      if (!r.ok) return fail(state, res, ex, 'invalid_assertion', `sidecar ${asr.service.self} outbound: ${r.error}`, facts.hasBody, route.errorStyle);
+      identity = r.source;
     }
   }
   if (route.meshService !== '' && rt.access !== null) {

@@ -23,6 +23,8 @@ import type { RouteAuth } from './route-auth.ts';
 /** A node's assertion settings, with the keys read when the version was built. */
 export interface RuntimeAssertions {
   service: AssertionService;
+  /** What the service was built from: the next version keeps it (and its caches) while this is unchanged. */
+  source: string;
   /** Plain listeners exchange the app's assertion (a sidecar's outbound side). */
   exchange: boolean;
   /** The inbound hop hands the app x-lockgate-user/-email/-groups. */
@@ -332,8 +334,13 @@ export function buildRuntime(
   const ac = config.gateway.spec.mesh?.assertions;
   if (ac !== undefined && config.gateway.spec.mesh?.identity !== undefined) {
     try {
-      const keys = parseAssertionKeys(readFileSync(ac.keysFile, 'utf8'), ac.keysFile);
-      assertions = { service: new AssertionService(keys, config.gateway.spec.mesh.identity, Date.now, { forwardBearer: ac.forwardBearer === true }), exchange: ac.exchange, userHeaders: ac.userHeaders };
+      const text = readFileSync(ac.keysFile, 'utf8');
+      const self = config.gateway.spec.mesh.identity;
+      const source = `${self}\0${ac.forwardBearer === true}\0${text}`;
+      // A new snapshot (an endpoint, a grant) is a new version: minted and verified assertions stay cached through it.
+      const kept = previous?.assertions?.source === source ? previous.assertions.service : undefined;
+      const service = kept ?? new AssertionService(parseAssertionKeys(text, ac.keysFile), self, Date.now, { forwardBearer: ac.forwardBearer === true });
+      assertions = { service, source, exchange: ac.exchange, userHeaders: ac.userHeaders };
     } catch (err) {
       for (const c of clusters.values()) if (!reused.has(c)) void c.close();
       return { problems: [`spec.mesh.assertions.keysFile: ${(err as Error).message}`] };
