@@ -24,7 +24,8 @@ import { SqliteConfigStore } from '../store/sqlite-config-store.ts';
 import { AssertionKeyStore } from '../control/assertion-keys.ts';
 import { AccessRequests } from '../control/access-requests.ts';
 import { accessApiRoutes, grantSource, settingsFromConfig, storedConfig } from '../control/access-api.ts';
-import { PeopleAuth } from '../control/people-auth.ts';
+import { adminAndPeopleVerifier, PeopleAuth } from '../control/people-auth.ts';
+import { adminAuthApiRoutes } from '../control/admin-auth-api.ts';
 import { assertionKeyRoutes } from '../control/assertion-keys-api.ts';
 import { AuditLog, SYSTEM_ACTOR } from '../store/audit-log.ts';
 import type { SignedAuditHead } from '../store/audit-record.ts';
@@ -203,6 +204,7 @@ export class ControlPlane {
         ...api.routes,
         ...assertionKeyRoutes({ keys: assertionKeys, log: event, audit: auditLog }),
         ...accessApiRoutes({ requests: accessRequests, people, now }),
+        ...adminAuthApiRoutes({ store, loginProviders: () => people.loginProviders(), now, audit: auditLog, log: event }),
         ...caApiRoutes({ ca: stored, nodes: () => api.tracker.list(), lifetimeMs: leafLifetime, controlPlane: () => own, now, log: event, audit: auditLog }),
         ...(await import('../control/backup-api.ts')).backupApiRoutes({ store, wrapper, trustDomain, now, log: event }),
         ...secretsApiRoutes({
@@ -218,7 +220,7 @@ export class ControlPlane {
         }),
       ];
       server = await ControlServer.listen({
-        routes, tls: first.tls, trustDomain, verifyAdminToken: adminTokenVerifier(store),
+        routes, tls: first.tls, trustDomain, verifyAdminToken: adminAndPeopleVerifier(adminTokenVerifier(store, now), people),
         host: opts.host ?? DEFAULT_LISTEN.host, port: opts.port ?? DEFAULT_LISTEN.port,
       });
       const caFile = join(opts.dataDir, CA_BUNDLE_FILE);

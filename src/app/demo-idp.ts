@@ -31,6 +31,8 @@ export function demoUser(login: string): DemoUser | undefined {
 /** The client the demo registers, and the audience (resource indicator) its JWT access tokens name. */
 export const DEMO_IDP_CLIENT_ID = 'lockgate-demo';
 export const DEMO_IDP_AUDIENCE = 'https://api.lockgate.local';
+/** The public client `lockgate login` signs in with (device authorization grant, RFC 8628; no secret). */
+export const DEMO_IDP_CLI_CLIENT_ID = 'lockgate-cli';
 
 interface Interaction {
   uid: string;
@@ -93,6 +95,25 @@ async function browserStep(url: string, body: string | undefined, cookies: Map<s
   return { status: res.statusCode, location: typeof loc === 'string' ? new URL(loc, url) : undefined, text };
 }
 
+// The device flow's pages. `form` is oidc-provider's own form (hidden xsrf, user_code, confirm); the buttons submit it.
+type PageCtx = { body: string };
+const PAGE_STYLE = 'body{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem}input[type=text]{font-size:1.4rem;text-transform:uppercase;width:100%;margin:.5rem 0}button{font-size:1rem;margin:.5rem .5rem 0 0}code{font-size:1.4rem}';
+const page = (title: string, inner: string): string =>
+  `<!DOCTYPE html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${title}</title><style>${PAGE_STYLE}</style></head><body><p>Lockgate demo identity provider (development only)</p><h1>${title}</h1>${inner}</body></html>`;
+
+async function deviceInputPage(ctx: PageCtx, form: string, _out?: unknown, err?: { name?: string; userCode?: string }): Promise<void> {
+  const msg = err === undefined ? 'Enter the code <code>lockgate login</code> printed.' : err.name === 'AbortedError' ? 'The sign-in was cancelled.' : err.userCode !== undefined || err.name === 'NoCodeError' ? 'That code is not valid (or has expired). Try again.' : 'Something went wrong. Try again.';
+  ctx.body = page('Sign in the Lockgate CLI', `<p>${msg}</p>${form}<button type="submit" form="op.deviceInputForm">Continue</button>`);
+}
+
+async function deviceConfirmPage(ctx: PageCtx, form: string, _client: unknown, _deviceInfo: unknown, userCode: string): Promise<void> {
+  ctx.body = page('Confirm the code', `<p>Does your terminal show <code>${userCode}</code>? Continue only if it does.</p>${form}<button type="submit" form="op.deviceConfirmForm">Continue</button><button type="submit" form="op.deviceConfirmForm" name="abort" value="yes">Cancel</button>`);
+}
+
+async function deviceSuccessPage(ctx: PageCtx): Promise<void> {
+  ctx.body = page('Signed in', '<p>You can close this page and return to your terminal.</p>');
+}
+
 export async function startDemoIdp(o: DemoIdpOptions = {}): Promise<DemoIdp> {
   // Imported by a computed name: the package ships no type declarations, the interfaces above are what we use.
   const PACKAGE = 'oidc-provider';
@@ -110,13 +131,22 @@ export async function startDemoIdp(o: DemoIdpOptions = {}): Promise<DemoIdp> {
     adapter: memoryAdapter(),
     jwks: { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: 'demo-1', alg: 'RS256', use: 'sig' }] },
     cookies: { keys: [randomBytes(32).toString('base64url')] },
-    clients: [{ client_id: DEMO_IDP_CLIENT_ID, client_secret: clientSecret, redirect_uris: [redirectUri], grant_types: ['authorization_code'], response_types: ['code'] }],
+    clients: [
+      { client_id: DEMO_IDP_CLIENT_ID, client_secret: clientSecret, redirect_uris: [redirectUri], grant_types: ['authorization_code'], response_types: ['code'] },
+      {
+        client_id: DEMO_IDP_CLI_CLIENT_ID, client_name: 'Lockgate CLI', token_endpoint_auth_method: 'none', response_types: [], redirect_uris: [],
+        grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'],
+      },
+    ],
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'], groups: ['groups'] },
-    scopes: ['openid', 'email', 'profile', 'groups'],
+    // offline_access: `lockgate login` keeps a refresh token (the authorization-code client asks for none).
+    scopes: ['openid', 'email', 'profile', 'groups', 'offline_access'],
     conformIdTokenClaims: false,
     pkce: { required: () => true },
     features: {
       devInteractions: { enabled: false },
+      // `lockgate login`: the person opens /device in a browser, enters the code, signs in at the interaction page.
+      deviceFlow: { enabled: true, userCodeInputSource: deviceInputPage, userCodeConfirmSource: deviceConfirmPage, successSource: deviceSuccessPage },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => DEMO_IDP_AUDIENCE,
@@ -134,7 +164,7 @@ export async function startDemoIdp(o: DemoIdpOptions = {}): Promise<DemoIdp> {
       const u = demoUser(id);
       return u && { accountId: id, claims: async () => ({ ...u }) };
     },
-    ttl: { AccessToken: ttl, IdToken: ttl, AuthorizationCode: 60, Interaction: 600, Session: 3600, Grant: 3600 },
+    ttl: { AccessToken: ttl, IdToken: ttl, AuthorizationCode: 60, Interaction: 600, Session: 3600, Grant: 3600, DeviceCode: 600, RefreshToken: 86_400 },
   });
   provider.on('server_error', () => {});
   ready.listener = provider.callback();

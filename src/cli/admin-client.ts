@@ -7,6 +7,8 @@ import { spiffeIdFromAltNames } from '../ca/peer-identity.ts';
 import { parseWorkloadId } from '../lib/spiffe-id.ts';
 import { formatProblems } from '../model/load-config.ts';
 import type { Problem } from '../model/types.ts';
+import { AdminClientError } from './admin-client-error.ts';
+import { freshIdToken } from './credentials.ts';
 
 export const ADMIN_CLIENT_OPTIONS = {
   'control-plane': { type: 'string' },
@@ -17,7 +19,8 @@ export const ADMIN_CLIENT_OPTIONS = {
 
 export const ADMIN_CLIENT_USAGE = `Connection options:
   --control-plane URL  the control plane's admin API (or $LOCKGATE_CONTROL_PLANE)
-  --token TOKEN        an admin token, e.g. the bootstrap token (or $LOCKGATE_TOKEN)
+  --token TOKEN        an admin token, e.g. the bootstrap token (or $LOCKGATE_TOKEN); without one, the
+                       person's sign-in that lockgate login stored for this control plane
   --ca-file FILE       PEM roots to verify the control plane with (or $LOCKGATE_CA_FILE)
   --data-dir DIR       read URL and CA file from DIR/control-plane.json (a local control plane)`;
 
@@ -31,10 +34,7 @@ export function reasonHeaders(reason: string | undefined): Record<string, string
   return text === '' ? {} : { 'x-lockgate-reason': text.slice(0, 500) };
 }
 
-/** A user-facing failure: the verb prints the message and exits 1. */
-export class AdminClientError extends Error {
-  override name = 'AdminClientError';
-}
+export { AdminClientError };
 
 export interface AdminTarget {
   url: URL;
@@ -46,8 +46,16 @@ export interface AdminTarget {
 
 type Values = { 'control-plane'?: string; token?: string; 'ca-file'?: string; 'data-dir'?: string };
 
-/** Flags first, then the environment, then `<data-dir>/control-plane.json`. */
-export async function resolveTarget(values: Values, env: Record<string, string | undefined> = process.env): Promise<AdminTarget> {
+export interface ResolveDeps {
+  /** The token for a control plane when none is given (default: the `lockgate login` credential, refreshed if due). */
+  storedToken?: (origin: string, env: Record<string, string | undefined>) => Promise<string | undefined>;
+}
+
+/**
+ * Flags first, then the environment, then `<data-dir>/control-plane.json`. With no token by flag or environment, the
+ * person's stored sign-in for that control plane (`lockgate login`), if any.
+ */
+export async function resolveTarget(values: Values, env: Record<string, string | undefined> = process.env, deps: ResolveDeps = {}): Promise<AdminTarget> {
   let url = values['control-plane'] ?? env.LOCKGATE_CONTROL_PLANE;
   let caFile = values['ca-file'] ?? env.LOCKGATE_CA_FILE;
   let spiffeId: string | undefined;
@@ -79,7 +87,7 @@ export async function resolveTarget(values: Values, env: Record<string, string |
   } catch (err) {
     throw new AdminClientError(`cannot read the CA file ${caFile}: ${(err as Error).message}`);
   }
-  const token = values.token ?? env.LOCKGATE_TOKEN;
+  const token = (values.token ?? env.LOCKGATE_TOKEN) || (await (deps.storedToken ?? ((origin, e) => freshIdToken(origin, { env: e })))(parsed.origin, env));
   return { url: parsed, ca, spiffeId, ...(token ? { token } : {}) };
 }
 

@@ -14,6 +14,7 @@ import { AccessRequestError, type AccessRequests, type AccessRequestRecord, type
 import { CONFIG_PREFIX } from './config-documents.ts';
 import { ControlError, readBody, sendJson } from './control-server.ts';
 import type { ControlRequest, ControlRoute, RouteContext } from './control-routes.ts';
+import { AdminAccess, type AdminTarget } from './admin-access.ts';
 import { PeopleAuth } from './people-auth.ts';
 import type { GrantSource } from './snapshot-compiler.ts';
 
@@ -76,7 +77,15 @@ export function grantSource(requests: AccessRequests): GrantSource {
   };
 }
 
-type Who = { kind: 'admin'; subject: string } | { kind: 'person'; person: Person };
+/** An admin token or certificate, or a person (signed in with an IdentityProvider; the roles RoleBindings give them). */
+type Who = { kind: 'admin'; subject: string; access: AdminAccess } | { kind: 'person'; person: Person; access: AdminAccess };
+
+/** What a request is about, as the admin API's access checks see it. */
+function targetOf(t: AccessTarget): AdminTarget {
+  const ref = t.service ?? t.api ?? '';
+  const namespace = ref.split('/')[0];
+  return t.service !== undefined ? { namespace, services: [ref] } : { namespace, apis: [ref] };
+}
 
 function bearer(req: ControlRequest): string | undefined {
   const h = req.headers.authorization;
@@ -85,13 +94,16 @@ function bearer(req: ControlRequest): string | undefined {
 }
 
 async function who(req: ControlRequest, cx: RouteContext, people: PeopleAuth): Promise<Who> {
-  if (cx.caller.kind === 'admin') return { kind: 'admin', subject: cx.caller.subject };
+  if (cx.caller.kind === 'admin') {
+    const c = cx.caller;
+    return c.person !== undefined ? { kind: 'person', person: c.person, access: c.access } : { kind: 'admin', subject: c.subject, access: c.access };
+  }
   const token = bearer(req);
   if (token === undefined) throw new ControlError('unauthorized', 'authentication required: a bearer token from an IdentityProvider (or an admin token)', { headers: { 'www-authenticate': 'Bearer' } });
   if (!PeopleAuth.looksLikeJwt(token)) throw new ControlError('unauthorized', 'the bearer token is not valid', { headers: { 'www-authenticate': 'Bearer error="invalid_token"' } });
   const r = await people.authenticate(token);
   if (!r.ok) throw new ControlError('unauthorized', `the token is not valid: ${r.error}`, { headers: { 'www-authenticate': 'Bearer error="invalid_token"' } });
-  return { kind: 'person', person: r.person };
+  return { kind: 'person', person: r.person, access: AdminAccess.of(r.roles) };
 }
 
 function personOnly(w: Who, what: string): Person {
@@ -148,7 +160,12 @@ export function accessApiRoutes(deps: AccessApiDeps): ControlRoute[] {
     return r;
   };
   const visibleTo = (w: Who) => (r: AccessRequestRecord): boolean =>
-    w.kind === 'admin' || r.requester.sub === w.person.sub || requests.reviewerGroups(r, w.person).as.length > 0;
+    w.access.allows('read', targetOf(r.target)) || (w.kind === 'person' && (r.requester.sub === w.person.sub || requests.reviewerGroups(r, w.person).as.length > 0));
+  /** The role that lets this person review the request's target, described for the audit trail. */
+  const reviewRole = (w: Who, r: AccessRequestRecord): string | undefined => {
+    const g = w.access.grantFor('review', targetOf(r.target));
+    return g === undefined ? undefined : `${g.role} (${g.source})`;
+  };
   return [
     {
       method: 'POST', path: '/v1/access/requests', auth: 'none',
@@ -189,10 +206,11 @@ export function accessApiRoutes(deps: AccessApiDeps): ControlRoute[] {
     ...(['approve', 'deny'] as const).map((action): ControlRoute => ({
       method: 'POST', path: `/v1/access/requests/{id}/${action}`, auth: 'none',
       handle: async (req, res, cx) => {
-        const p = personOnly(await who(req, cx, people), `${action === 'approve' ? 'approving' : 'denying'} a request`);
+        const w = await who(req, cx, people);
+        const p = personOnly(w, `${action === 'approve' ? 'approving' : 'denying'} a request`);
         const b = await jsonBody(req, cx);
-        load(cx.params.id);
-        const r = await requests[action](cx.params.id, p, str(b.comment, 'comment'), cx.requestId).catch(toControl);
+        const role = reviewRole(w, load(cx.params.id));
+        const r = await requests[action](cx.params.id, p, str(b.comment, 'comment'), cx.requestId, role).catch(toControl);
         sendJson(res, 200, view(r, now()));
       },
     })),
@@ -201,8 +219,8 @@ export function accessApiRoutes(deps: AccessApiDeps): ControlRoute[] {
       handle: async (req, res, cx) => {
         const w = await who(req, cx, people);
         const b = await jsonBody(req, cx);
-        load(cx.params.id);
-        const actor = w.kind === 'admin' ? { sub: w.subject, admin: true } : { sub: w.person.email ?? w.person.sub, person: w.person };
+        const mayReview = w.access.allows('review', targetOf(load(cx.params.id).target));
+        const actor = w.kind === 'admin' ? { sub: w.subject, admin: mayReview } : { sub: w.person.email ?? w.person.sub, person: w.person, admin: mayReview };
         const r = await requests.revoke(cx.params.id, actor, str(b.reason, 'reason') ?? '', cx.requestId).catch(toControl);
         sendJson(res, 200, view(r, now()));
       },

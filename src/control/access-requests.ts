@@ -27,6 +27,8 @@ export interface Person {
   groups: string[];
   /** The token's issuer (an IdentityProvider). */
   issuer: string;
+  /** The IdentityProviders ("namespace/name") that validated the token (RoleBindings name one). */
+  providers?: string[];
 }
 
 export interface AccessTarget {
@@ -209,20 +211,26 @@ export class AccessRequests {
     });
   }
 
-  approve(id: string, reviewer: Person, comment?: string, requestId?: string): Promise<AccessRequestRecord> {
-    return this.#review(id, reviewer, 'approve', comment, requestId);
+  /**
+   * `role`: the reviewer holds a role that reviews requests for this target (approver or admin at the admin API, e.g.
+   * "approver (RoleBinding x/y)"), which lets them review without being in the policy's approver groups.
+   */
+  approve(id: string, reviewer: Person, comment?: string, requestId?: string, role?: string): Promise<AccessRequestRecord> {
+    return this.#review(id, reviewer, 'approve', comment, requestId, role);
   }
 
-  deny(id: string, reviewer: Person, comment?: string, requestId?: string): Promise<AccessRequestRecord> {
-    return this.#review(id, reviewer, 'deny', comment, requestId);
+  deny(id: string, reviewer: Person, comment?: string, requestId?: string, role?: string): Promise<AccessRequestRecord> {
+    return this.#review(id, reviewer, 'deny', comment, requestId, role);
   }
 
-  #review(id: string, reviewer: Person, decision: 'approve' | 'deny', comment: string | undefined, requestId: string | undefined): Promise<AccessRequestRecord> {
+  #review(id: string, reviewer: Person, decision: 'approve' | 'deny', comment: string | undefined, requestId: string | undefined, role: string | undefined): Promise<AccessRequestRecord> {
     return this.#serial(async () => {
       const r = this.#pending(id);
       if (reviewer.sub === r.requester.sub && reviewer.issuer === r.requester.issuer) throw new AccessRequestError('forbidden', 'nobody reviews their own request');
-      const { as, forced } = this.reviewerGroups(r, reviewer);
-      if (as.length === 0) throw new AccessRequestError('forbidden', `only members of ${[...r.settings.approvers, ...r.settings.forceApprovers].join(', ')} review requests for ${targetText(r.target)} (${r.policy})`);
+      const groups = this.reviewerGroups(r, reviewer);
+      const forced = groups.forced;
+      const as = groups.as.length === 0 && role !== undefined ? [`role ${role}`] : groups.as;
+      if (as.length === 0) throw new AccessRequestError('forbidden', `only members of ${[...r.settings.approvers, ...r.settings.forceApprovers].join(', ')} (or people with the approver role there) review requests for ${targetText(r.target)} (${r.policy})`);
       if (r.reviews.some((v) => v.by === reviewer.sub)) throw new AccessRequestError('conflict', `${reviewer.sub} already reviewed ${id}`);
       const now = this.#now();
       const review: Review = { by: reviewer.sub, ...(reviewer.email ? { email: reviewer.email } : {}), decision, at: iso(now), ...(comment ? { comment } : {}), as, forced: decision === 'approve' && forced };

@@ -2,9 +2,10 @@
 import type { ServerResponse } from 'node:http';
 import type { AuditInput, AuditSink } from '../store/audit-record.ts';
 import { ConfigStoreError, type BatchOp, type ConfigStore, type KeyValue, type WriteResult } from '../store/config-store.ts';
+import { documentTarget, type AdminAction, type AdminRole } from './admin-access.ts';
 import { auditRecorder, callerActor, reasonOf, redactDocument } from './audit-api.ts';
 import { ControlError, readBody, sendJson } from './control-server.ts';
-import type { ControlRequest, ControlResponse, ControlRoute, RouteContext } from './control-routes.ts';
+import type { Caller, ControlRequest, ControlResponse, ControlRoute, RouteContext } from './control-routes.ts';
 import { checkConfig, configKey, CONFIG_PREFIX, documentValue, parseConfigKey, resolveKind, sameDocument, splitDocuments, type ConfigDocument } from './config-documents.ts';
 import { openApiDocument } from './openapi-document.ts';
 
@@ -111,6 +112,35 @@ function conflictError(result: WriteResult, ifMatch: boolean): ControlError {
   return new ControlError('conflict', 'the config changed while this request was being applied; retry', { details: { conflicts } });
 }
 
+const asList = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+
+/**
+ * Why the caller may not `action` the document at `key` (its text, when known, says what it concerns), or undefined
+ * when it may. A RoleBinding is also a grant of its role: writing one needs the admin role over all it grants.
+ */
+export function documentDenial(caller: Caller, action: AdminAction, key: string, text: string | undefined): string | undefined {
+  if (caller.kind !== 'admin') return 'this route is for administrators';
+  if (caller.access.full) return undefined;
+  const id = parseConfigKey(key)!;
+  const raw = text === undefined ? undefined : documentValue(text);
+  const target = documentTarget(id.kind, id.namespace, id.name, raw);
+  if (!caller.access.allows(action, target)) return `${caller.access.denial(caller.subject, action, target)} (${id.kind} ${id.namespace}/${id.name})`;
+  if (action === 'write' && id.kind === 'RoleBinding') {
+    const spec = ((raw ?? {}) as { spec?: Record<string, unknown> }).spec ?? {};
+    const role = typeof spec.role === 'string' ? (spec.role as AdminRole) : 'admin';
+    const apis = asList(spec.apis);
+    const services = asList(spec.services);
+    const grant = { role, namespaces: asList(spec.namespaces), ...(apis.length ? { apis } : {}), ...(services.length ? { services } : {}), source: key };
+    if (!caller.access.mayGrant([grant])) return `${caller.subject} may not write RoleBinding ${id.namespace}/${id.name}: it grants ${role} in ${grant.namespaces.join(',') || '(nothing)'}, and granting a role needs the admin role over all of it`;
+  }
+  return undefined;
+}
+
+function requireDocument(caller: Caller, action: AdminAction, key: string, text: string | undefined): void {
+  const denial = documentDenial(caller, action, key, text);
+  if (denial !== undefined) throw new ControlError('forbidden', denial);
+}
+
 export function adminApiRoutes(deps: AdminApiDeps): ControlRoute[] {
   const { store } = deps;
   const now = deps.now ?? Date.now;
@@ -153,7 +183,9 @@ export function adminApiRoutes(deps: AdminApiDeps): ControlRoute[] {
     const prefix = kind ? `${CONFIG_PREFIX}${kind}/` : CONFIG_PREFIX;
     if (flagOf(cx.query, 'watch')) return watch(res, cx, prefix, namespace);
     const { kvs, revision } = await storeCall(() => store.range(prefix, { signal: cx.signal }));
-    const items = kvs.filter((kv) => namespace === undefined || parseConfigKey(kv.key)?.namespace === namespace).map(describe);
+    const items = kvs
+      .filter((kv) => (namespace === undefined || parseConfigKey(kv.key)?.namespace === namespace) && documentDenial(cx.caller, 'read', kv.key, kv.value) === undefined)
+      .map(describe);
     sendJson(res, 200, { revision, items });
   };
 
@@ -161,6 +193,8 @@ export function adminApiRoutes(deps: AdminApiDeps): ControlRoute[] {
     const fromText = cx.query.get('fromRevision') ?? '0';
     if (!/^\d{1,15}$/.test(fromText)) throw new ControlError('bad_request', '?fromRevision must be a non-negative integer');
     const events = store.watch(prefix, Number(fromText), cx.signal);
+    // A deletion carries no document: it is shown to a watcher that was shown the document (or may read the namespace).
+    const shown = new Set<string>();
     const out = res as ServerResponse;
     out.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
     out.flushHeaders?.();
@@ -170,7 +204,14 @@ export function adminApiRoutes(deps: AdminApiDeps): ControlRoute[] {
       else {
         const id = parseConfigKey(e.key);
         if (!id || (namespace !== undefined && id.namespace !== namespace)) continue;
-        line = { type: e.type, ...id, revision: e.modRevision, ...(e.value !== null ? { document: e.value } : {}) };
+        const readable = e.value !== null ? documentDenial(cx.caller, 'read', e.key, e.value) === undefined : shown.has(e.key) || documentDenial(cx.caller, 'read', e.key, undefined) === undefined;
+        if (readable && e.value !== null) {
+          shown.add(e.key);
+          line = { type: e.type, ...id, revision: e.modRevision, document: e.value };
+        } else if (shown.delete(e.key) || (readable && e.value === null)) {
+          // Deleted, or no longer readable (its references changed): to this watcher it is gone.
+          line = { type: 'DELETE', ...id, revision: e.modRevision };
+        } else continue;
       }
       if (!out.write(JSON.stringify(line) + '\n')) {
         await new Promise<void>((resolve) => {
@@ -191,6 +232,7 @@ export function adminApiRoutes(deps: AdminApiDeps): ControlRoute[] {
   const getOne = async (req: ControlRequest, res: ControlResponse, cx: RouteContext): Promise<void> => {
     const key = configKey(kindParam(cx.params.kind), cx.params.namespace, cx.params.name);
     const kv = await storeCall(() => store.get(key, { signal: cx.signal }));
+    requireDocument(cx.caller, 'read', key, kv?.value);
     if (!kv) throw new ControlError('not_found', `${parseConfigKey(key)!.kind} "${cx.params.namespace}/${cx.params.name}" not found`);
     if (/\byaml\b/i.test(req.headers.accept ?? '')) {
       (res as ServerResponse).writeHead(200, { 'content-type': 'application/yaml; charset=utf-8', etag: etag(kv.modRevision) });
@@ -210,9 +252,11 @@ export function adminApiRoutes(deps: AdminApiDeps): ControlRoute[] {
     if (docs.length === 1 && docs[0].key !== key) {
       throw new ControlError('bad_request', `the document is ${docs[0].kind} "${docs[0].namespace}/${docs[0].name}" but the URL names ${kind} "${cx.params.namespace}/${cx.params.name}"`);
     }
+    requireDocument(cx.caller, 'write', key, docs[0]?.text);
     await exclusive(async () => {
       const stored = await storedConfig(cx.signal);
       const current = stored.get(key);
+      if (current) requireDocument(cx.caller, 'write', key, current.value);
       checkPrecondition(expected, current);
       const problems = checkConfig(texts(stored, (k) => k === key), { text, file: REQUEST_FILE });
       if (problems.length > 0) throw invalid(problems);
@@ -236,6 +280,7 @@ export function adminApiRoutes(deps: AdminApiDeps): ControlRoute[] {
     await exclusive(async () => {
       const stored = await storedConfig(cx.signal);
       const current = stored.get(key);
+      requireDocument(cx.caller, 'write', key, current?.value);
       checkPrecondition(expected, current);
       if (!current) throw new ControlError('not_found', `${kind} "${cx.params.namespace}/${cx.params.name}" not found`);
       const problems = checkConfig(texts(stored, (k) => k === key));
@@ -253,9 +298,16 @@ export function adminApiRoutes(deps: AdminApiDeps): ControlRoute[] {
     const text = await readText(req, cx);
     const docs = splitDocuments(text);
     const inBody = new Set(docs.map((d) => d.key));
+    for (const d of docs) requireDocument(cx.caller, 'write', d.key, d.text);
     await exclusive(async () => {
       const stored = await storedConfig(cx.signal);
-      const problems = checkConfig(texts(stored, (k) => prune || inBody.has(k)), { text, file: REQUEST_FILE });
+      for (const d of docs) {
+        const current = stored.get(d.key);
+        if (current) requireDocument(cx.caller, 'write', d.key, current.value);
+      }
+      // A caller with a narrower scope prunes only what it may write: other teams' documents are not its to delete.
+      const prunable = (key: string): boolean => prune && !inBody.has(key) && documentDenial(cx.caller, 'write', key, stored.get(key)?.value) === undefined;
+      const problems = checkConfig(texts(stored, (k) => inBody.has(k) || prunable(k)), { text, file: REQUEST_FILE });
       if (problems.length > 0) throw invalid(problems);
       if (prune && docs.length === 0) throw new ControlError('bad_request', 'refusing to prune with an empty body: that would delete every resource');
       const changes: ConfigChange[] = [];
@@ -275,7 +327,7 @@ export function adminApiRoutes(deps: AdminApiDeps): ControlRoute[] {
       }
       if (prune) {
         for (const [key, kv] of stored) {
-          if (inBody.has(key)) continue;
+          if (!prunable(key)) continue;
           changes.push({ action: 'delete', ...parseConfigKey(key)!, ...(dryRun ? { before: kv.value } : {}) });
           ops.push({ key, delete: true, ifModRevision: kv.modRevision });
           if (!dryRun) audited.push(change(req, cx, 'delete', key, kv.value, undefined));

@@ -20,7 +20,7 @@ export function assertionKeyRoutes(deps: AssertionKeyRoutesDeps): ControlRoute[]
       handle: async (_req, res) => sendJson(res, 200, deps.keys.jwks(), { 'cache-control': 'max-age=60' }),
     },
     {
-      method: 'GET', path: '/v1/identity/keys', auth: 'admin',
+      method: 'GET', path: '/v1/identity/keys', auth: 'admin', cluster: 'read',
       handle: async (_req, res) => {
         const c = deps.keys.current();
         sendJson(res, 200, { issuer: c.issuer, signing: c.signing?.kid ?? null, keys: c.keys.map((k) => k.kid) });
@@ -28,7 +28,7 @@ export function assertionKeyRoutes(deps: AssertionKeyRoutesDeps): ControlRoute[]
     },
     {
       // Publishes a new key now; it signs after the publish delay; the old one is retired after its last assertion expires.
-      method: 'POST', path: '/v1/identity/keys/rotate', auth: 'admin',
+      method: 'POST', path: '/v1/identity/keys/rotate', auth: 'admin', cluster: 'manage',
       handle: async (_req, res, cx) => {
         const actor = cx.caller.kind === 'admin' ? cx.caller.subject : 'unknown';
         const before = deps.keys.current();

@@ -86,7 +86,7 @@ export function auditApiRoutes(deps: { audit: AuditReader }): ControlRoute[] {
   return [
     {
       // ?after=SEQ (exclusive) &since=ISO-TIME &limit=N (1..1000, default 100): records in seq order, and the head now.
-      method: 'GET', path: '/v1/audit', auth: 'admin',
+      method: 'GET', path: '/v1/audit', auth: 'admin', cluster: 'read',
       handle: async (_req, res, cx) => {
         const after = intParam(cx.query, 'after', 0, Number.MAX_SAFE_INTEGER);
         const limit = Math.max(1, intParam(cx.query, 'limit', 100, 1000));
@@ -101,11 +101,11 @@ export function auditApiRoutes(deps: { audit: AuditReader }): ControlRoute[] {
         sendJson(res, 200, { ...page, head: audit.currentHead() ?? null });
       },
     },
-    { method: 'GET', path: '/v1/audit/head', auth: 'admin', handle: async (_req, res) => sendJson(res, 200, headView()) },
+    { method: 'GET', path: '/v1/audit/head', auth: 'admin', cluster: 'read', handle: async (_req, res) => sendJson(res, 200, headView()) },
     {
       // The stored records against the head this process signed last and against the head file: either may be the one
       // an attacker changed (the file can be rolled back to an older signed head; the memory cannot).
-      method: 'POST', path: '/v1/audit/verify', auth: 'admin',
+      method: 'POST', path: '/v1/audit/verify', auth: 'admin', cluster: 'read',
       handle: async (_req, res) => {
         const [memory, disk] = [await audit.verify(), await audit.verify({ fromDisk: true })];
         const seen = new Set<string>();

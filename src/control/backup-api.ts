@@ -32,7 +32,7 @@ export function backupApiRoutes(deps: BackupApiDeps): ControlRoute[] {
   const log = deps.log ?? ((event, fields) => process.stderr.write(`${JSON.stringify({ event, ...fields })}\n`));
   return [
     {
-      method: 'GET', path: '/v1/backup', auth: 'admin',
+      method: 'GET', path: '/v1/backup', auth: 'admin', cluster: 'manage',
       handle: async (_req, res, cx) => {
         const trustDomain = typeof deps.trustDomain === 'function' ? deps.trustDomain() : deps.trustDomain;
         const { text, header } = await backupStore(deps.store, { trustDomain, cipher, now: deps.now, signal: cx.signal });

@@ -1,6 +1,8 @@
-// Admin bearer tokens: the bootstrap token made at first start, stored only as a hash, checked in constant time.
+// Admin bearer tokens: the bootstrap token made at first start, and automation tokens with a role and scope (made by
+// `lockgate admin-token create`), stored only as hashes, checked in constant time.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ConfigStore } from '../store/config-store.ts';
+import { AdminAccess, type AdminRole } from './admin-access.ts';
 import type { AdminTokenVerifier } from './control-server.ts';
 
 export const ADMIN_TOKEN_PREFIX = '/tokens/admin/';
@@ -11,7 +13,19 @@ export interface AdminTokenRecord {
   createdAt: string;
   /** Who or what the token stands for, shown as the admin subject. */
   description?: string;
+  /** An automation token's role and scope; absent (the bootstrap token): everything. */
+  role?: AdminRole;
+  namespaces?: string[];
+  apis?: string[];
+  services?: string[];
+  /** RFC 3339; absent: no expiry. */
+  expiresAt?: string;
+  /** Who made it. */
+  createdBy?: string;
 }
+
+/** The subject an admin token acts as (in the audit trail and logs). */
+export const adminTokenSubject = (id: string): string => `admin-token:${id}`;
 
 // `lgadm.<id>.<secret>`: the id finds the record without scanning, the secret (256 bits) is what is hashed.
 const TOKEN = /^lgadm\.([0-9a-f]{16})\.([A-Za-z0-9_-]{43})$/;
@@ -41,8 +55,17 @@ export async function ensureBootstrapToken(store: ConfigStore, options: { now?: 
   return { id: made.id, token: made.token };
 }
 
-/** A verifier over the store's admin tokens: `admin-token:<id>` for a token whose secret hashes to the stored hash. */
-export function adminTokenVerifier(store: ConfigStore): AdminTokenVerifier {
+/** The access a stored token record gives. */
+export function accessOfRecord(id: string, r: AdminTokenRecord): AdminAccess {
+  if (r.role === undefined) return AdminAccess.everything(adminTokenSubject(id));
+  return AdminAccess.of([{ role: r.role, namespaces: r.namespaces ?? [], ...(r.apis?.length ? { apis: r.apis } : {}), ...(r.services?.length ? { services: r.services } : {}), source: `admin token ${id}${r.description ? ` (${r.description})` : ''}` }]);
+}
+
+/**
+ * A verifier over the store's admin tokens: `admin-token:<id>` for the bootstrap token, its role and scope for an
+ * automation token (an expired one is refused, saying so), for a token whose secret hashes to the stored hash.
+ */
+export function adminTokenVerifier(store: ConfigStore, now: () => number = Date.now): AdminTokenVerifier {
   return async (token, signal) => {
     const m = TOKEN.exec(token);
     // Hash even a malformed token, so timing does not tell a badly shaped token from a wrong one.
@@ -50,13 +73,17 @@ export function adminTokenVerifier(store: ConfigStore): AdminTokenVerifier {
     if (!m) return undefined;
     const kv = await store.get(ADMIN_TOKEN_PREFIX + m[1], { signal });
     if (!kv) return undefined;
+    let record: AdminTokenRecord;
     let stored: Buffer;
     try {
-      stored = Buffer.from((JSON.parse(kv.value) as AdminTokenRecord).hash, 'hex');
+      record = JSON.parse(kv.value) as AdminTokenRecord;
+      stored = Buffer.from(record.hash, 'hex');
     } catch {
       return undefined;
     }
     if (stored.length !== presented.length || !timingSafeEqual(stored, presented)) return undefined;
-    return `admin-token:${m[1]}`;
+    if (record.expiresAt !== undefined && Date.parse(record.expiresAt) <= now()) return { error: `admin token ${m[1]} expired at ${record.expiresAt}` };
+    if (record.role === undefined) return adminTokenSubject(m[1]);
+    return { subject: adminTokenSubject(m[1]), access: accessOfRecord(m[1], record), via: 'token' };
   };
 }

@@ -324,11 +324,11 @@ export function caApiRoutes(deps: CaApiDeps): ControlRoute[] {
 
   return [
     {
-      method: 'GET', path: '/v1/ca', auth: 'admin',
+      method: 'GET', path: '/v1/ca', auth: 'admin', cluster: 'read',
       handle: async (_req, res) => sendJson(res, 200, caView(deps)),
     },
     {
-      method: 'POST', path: '/v1/ca/rotate/start', auth: 'admin',
+      method: 'POST', path: '/v1/ca/rotate/start', auth: 'admin', cluster: 'manage',
       handle: async (req, res, cx) => {
         await run('rotate-start', (ca) => ca.rotateStart(), cx.signal, req, cx);
         const status = deps.ca.ca.rotationStatus();
@@ -337,7 +337,7 @@ export function caApiRoutes(deps: CaApiDeps): ControlRoute[] {
       },
     },
     {
-      method: 'POST', path: '/v1/ca/rotate/finish', auth: 'admin',
+      method: 'POST', path: '/v1/ca/rotate/finish', auth: 'admin', cluster: 'manage',
       handle: async (req, res, cx) => {
         const force = flag(cx.query, 'force');
         let forced: OldRootHolder[] = [];
@@ -360,7 +360,7 @@ export function caApiRoutes(deps: CaApiDeps): ControlRoute[] {
       },
     },
     {
-      method: 'POST', path: '/v1/ca/intermediate/renew', auth: 'admin',
+      method: 'POST', path: '/v1/ca/intermediate/renew', auth: 'admin', cluster: 'manage',
       handle: async (req, res, cx) => {
         await run('renew-intermediate', (ca) => ca.renewIntermediate(), cx.signal, req, cx);
         log('ca_intermediate_renewed', { fingerprint: deps.ca.ca.intermediateInfo().fingerprint, by: by(cx.caller), requestId: cx.requestId });

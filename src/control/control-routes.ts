@@ -1,18 +1,22 @@
 // The contract between the control plane's HTTPS server and the modules that add routes to it (admin API, node API).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { AdminAccess, AdminAction } from './admin-access.ts';
+import type { Person } from './access-requests.ts';
 
 export type ControlRequest = IncomingMessage | Http2ServerRequest;
 export type ControlResponse = ServerResponse | Http2ServerResponse;
 
 /**
  * Who is calling, decided by the server before a handler runs:
- * - `admin`: a valid bootstrap/admin bearer token, or an operator client certificate;
+ * - `admin`: someone at the admin API: the bootstrap token or the operator certificate (access: everything), an
+ *   automation token (its role and scope), or a person signed in with an IdentityProvider (the roles RoleBindings
+ *   give them, possibly none); routes check `access` for what they do;
  * - `node`: a client certificate issued by this mesh's CA (verified chain + one SPIFFE URI SAN);
  * - `anonymous`: neither (only routes with `auth: 'none'` see these, e.g. join with a one-time token).
  */
 export type Caller =
-  | { kind: 'admin'; subject: string }
+  | { kind: 'admin'; subject: string; access: AdminAccess; via: 'token' | 'certificate' | 'person'; person?: Person }
   | { kind: 'node'; spiffeId: string; namespace: string; service: string; certificateSerial: string; notAfter: number }
   | { kind: 'anonymous' };
 
@@ -33,5 +37,11 @@ export interface ControlRoute {
   path: string;
   /** The least a caller must be; `admin` routes refuse nodes and vice versa. */
   auth: 'admin' | 'node' | 'none';
+  /**
+   * For an admin route about the whole installation (secrets, keys, the CA, backups, the audit log): the action the
+   * caller needs over everything, checked by the server before the handler. Routes about namespaced things check in
+   * the handler, where they know the namespace.
+   */
+  cluster?: AdminAction;
   handle: (req: ControlRequest, res: ControlResponse, cx: RouteContext) => Promise<void>;
 }

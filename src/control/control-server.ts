@@ -7,6 +7,8 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { isValidRequestId, newRequestId } from '../lib/request-id.ts';
 import { parseWorkloadId } from '../lib/spiffe-id.ts';
+import { AdminAccess, type AdminAction, type AdminTarget } from './admin-access.ts';
+import type { Person } from './access-requests.ts';
 import type { Caller, ControlRequest, ControlResponse, ControlRoute, RouteContext } from './control-routes.ts';
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -38,8 +40,25 @@ export class ControlError extends Error {
   }
 }
 
-/** Checks a bearer token; resolves to the admin subject it names, or undefined. Must compare in constant time. */
-export type AdminTokenVerifier = (token: string, signal: AbortSignal) => Promise<string | undefined>;
+/** Who a bearer token stands for at the admin API (a bare subject: the bootstrap token, with access to everything). */
+export interface AdminIdentity {
+  subject: string;
+  access: AdminAccess;
+  via: 'token' | 'person';
+  person?: Person;
+}
+
+/**
+ * Checks a bearer token; resolves to who it names, `{ error }` for a token that is recognised but not valid (expired,
+ * a person's token that failed validation: the 401 says why), or undefined. Must compare secrets in constant time.
+ */
+export type AdminTokenVerifier = (token: string, signal: AbortSignal) => Promise<string | AdminIdentity | { error: string } | undefined>;
+
+/** Throws 403 unless the admin caller may do `action` on `target`. */
+export function requireAccess(caller: Caller, action: AdminAction, target: AdminTarget): void {
+  if (caller.kind !== 'admin') throw new ControlError('forbidden', 'this route is for administrators');
+  if (!caller.access.allows(action, target)) throw new ControlError('forbidden', caller.access.denial(caller.subject, action, target));
+}
 
 export interface ControlServerTls {
   /** PEM: the leaf followed by its chain. */
@@ -82,7 +101,7 @@ export function certificateCaller(raw: Buffer, trustDomain: string): Caller | un
   const spiffeId = sans[0].slice(4);
   const id = parseWorkloadId(spiffeId);
   if (!id || id.trustDomain !== trustDomain) return undefined;
-  if (spiffeId === operatorSpiffeId(trustDomain)) return { kind: 'admin', subject: spiffeId };
+  if (spiffeId === operatorSpiffeId(trustDomain)) return { kind: 'admin', subject: spiffeId, access: AdminAccess.everything('operator certificate'), via: 'certificate' };
   return { kind: 'node', spiffeId, namespace: id.namespace, service: id.service, certificateSerial: cert.serialNumber, notAfter: Date.parse(cert.validTo) };
 }
 
@@ -223,11 +242,14 @@ export class ControlServer {
     this.#server.setSecureContext({ cert: tls.cert, key: tls.key, ca: tls.ca as string | string[], minVersion: 'TLSv1.2' });
   }
 
-  async #callerOf(req: ControlRequest, signal: AbortSignal): Promise<{ caller: Caller; badToken: boolean }> {
+  async #callerOf(req: ControlRequest, signal: AbortSignal): Promise<{ caller: Caller; badToken: boolean; tokenError?: string }> {
     const token = bearerOf(req);
+    let tokenError: string | undefined;
     if (token !== undefined) {
-      const subject = token === '' ? undefined : await this.#opts.verifyAdminToken(token, signal);
-      if (subject !== undefined) return { caller: { kind: 'admin', subject }, badToken: false };
+      const found = token === '' ? undefined : await this.#opts.verifyAdminToken(token, signal);
+      if (typeof found === 'string') return { caller: { kind: 'admin', subject: found, access: AdminAccess.everything(found), via: 'token' }, badToken: false };
+      if (found !== undefined && 'error' in found) tokenError = found.error;
+      else if (found !== undefined) return { caller: { kind: 'admin', subject: found.subject, access: found.access, via: found.via, ...(found.person ? { person: found.person } : {}) }, badToken: false };
     }
     const tls = tlsSocketOf(req);
     if (tls?.authorized) {
@@ -239,9 +261,9 @@ export class ControlServer {
         caller = (raw ? certificateCaller(raw, this.#opts.trustDomain) : undefined) ?? null;
         this.#callers.set(conn, caller);
       }
-      if (caller) return { caller, badToken: token !== undefined };
+      if (caller) return { caller, badToken: token !== undefined, tokenError };
     }
-    return { caller: { kind: 'anonymous' }, badToken: token !== undefined };
+    return { caller: { kind: 'anonymous' }, badToken: token !== undefined, tokenError };
   }
 
   async #handle(req: ControlRequest, res: ControlResponse): Promise<void> {
@@ -293,14 +315,15 @@ export class ControlServer {
       throw new ControlError('method_not_allowed', `${req.method} is not allowed on ${url.pathname}`, { headers: { allow: [...allowed].join(', ') } });
     }
     const { route, params } = found;
-    const { caller, badToken } = await this.#callerOf(req, signal);
+    const { caller, badToken, tokenError } = await this.#callerOf(req, signal);
     if (route.auth !== 'none' && caller.kind !== route.auth) {
       if (caller.kind === 'anonymous') {
-        const message = badToken ? 'the bearer token is not valid' : 'authentication required: a bearer token or a client certificate';
+        const message = badToken ? `the bearer token is not valid${tokenError ? `: ${tokenError}` : ''}` : 'authentication required: a bearer token or a client certificate';
         throw new ControlError('unauthorized', message, { headers: { 'www-authenticate': badToken ? 'Bearer error="invalid_token"' : 'Bearer' } });
       }
       throw new ControlError('forbidden', `this route is for ${route.auth === 'admin' ? 'administrators' : 'mesh nodes'}`);
     }
+    if (route.cluster !== undefined) requireAccess(caller, route.cluster, 'cluster');
     const limit = this.#opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > limit) throw new ControlError('payload_too_large', `the request body is larger than ${limit} bytes`);

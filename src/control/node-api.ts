@@ -4,7 +4,7 @@ import { randomBytes, X509Certificate } from 'node:crypto';
 import type { ConfigStore } from '../store/config-store.ts';
 import { workloadId } from '../lib/spiffe-id.ts';
 import type { NodeIdentity, SnapshotAck } from '../model/snapshot.ts';
-import { ControlError, readBody, sendJson } from './control-server.ts';
+import { ControlError, readBody, requireAccess, sendJson } from './control-server.ts';
 import type { Caller, ControlRequest, ControlRoute, RouteContext } from './control-routes.ts';
 import { checkTokenIdentity, consumeJoinToken, createJoinToken } from './join-tokens.ts';
 import { createRateLimiter, type RateLimiter } from './join-rate-limit.ts';
@@ -293,7 +293,11 @@ export function nodeApiRoutes(deps: NodeApiDeps): ControlRoute[] {
       method: 'GET', path: '/v1/nodes', auth: 'admin',
       // `configVersion`: the version a node's snapshot is compiled from now; a node whose ackedVersion lags it for
       // long is stale (unless the changes since did not concern it: versions move only for what a node gets).
-      handle: async (_req, res) => sendJson(res, 200, { policy: VERSION_SKEW_POLICY, configVersion: deps.compiler.version, nodes: deps.tracker.list() }),
+      handle: async (_req, res, cx) => {
+        const access = cx.caller.kind === 'admin' ? cx.caller.access : undefined;
+        const nodes = deps.tracker.list().filter((n) => access?.allows('read', { namespace: n.identity.namespace, ...(n.identity.kind === 'sidecar' ? { services: [`${n.identity.namespace}/${n.identity.service}`] } : {}) }) === true);
+        sendJson(res, 200, { policy: VERSION_SKEW_POLICY, configVersion: deps.compiler.version, nodes });
+      },
     },
     {
       method: 'POST', path: '/v1/tokens', auth: 'admin',
@@ -308,6 +312,8 @@ export function nodeApiRoutes(deps: NodeApiDeps): ControlRoute[] {
         }
         const namespace = (body.namespace as string | undefined) ?? 'default';
         const kind = (body.kind as 'sidecar' | 'gateway' | undefined) ?? 'sidecar';
+        // A sidecar's token is about its service; a gateway serves every Api of its namespace.
+        requireAccess(cx.caller, 'write', { namespace, ...(kind === 'sidecar' ? { services: [`${namespace}/${body.service as string}`] } : {}) });
         // The token pins its first root: make that the active (newest) one, which the control plane's own certificate
         // chains to from a rotation's start on, so a token made during a rotation joins during it and after it.
         const created = await createJoinToken(deps.store, { service: body.service as string, namespace, kind, ttlMs, bundle: [...deps.ca.trustBundle()].reverse(), now, signal: cx.signal });

@@ -28,11 +28,11 @@ export interface SecretsApiDeps {
 }
 
 /**
- * The reveal permission today: an admin caller (the bootstrap/admin token or the operator certificate). A function so
- * that roles (e.g. an OIDC group) can narrow it later without touching the routes.
+ * The reveal permission: the admin role over the whole installation (the bootstrap token, the operator certificate,
+ * or a person or automation token given admin over "*").
  */
 export function revealAllowed(caller: Caller): boolean {
-  return caller.kind === 'admin';
+  return caller.kind === 'admin' && caller.access.allows('reveal', 'cluster');
 }
 
 function actorOf(caller: Caller): string {
@@ -100,11 +100,11 @@ export function secretsApiRoutes(deps: SecretsApiDeps): ControlRoute[] {
 
   return [
     {
-      method: 'GET', path: '/v1/secrets', auth: 'admin',
+      method: 'GET', path: '/v1/secrets', auth: 'admin', cluster: 'read',
       handle: guarded(async (_req, res, cx) => sendJson(res, 200, { items: await s.list(cx.signal) })),
     },
     {
-      method: 'PUT', path: '/v1/secrets/{name}', auth: 'admin',
+      method: 'PUT', path: '/v1/secrets/{name}', auth: 'admin', cluster: 'write',
       handle: guarded(async (req, res, cx) => {
         const body = await readJson(req, cx);
         if (typeof body.value !== 'string') throw new ControlError('bad_request', 'the body must be {"value": "<text>"}');
@@ -115,7 +115,7 @@ export function secretsApiRoutes(deps: SecretsApiDeps): ControlRoute[] {
       }),
     },
     {
-      method: 'GET', path: '/v1/secrets/{name}', auth: 'admin',
+      method: 'GET', path: '/v1/secrets/{name}', auth: 'admin', cluster: 'read',
       handle: guarded(async (_req, res, cx) => {
         const name = cx.params.name;
         const version = versionOf(cx.query.get('version'), '?version');
@@ -147,7 +147,7 @@ export function secretsApiRoutes(deps: SecretsApiDeps): ControlRoute[] {
       }),
     },
     {
-      method: 'PATCH', path: '/v1/secrets/{name}/{version}', auth: 'admin',
+      method: 'PATCH', path: '/v1/secrets/{name}/{version}', auth: 'admin', cluster: 'write',
       handle: guarded(async (req, res, cx) => {
         const version = versionOf(cx.params.version, 'the version')!;
         const body = await readJson(req, cx);
@@ -159,7 +159,7 @@ export function secretsApiRoutes(deps: SecretsApiDeps): ControlRoute[] {
       }),
     },
     {
-      method: 'DELETE', path: '/v1/secrets/{name}', auth: 'admin',
+      method: 'DELETE', path: '/v1/secrets/{name}', auth: 'admin', cluster: 'write',
       handle: guarded(async (_req, res, cx) => {
         const versions = await s.delete(cx.params.name, cx.signal);
         log('secret_deleted', { secret: cx.params.name, versions, by: actorOf(cx.caller), requestId: cx.requestId });
@@ -168,7 +168,7 @@ export function secretsApiRoutes(deps: SecretsApiDeps): ControlRoute[] {
       }),
     },
     {
-      method: 'POST', path: '/v1/secrets:rotate-master', auth: 'admin',
+      method: 'POST', path: '/v1/secrets:rotate-master', auth: 'admin', cluster: 'manage',
       handle: guarded(async (req, res, cx) => {
         if (!deps.rotateMaster) throw new ControlError('not_found', 'master-key rotation is not available on this control plane');
         const body = await readJson(req, cx);

@@ -31,6 +31,10 @@ export const identityProviderFields = obj(
     clientSecret: str('The client secret, usually a `{{named-value}}` reference; needed for browser login. Set at most one of clientSecret, clientSecretFile, clientSecretEnv.', { optional: true }),
     clientSecretFile: str('A file holding the client secret (trailing newline ignored), read each time a config version is built.', { optional: true, check: checkNotEmpty }),
     clientSecretEnv: str('An environment variable holding the client secret, read by the gateway when it builds the config.', { optional: true, check: checkEnvName }),
+    cliClientId: str('A public client (no secret) registered at the provider for `lockgate login` (the device-code flow); the control plane accepts ID tokens issued to it at the admin API, where RoleBindings give people their roles.', {
+      optional: true,
+      check: checkNotEmpty,
+    }),
     scopes: list(str('Scope', { check: checkNotEmpty }), 'Scopes asked for at login; `openid` is required, add `offline_access` for refresh tokens where the provider needs it.', {
       default: ['openid', 'email', 'profile'],
       minItems: 1,

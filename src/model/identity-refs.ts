@@ -2,7 +2,7 @@
 import { report } from './doc-context.ts';
 import type { ParsedResource } from './parse-documents.ts';
 import { didYouMean } from './suggest.ts';
-import type { ApiAuthentication, ApiResource, IdentityProviderResource, IdentityProviderSpec } from './types.ts';
+import type { ApiAuthentication, ApiResource, IdentityProviderResource, IdentityProviderSpec, RoleBindingResource } from './types.ts';
 
 function hasSecret(spec: IdentityProviderSpec): boolean {
   return spec.clientSecret !== undefined || spec.clientSecretFile !== undefined || spec.clientSecretEnv !== undefined;
@@ -52,4 +52,21 @@ export function resolveIdentityRefs(apis: ParsedResource[], providers: ParsedRes
     (spec.operations ?? []).forEach((op, i) => check(item, op?.authentication, `spec.operations[${i}].authentication`));
   }
   return byKey;
+}
+
+/** Checks each RoleBinding's provider reference (the provider must exist: a typo would silently bind nobody). */
+export function resolveRoleBindingRefs(bindings: ParsedResource[], providers: Map<string, IdentityProviderResource>): RoleBindingResource[] {
+  const out: RoleBindingResource[] = [];
+  for (const item of bindings) {
+    const b = item.resource as RoleBindingResource;
+    out.push(b);
+    const ref = b.spec?.provider;
+    if (typeof ref !== 'string') continue;
+    const key = qualifyProviderRef(ref, b.metadata.namespace);
+    if (providers.has(key)) continue;
+    const [rns, name] = key.split('/');
+    const same = [...providers.values()].filter((r) => r.metadata.namespace === rns).map((r) => r.metadata.name);
+    report(item.cx, 'spec.provider', `IdentityProvider ${JSON.stringify(name)} not found in namespace ${JSON.stringify(rns)}${didYouMean(name, same)}`);
+  }
+  return out;
 }

@@ -8,6 +8,8 @@ export interface IdentityProviderSpec {
   clientSecret?: string;
   clientSecretFile?: string;
   clientSecretEnv?: string;
+  /** The public client `lockgate login` uses (device flow); its ID tokens are accepted at the admin API. */
+  cliClientId?: string;
   scopes: string[];
   audience: string[];
   allowedAlgorithms: string[];

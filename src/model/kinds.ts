@@ -15,7 +15,8 @@ import { finishNamedValue, namedValueFields } from './named-value-fields.ts';
 import type { NamedValueSpec } from './named-value-types.ts';
 import { policyFragmentFields } from './policy-fragment-fields.ts';
 import { productFields } from './product-fields.ts';
-import type { AccessGrantSpec, ApiPolicySpec, ApiSpec, BackendSpec, GatewaySpec, IdentityProviderSpec, PolicyFragmentSpec } from './types.ts';
+import { finishRoleBinding, roleBindingFields } from './role-binding-fields.ts';
+import type { AccessGrantSpec, ApiPolicySpec, ApiSpec, BackendSpec, GatewaySpec, IdentityProviderSpec, PolicyFragmentSpec, RoleBindingSpec } from './types.ts';
 import { finishApi } from './validate-api.ts';
 import { finishApiPolicy, finishPolicyFragment } from './validate-api-policy.ts';
 import { finishBackend } from './validate-backend.ts';
@@ -56,6 +57,7 @@ export const KINDS: Record<string, KindDef> = {
   NamedValue: { spec: namedValueFields, specOptional: false, finish: (s: NamedValueSpec, cx) => finishNamedValue(s, cx) },
   AccessGrant: { spec: accessGrantFields, specOptional: false, finish: (s: AccessGrantSpec, cx) => finishAccessGrant(s, cx) },
   IdentityProvider: { spec: identityProviderFields, specOptional: false, finish: (s: IdentityProviderSpec, cx) => finishIdentityProvider(s, cx) },
+  RoleBinding: { spec: roleBindingFields, specOptional: false, finish: (s: RoleBindingSpec, cx) => finishRoleBinding(s, cx) },
 };
 
 export const metadataFields = obj(

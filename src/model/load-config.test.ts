@@ -164,7 +164,7 @@ test('document-level problems: YAML syntax, unknown kind, wrong apiVersion, not 
   const text = `kind: Gatway\n---\napiVersion: v1\nkind: Backend\nmetadata: { name: b }\nspec: { url: "http://h:1" }\n---\n- a\n---\nkey: [unclosed\n`;
   const { problems } = parseConfigText(text, 'd.yaml');
   const got = problems.map((p) => `${p.line}:${p.col} ${p.message}`);
-  assert.equal(got[0], '1:7 unknown kind "Gatway" (did you mean "Gateway"?); known kinds: Gateway, Api, Backend, Product, ApiVersionSet, ApiPolicy, PolicyFragment, Mesh, MeshService, MeshRoute, AccessPolicy, NamedValue, AccessGrant, IdentityProvider');
+  assert.equal(got[0], '1:7 unknown kind "Gatway" (did you mean "Gateway"?); known kinds: Gateway, Api, Backend, Product, ApiVersionSet, ApiPolicy, PolicyFragment, Mesh, MeshService, MeshRoute, AccessPolicy, NamedValue, AccessGrant, IdentityProvider, RoleBinding');
   assert.equal(got[1], '3:13 expected "lockgate.dev/v1alpha1", got "v1"');
   assert.equal(got[2], '8:1 a document must be a mapping with apiVersion, kind, metadata and spec');
   assert.match(got[3], /^1[01]:\d+ YAML: /);

@@ -62,7 +62,7 @@ test('the schema is draft 2020-12 JSON with one if/then branch per kind', () => 
   const json: Json = JSON.parse(JSON.stringify(schema));
   assert.deepEqual(json, schema, 'survives a JSON round trip (no functions, undefined or Infinity)');
   assert.equal(json.$schema, 'https://json-schema.org/draft/2020-12/schema');
-  const kinds = ['Gateway', 'Api', 'Backend', 'Product', 'ApiVersionSet', 'ApiPolicy', 'PolicyFragment', 'Mesh', 'MeshService', 'MeshRoute', 'AccessPolicy', 'NamedValue', 'AccessGrant', 'IdentityProvider'];
+  const kinds = ['Gateway', 'Api', 'Backend', 'Product', 'ApiVersionSet', 'ApiPolicy', 'PolicyFragment', 'Mesh', 'MeshService', 'MeshRoute', 'AccessPolicy', 'NamedValue', 'AccessGrant', 'IdentityProvider', 'RoleBinding'];
   assert.deepEqual(json.properties.kind.enum, kinds);
   assert.deepEqual(
     json.allOf.map((b: Json) => b.if.properties.kind.const),

@@ -697,6 +697,21 @@ export type ApiResource = Resource<'Api', ApiSpec>;
 export type BackendResource = Resource<'Backend', BackendSpec>;
 export type NamedValueResource = Resource<'NamedValue', NamedValueSpec>;
 export type IdentityProviderResource = Resource<'IdentityProvider', IdentityProviderSpec>;
+
+/** `kind: RoleBinding`: a role at the admin API for an IdentityProvider's groups or users, over namespaces. */
+export interface RoleBindingSpec {
+  role: 'viewer' | 'operator' | 'approver' | 'admin';
+  /** As written ("name" in the binding's namespace or "namespace/name"). */
+  provider: string;
+  groups: string[];
+  users: string[];
+  /** Namespaces, or ["*"]. */
+  namespaces: string[];
+  /** As written: "namespace/name", or "name" (that name in any of the bound namespaces). */
+  apis: string[];
+  services: string[];
+}
+export type RoleBindingResource = Resource<'RoleBinding', RoleBindingSpec>;
 export type AnyResource =
   | GatewayResource
   | ApiResource
@@ -711,7 +726,8 @@ export type AnyResource =
   | AccessPolicyResource
   | NamedValueResource
   | IdentityProviderResource
-  | AccessGrantResource;
+  | AccessGrantResource
+  | RoleBindingResource;
 
 /** A whole validated config: what the data plane builds from. Later kinds add fields here. */
 export interface Config {
@@ -741,6 +757,8 @@ export interface Config {
   accessGrants?: AccessGrantResource[];
   /** IdentityProviders by qualified `namespace/name` (absent: none). */
   identityProviders?: Map<string, IdentityProviderResource>;
+  /** Admin-API roles (absent: none; only the control plane reads them). */
+  roleBindings?: RoleBindingResource[];
   /** Hash of the source text, the version shown in /config and metrics. */
   version: string;
   files: string[];

@@ -10,7 +10,7 @@ import { resolveMesh } from './resolve-mesh.ts';
 import { findRouteConflicts } from './route-conflicts.ts';
 import { didYouMean } from './suggest.ts';
 import { resolveFragmentIncludes } from './validate-api-policy.ts';
-import { resolveIdentityRefs } from './identity-refs.ts';
+import { resolveIdentityRefs, resolveRoleBindingRefs } from './identity-refs.ts';
 import type { AccessGrantResource, AccessPolicyResource, ApiPolicyResource, ApiResource, ApiVersionSetResource, ApiVersionSetSpec, BackendResource, Config, GatewayResource, NamedValueResource, PolicyFragmentResource, Problem, ProductResource } from './types.ts';
 
 function where(r: ParsedResource): string {
@@ -259,6 +259,7 @@ export function assembleConfig(
   resolveApiPolicyRefs(apiPolicies, apis, products);
   resolveAccessPolicyApiRefs(parsed.filter((p) => p.resource.kind === 'AccessPolicy'), apis);
   const identityProviders = resolveIdentityRefs(apis, parsed.filter((p) => p.resource.kind === 'IdentityProvider'));
+  const roleBindings = resolveRoleBindingRefs(parsed.filter((p) => p.resource.kind === 'RoleBinding'), identityProviders);
   const fragments = parsed.filter((p) => p.resource.kind === 'PolicyFragment');
   resolveFragmentIncludes(
     apiPolicies.filter((p) => p.resource.spec).map((p) => ({ spec: (p.resource as ApiPolicyResource).spec, namespace: p.resource.metadata.namespace, cx: p.cx })),
@@ -295,6 +296,7 @@ export function assembleConfig(
     ...(identityProviders.size > 0 ? { identityProviders } : {}),
     ...(namedValueResources.length > 0 ? { namedValues: namedValueResources } : {}),
     ...(accessGrants.length > 0 ? { accessGrants } : {}),
+    ...(roleBindings.length > 0 ? { roleBindings } : {}),
     ...(resolution.unresolved.size > 0 ? { unresolved: resolution.unresolved } : {}),
     version,
     files: [...files, ...imported.filter((f) => !files.includes(f))],

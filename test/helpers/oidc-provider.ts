@@ -20,6 +20,14 @@ export interface OidcUser {
 /** oidc-provider client metadata (snake_case, as the package takes it). */
 export type ClientMetadata = Record<string, unknown> & { client_id: string };
 
+/** A public client for the device authorization grant (RFC 8628), as `lockgate login` uses one: no secret, refresh tokens. */
+export const DEVICE_CLIENT: ClientMetadata = {
+  client_id: 'lockgate-cli',
+  grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'],
+  response_types: [],
+  token_endpoint_auth_method: 'none',
+};
+
 interface Provider {
   callback(): http.RequestListener;
   on(event: string, listener: (...args: unknown[]) => void): void;
@@ -169,6 +177,8 @@ export class OidcFixture {
         devInteractions: { enabled: false },
         clientCredentials: { enabled: true },
         rpInitiatedLogout: { enabled: true },
+        // RFC 8628 for public CLI clients (grant_types [device_code, refresh_token], token_endpoint_auth_method none).
+        deviceFlow: { enabled: true, userCodeInputSource: deviceInputPage, userCodeConfirmSource: deviceConfirmPage, successSource: deviceSuccessPage },
         resourceIndicators: {
           enabled: true,
           defaultResource: () => resource,
@@ -186,7 +196,7 @@ export class OidcFixture {
         const u = users[id];
         return u && { accountId: id, claims: async () => ({ ...u }) };
       },
-      ttl: { AccessToken: this.#opts.accessTokenTtl, IdToken: this.#opts.idTokenTtl, RefreshToken: 86_400, ClientCredentials: this.#opts.accessTokenTtl, Interaction: 600, Session: 3600, Grant: 3600 },
+      ttl: { AccessToken: this.#opts.accessTokenTtl, IdToken: this.#opts.idTokenTtl, RefreshToken: 86_400, ClientCredentials: this.#opts.accessTokenTtl, Interaction: 600, Session: 3600, Grant: 3600, DeviceCode: 600 },
     });
     provider.on('grant.success', (ctx: unknown) => {
       const g = (ctx as { oidc?: { params?: { grant_type?: string } } }).oidc?.params?.grant_type ?? '?';
@@ -232,6 +242,24 @@ export class OidcFixture {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' }).end(err.message);
     });
   }
+}
+
+// The device flow's pages, plain (oidc-provider's defaults work too but print a notice on first use). `form` is the
+// provider's own form (hidden xsrf, user_code, confirm); the buttons submit it.
+type PageCtx = { body: string; oidc: { client?: { clientId: string } } };
+const page = (title: string, inner: string): string => `<!DOCTYPE html><html><head><meta charset="utf-8"><title>${title}</title></head><body><h1>${title}</h1>${inner}</body></html>`;
+
+async function deviceInputPage(ctx: PageCtx, form: string, _out?: unknown, err?: { name?: string; userCode?: string }): Promise<void> {
+  const msg = err === undefined ? 'Enter the code shown on your device.' : err.name === 'AbortedError' ? 'The sign-in was cancelled.' : err.userCode !== undefined || err.name === 'NoCodeError' ? 'That code is not valid. Try again.' : 'Something went wrong. Try again.';
+  ctx.body = page('Sign in a device', `<p>${msg}</p>${form}<button type="submit" form="op.deviceInputForm">Continue</button>`);
+}
+
+async function deviceConfirmPage(ctx: PageCtx, form: string, _client: unknown, _deviceInfo: unknown, userCode: string): Promise<void> {
+  ctx.body = page('Confirm the device', `<p>Is <code>${userCode}</code> the code your device shows?</p>${form}<button type="submit" form="op.deviceConfirmForm">Continue</button><button type="submit" form="op.deviceConfirmForm" name="abort" value="yes">Abort</button>`);
+}
+
+async function deviceSuccessPage(ctx: PageCtx): Promise<void> {
+  ctx.body = page('Signed in', '<p>You can close this page and return to your device.</p>');
 }
 
 function b64u(s: string): string {
@@ -333,3 +361,74 @@ export function jwtClaims(token: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()) as Record<string, unknown>;
 }
 
+
+/** The `name=value` fields a form submits: hidden inputs, and text inputs with a value (HTML entities decoded). */
+function formFields(html: string): { action: string | undefined; fields: Map<string, string> } {
+  const form = /<form\b[^>]*>/i.exec(html);
+  const action = form === null ? undefined : /\baction="([^"]*)"/i.exec(form[0])?.[1];
+  const fields = new Map<string, string>();
+  for (const m of html.matchAll(/<input\b[^>]*>/gi)) {
+    const attr = (n: string): string | undefined => new RegExp(`\\b${n}="([^"]*)"`, 'i').exec(m[0])?.[1];
+    const name = attr('name');
+    if (name !== undefined) fields.set(name, unescapeHtml(attr('value') ?? ''));
+  }
+  return { action: action === undefined ? undefined : unescapeHtml(action), fields };
+}
+
+function unescapeHtml(s: string): string {
+  return s.replace(/&(#x[0-9a-f]+|#\d+|amp|lt|gt|quot|apos);/gi, (_m, e: string) => {
+    const named: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
+    if (e[0] !== '#') return named[e.toLowerCase()];
+    return String.fromCodePoint(e[1] === 'x' || e[1] === 'X' ? parseInt(e.slice(2), 16) : Number(e.slice(1)));
+  });
+}
+
+/**
+ * The browser side of the device flow (RFC 8628): opens the verification URL, submits the user-code form (its `xsrf`
+ * and `user_code` fields; the code is taken from the URL's `user_code`, or `opts.userCode`), signs in as `user` at
+ * `/interaction/<uid>`, consent is given at once, and confirms the code (`confirm=yes`; `abort=yes` when
+ * `opts.decline`), stopping at the first page with no form (success) or that is not a redirect. Returns every hop.
+ */
+export async function approveDevice(jar: CookieJar, verificationUriComplete: string, user: string, opts: { decline?: boolean; userCode?: string; maxHops?: number } = {}): Promise<Hop[]> {
+  const maxHops = opts.maxHops ?? 20;
+  const userCode = opts.userCode ?? new URL(verificationUriComplete).searchParams.get('user_code') ?? undefined;
+  const hops: Hop[] = [];
+  const signedIn = new Set<string>();
+  let declined = false;
+  let next: { url: string; method?: string; body?: string } | undefined = { url: verificationUriComplete };
+  while (next !== undefined) {
+    if (hops.length >= maxHops) throw new Error(`more than ${maxHops} hops: ${hops.map((h) => `${h.status} ${h.url}`).join(' → ')}`);
+    const hop = await browserFetch(jar, next.url, next);
+    hops.push(hop);
+    next = undefined;
+    if (hop.status >= 300 && hop.status < 400 && hop.location !== undefined) {
+      next = { url: hop.location };
+      continue;
+    }
+    if (hop.status !== 200) break;
+    const path = new URL(hop.url).pathname;
+    if (/^\/interaction\/[A-Za-z0-9_-]+$/.test(path)) {
+      // The fixture's login form (consent needs no page): sign in once per interaction.
+      if (signedIn.has(path)) break;
+      signedIn.add(path);
+      next = { url: hop.url, method: 'POST', body: new URLSearchParams({ login: user }).toString() };
+      continue;
+    }
+    const { action, fields } = formFields(hop.body);
+    if (action === undefined || !fields.has('xsrf')) break; // the success page, or an error page
+    // The code input page a second time: the code was refused, or the sign-in was aborted.
+    if (hop.body.includes('op.deviceInputForm') && (declined || hops.slice(0, -1).some((h) => h.body.includes('op.deviceInputForm')))) break;
+    if (fields.has('confirm')) {
+      if (opts.decline) {
+        fields.delete('confirm');
+        fields.set('abort', 'yes');
+        declined = true;
+      }
+    } else if ((fields.get('user_code') ?? '') === '') {
+      if (userCode === undefined) throw new Error('the provider asks for the user code: pass opts.userCode');
+      fields.set('user_code', userCode);
+    }
+    next = { url: new URL(action, hop.url).toString(), method: 'POST', body: new URLSearchParams([...fields]).toString() };
+  }
+  return hops;
+}
