@@ -6,7 +6,10 @@ import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import { request } from 'undici';
+import { CookieJar, approveDevice } from './helpers/oidc-provider.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../bin/lockgate.mjs');
 
@@ -228,4 +231,48 @@ test('lockgate up demo: identity at every hop (alice 200, bob 403 at inventory, 
   const actions = audit.stdout.trim().split('\n').map((l) => JSON.parse(l) as { action: string; actor: string; target: string }).filter((r) => r.target === `access-request/${req}`);
   assert.deepEqual(actions.map((r) => r.action), ['access.request', 'access.approve', 'access.revoke']);
   assert.deepEqual(actions.slice(0, 2).map((r) => r.actor), ['bob@example.com', 'alice@example.com']);
+});
+
+test('lockgate up demo: alice signs in with the printed lockgate login (device code), then acts with her role in shop only', async () => {
+  const configDir = mkdtempSync(path.join(os.tmpdir(), 'lockgate-up-login-'));
+  const env = { LOCKGATE_CONFIG_DIR: configDir };
+  try {
+    const login = line('npx lockgate login');
+    const script = login.replaceAll('npx lockgate', `'${process.execPath}' '${BIN}'`);
+    const child = spawn('bash', ['-c', script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no sign-in URL printed:\n${stderr}`)), 15_000);
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        const m = /open (\S+)/.exec(stderr);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]);
+        }
+      });
+    });
+    // The person's side: the demo provider's device pages, signing in as alice.
+    await approveDevice(new CookieJar(), url, 'alice');
+    const [code] = (await once(child, 'exit')) as [number];
+    assert.equal(code, 0, `${stdout}\n${stderr}`);
+    assert.match(stdout, /alice@example\.com/);
+    const who = await shell([line('npx lockgate whoami')], env);
+    assert.equal(who.code, 0, who.stderr);
+    assert.match(who.stdout, /admin/);
+    assert.match(who.stdout, /shop/);
+    const get = await shell([line('npx lockgate get meshservices -n shop')], env);
+    assert.equal(get.code, 0, get.stderr);
+    assert.match(get.stdout, /inventory/);
+    const elsewhere = await shell([line('npx lockgate get meshservices -n shop').replace('-n shop', '-n default')], env);
+    assert.notEqual(elsewhere.code, 0, 'namespace default is not hers');
+    assert.match(elsewhere.stderr, /403|may not/);
+    const made = await shell([line('npx lockgate admin-token create')], env);
+    assert.equal(made.code, 0, made.stderr);
+    assert.match(made.stdout, /^lgadm\.[0-9a-f]{16}\./m);
+  } finally {
+    rmSync(configDir, { recursive: true, force: true });
+  }
 });

@@ -86,15 +86,39 @@ spec:
  * The identity part of the demo: the development OpenID provider `lockgate up` started, and /backoffice, the same orders
  * service for signed-in people, open to staff at the gateway (inventory's sidecar decides again, on the same person).
  */
-export function demoIdentityConfig(issuer: string, clientId: string, audience: string): string {
-  return `# The development identity provider (users alice: orders-admins, bob: staff). Its JWT access tokens name the audience.
+export function demoIdentityConfig(issuer: string, clientId: string, audience: string, cliClientId = 'lockgate-cli'): string {
+  return `# The development identity provider (users alice: orders-admins, bob: staff). Its JWT access tokens name the audience;
+# \`lockgate login\` signs people in with its public CLI client (device-code flow).
 apiVersion: lockgate.dev/v1alpha1
 kind: IdentityProvider
 metadata: { name: demo }
 spec:
   issuer: ${issuer}
   clientId: ${clientId}
+  cliClientId: ${cliClientId}
+  scopes: [openid, email, profile, groups]
   audience: [${JSON.stringify(audience)}]
+---
+# Admin access for people: orders-admins administer namespace shop (config, join tokens, roles and tokens there);
+# staff may look. Neither reaches the installation-wide routes (secrets, CA, keys, audit): those stay with the
+# bootstrap token until a RoleBinding gives someone admin over "*".
+apiVersion: lockgate.dev/v1alpha1
+kind: RoleBinding
+metadata: { name: shop-admins }
+spec:
+  role: admin
+  provider: demo
+  groups: [orders-admins]
+  namespaces: [shop]
+---
+apiVersion: lockgate.dev/v1alpha1
+kind: RoleBinding
+metadata: { name: shop-viewers }
+spec:
+  role: viewer
+  provider: demo
+  groups: [staff]
+  namespaces: [shop]
 ---
 # /backoffice: orders again, for people with a bearer token from the demo provider (none: 401).
 apiVersion: lockgate.dev/v1alpha1

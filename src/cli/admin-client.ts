@@ -158,7 +158,7 @@ export function describeError(reply: AdminReply, mapProblem: (p: Problem) => Pro
     return `HTTP ${reply.status}: ${reply.text.slice(0, 500)}`;
   }
   const e = body.error ?? {};
-  if (reply.status === 401) return `${e.message ?? 'unauthorized'}: give an admin token with --token or $LOCKGATE_TOKEN`;
+  if (reply.status === 401) return `${e.message ?? 'unauthorized'}: give an admin token with --token or $LOCKGATE_TOKEN, or sign in with lockgate login`;
   if (Array.isArray(e.problems) && e.problems.length > 0) {
     const n = e.problems.length;
     return `${formatProblems(e.problems.map(mapProblem))}\n${n} problem${n === 1 ? '' : 's'} found`;

@@ -190,6 +190,16 @@ Just-in-time access: bob asks, alice (an approver: orders-admins) approves, bob 
   ${cli} audit export --data-dir ${cpDir} | grep access-request/
                   # the audit trail: who asked, who approved, when, until when, who revoked (hash-chained)
 
+People at the admin API (RoleBindings: orders-admins administer namespace shop, staff may look):
+  ${cli} login --data-dir ${cpDir}
+                  # device-code sign-in: open the printed URL, enter the code, sign in as alice; the token is kept
+                  # under ~/.config/lockgate (refreshed as needed) and used when no --token is given
+  ${cli} whoami --data-dir ${cpDir}
+  ${cli} get meshservices -n shop --data-dir ${cpDir}
+                  # allowed: alice is admin in shop; -n default is refused with 403 and the role she lacks
+  ${cli} admin-token create --role operator -n shop --ttl 1h --description ci --data-dir ${cpDir}
+                  # a scoped token for automation (shown once); ${cli} admin-token list / revoke ID
+
 Change config with ${cli} apply -f FILE ${conn} (see ${cli} diff); nodes converge within a second.
 Each process logs to ${dir}/<name>.log. The gateway's access log follows below. Ctrl-C stops everything.
 

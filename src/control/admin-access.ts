@@ -96,6 +96,11 @@ export class AdminAccess {
     return this.full || this.grants.some((g) => covers(g, action, target));
   }
 
+  /** Whether some grant lets the caller `action` something in `namespace` (a list there is then not a blanket 403). */
+  reaches(action: AdminAction, namespace: string): boolean {
+    return this.full || this.grants.some((g) => ACTIONS[g.role].includes(action) && (g.namespaces.includes('*') || g.namespaces.includes(namespace)));
+  }
+
   /** The grant that allows it (the first), for the audit trail. */
   grantFor(action: AdminAction, target: AdminTarget): RoleGrant | undefined {
     return this.grants.find((g) => covers(g, action, target)) ?? (this.full ? this.grants[0] : undefined);

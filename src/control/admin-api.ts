@@ -181,6 +181,10 @@ export function adminApiRoutes(deps: AdminApiDeps): ControlRoute[] {
     const kind = cx.query.get('kind') ? kindParam(cx.query.get('kind')!) : undefined;
     const namespace = cx.query.get('namespace') ?? undefined;
     const prefix = kind ? `${CONFIG_PREFIX}${kind}/` : CONFIG_PREFIX;
+    // Asking for a namespace the caller has no role in is refused outright (an empty list would look like "nothing there").
+    if (namespace !== undefined && cx.caller.kind === 'admin' && !cx.caller.access.reaches('read', namespace)) {
+      throw new ControlError('forbidden', cx.caller.access.denial(cx.caller.subject, 'read', { namespace }));
+    }
     if (flagOf(cx.query, 'watch')) return watch(res, cx, prefix, namespace);
     const { kvs, revision } = await storeCall(() => store.range(prefix, { signal: cx.signal }));
     const items = kvs

@@ -173,7 +173,8 @@ function tlsSocketOf(req: ControlRequest): TLSSocket | undefined {
 function bearerOf(req: ControlRequest): string | undefined {
   const h = req.headers.authorization;
   if (typeof h !== 'string') return undefined;
-  const m = /^Bearer[ ]+([\x21-\x7e]{1,512})\s*$/i.exec(h);
+  // People's ID and access tokens are JWTs of 600 bytes to a few KB (groups claims): the bound is the header limit's.
+  const m = /^Bearer[ ]+([\x21-\x7e]{1,16384})\s*$/i.exec(h);
   return m ? m[1] : '';
 }
 
