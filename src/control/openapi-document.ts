@@ -39,7 +39,7 @@ const YAML_BODY = {
   },
 };
 
-const COMMON_ERRORS = { '401': errorResponse('No or an invalid credential'), '403': errorResponse('Not an administrator') };
+const COMMON_ERRORS = { '401': errorResponse('No or an invalid credential'), '403': errorResponse('The caller\'s roles do not cover this (the message names what was needed and the roles held)') };
 
 export function openApiDocument(version: string): Json {
   const { document, defs } = hoist(configSchema());
@@ -162,11 +162,22 @@ export function openApiDocument(version: string): Json {
         },
       },
       '/v1/ca/intermediate/renew': { post: { summary: 'A new intermediate under the active root (also after a revocation)', responses: { '200': json({ type: 'object' }, 'Renewed'), ...COMMON_ERRORS } } },
+      '/v1/auth/providers': { get: { summary: 'The IdentityProviders people sign in with (lockgate login, device code): issuer, CLI client id, scopes. No authentication', responses: { '200': json({ type: 'object' }, 'Providers') } } },
+      '/v1/auth/whoami': { get: { summary: 'The caller: subject, how it authenticated (person, token, certificate), its roles and where they come from', responses: { '200': json({ type: 'object' }, 'The caller'), ...COMMON_ERRORS } } },
+      '/v1/admin-tokens': {
+        get: { summary: 'Admin tokens the caller could have made (role, scope, expiry, creator; never the secret)', responses: { '200': json({ type: 'object' }, 'Tokens'), ...COMMON_ERRORS } },
+        post: {
+          summary: 'An automation token: one role over namespaces (optionally APIs or services), an expiry (ttl, default 90d, at most 366d); needs the admin role over all it covers. The token is in the answer only',
+          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['role', 'namespaces'], properties: { role: { enum: ['viewer', 'operator', 'approver', 'admin'] }, namespaces: { type: 'array', items: { type: 'string' } }, apis: { type: 'array', items: { type: 'string' } }, services: { type: 'array', items: { type: 'string' } }, ttl: { type: 'string' }, description: { type: 'string' } } } } } },
+          responses: { '201': json({ type: 'object' }, 'The token, shown once'), '400': errorResponse('A bad role, scope or ttl'), ...COMMON_ERRORS },
+        },
+      },
+      '/v1/admin-tokens/{id}': { delete: { summary: 'Revoke an admin token (also the bootstrap token)', parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], responses: { '200': json({ type: 'object' }, 'Revoked'), '404': errorResponse('No such token'), ...COMMON_ERRORS } } },
       '/v1/backup': { get: { summary: 'An encrypted archive of the whole store (config, CA state, registry, nodes, token hashes) at one revision; the master key is not in it', responses: { '200': json({ type: 'object' }, 'The archive (lockgate backup)'), ...COMMON_ERRORS } } },
     },
     components: {
       securitySchemes: {
-        bearer: { type: 'http', scheme: 'bearer', description: 'An admin token (the bootstrap token is printed once at first start)' },
+        bearer: { type: 'http', scheme: 'bearer', description: 'An admin token (the bootstrap token printed once at first start, or an automation token), or a person\'s ID token from an IdentityProvider (lockgate login): roles come from RoleBindings' },
         operatorCertificate: { type: 'mutualTLS', description: 'A client certificate for spiffe://<trust-domain>/ns/lockgate-system/sa/operator' },
       },
       schemas: {
