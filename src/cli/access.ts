@@ -14,11 +14,12 @@ const USAGE = `Usage: lockgate access request (--service NAME | --api NAME [--op
        lockgate access show ID [--json]
 
 Just-in-time access. A person asks for access to a MeshService or an Api (for some methods and paths, for a
-while); members of the approver groups the target's AccessPolicy names (spec.requests) approve or deny; nobody
-reviews their own request. Once approved, rules with \`grant: true\` let the requester in at every hop (within a
+while); members of the approver groups the target's AccessPolicy names (spec.requests), or people with the
+approver (or admin) role over the target (RoleBinding), approve or deny; nobody reviews their own request. Once approved, rules with \`grant: true\` let the requester in at every hop (within a
 second) until the grant ends, exactly then; revoke ends it at once. Every step is in the audit trail.
 
-People act with a token from one of the config's IdentityProviders:
+People act with a token from one of the config's IdentityProviders: the one \`lockgate login\` keeps (used
+when no token is given), or
   --user-token TOKEN   the person's bearer token (or $LOCKGATE_USER_TOKEN, or --user-token-file FILE)
 The admin token (--token / $LOCKGATE_TOKEN) may list, show and revoke, not request or review.
 
@@ -119,12 +120,12 @@ export const accessVerb: Verb = {
       target = await resolveTarget({ ...values, token: values.token ?? process.env.LOCKGATE_TOKEN });
       const person = await userToken(values);
       if (person !== undefined) target = { ...target, token: person };
-      if (target.token === undefined) throw new AdminClientError('no token: give --user-token (a person) or --token (an administrator)');
+      if (target.token === undefined) throw new AdminClientError('no token: sign in with lockgate login, or give --user-token (a person) or --token (an administrator)');
       const call = async (method: string, path: string, body?: unknown): Promise<unknown> => {
         const reply = await adminRequest(target, method, path, body === undefined ? {} : { body: JSON.stringify(body), contentType: 'application/json' });
         if (reply.status >= 400) {
           const msg = describeError(reply);
-          throw new AdminClientError(reply.status === 401 ? msg.replace(/: give an admin token.*$/, ': give a person\'s token with --user-token (or $LOCKGATE_USER_TOKEN)') : msg);
+          throw new AdminClientError(reply.status === 401 ? msg.replace(/: give an admin token.*$/, ': sign in with lockgate login, or give a person\'s token with --user-token (or $LOCKGATE_USER_TOKEN)') : msg);
         }
         return JSON.parse(reply.text);
       };
