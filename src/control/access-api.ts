@@ -100,6 +100,7 @@ async function who(req: ControlRequest, cx: RouteContext, people: PeopleAuth): P
   }
   const token = bearer(req);
   if (token === undefined) throw new ControlError('unauthorized', 'authentication required: a bearer token from an IdentityProvider (or an admin token)', { headers: { 'www-authenticate': 'Bearer' } });
+  if (token.startsWith('lgadm.')) throw new ControlError('unauthorized', 'the admin token is not valid (unknown, revoked or expired)', { headers: { 'www-authenticate': 'Bearer error="invalid_token"' } });
   if (!PeopleAuth.looksLikeJwt(token)) throw new ControlError('unauthorized', 'the bearer token is not valid', { headers: { 'www-authenticate': 'Bearer error="invalid_token"' } });
   const r = await people.authenticate(token);
   if (!r.ok) throw new ControlError('unauthorized', `the token is not valid: ${r.error}`, { headers: { 'www-authenticate': 'Bearer error="invalid_token"' } });

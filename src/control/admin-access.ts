@@ -124,6 +124,8 @@ export class AdminAccess {
    * RoleBindings) inside its own scope only.
    */
   mayGrant(other: readonly RoleGrant[]): boolean {
+    // A grant over no namespace grants nothing anyone could check: refused rather than vacuously allowed.
+    if (other.some((o) => o.namespaces.length === 0)) return false;
     if (this.full) return true;
     return other.every((o) => {
       if (o.namespaces.includes('*')) return narrowed(o) ? this.#coversRefs(o, ['*']) : this.allows('manage', 'cluster');

@@ -141,11 +141,19 @@ export function adminAuthApiRoutes(deps: AdminAuthApiDeps): ControlRoute[] {
           throw new ControlError('forbidden', `${c.subject} may not hand out ${grant.role} in ${namespaces.join(',')}: making a token needs the admin role over everything the token covers`);
         }
         const t = now();
+        // A token made by a token lives no longer than its maker.
+        let expiresAt = t + ttlMs;
+        const maker = /^admin-token:([0-9a-f]{16})$/.exec(c.subject);
+        if (maker !== null) {
+          const kv = await deps.store.get(ADMIN_TOKEN_PREFIX + maker[1], { signal: cx.signal });
+          const parentEnd = kv === undefined ? Number.NaN : Date.parse((JSON.parse(kv.value) as AdminTokenRecord).expiresAt ?? '');
+          if (Number.isFinite(parentEnd)) expiresAt = Math.min(expiresAt, parentEnd);
+        }
         const description = typeof b.description === 'string' && b.description !== '' ? b.description : 'automation';
         const made = newAdminToken(new Date(t), description);
         const rec: AdminTokenRecord = {
           ...made.record, role: grant.role, namespaces, ...(apis.length ? { apis } : {}), ...(services.length ? { services } : {}),
-          expiresAt: new Date(t + ttlMs).toISOString(), createdBy: c.subject,
+          expiresAt: new Date(expiresAt).toISOString(), createdBy: c.subject,
         };
         const w = await deps.store.put(ADMIN_TOKEN_PREFIX + made.id, JSON.stringify(rec), { ifModRevision: 0, signal: cx.signal });
         if (!w.ok) throw new ControlError('conflict', 'a token with the same id appeared concurrently; retry');

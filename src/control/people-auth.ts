@@ -104,7 +104,16 @@ export class PeopleAuth {
   }
 
   /** Rebuilds the provider table when the stored config changed (clients kept while their spec is the same). */
-  async #refresh(): Promise<void> {
+  /** One rebuild at a time: a slow one finishing after a newer one must not bring back the older config. */
+  #refresh(): Promise<void> {
+    const run = this.#refreshing.then(() => this.#rebuild());
+    this.#refreshing = run.catch(() => {});
+    return run;
+  }
+
+  #refreshing: Promise<void> = Promise.resolve();
+
+  async #rebuild(): Promise<void> {
     const revision = await this.#store.revision();
     if (revision === this.#revision) return;
     const { kvs } = await this.#store.range(CONFIG_PREFIX);
