@@ -128,22 +128,17 @@ export class AdminAccess {
     if (other.some((o) => o.namespaces.length === 0)) return false;
     if (this.full) return true;
     return other.every((o) => {
-      if (o.namespaces.includes('*')) return narrowed(o) ? this.#coversRefs(o, ['*']) : this.allows('manage', 'cluster');
-      return o.namespaces.every((ns) => (narrowed(o) ? this.#coversRefs(o, [ns]) : this.allows('manage', { namespace: ns })));
+      // Over "*" even a narrowed role reaches documents of every namespace (an AccessPolicy elsewhere naming the
+      // service): only an admin of the whole installation grants it.
+      if (o.namespaces.includes('*')) return this.allows('manage', 'cluster');
+      if (!narrowed(o)) return o.namespaces.every((ns) => this.allows('manage', { namespace: ns }));
+      // What the narrowed role reaches: documents of each of its namespaces concerning its APIs and services (a bare
+      // name in any of its namespaces). The granter must manage all of that, with one of its grants.
+      const all = (refs: readonly string[] | undefined): string[] => (refs ?? []).flatMap((r) => (r.includes('/') ? [r] : o.namespaces.map((n) => `${n}/${r}`)));
+      const apis = all(o.apis);
+      const services = all(o.services);
+      return o.namespaces.every((ns) => this.allows('manage', { namespace: ns, apis, services }));
     });
-  }
-
-  #coversRefs(o: RoleGrant, namespaces: readonly string[]): boolean {
-    const refs = (list: readonly string[] | undefined, kind: 'apis' | 'services'): boolean =>
-      (list ?? []).every((r) => {
-        const targets = r.includes('/') ? [r] : namespaces.map((ns) => `${ns}/${r}`);
-        return targets.every((ref) => {
-          const ns = ref.split('/')[0];
-          if (ns === '*') return this.allows('manage', 'cluster');
-          return this.allows('manage', { namespace: ns, [kind]: [ref] });
-        });
-      });
-    return refs(o.apis, 'apis') && refs(o.services, 'services');
   }
 }
 
