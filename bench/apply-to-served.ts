@@ -11,7 +11,7 @@
 // header must carry the new sequence), and on every 10th apply one node is probed every ~2 ms from t0 to find the
 // first moment it serves the new version, which must not come after its ACK.
 //
-// Usage: node bench/apply-to-served.ts [--nodes 20] [--routes 10000] [--applies 50] [--warmup 2] [--gap-ms 200]
+// Usage: node bench/apply-to-served.ts [--nodes 20] [--routes 10000] [--applies 50] [--warmup 10] [--gap-ms 200]
 //        [--profile] (CPU-profiles node 0: --cpu-prof, summary in the result) [--out FILE] [--keep]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -247,7 +247,7 @@ async function main(): Promise<number> {
       nodes: { type: 'string', default: '20' },
       routes: { type: 'string', default: '10000' },
       applies: { type: 'string', default: '50' },
-      warmup: { type: 'string', default: '2' },
+      warmup: { type: 'string', default: '10' },
       'gap-ms': { type: 'string', default: '200' },
       profile: { type: 'boolean', default: false },
       out: { type: 'string', default: RESULT },
