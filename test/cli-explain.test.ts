@@ -115,7 +115,7 @@ test('explain says what the gateway enforces: same verdict, policy and reasons f
       assert.equal(status === 200, d.allow, `${c.claims.sub} ${c.method}: gateway ${status}, explain ${d.allow}`);
       if (!d.allow) {
         // Denials are published: their policy and reasons are exactly explain's.
-        assert.equal(seen.length, 1);
+        assert.equal(seen.length, 1, `${c.claims.sub} ${c.method}: gateway ${status}, explain denies (${d.policy}: ${d.reasons.join('; ')}), decisions published: ${seen.length}`);
         assert.equal(seen[0].policy, d.policy);
         assert.deepEqual(seen[0].reasons, d.reasons);
       }
