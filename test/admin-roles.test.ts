@@ -158,6 +158,25 @@ function watchEvents(token: string, query: string, ms = 400): Promise<{ status: 
   });
 }
 
+/** Opens a watch and waits (up to 8 s) for the server to end it. */
+function watchEnd(token: string): Promise<{ status: number; ended: boolean }> {
+  return new Promise((resolve, reject) => {
+    const req = request(new URL('/v1/config?watch=true', cp.url), { headers: { authorization: `Bearer ${token}` }, ca, checkServerIdentity: () => undefined, agent: false }, (res) => {
+      const timer = setTimeout(() => {
+        resolve({ status: res.statusCode ?? 0, ended: false });
+        req.destroy();
+      }, 8000);
+      res.resume();
+      res.on('end', () => {
+        clearTimeout(timer);
+        resolve({ status: res.statusCode ?? 0, ended: true });
+      });
+    });
+    req.on('error', (err) => (req.destroyed ? undefined : reject(err)));
+    req.end();
+  });
+}
+
 /** An ID token for the CLI client, signed with the provider's real key. */
 function idToken(sub: string, claims: Record<string, unknown> = {}): string {
   const now = Math.floor(Date.now() / 1000);
@@ -280,6 +299,13 @@ test('an operator in orders applies there; a body touching payments is refused w
   const adminWatch = await watchEvents(bootstrap, '');
   assert.ok(adminWatch.events.includes('PUT MeshService payments/ledger'), adminWatch.events.join('\n'));
   assert.equal((await watchEvents(tok.carol, '&namespace=payments')).status, 403);
+  // A watch ends when the token that opened it expires (the client comes back with a fresh one, checked again).
+  const shortLived = idToken('carol', { exp: Math.floor(Date.now() / 1000) + 2 });
+  const t0 = Date.now();
+  const ended = await watchEnd(shortLived);
+  assert.equal(ended.status, 200);
+  assert.ok(ended.ended, 'the stream ended by itself');
+  assert.ok(Date.now() - t0 < 6000, `ended after ${Date.now() - t0} ms`);
 
   const read = await getDoc(tok.carol, 'MeshService', 'payments', 'ledger');
   assert.equal(read.status, 403, read.text);

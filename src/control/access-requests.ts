@@ -29,6 +29,8 @@ export interface Person {
   issuer: string;
   /** The IdentityProviders ("namespace/name") that validated the token (RoleBindings name one). */
   providers?: string[];
+  /** When the token the person presented expires (ms since the epoch). */
+  tokenExpiresAt?: number;
 }
 
 export interface AccessTarget {

@@ -196,7 +196,14 @@ export function adminApiRoutes(deps: AdminApiDeps): ControlRoute[] {
   const watch = async (res: ControlResponse, cx: RouteContext, prefix: string, namespace: string | undefined): Promise<void> => {
     const fromText = cx.query.get('fromRevision') ?? '0';
     if (!/^\d{1,15}$/.test(fromText)) throw new ControlError('bad_request', '?fromRevision must be a non-negative integer');
-    const events = store.watch(prefix, Number(fromText), cx.signal);
+    // A watch lives no longer than the credential that opened it (a person's token, an automation token): the client
+    // reconnects with a fresh one, and is then checked again (a role removed meanwhile ends its view).
+    const expiresAt = cx.caller.kind === 'admin' ? cx.caller.expiresAt : undefined;
+    const ac = new AbortController();
+    const signal = AbortSignal.any([cx.signal, ac.signal]);
+    const timer = expiresAt === undefined ? undefined : setTimeout(() => ac.abort(), Math.max(0, Math.min(expiresAt - now(), 2 ** 31 - 1)));
+    signal.addEventListener('abort', () => clearTimeout(timer), { once: true });
+    const events = store.watch(prefix, Number(fromText), signal);
     // A deletion carries no document: it is shown to a watcher that was shown the document (or may read the namespace).
     const shown = new Set<string>();
     const out = res as ServerResponse;
@@ -228,8 +235,9 @@ export function adminApiRoutes(deps: AdminApiDeps): ControlRoute[] {
           cx.signal.addEventListener('abort', done, { once: true });
         });
       }
-      if (e.type === 'COMPACTED' || cx.signal.aborted) break;
+      if (e.type === 'COMPACTED' || signal.aborted) break;
     }
+    clearTimeout(timer);
     if (!out.writableEnded) out.end();
   };
 

@@ -84,6 +84,7 @@ export function adminTokenVerifier(store: ConfigStore, now: () => number = Date.
     if (stored.length !== presented.length || !timingSafeEqual(stored, presented)) return undefined;
     if (record.expiresAt !== undefined && Date.parse(record.expiresAt) <= now()) return { error: `admin token ${m[1]} expired at ${record.expiresAt}` };
     if (record.role === undefined) return adminTokenSubject(m[1]);
-    return { subject: adminTokenSubject(m[1]), access: accessOfRecord(m[1], record), via: 'token' };
+    const expiresAt = record.expiresAt === undefined ? undefined : Date.parse(record.expiresAt);
+    return { subject: adminTokenSubject(m[1]), access: accessOfRecord(m[1], record), via: 'token', ...(expiresAt !== undefined ? { expiresAt } : {}) };
   };
 }

@@ -16,7 +16,7 @@ export type ControlResponse = ServerResponse | Http2ServerResponse;
  * - `anonymous`: neither (only routes with `auth: 'none'` see these, e.g. join with a one-time token).
  */
 export type Caller =
-  | { kind: 'admin'; subject: string; access: AdminAccess; via: 'token' | 'certificate' | 'person'; person?: Person }
+  | { kind: 'admin'; subject: string; access: AdminAccess; via: 'token' | 'certificate' | 'person'; person?: Person; expiresAt?: number }
   | { kind: 'node'; spiffeId: string; namespace: string; service: string; certificateSerial: string; notAfter: number }
   | { kind: 'anonymous' };
 

@@ -46,6 +46,8 @@ export interface AdminIdentity {
   access: AdminAccess;
   via: 'token' | 'person';
   person?: Person;
+  /** When the credential stops being valid (ms since the epoch): long-lived streams end then. */
+  expiresAt?: number;
 }
 
 /**
@@ -250,7 +252,10 @@ export class ControlServer {
       const found = token === '' ? undefined : await this.#opts.verifyAdminToken(token, signal);
       if (typeof found === 'string') return { caller: { kind: 'admin', subject: found, access: AdminAccess.everything(found), via: 'token' }, badToken: false };
       if (found !== undefined && 'error' in found) tokenError = found.error;
-      else if (found !== undefined) return { caller: { kind: 'admin', subject: found.subject, access: found.access, via: found.via, ...(found.person ? { person: found.person } : {}) }, badToken: false };
+      else if (found !== undefined) {
+        const caller: Caller = { kind: 'admin', subject: found.subject, access: found.access, via: found.via, ...(found.person ? { person: found.person } : {}), ...(found.expiresAt !== undefined ? { expiresAt: found.expiresAt } : {}) };
+        return { caller, badToken: false };
+      }
     }
     const tls = tlsSocketOf(req);
     if (tls?.authorized) {

@@ -84,7 +84,8 @@ export class PeopleAuth {
       if (typeof sub !== 'string' || sub === '') return { ok: false, error: 'the token has no sub' };
       const g = claims.groups;
       const groups = Array.isArray(g) ? g.filter((x): x is string => typeof x === 'string') : typeof g === 'string' ? [g] : [];
-      person = { sub, ...(typeof claims.email === 'string' ? { email: claims.email } : {}), groups, issuer: iss };
+      const exp = r.claims.exp;
+      person = { sub, ...(typeof claims.email === 'string' ? { email: claims.email } : {}), groups, issuer: iss, ...(typeof exp === 'number' ? { tokenExpiresAt: exp * 1000 } : {}) };
     }
     if (person === undefined) return { ok: false, error };
     person.providers = providers;
@@ -165,6 +166,6 @@ export function adminAndPeopleVerifier(tokens: AdminTokenVerifier, people: Peopl
     if (token.startsWith('lgadm.') || !PeopleAuth.looksLikeJwt(token)) return tokens(token, signal);
     const r = await people.authenticate(token);
     if (!r.ok) return { error: r.error };
-    return { subject: r.person.email ?? r.person.sub, access: AdminAccess.of(r.roles), via: 'person', person: r.person };
+    return { subject: r.person.email ?? r.person.sub, access: AdminAccess.of(r.roles), via: 'person', person: r.person, ...(r.person.tokenExpiresAt !== undefined ? { expiresAt: r.person.tokenExpiresAt } : {}) };
   };
 }
