@@ -735,6 +735,66 @@ test('validate-client-certificate: dates (with the clock given), DN normalisatio
 
 // ---------- lockgate test ----------
 
+test('lockgate test resolves NamedValues: plain ones, env ones from the environment, secret ones from the file\'s secrets; a missing secret is a problem at the NamedValue', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lockgate-lt-nv-'));
+  process.env.LOCKGATE_LT_TENANT = 'acme-from-env';
+  try {
+    writeFileSync(path.join(dir, 'lockgate.yaml'), `apiVersion: lockgate.dev/v1alpha1
+kind: Backend
+metadata: { name: orders }
+spec: { url: "http://orders.internal:8080" }
+---
+apiVersion: lockgate.dev/v1alpha1
+kind: Api
+metadata: { name: orders }
+spec: { path: /orders, backend: orders, stripPath: true }
+---
+apiVersion: lockgate.dev/v1alpha1
+kind: NamedValue
+metadata: { name: region }
+spec: { value: eu-west }
+---
+apiVersion: lockgate.dev/v1alpha1
+kind: NamedValue
+metadata: { name: tenant }
+spec: { env: LOCKGATE_LT_TENANT }
+---
+apiVersion: lockgate.dev/v1alpha1
+kind: NamedValue
+metadata: { name: partner-key }
+spec: { secret: partner-api-key }
+---
+apiVersion: lockgate.dev/v1alpha1
+kind: ApiPolicy
+metadata: { name: headers }
+spec:
+  scope: { api: orders }
+  inbound:
+    - set-header: { name: x-region, value: "{{region}}" }
+    - set-header: { name: x-tenant, value: "{{tenant}}" }
+    - set-header: { name: x-partner-key, value: "{{partner-key}}" }
+`);
+    const file = path.join(dir, 'nv.test.yaml');
+    const cases = `tests:
+  - name: every kind of NamedValue reaches the backend substituted
+    request: { url: /orders/1 }
+    expect:
+      status: 200
+      backend: { headers: { x-region: eu-west, x-tenant: acme-from-env, x-partner-key: test-key-1 } }
+`;
+    writeFileSync(file, `config: [lockgate.yaml]\nsecrets: { partner-api-key: test-key-1 }\n${cases}`);
+    const results = await runTestFile(file);
+    assert.equal(results.length, 1);
+    assert.ok(results[0].ok, results[0].failures.join('; '));
+    // Without the secret's value the config does not load, and the problem names the NamedValue, not a value.
+    writeFileSync(file, `config: [lockgate.yaml]\n${cases}`);
+    await assert.rejects(runTestFile(file), (err: Error) => /partner-key|partner-api-key/.test(err.message) && !err.message.includes('test-key-1'));
+  } finally {
+    delete process.env.LOCKGATE_LT_TENANT;
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('lockgate test stubs send-request by URL: answers, unstubbed URLs as connection failures, stubbed errors, client certificates', { skip: noOpenssl }, async () => {
   const p = await getPki();
   const client = await p.client('lt-client', '/CN=test-client');

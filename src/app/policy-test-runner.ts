@@ -55,6 +55,11 @@ export interface TestCase {
 
 export interface TestFile {
   config: string[];
+  /**
+   * Stand-ins for the control plane's secrets, for NamedValues with `secret:` (keyed by secret name, or
+   * `name@version` for a pinned version). NamedValues with `env:` read this process's environment, as the gateway does.
+   */
+  secrets?: Record<string, string>;
   subscriptions?: Array<{ name: string; scope: string; primaryKey: string; secondaryKey?: string; state?: SubscriptionRecord['state'] }>;
   tests: TestCase[];
 }
@@ -267,7 +272,11 @@ export async function runTestFile(path: string, services: PolicyServices = {}): 
   const file = parseYaml(await readFile(path, 'utf8')) as TestFile;
   if (!file || !Array.isArray(file.tests)) throw new Error(`${path}: a test file needs "config" (files) and "tests" (a list)`);
   const configs = (Array.isArray(file.config) ? file.config : [file.config]).map((c) => resolve(dirname(path), String(c)));
-  const loaded = await loadCheckedConfig(configs);
+  const secrets = file.secrets ?? {};
+  if (typeof secrets !== 'object' || Array.isArray(secrets) || Object.values(secrets).some((v) => typeof v !== 'string')) {
+    throw new Error(`${path}: "secrets" maps secret names to string values`);
+  }
+  const loaded = await loadCheckedConfig(configs, { env: process.env, secrets });
   if (!loaded.config) throw new Error(formatProblems(loaded.problems));
   let current = { tc: file.tests[0], calls: [] as BackendCall[] };
   const policyServices: PolicyServices = { ...services, httpClient: stubHttpClient(() => current) };
