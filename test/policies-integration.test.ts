@@ -735,11 +735,8 @@ test('validate-client-certificate: dates (with the clock given), DN normalisatio
 
 // ---------- lockgate test ----------
 
-test('lockgate test resolves NamedValues: plain ones, env ones from the environment, secret ones from the file\'s secrets; a missing secret is a problem at the NamedValue', async () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'lockgate-lt-nv-'));
-  process.env.LOCKGATE_LT_TENANT = 'acme-from-env';
-  try {
-    writeFileSync(path.join(dir, 'lockgate.yaml'), `apiVersion: lockgate.dev/v1alpha1
+/** An orders Api on a Backend the test runner stubs (no network): the head of the `lockgate test` configs below. */
+const ORDERS_STUB_API = `apiVersion: lockgate.dev/v1alpha1
 kind: Backend
 metadata: { name: orders }
 spec: { url: "http://orders.internal:8080" }
@@ -749,7 +746,13 @@ kind: Api
 metadata: { name: orders }
 spec: { path: /orders, backend: orders, stripPath: true }
 ---
-apiVersion: lockgate.dev/v1alpha1
+`;
+
+test('lockgate test resolves NamedValues: plain ones, env ones from the environment, secret ones from the file\'s secrets; a missing secret is a problem at the NamedValue', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lockgate-lt-nv-'));
+  process.env.LOCKGATE_LT_TENANT = 'acme-from-env';
+  try {
+    writeFileSync(path.join(dir, 'lockgate.yaml'), `${ORDERS_STUB_API}apiVersion: lockgate.dev/v1alpha1
 kind: NamedValue
 metadata: { name: region }
 spec: { value: eu-west }
@@ -802,17 +805,7 @@ test('lockgate test stubs send-request by URL: answers, unstubbed URLs as connec
   try {
     writeFileSync(path.join(dir, 'ca.crt'), p.caPem);
     writeFileSync(path.join(dir, 'client.pem'), readFileSync(client.certFile));
-    writeFileSync(path.join(dir, 'lockgate.yaml'), `apiVersion: lockgate.dev/v1alpha1
-kind: Backend
-metadata: { name: orders }
-spec: { url: "http://orders.internal:8080" }
----
-apiVersion: lockgate.dev/v1alpha1
-kind: Api
-metadata: { name: orders }
-spec: { path: /orders, backend: orders, stripPath: true }
----
-apiVersion: lockgate.dev/v1alpha1
+    writeFileSync(path.join(dir, 'lockgate.yaml'), `${ORDERS_STUB_API}apiVersion: lockgate.dev/v1alpha1
 kind: ApiPolicy
 metadata: { name: token }
 spec:

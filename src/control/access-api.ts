@@ -12,7 +12,7 @@ import type { AccessRequestSettings, Config } from '../model/types.ts';
 import type { ConfigStore } from '../store/config-store.ts';
 import { AccessRequestError, type AccessRequests, type AccessRequestRecord, type AccessRequestState, type AccessTarget, type Person, type SettingsLookup } from './access-requests.ts';
 import { CONFIG_PREFIX } from './config-documents.ts';
-import { ControlError, readBody, sendJson } from './control-server.ts';
+import { ControlError, readJsonObject, sendJson } from './control-server.ts';
 import type { ControlRequest, ControlRoute, RouteContext } from './control-routes.ts';
 import { AdminAccess, type AdminTarget } from './admin-access.ts';
 import { PeopleAuth } from './people-auth.ts';
@@ -112,18 +112,6 @@ function personOnly(w: Who, what: string): Person {
   return w.person;
 }
 
-async function jsonBody(req: ControlRequest, cx: RouteContext): Promise<Record<string, unknown>> {
-  const raw = (await readBody(req, cx.signal)).toString('utf8');
-  if (raw.trim() === '') return {};
-  try {
-    const v = JSON.parse(raw) as unknown;
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
-    return v as Record<string, unknown>;
-  } catch {
-    throw new ControlError('bad_request', 'the body must be a JSON object');
-  }
-}
-
 const str = (v: unknown, name: string): string | undefined => {
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'string') throw new ControlError('bad_request', `${name} must be a string`);
@@ -172,7 +160,7 @@ export function accessApiRoutes(deps: AccessApiDeps): ControlRoute[] {
       method: 'POST', path: '/v1/access/requests', auth: 'none',
       handle: async (req, res, cx) => {
         const p = personOnly(await who(req, cx, people), 'requesting access');
-        const b = await jsonBody(req, cx);
+        const b = await readJsonObject(req, cx.signal);
         const t = (b.target ?? {}) as Record<string, unknown>;
         const service = str(t.service, 'target.service');
         const api = str(t.api, 'target.api');
@@ -209,7 +197,7 @@ export function accessApiRoutes(deps: AccessApiDeps): ControlRoute[] {
       handle: async (req, res, cx) => {
         const w = await who(req, cx, people);
         const p = personOnly(w, `${action === 'approve' ? 'approving' : 'denying'} a request`);
-        const b = await jsonBody(req, cx);
+        const b = await readJsonObject(req, cx.signal);
         const role = reviewRole(w, load(cx.params.id));
         const r = await requests[action](cx.params.id, p, str(b.comment, 'comment'), cx.requestId, role).catch(toControl);
         sendJson(res, 200, view(r, now()));
@@ -219,7 +207,7 @@ export function accessApiRoutes(deps: AccessApiDeps): ControlRoute[] {
       method: 'POST', path: '/v1/access/requests/{id}/revoke', auth: 'none',
       handle: async (req, res, cx) => {
         const w = await who(req, cx, people);
-        const b = await jsonBody(req, cx);
+        const b = await readJsonObject(req, cx.signal);
         const mayReview = w.access.allows('review', targetOf(load(cx.params.id).target));
         const actor = w.kind === 'admin' ? { sub: w.subject, admin: mayReview } : { sub: w.person.email ?? w.person.sub, person: w.person, admin: mayReview };
         const r = await requests.revoke(cx.params.id, actor, str(b.reason, 'reason') ?? '', cx.requestId).catch(toControl);

@@ -110,7 +110,7 @@ spec:
   const text2 = text.replace('role: boss', 'role: viewer').replace('["*", orders]', '[orders]').replace('  apis', '  groups: [g]\n  apis');
   const lines2 = loadConfigText(text2, 'rb.yaml').problems.map((p) => `${p.line}:${p.col} ${p.message}`);
   assert.ok(lines2.some((l) => l.startsWith('11:13 ') && l.includes('IdentityProvider "crop" not found') && l.includes('corp')), lines2.join('\n'));
-  assert.ok(lines2.some((l) => l.includes('namespace "payments" is not one of spec.namespaces')), lines2.join('\n'));
+  assert.ok(lines2.some((l) => l.includes('namespace "payments" is not one of the namespaces')), lines2.join('\n'));
 });
 
 const roleArb = fc.constantFrom<AdminRole>('viewer', 'operator', 'approver', 'admin');

@@ -5,15 +5,16 @@
 //   GET    /v1/admin-tokens        the tokens the caller could have made
 //   DELETE /v1/admin-tokens/{id}   revoke one
 import { parseDuration } from '../lib/duration.ts';
-import { ADMIN_ROLES } from '../model/role-binding-fields.ts';
-import { checkName } from '../model/value-checks.ts';
+import { checkServiceRef } from '../model/mesh-checks.ts';
+import { ADMIN_ROLES, roleScopeProblems } from '../model/role-binding-fields.ts';
+import { checkBackendRef, checkName } from '../model/value-checks.ts';
 import type { AuditSink } from '../store/audit-record.ts';
 import type { ConfigStore } from '../store/config-store.ts';
 import { actionsOf, type AdminRole, type RoleGrant } from './admin-access.ts';
 import { auditRecorder, callerActor, reasonOf } from './audit-api.ts';
-import { ADMIN_TOKEN_PREFIX, adminTokenSubject, newAdminToken, type AdminTokenRecord } from './bootstrap-token.ts';
-import { ControlError, readBody, sendJson } from './control-server.ts';
-import type { Caller, ControlRequest, ControlRoute, RouteContext } from './control-routes.ts';
+import { ADMIN_TOKEN_PREFIX, adminTokenSubject, grantOfRecord, newAdminToken, type AdminTokenRecord } from './bootstrap-token.ts';
+import { ControlError, readJsonObject, sendJson } from './control-server.ts';
+import type { Caller, ControlRoute, RouteContext } from './control-routes.ts';
 import type { LoginProvider } from './people-auth.ts';
 
 export interface AdminAuthApiDeps {
@@ -28,11 +29,6 @@ export interface AdminAuthApiDeps {
 const MAX_TTL_MS = 366 * 86_400_000;
 const DEFAULT_TTL_MS = 90 * 86_400_000;
 
-function grantOfRecord(id: string, r: AdminTokenRecord): RoleGrant {
-  if (r.role === undefined) return { role: 'admin', namespaces: ['*'], source: `admin token ${id}` };
-  return { role: r.role, namespaces: r.namespaces ?? [], ...(r.apis?.length ? { apis: r.apis } : {}), ...(r.services?.length ? { services: r.services } : {}), source: `admin token ${id}` };
-}
-
 function viewOfRecord(id: string, r: AdminTokenRecord): Record<string, unknown> {
   const g = grantOfRecord(id, r);
   return {
@@ -41,17 +37,6 @@ function viewOfRecord(id: string, r: AdminTokenRecord): Record<string, unknown> 
     ...(r.createdBy !== undefined ? { createdBy: r.createdBy } : {}), ...(r.expiresAt !== undefined ? { expiresAt: r.expiresAt } : {}),
     bootstrap: r.role === undefined,
   };
-}
-
-async function jsonObject(req: ControlRequest, cx: RouteContext): Promise<Record<string, unknown>> {
-  const raw = (await readBody(req, cx.signal)).toString('utf8');
-  try {
-    const v = JSON.parse(raw === '' ? '{}' : raw) as unknown;
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
-    return v as Record<string, unknown>;
-  } catch {
-    throw new ControlError('bad_request', 'the body must be a JSON object');
-  }
 }
 
 function names(v: unknown, field: string, check: (s: string) => string | undefined): string[] {
@@ -63,16 +48,6 @@ function names(v: unknown, field: string, check: (s: string) => string | undefin
   }
   return [...new Set(v as string[])];
 }
-
-const checkRef = (v: string): string | undefined => {
-  const parts = v.split('/');
-  if (parts.length > 2) return 'expected "name" or "namespace/name"';
-  for (const p of parts) {
-    const problem = checkName(p);
-    if (problem !== undefined) return problem;
-  }
-  return undefined;
-};
 
 /** The access the caller holds, described for whoami. */
 function rolesOf(caller: Extract<Caller, { kind: 'admin' }>): Array<Record<string, unknown>> {
@@ -115,20 +90,14 @@ export function adminAuthApiRoutes(deps: AdminAuthApiDeps): ControlRoute[] {
       method: 'POST', path: '/v1/admin-tokens', auth: 'admin',
       handle: async (req, res, cx) => {
         const c = admin(cx);
-        const b = await jsonObject(req, cx);
+        const b = await readJsonObject(req, cx.signal);
         if (typeof b.role !== 'string' || !(ADMIN_ROLES as readonly string[]).includes(b.role)) throw new ControlError('bad_request', `role must be one of ${ADMIN_ROLES.join(', ')}`);
         const namespaces = names(b.namespaces, 'namespaces', (v) => (v === '*' ? undefined : checkName(v)));
         if (namespaces.length === 0) throw new ControlError('bad_request', 'namespaces must name at least one namespace (or "*")');
-        if (namespaces.includes('*') && namespaces.length > 1) throw new ControlError('bad_request', 'namespaces: "*" already means every namespace; give it alone');
-        const apis = names(b.apis, 'apis', checkRef);
-        const services = names(b.services, 'services', checkRef);
-        for (const ref of [...apis, ...services]) {
-          if (!ref.includes('/')) {
-            if (namespaces.includes('*')) throw new ControlError('bad_request', `with namespaces ["*"], name ${JSON.stringify(ref)} as "namespace/name"`);
-          } else if (!namespaces.includes('*') && !namespaces.includes(ref.split('/')[0])) {
-            throw new ControlError('bad_request', `${JSON.stringify(ref)} is not in the token's namespaces`);
-          }
-        }
+        const apis = names(b.apis, 'apis', checkBackendRef);
+        const services = names(b.services, 'services', checkServiceRef);
+        const scopeProblem = roleScopeProblems({ namespaces, apis, services })[0];
+        if (scopeProblem !== undefined) throw new ControlError('bad_request', `${scopeProblem.at}: ${scopeProblem.message}`);
         let ttlMs = DEFAULT_TTL_MS;
         if (b.ttl !== undefined) {
           const t = typeof b.ttl === 'string' || typeof b.ttl === 'number' ? parseDuration(b.ttl) : undefined;

@@ -2,7 +2,7 @@
 // `lockgate admin-token create`), stored only as hashes, checked in constant time.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ConfigStore } from '../store/config-store.ts';
-import { AdminAccess, type AdminRole } from './admin-access.ts';
+import { AdminAccess, type AdminRole, type RoleGrant } from './admin-access.ts';
 import type { AdminTokenVerifier } from './control-server.ts';
 
 export const ADMIN_TOKEN_PREFIX = '/tokens/admin/';
@@ -55,10 +55,16 @@ export async function ensureBootstrapToken(store: ConfigStore, options: { now?: 
   return { id: made.id, token: made.token };
 }
 
+/** The role a stored token record holds (the bootstrap token: admin over everything). */
+export function grantOfRecord(id: string, r: AdminTokenRecord): RoleGrant {
+  const source = `admin token ${id}${r.description ? ` (${r.description})` : ''}`;
+  if (r.role === undefined) return { role: 'admin', namespaces: ['*'], source };
+  return { role: r.role, namespaces: r.namespaces ?? [], ...(r.apis?.length ? { apis: r.apis } : {}), ...(r.services?.length ? { services: r.services } : {}), source };
+}
+
 /** The access a stored token record gives. */
 export function accessOfRecord(id: string, r: AdminTokenRecord): AdminAccess {
-  if (r.role === undefined) return AdminAccess.everything(adminTokenSubject(id));
-  return AdminAccess.of([{ role: r.role, namespaces: r.namespaces ?? [], ...(r.apis?.length ? { apis: r.apis } : {}), ...(r.services?.length ? { services: r.services } : {}), source: `admin token ${id}${r.description ? ` (${r.description})` : ''}` }]);
+  return r.role === undefined ? AdminAccess.everything(adminTokenSubject(id)) : AdminAccess.of([grantOfRecord(id, r)]);
 }
 
 /**

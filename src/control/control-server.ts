@@ -133,6 +133,19 @@ export async function readBody(req: ControlRequest, signal: AbortSignal): Promis
   return Buffer.concat(chunks);
 }
 
+/** Reads a JSON object body (an empty body is {}); anything else is 400. */
+export async function readJsonObject(req: ControlRequest, signal: AbortSignal): Promise<Record<string, unknown>> {
+  const raw = (await readBody(req, signal)).toString('utf8');
+  if (raw.trim() === '') return {};
+  try {
+    const v = JSON.parse(raw) as unknown;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
+    return v as Record<string, unknown>;
+  } catch {
+    throw new ControlError('bad_request', 'the body must be a JSON object');
+  }
+}
+
 /** Sends a JSON body (with the request id header set by the server already). */
 export function sendJson(res: ControlResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);

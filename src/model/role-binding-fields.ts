@@ -25,25 +25,37 @@ export const roleBindingFields = obj(
   'A role for the people of an IdentityProvider group (or named users) over namespaces, optionally narrowed to APIs or services.',
 );
 
-/** Checks across fields: someone is bound, and narrowed names sit in the bound namespaces. */
+/** A problem with a role's scope: where (`namespaces`, `apis[2]`, …) and what. */
+export interface ScopeProblem {
+  at: string;
+  message: string;
+}
+
+/**
+ * The rules a role's scope follows wherever it is written (a RoleBinding, an admin token): "*" stands alone, a
+ * qualified API or service sits in one of the namespaces, and with "*" every name is qualified.
+ */
+export function roleScopeProblems(scope: { namespaces?: readonly unknown[]; apis?: readonly unknown[]; services?: readonly unknown[] }): ScopeProblem[] {
+  const out: ScopeProblem[] = [];
+  const namespaces = scope.namespaces ?? [];
+  const all = namespaces.includes('*');
+  if (all && namespaces.length > 1) out.push({ at: 'namespaces', message: '"*" already means every namespace; list it alone' });
+  for (const field of ['apis', 'services'] as const) {
+    (scope[field] ?? []).forEach((ref, i) => {
+      if (typeof ref !== 'string') return;
+      if (!ref.includes('/')) {
+        if (all) out.push({ at: `${field}[${i}]`, message: 'with namespaces ["*"], name each API or service as "namespace/name"' });
+        return;
+      }
+      const ns = ref.split('/')[0];
+      if (!all && !namespaces.includes(ns)) out.push({ at: `${field}[${i}]`, message: `namespace "${ns}" is not one of the namespaces` });
+    });
+  }
+  return out;
+}
+
+/** Checks across fields: someone is bound, and the scope follows roleScopeProblems. */
 export function finishRoleBinding(spec: RoleBindingSpec, cx: DocContext): void {
   if ((spec.groups?.length ?? 0) === 0 && (spec.users?.length ?? 0) === 0) report(cx, 'spec', 'bind at least one group or user');
-  const namespaces = spec.namespaces ?? [];
-  if (namespaces.includes('*') && namespaces.length > 1) report(cx, 'spec.namespaces', '"*" already means every namespace; list it alone');
-  const all = namespaces.includes('*');
-  const check = (field: 'apis' | 'services'): void => {
-    (spec[field] ?? []).forEach((ref, i) => {
-      if (typeof ref !== 'string' || all || !ref.includes('/')) return;
-      const ns = ref.split('/')[0];
-      if (!namespaces.includes(ns)) report(cx, `spec.${field}[${i}]`, `namespace "${ns}" is not one of spec.namespaces`);
-    });
-  };
-  check('apis');
-  check('services');
-  if (all && (spec.apis?.length || spec.services?.length)) {
-    const at = spec.apis?.length ? 'spec.apis' : 'spec.services';
-    if ([...(spec.apis ?? []), ...(spec.services ?? [])].some((r) => typeof r === 'string' && !r.includes('/'))) {
-      report(cx, at, 'with namespaces ["*"], name each API or service as "namespace/name"');
-    }
-  }
+  for (const p of roleScopeProblems(spec)) report(cx, `spec.${p.at}`, p.message);
 }

@@ -121,8 +121,6 @@ export function claimsOfUser(u: AssertionUser): Record<string, unknown> {
 
 interface Minted {
   token: string;
-  mintedAt: number;
-  exp: number;
   /** Handed out again until then (ms since the epoch). */
   reuseUntil: number;
 }
@@ -196,7 +194,7 @@ export class AssertionService {
     const sig = sign('sha256', Buffer.from(input), { key: this.#signKey, dsaEncoding: 'ieee-p1363' });
     const token = `${input}.${b64u(sig)}`;
     const reuse = REUSE_MIN_MS + Math.floor(Math.random() * (REUSE_MS - REUSE_MIN_MS));
-    const entry: Minted = { token, mintedAt: nowMs, exp, reuseUntil: Math.min(nowMs + reuse, exp * 1000 - MIN_REMAINING_S * 1000) };
+    const entry: Minted = { token, reuseUntil: Math.min(nowMs + reuse, exp * 1000 - MIN_REMAINING_S * 1000) };
     this.#minted.set(key, entry);
     return { token, reuseUntil: entry.reuseUntil };
   }
