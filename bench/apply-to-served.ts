@@ -66,6 +66,33 @@ function cpuMs(pid: number | undefined): number {
   }
 }
 
+/** CPU so far (ms) of each thread of a process, by thread name (`comm`: node's main thread is "node", a worker
+ * thread "WorkerThread" or similar, V8's helpers "V8 Worker"…); threads of one name are summed. */
+function threadCpuMs(pid: number | undefined): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (pid === undefined) return out;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = tid === String(pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out[name] = (out[name] ?? 0) + (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+    }
+  } catch {
+    // The process or a thread is gone: what was read so far.
+  }
+  return out;
+}
+
+/** Per thread name, (after − before) summed over processes, divided by `per`, rounded to 0.1. */
+function threadDelta(before: Array<Record<string, number>>, after: Array<Record<string, number>>, per: number): Record<string, number> {
+  const sum: Record<string, number> = {};
+  after.forEach((a, i) => {
+    for (const [k, v] of Object.entries(a)) sum[k] = (sum[k] ?? 0) + v - (before[i][k] ?? 0);
+  });
+  return Object.fromEntries(Object.entries(sum).filter(([, v]) => v !== 0).map(([k, v]) => [k, Math.round((v / per) * 10) / 10]));
+}
+
 /** Resident memory of a process in MiB (VmRSS), or NaN. */
 function rssMiB(pid: number | undefined): number {
   try {
@@ -213,13 +240,21 @@ async function servedSequence(port: number, host: string, path: string, tries = 
   return { value, shed };
 }
 
-/** Self time by function and by file of a .cpuprofile (what `--cpu-prof` writes per thread), as % of the samples. */
-export function profileSummary(file: string, top = 15): { thread: string; sampledMs: number; files: Array<[string, number]>; functions: Array<[string, number]> } {
+/** Now on the clock V8's profiles use for `startTime` and sample times (CLOCK_MONOTONIC, µs). */
+const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
+
+/**
+ * Self time by function and by file of a .cpuprofile (what `--cpu-prof` writes per thread), as % of the samples;
+ * with `window` (monotonic µs), only the samples taken in it.
+ */
+export function profileSummary(file: string, top = 15, window?: { fromUs: number; toUs: number }): { thread: string; sampledMs: number; files: Array<[string, number]>; functions: Array<[string, number]> } {
   const p = JSON.parse(readFileSync(file, 'utf8')) as {
     nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
     samples: number[];
     timeDeltas: number[];
+    startTime: number;
   };
+  let at = p.startTime;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const fns = new Map<string, number>();
   const files = new Map<string, number>();
@@ -227,6 +262,8 @@ export function profileSummary(file: string, top = 15): { thread: string; sample
   for (let i = 0; i < p.samples.length; i++) {
     const n = byId.get(p.samples[i]);
     const dt = (p.timeDeltas[i] ?? 0) / 1000;
+    at += p.timeDeltas[i] ?? 0;
+    if (window !== undefined && (at < window.fromUs || at > window.toUs)) continue;
     if (!n || n.callFrame.functionName === '(idle)') continue;
     total += dt;
     const url = n.callFrame.url.replace(/^.*\/(node_modules\/(?:@[^/]+\/)?[^/]+|src|bench)\//, '$1/');
@@ -342,8 +379,15 @@ async function main(): Promise<number> {
     }
     if (warmup > 0) say(`warm-up applies (not counted): ${warmupMs.map((v) => `${v} ms`).join(', ')}`);
     const pids = nodes.map((n) => n.pid);
+    // What idle nodes cost (timers, heartbeats, GC idle work): part of every apply's "CPU per apply" below.
+    const IDLE_MS = 3000;
+    const idle0 = pids.map(threadCpuMs);
+    await sleep(IDLE_MS);
+    const idleByThread = threadDelta(idle0, pids.map(threadCpuMs), (IDLE_MS / 1000) * nodeCount);
+    const threads0 = pids.map(threadCpuMs);
     const cpu0 = { nodes: pids.reduce((s, p) => s + cpuMs(p), 0), cp: cpuMs(cp.proc.pid) };
     const loopStart = performance.now();
+    const loopStartUs = monotonicUs();
     let busyMs = 0;
     let mismatches = 0;
     let shed503 = 0;
@@ -391,7 +435,9 @@ async function main(): Promise<number> {
       await sleep(gapMs);
     }
     const loopMs = performance.now() - loopStart;
+    const applyWindow = { fromUs: loopStartUs, toUs: monotonicUs() };
     const cpu1 = { nodes: pids.reduce((s, p) => s + cpuMs(p), 0), cp: cpuMs(cp.proc.pid) };
+    const applyByThread = threadDelta(threads0, pids.map(threadCpuMs), applies * nodeCount);
     const rss = nodes.map((n) => rssMiB(n.pid));
 
     // An idle-machine reference: one node's build of the same snapshot in this process, nodes stopped first.
@@ -402,10 +448,9 @@ async function main(): Promise<number> {
     say('stopping the nodes');
     await Promise.all(nodes.map((n) => stop(n.child.proc)));
     await stop(cp.proc);
-    const summaries = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).sort().map((f) => profileSummary(join(dir, f)));
-    // Whole-process profiles: start-up and the first full build are in them too (see `note`).
+    const summaries = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).sort().map((f) => profileSummary(join(dir, f), 25, applyWindow));
     const profiles = values.profile
-      ? { note: '% of self time per thread over the whole run (start-up, first build, then the applies); thread 0 is the main thread, 1 the worker', node0: summaries(profDir), controlPlane: summaries(cpProfDir) }
+      ? { note: '% of self time per thread while the measured applies ran (idle gaps included); thread 0 is the main thread, 1 the worker', node0: summaries(profDir), controlPlane: summaries(cpProfDir) }
       : undefined;
     const build = await measureBuild(cfg.yaml, root);
     const result = {
@@ -436,6 +481,10 @@ async function main(): Promise<number> {
         nodeMsPerApplyEach: Math.round((cpu1.nodes - cpu0.nodes) / applies / nodeCount),
         controlPlaneMsPerApply: Math.round((cpu1.cp - cpu0.cp) / applies),
         wallMsPerApply: Math.round(loopMs / applies),
+        /** One node's CPU per apply by thread ("main", the data-plane worker, V8's helpers, libuv's pool…). */
+        nodeMsPerApplyByThread: applyByThread,
+        /** One idle node's CPU per second by thread, measured for 3 s before the applies (included in the figures above). */
+        idleNodeMsPerSecondByThread: idleByThread,
         busyWallMsPerApply: Math.round(busyMs / applies),
         /** CPU used while applies were converging ÷ (wall × CPUs): near 1 means the machine was saturated. */
         utilizationWhileConverging: Math.round(((cpu1.nodes - cpu0.nodes + cpu1.cp - cpu0.cp) / (busyMs * cpus().length)) * 100) / 100,
@@ -449,6 +498,7 @@ async function main(): Promise<number> {
     writeFileSync(values.out!, JSON.stringify(result, null, 2) + '\n');
     say(`apply-to-served over ${applies} applies: p50 ${result.applyToServedMs.p50} ms, p99 ${result.applyToServedMs.p99} ms, max ${result.applyToServedMs.max} ms (target p99 ≤ ${TARGET_P99_MS} ms); per node p50 ${result.perNodeMs.p50} ms, p99 ${result.perNodeMs.p99} ms`);
     say(`CPU per apply: nodes ${result.cpu.nodesMsPerApply} ms (${result.cpu.nodeMsPerApplyEach} ms each), control plane ${result.cpu.controlPlaneMsPerApply} ms; utilization while converging ${result.cpu.utilizationWhileConverging}`);
+    say(`one node per apply by thread: ${JSON.stringify(result.cpu.nodeMsPerApplyByThread)}; idle node per second: ${JSON.stringify(result.cpu.idleNodeMsPerSecondByThread)}`);
     say(`one node's build of the snapshot, in-process: ${JSON.stringify(build)}`);
     say(`wrote ${values.out} in ${((Date.now() - startedAt) / 1000).toFixed(0)} s`);
     return mismatches === 0 ? 0 : 1;

@@ -11,6 +11,12 @@ import { AdminAccess, type AdminAction, type AdminTarget } from './admin-access.
 import type { Person } from './access-requests.ts';
 import type { Caller, ControlRequest, ControlResponse, ControlRoute, RouteContext } from './control-routes.ts';
 
+/**
+ * Why a request's signal aborts once its response has closed: one shared AbortError, since abort() without a reason
+ * makes a new DOMException (and its stack) for every request, ~4 % of the control plane's CPU while 20 nodes ACK.
+ */
+const REQUEST_ENDED = new DOMException('the request ended', 'AbortError');
+
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
 export type ControlErrorCode =
@@ -292,7 +298,7 @@ export class ControlServer {
     this.#inflight.add(ac);
     const done = (): void => {
       this.#inflight.delete(ac);
-      ac.abort();
+      ac.abort(REQUEST_ENDED);
     };
     res.once('close', done);
     req.once('error', () => {});

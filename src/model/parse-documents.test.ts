@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { positionOf, type DocContext, type LinePos } from './doc-context.ts';
-import { noteConfigPieces, parseDocuments } from './parse-documents.ts';
+import { configTextDigest, noteConfigPieces, parseDocuments } from './parse-documents.ts';
 import { configDocs, configPieces } from './snapshot-delta.ts';
 import type { Problem } from './types.ts';
 
@@ -50,10 +50,15 @@ function sameAsFresh(text: string, message = JSON.stringify(text.slice(0, 80))):
   // The text's pieces noted (a node's snapshot rebuilt from a delta): each document a piece of its own.
   const pieces = configPieces(configDocs(text));
   assert.equal(pieces.join(''), text);
+  noteConfigPieces('', []);
+  const digest = configTextDigest(text).toString('hex');
   noteConfigPieces(text, pieces);
   assertSame(observe(text, true), fresh, `${message} (noted pieces)`);
+  // The digest (the version's) is the same however the text came: cut here, or noted, its pieces' digests kept.
+  assert.equal(configTextDigest(text).toString('hex'), digest, `${message}: digest of the noted pieces`);
   noteConfigPieces(text, pieces.map((d) => Buffer.from(d, 'utf16le').toString('utf16le'))); // other string objects, same text
   assertSame(observe(text, true), fresh, `${message} (noted pieces, from the cache)`);
+  assert.equal(configTextDigest(text).toString('hex'), digest, `${message}: digest of the noted pieces, from the cache`);
   noteConfigPieces('', []);
 }
 
@@ -82,6 +87,21 @@ test('a config parsed again with one document changed is the same as parsed afre
   // The positions of the changed document and of the ones after it are those of the new text.
   const c = a.replace('api-3 }', 'api-3 }\n# a comment that moves every later line down\n');
   sameAsFresh(c);
+});
+
+test('the config digest: the same for the same text however it is parsed, another for any change, and not a digest of the documents alone', () => {
+  const docs = [`${H}\nkind: Backend\nmetadata:\n  name: a\nspec:\n  url: http://127.0.0.1:1\n`, `${H}\nkind: Backend\nmetadata:\n  name: b\nspec:\n  url: http://127.0.0.1:2\n`];
+  const text = docs.join('---\n');
+  const d = configTextDigest(text).toString('hex');
+  assert.match(d, /^[0-9a-f]{64}$/);
+  assert.equal(configTextDigest(text).toString('hex'), d);
+  assert.notEqual(configTextDigest(text.replace('127.0.0.1:2', '127.0.0.1:3')).toString('hex'), d, 'a changed document');
+  assert.notEqual(configTextDigest(`${docs[1]}---\n${docs[0]}`).toString('hex'), d, 'the same documents in another order');
+  assert.notEqual(configTextDigest(text.replace('\n---\n', '\n--- \n')).toString('hex'), d, 'a separator that is not one');
+  noteConfigPieces(text, configPieces(configDocs(text)));
+  parseDocuments(text, '/etc/lockgate/config.yaml');
+  assert.equal(configTextDigest(text).toString('hex'), d, 'noted, with its pieces parsed');
+  noteConfigPieces('', []);
 });
 
 test('what a caller does to the resources it got does not reach the next parse', () => {

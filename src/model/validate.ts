@@ -5,7 +5,7 @@ import { defaultGateway } from './default-gateway.ts';
 import { report } from './doc-context.ts';
 import type { NamedValueInputs } from './named-value-types.ts';
 import { rememberHidden, resolveNamedValues } from './named-values.ts';
-import type { ParsedResource } from './parse-documents.ts';
+import { configTextDigest, type ParsedResource } from './parse-documents.ts';
 import { resolveMesh } from './resolve-mesh.ts';
 import { findRouteConflicts } from './route-conflicts.ts';
 import { didYouMean } from './suggest.ts';
@@ -277,7 +277,12 @@ export function assembleConfig(
       return '';
     }
   });
-  const version = texts === null ? '' : createHash('sha256').update(texts.join('')).update(importedTexts.join('')).update(resolution.digest).digest('hex').slice(0, 12);
+  let version = '';
+  if (texts !== null) {
+    const h = createHash('sha256');
+    for (const t of texts) h.update(configTextDigest(t));
+    version = h.update(importedTexts.join('')).update(resolution.digest).digest('hex').slice(0, 12);
+  }
   const namedValueResources = parsed.filter((p) => p.resource.kind === 'NamedValue').map((p) => p.resource as NamedValueResource);
   const accessGrants = parsed.filter((p) => p.resource.kind === 'AccessGrant').map((p) => {
     const g = p.resource as AccessGrantResource;

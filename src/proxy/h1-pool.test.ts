@@ -4,7 +4,7 @@ import net from 'node:net';
 import http from 'node:http';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { H1Pool, UpstreamError, type DispatchOptions, type H1PoolOptions } from './h1-pool.ts';
+import { H1Pool, UpstreamError, sweptPoolCount, type DispatchOptions, type H1PoolOptions } from './h1-pool.ts';
 import { stamp } from './clock.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -224,6 +224,31 @@ describe('H1Pool: requests and keep-alive', () => {
       await pool.destroy();
       await up.close();
     }
+  });
+
+  test('a pool is swept only while it has connections: an idle process with no upstream connections wakes for none', async () => {
+    const up = await answering((c) => c.socket.write(OK));
+    const before = sweptPoolCount();
+    const pool = new H1Pool(up.origin, poolOpts({ keepAliveTimeout: 150 }));
+    try {
+      assert.equal(sweptPoolCount(), before, 'a new pool has no connections to sweep');
+      const r = await get(pool, { path: '/a' });
+      assert.equal(r.error, null);
+      assert.equal(pool.connections, 1);
+      assert.equal(sweptPoolCount(), before + 1, 'its idle keep-alive connection is swept');
+      // The sweep closes the idle connection after keepAliveTimeout; then the pool leaves the sweep.
+      const deadline = Date.now() + 3000;
+      while (pool.connections > 0 && Date.now() < deadline) await sleep(25);
+      assert.equal(pool.connections, 0, 'the idle connection expired');
+      assert.equal(sweptPoolCount(), before);
+      const again = await get(pool, { path: '/b' });
+      assert.equal(again.error, null, 'a request after the quiet period gets a new connection');
+      assert.equal(sweptPoolCount(), before + 1);
+    } finally {
+      await pool.destroy();
+      await up.close();
+    }
+    assert.equal(sweptPoolCount(), before);
   });
 
   test('POST, PUT and PATCH without a body announce content-length: 0; GET, DELETE and an explicit length do not add one', async () => {

@@ -545,6 +545,11 @@ function sweep(): void {
   for (const p of live) p.sweep(now);
 }
 
+/** How many pools the sweep timer is visiting (tests: a pool without connections costs no timer). */
+export function sweptPoolCount(): number {
+  return live.size;
+}
+
 function track(p: H1Pool): void {
   live.add(p);
   if (sweepTimer === null) {
@@ -589,7 +594,6 @@ export class H1Pool {
     this.#port = Number(this.origin.port || 80);
     this.hostHeader = this.origin.host;
     this.maxHeaderSize = opts.maxHeaderSize ?? 64 * 1024;
-    track(this);
   }
 
   get connections(): number {
@@ -625,6 +629,8 @@ export class H1Pool {
   #connect(req: UpRequest): void {
     const socket = net.connect({ host: this.#host, port: this.#port, lookup: this.#opts.lookup, noDelay: true });
     const conn = new UpConn(this, socket, this.#opts.keepAliveTimeout);
+    // Swept (timeouts, idle expiry) while it has connections: a pool with none costs an idle process no wake-ups.
+    if (this.#all.size === 0) track(this);
     this.#all.add(conn);
     this.#connecting++;
     // The request waits on this connection; the connect timeout covers the handshake only.
@@ -672,6 +678,7 @@ export class H1Pool {
   /** A connection is gone: drop it from the books and give queued requests a new one. */
   forget(conn: UpConn): void {
     if (!this.#all.delete(conn)) return;
+    if (this.#all.size === 0) untrack(this);
     const i = this.#idle.indexOf(conn);
     if (i !== -1) this.#idle.splice(i, 1);
     this.#drainQueue();

@@ -331,7 +331,7 @@ export class H1Connection {
 
   readonly #onClose = (): void => {
     this.closing = true;
-    this.#server.connections.delete(this);
+    this.#server.forget(this);
     if (this.#body !== null && !this.#bodyDone) this.#body.destroy(new Error('client closed the connection'));
     const res = this.#res;
     if (res !== null && !res.writableFinished) res.aborted();
@@ -529,7 +529,7 @@ export class H1Connection {
     this.socket.off('end', this.#onEnd);
     this.socket.off('error', this.#onError);
     this.socket.off('close', this.#onClose);
-    this.#server.connections.delete(this);
+    this.#server.forget(this);
   }
 }
 
@@ -554,7 +554,7 @@ export class H1Server {
     // allowHalfOpen: what a client FIN means is the engine's decision (H1Connection's 'end' handler), not Node's automatic end().
     this.net = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
     this.net.maxConnections = opts.maxConnections;
-    this.net.on('listening', () => this.#startSweep());
+    // Swept (header, request and idle timeouts) while it has connections: an idle listener costs no wake-ups.
     this.net.on('close', () => this.#stopSweep());
   }
 
@@ -562,6 +562,12 @@ export class H1Server {
   accept(socket: Duplex): void {
     if (this.#sweep === null) this.#startSweep();
     this.connections.add(new H1Connection(this, socket as net.Socket));
+  }
+
+  /** A connection is gone (closed, or handed over to another protocol). */
+  forget(c: H1Connection): void {
+    this.connections.delete(c);
+    if (this.connections.size === 0) this.#stopSweep();
   }
 
   #startSweep(): void {

@@ -257,7 +257,10 @@ export function buildRuntime(
     const key = withPolicies || withAuth ? '' : JSON.stringify([variants, subscription]);
     const last = previous?.routes.byApi.get(api);
     if (last !== undefined && key !== '' && last.key === key && last.clusters.every((c, i) => clusters.get(last.refs[i]) === c)) {
-      for (const e of last.entries) entries.push(e);
+      // (Indexed: buildRuntime is too large for V8 to optimize, and a for-of here allocated an iterator result per
+      // route: ~0.4 MB per apply at 10,000 routes, young garbage that brought a node's scavenges forward.)
+      const kept = last.entries;
+      for (let i = 0; i < kept.length; i++) entries.push(kept[i]);
       byApi.set(api, last);
       continue;
     }
