@@ -89,6 +89,8 @@ function parsePiece(slice: string): CachedPiece | undefined {
     pieceCache.set(hit.text, hit);
     return hit;
   }
+  // A byte order mark or a directive anywhere means the text is parsed whole (yamlDocuments): no cached piece has one.
+  if (slice.includes('\uFEFF') || hasDirective(slice)) return undefined;
   // A slice of a string keeps the whole string alive, and so would the parsed nodes' source texts: a copy of its
   // own, so that a cached piece holds on to its bytes only, never to the whole config it was cut from.
   // (UTF-16 both ways: every code unit kept, a lone surrogate too.)
@@ -129,11 +131,14 @@ function yamlDocuments(text: string, reuse: boolean): PlacedDocument[] {
     // An empty text parses to an EmptyStream, which is not an array.
     return (Array.isArray(docs) ? docs : []).map((doc) => ({ doc, lineAt, text }));
   };
-  if (!reuse || text.length < PIECE_MIN_BYTES * 2 || text.includes('\uFEFF') || hasDirective(text)) return whole();
-  const out: PlacedDocument[] = [];
   // The pieces a caller noted for this very text (the same string objects apply after apply, so their cache lookups
   // hash nothing again); else cut here.
   const pieces = noted !== undefined && noted.text === text ? noted.pieces : undefined;
+  if (!reuse || text.length < PIECE_MIN_BYTES * 2) return whole();
+  // A noted text is not scanned whole: its pieces are (parsePiece: new ones only, a cached piece has neither). Reading
+  // the text would flatten one a node built by concatenating its documents (snapshot-delta), a 0.5 MiB copy per apply.
+  if (pieces === undefined && (text.includes('\uFEFF') || hasDirective(text))) return whole();
+  const out: PlacedDocument[] = [];
   let start = 0;
   let next = 0; // index of the next noted piece
   let line = 0; // lines before the piece

@@ -114,7 +114,11 @@ export function applySnapshotDelta(base: Snapshot | undefined, baseDocs: ConfigD
       separated.push(baseDocs.separated[d]);
     } else return `a malformed delta (document reference ${JSON.stringify(d)} of ${baseDocs.docs.length})`;
   }
-  const config = joinConfigDocuments(docs);
+  // Concatenated, not joined: V8 keeps the result as a rope of the documents' strings, and the parser (which is told
+  // the pieces) and the digest read the pieces, so the 0.5 MiB text of a 10,000-route config is never copied whole:
+  // a flat copy per apply was a large object for the node's old generation every time.
+  let config = docs.length > 0 ? docs[0] : '';
+  for (let i = 1; i < docs.length; i++) config = config + separated[i];
   if (config.length !== delta.configLength) return `a delta rebuilt to ${config.length} characters of config, not ${delta.configLength}`;
   const { config: _ignored, ...rest } = delta.snapshot as Snapshot;
   // Made when asked for (a node writes it to disk at most once a second).

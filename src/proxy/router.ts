@@ -60,7 +60,7 @@ export interface BuiltRouter<T> {
    * BuiltRouter cannot be rebound again (the returned one can). The runtime calls it last, once nothing can fail, and
    * installs the new version at once (a request matches synchronously: none sees a half-patched tree, and requests of
    * the old version in flight have matched already). Copying the ~4 MiB tree instead cost ~4 ms and a large object
-   * for the old generation on every version.
+   * for the old generation on every version. `values` is taken over (kept as the values bound): not to be changed after.
    */
   rebind(values: readonly T[]): BuiltRouter<T>;
 }
@@ -231,7 +231,8 @@ export function buildRouter<T>(entries: RouteEntry<T>[]): BuiltRouter<T> {
       }
       records[slots[j]] = next;
     }
-    return values.slice();
+    // Kept as the values now bound (rebind takes the array over: no copy of 10,000 entries per version).
+    return values;
   };
   return built(entries.map((e) => e.value));
 }
