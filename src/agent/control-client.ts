@@ -62,7 +62,7 @@ export interface ClientStatus {
 
 const SNAPSHOT_PREFIX = '{"type":"snapshot","snapshot":';
 /** A snapshot's JSON as it came, or made on demand (a delta's); undefined: serialize the snapshot. */
-type SnapshotJson = string | (() => string) | undefined;
+type SnapshotJson = string | (() => readonly string[]) | undefined;
 /** The last good snapshot is written to disk at most this often (the newest always, eventually). */
 const SAVE_INTERVAL_MS = 1000;
 

@@ -28,6 +28,13 @@ test('a saved snapshot loads back, in format 1, written atomically with mode 060
   await saveSnapshotFile(path, snap, 99, JSON.stringify(snap));
   assert.deepEqual(JSON.parse(await readFile(path, 'utf8')), { format: 1, savedAt: 99, snapshot: snap });
   assert.deepEqual(await loadSnapshotFile(path), { ok: true, snapshot: snap, savedAt: 99 });
+  // Or from parts that join to it (a delta-built snapshot), non-ASCII text included: the same file again.
+  const withAccents = { ...snap, config: `${snap.config}# café – ünïcode\n` };
+  const text = JSON.stringify(withAccents);
+  const cut = [text.slice(0, 7), text.slice(7, text.length - 20), '', text.slice(text.length - 20)];
+  await saveSnapshotFile(path, withAccents, 100, cut);
+  assert.deepEqual(JSON.parse(await readFile(path, 'utf8')), { format: 1, savedAt: 100, snapshot: withAccents });
+  assert.deepEqual(await readdir(dir), ['snapshot.json']);
 });
 
 test('an unknown file format, a foreign schema or garbage is ignored with a message', async (t) => {

@@ -17,14 +17,18 @@ export type LoadedSnapshot =
   | { ok: true; snapshot: Snapshot; savedAt: number }
   | { ok: false; missing: boolean; message: string };
 
-/** `json`: the snapshot's JSON text when the caller has it already (as received), so a large one is not serialized again. */
-export async function saveSnapshotFile(path: string, snapshot: Snapshot, now: number = Date.now(), json?: string): Promise<void> {
+/**
+ * `json`: the snapshot's JSON text when the caller has it already (as received, or in parts that join to it: a
+ * delta-built snapshot), so a large one is not serialized again.
+ */
+export async function saveSnapshotFile(path: string, snapshot: Snapshot, now: number = Date.now(), json?: string | readonly string[]): Promise<void> {
   if (json === undefined) {
     const file: SnapshotFile = { format: SNAPSHOT_FILE_FORMAT, savedAt: now, snapshot };
     await writeFileAtomic(path, JSON.stringify(file));
     return;
   }
-  await writeFileAtomic(path, `{"format":${SNAPSHOT_FILE_FORMAT},"savedAt":${Number(now)},"snapshot":${json}}`);
+  const head = `{"format":${SNAPSHOT_FILE_FORMAT},"savedAt":${Number(now)},"snapshot":`;
+  await writeFileAtomic(path, typeof json === 'string' ? `${head}${json}}` : [head, ...json, '}']);
 }
 
 export async function loadSnapshotFile(path: string): Promise<LoadedSnapshot> {

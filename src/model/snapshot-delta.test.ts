@@ -40,7 +40,7 @@ test('a delta rebuilds the next snapshot exactly, from the base the node receive
     assert.deepEqual(built.snapshot, next);
     assert.deepEqual(built.docs, configDocs(next.config));
     // Its JSON is made of escaped documents, and is exactly what serializing it gives.
-    assert.equal(built.json(), JSON.stringify(built.snapshot));
+    assert.equal(built.json().join(''), JSON.stringify(built.snapshot));
   }), { numRuns: 300 });
 });
 

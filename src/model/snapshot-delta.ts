@@ -90,10 +90,10 @@ export function configPieces(d: ConfigDocs): string[] {
 
 /**
  * The snapshot a delta describes, built on `base` (the last snapshot received on the stream) and its documents, with
- * its JSON on demand (= JSON.stringify of it; only the new documents are escaped, so a node saves it without
- * serializing the whole config again); or a string saying why it cannot be (made against another base, or does not rebuild).
+ * its JSON on demand (in parts that join to JSON.stringify of it; only the new documents are escaped, so a node saves
+ * it without serializing the whole config again); or a string saying why it cannot be (made against another base, or does not rebuild).
  */
-export function applySnapshotDelta(base: Snapshot | undefined, baseDocs: ConfigDocs | undefined, delta: SnapshotDelta): { snapshot: Snapshot; docs: ConfigDocs; json: () => string } | string {
+export function applySnapshotDelta(base: Snapshot | undefined, baseDocs: ConfigDocs | undefined, delta: SnapshotDelta): { snapshot: Snapshot; docs: ConfigDocs; json: () => string[] } | string {
   if (base === undefined || baseDocs === undefined) return 'a delta arrived before any snapshot';
   const b = delta.base;
   if (typeof b !== 'object' || b === null || b.version !== base.version || b.endpointsVersion !== base.endpointsVersion || b.configLength !== base.config.length) {
@@ -121,10 +121,14 @@ export function applySnapshotDelta(base: Snapshot | undefined, baseDocs: ConfigD
   for (let i = 1; i < docs.length; i++) config = config + separated[i];
   if (config.length !== delta.configLength) return `a delta rebuilt to ${config.length} characters of config, not ${delta.configLength}`;
   const { config: _ignored, ...rest } = delta.snapshot as Snapshot;
-  // Made when asked for (a node writes it to disk at most once a second).
-  const json = (): string => {
+  // Made when asked for (a node writes it to disk at most once a second), in parts: joined, the 0.6 MiB of a
+  // 10,000-route snapshot would be one more large string for the node's old generation (the writer encodes the parts).
+  const json = (): string[] => {
     const head = JSON.stringify(rest);
-    return `${head.length > 2 ? `${head.slice(0, -1)},` : '{'}"config":"${escaped.join('---\\n')}"}`;
+    const parts = [`${head.length > 2 ? `${head.slice(0, -1)},` : '{'}"config":"`];
+    for (let i = 0; i < escaped.length; i++) parts.push(i === 0 ? escaped[i] : `---\\n${escaped[i]}`);
+    parts.push('"}');
+    return parts;
   };
   return { snapshot: { ...rest, config }, docs: { docs, escaped, separated }, json };
 }
