@@ -38,8 +38,8 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '2' },
     rounds: { type: 'string', default: '3' },
-    // mesh-hop adds ~20 s per round plus ~1 min of open-loop runs: 2 rounds keep the full run near 10 min.
-    'mesh-rounds': { type: 'string', default: '3' },
+    // mesh-hop's and mesh-identity's ratios are the noisiest (two processes per system on one CPU): 5 rounds, ~20 s each.
+    'mesh-rounds': { type: 'string', default: '5' },
     'dry-run': { type: 'boolean', default: false },
   },
 });
@@ -89,7 +89,7 @@ interface Unit {
 const units: Unit[] = scenarios.flatMap((s) => s.systems.filter((y) => !notes.has(`${s.name}/${y}`)).map((system) => ({ scenario: s, system })));
 /** 1 s bursts per side in the paired route measurement (measurePair). */
 const PAIR_BURSTS = 6;
-const meshRounds = Math.min(rounds, meshRoundsArg);
+const meshRounds = meshRoundsArg;
 const isMesh = (u: Unit): boolean => MESH_SCENARIOS.includes(u.scenario.name);
 const warmupFor = (system: SystemName): number => (NATIVE.includes(system) ? Math.min(warmupS, 1) : warmupS);
 const unitS = (u: Unit): number => warmupFor(u.system) + durationS + ((isMesh(u) ? MESH_OVERHEAD_S : OVERHEAD_S)[u.system] ?? NODE_OVERHEAD_S);
@@ -173,12 +173,12 @@ const meshGroupNow = (): Unit[] => MESH_GROUP.map(pairUnit).filter((u): u is Uni
 const meshPaired = new Set<number>();
 const meshGrouped = new Set<number>();
 const identityPairs: Array<{ identity: Sample; hop: Sample }> = [];
-for (let round = 1; round <= rounds; round++) {
+for (let round = 1; round <= Math.max(rounds, meshRounds); round++) {
   for (const unit of units) {
     const { scenario, system } = unit;
     const key = `${scenario.name}/${system}`;
     if (failed.has(key)) continue;
-    if (isMesh(unit) && round > meshRounds) continue;
+    if (isMesh(unit) ? round > meshRounds : round > rounds) continue;
     if (MESH_GROUP.includes(key) && certs !== null && (meshGrouped.has(round) || meshGroupNow().length >= 2)) {
       if (meshGrouped.has(round)) continue;
       meshGrouped.add(round);
