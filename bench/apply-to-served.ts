@@ -58,16 +58,20 @@ export function summarize(values: number[]): { p50: number; p99: number; max: nu
 function cpuMs(pid: number | undefined): number {
   if (pid === undefined) return 0;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+    return statCpuMs(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {
     return 0;
   }
 }
 
-/** CPU so far (ms) of each thread of a process, by thread name (`comm`: node's main thread is "node", a worker
- * thread "WorkerThread" or similar, V8's helpers "V8 Worker"…); threads of one name are summed. */
+/** User + system CPU in ms from a `/proc/…/stat` line (utime and stime, the 14th and 15th fields). */
+function statCpuMs(stat: string): number {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+}
+
+/** CPU so far (ms) of each thread of a process, by thread name ("main" for the main thread, else its `comm`: a worker
+ * thread "WorkerThread", V8's helpers "V8Worker"…); threads of one name are summed. */
 function threadCpuMs(pid: number | undefined): Record<string, number> {
   const out: Record<string, number> = {};
   if (pid === undefined) return out;
@@ -75,8 +79,7 @@ function threadCpuMs(pid: number | undefined): Record<string, number> {
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
       const name = tid === String(pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out[name] = (out[name] ?? 0) + (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+      out[name] = (out[name] ?? 0) + statCpuMs(stat);
     }
   } catch {
     // The process or a thread is gone: what was read so far.

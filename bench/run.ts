@@ -46,9 +46,9 @@ const { values } = parseArgs({
 const durationS = Number(values.duration);
 const warmupS = Number(values.warmup);
 const rounds = Number(values.rounds);
-const meshRoundsArg = Number(values['mesh-rounds']);
+const meshRounds = Number(values['mesh-rounds']);
 // wrk takes whole seconds (-d1.5s fails every run), so both must be integers.
-if (!(durationS >= 1) || !(warmupS >= 0) || !Number.isInteger(durationS) || !Number.isInteger(warmupS) || !Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(meshRoundsArg) || meshRoundsArg < 1) {
+if (!(durationS >= 1) || !(warmupS >= 0) || !Number.isInteger(durationS) || !Number.isInteger(warmupS) || !Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(meshRounds) || meshRounds < 1) {
   console.error('usage: node bench/run.ts [--only NAMES] [--duration whole S>=1] [--warmup whole S>=0] [--rounds N>=1] [--mesh-rounds N>=1] [--dry-run]');
   process.exit(2);
 }
@@ -89,7 +89,6 @@ interface Unit {
 const units: Unit[] = scenarios.flatMap((s) => s.systems.filter((y) => !notes.has(`${s.name}/${y}`)).map((system) => ({ scenario: s, system })));
 /** 1 s bursts per side in the paired route measurement (measurePair). */
 const PAIR_BURSTS = 6;
-const meshRounds = meshRoundsArg;
 const isMesh = (u: Unit): boolean => MESH_SCENARIOS.includes(u.scenario.name);
 const warmupFor = (system: SystemName): number => (NATIVE.includes(system) ? Math.min(warmupS, 1) : warmupS);
 const unitS = (u: Unit): number => warmupFor(u.system) + durationS + ((isMesh(u) ? MESH_OVERHEAD_S : OVERHEAD_S)[u.system] ?? NODE_OVERHEAD_S);
