@@ -98,6 +98,12 @@ test('the config digest: the same for the same text however it is parsed, anothe
   assert.notEqual(configTextDigest(text.replace('127.0.0.1:2', '127.0.0.1:3')).toString('hex'), d, 'a changed document');
   assert.notEqual(configTextDigest(`${docs[1]}---\n${docs[0]}`).toString('hex'), d, 'the same documents in another order');
   assert.notEqual(configTextDigest(text.replace('\n---\n', '\n--- \n')).toString('hex'), d, 'a separator that is not one');
+  // The empty text noted as no pieces (how tests clear the note) digests as configDocuments cuts it: one empty piece.
+  const empty = configTextDigest('').toString('hex');
+  noteConfigPieces('', []);
+  assert.equal(configTextDigest('').toString('hex'), empty);
+  noteConfigPieces('', configPieces(configDocs('')));
+  assert.equal(configTextDigest('').toString('hex'), empty);
   noteConfigPieces(text, configPieces(configDocs(text)));
   parseDocuments(text, '/etc/lockgate/config.yaml');
   assert.equal(configTextDigest(text).toString('hex'), d, 'noted, with its pieces parsed');

@@ -204,7 +204,8 @@ const sha256 = (s: string): Buffer => createHash('sha256').update(s).digest();
  */
 export function configTextDigest(text: string): Buffer {
   const outer = createHash('sha256');
-  if (noted !== undefined && noted.text === text) {
+  // (No pieces noted for '' is the empty cut, not configDocuments' one empty document: cut it below.)
+  if (noted !== undefined && noted.text === text && noted.pieces.length > 0) {
     for (const piece of noted.pieces) {
       const cached = pieceCache.get(piece);
       outer.update(cached === undefined ? sha256(piece) : (cached.digest ??= sha256(cached.text)));
