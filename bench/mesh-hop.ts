@@ -343,6 +343,8 @@ export async function startMeshSystem(system: SystemName, scenario: Scenario, ct
 export interface MeshSample extends Sample {
   /** Peak RSS of hop A then hop B (MiB; each hop's process tree summed). */
   hopRssMb: number[];
+  /** CPU µs per request of hop A then hop B (each hop's process tree); they add up to cpuUsPerReq. */
+  hopCpuUsPerReq: number[];
 }
 
 /** Stops a two-hop system and reports what did not go cleanly (exit, ports, empty access logs); deletes the logs. */
@@ -362,15 +364,17 @@ async function stopMesh(r: MeshRunning, warnings: string[]): Promise<void> {
 const MAX_EXTRA_WARMUP_S = 10;
 
 /**
- * wrk for `warmupS`, then 1 s more at a time (at most MAX_EXTRA_WARMUP_S) until `minRequests` were sent: mesh-identity
+ * wrk for `warmupS`, then again (at most MAX_EXTRA_WARMUP_S seconds more) until one run sent `minRequests`: mesh-identity
  * rotates over 1,000 users, and each one's first request costs a token verification at the gateway, a signature and a
- * verification at the sidecar (~0.6 ms here); steady state, which the bench compares, has them cached (an assertion is
- * reused for a minute). With no warm-up asked for, none is done.
+ * verification at the sidecar (~0.4 ms of CPU here); steady state, which the bench compares, has them cached (an
+ * assertion is reused for a minute). Every wrk run starts the rotation at its first request (rotate.lua), so what a
+ * warm-up covered is its longest run's count, not the sum of its runs: counting the sum left the last users' first
+ * requests (and their signatures) in the first measured burst. With no warm-up asked for, none is done.
  */
 async function warmUp(run: (durationS: number) => Promise<WrkResult>, warmupS: number, minRequests: number): Promise<void> {
   if (warmupS <= 0) return;
-  let sent = (await run(warmupS)).requests;
-  for (let extra = 0; sent < minRequests && extra < MAX_EXTRA_WARMUP_S; extra++) sent += (await run(1)).requests;
+  let covered = (await run(warmupS)).requests;
+  for (let spent = 0; covered < minRequests && spent < MAX_EXTRA_WARMUP_S; spent += warmupS) covered = Math.max(covered, (await run(warmupS)).requests);
 }
 
 function readTicks(pids: number[]): CpuTicks {
@@ -385,19 +389,19 @@ export async function measureMeshUnit(system: SystemName, scenario: Scenario, ct
   try {
     await warmUp((durationS) => runWrk({ ...wrkRun, durationS }), options.warmupS, scenario.requests.length);
     const trees = r.hops.map((h) => processTree(h.child.pid));
-    const pids = trees.flat();
-    const before = readTicks(pids);
+    const before = trees.map(readTicks);
     const coresBefore = readCores();
     const started = process.hrtime.bigint();
     const wrk = await runWrk({ ...wrkRun, durationS: options.durationS });
     const wallS = Number(process.hrtime.bigint() - started) / 1e9;
     if (r.crashed()) throw new Error(`${system}: a hop exited during the measurement`);
-    const after = readTicks(pids);
+    const after = trees.map(readTicks);
     const busy = coreBusy(coresBefore, readCores());
     const memory = trees.map((tree) => tree.map(readMemory).reduce((a, b) => ({ rssMb: a.rssMb + b.rssMb, anonMb: a.anonMb + b.anonMb })));
     const errors = wrk.non2xx + wrk.socketErrors;
     if (errors > 0) warnings.push(`${errors} failed requests (${wrk.non2xx} non-2xx, ${wrk.socketErrors} socket errors)`);
-    const cpuSeconds = (after.utime + after.stime - before.utime - before.stime) / ticksPerSecond();
+    const hopSeconds = after.map((a, h) => (a.utime + a.stime - before[h].utime - before[h].stime) / ticksPerSecond());
+    const cpuSeconds = hopSeconds.reduce((a, b) => a + b, 0);
     return {
       rps: wrk.rps,
       p50Ms: wrk.p50Ms,
@@ -406,6 +410,7 @@ export async function measureMeshUnit(system: SystemName, scenario: Scenario, ct
       rssMb: Math.max(...memory.map((m) => m.rssMb)),
       anonMb: Math.max(...memory.map((m) => m.anonMb)),
       hopRssMb: memory.map((m) => m.rssMb),
+      hopCpuUsPerReq: hopSeconds.map((x) => (wrk.requests > 0 ? (x * 1e6) / wrk.requests : 0)),
       proxyCpuPct: (cpuSeconds / wallS) * 100,
       core0Pct: (busy[options.loadCpu] ?? 0) * 100,
       errors,
@@ -433,9 +438,15 @@ export class MeshMemberError extends Error {
   }
 }
 
-/** Burst k's order: the members rotated by k (A B C, B C A, C A B, …; for two, A B, B A), so no member always goes first. */
+/**
+ * Burst k's order. Two members alternate which goes first (A B, B A, …): neither always follows the other, and neither
+ * waits more than two bursts. Three or more keep one cycle (A B C, A B C, …), so each waits exactly members − 1 bursts
+ * between its own: a rotation (A B C, B C A) left a member four bursts idle (~5 s), past the 4 s after which the hops'
+ * pools close idle upstream connections, and that member's next burst paid ~50 mTLS handshakes on both hops (+40 µs
+ * per request measured, on whichever member the rotation happened to leave idle).
+ */
 export function burstOrder(members: number, k: number): number[] {
-  return Array.from({ length: members }, (_, i) => (i + k) % members);
+  return Array.from({ length: members }, (_, i) => (members <= 2 ? (i + k) % members : i));
 }
 
 /**
@@ -460,20 +471,28 @@ export async function measureMeshGroup(members: MeshMember[], ctx: Context, cert
     const run = (i: number, durationS: number) =>
       runWrk({ cpu: options.loadCpu, port: running[i].port, requestsFile: members[i].requestsFile, bodyBytes: members[i].scenario.bodyBytes, durationS });
     for (let i = 0; i < members.length; i++) await warmUp((durationS) => run(i, durationS), options.warmupS, members[i].scenario.requests.length);
-    const pids = running.map((r) => r.hops.map((h) => processTree(h.child.pid)).flat());
-    const totals = members.map(() => ({ ticks: 0, requests: 0, wallS: 0, p50: [] as number[], p99: [] as number[], errors: 0, core0: 0 }));
+    // The first warmed-up member has waited through the others' warm-ups (longer than the pools keep idle connections):
+    // one unmeasured burst each, in the measured order, so every member starts measuring with its connections open.
+    if (options.warmupS > 0 && members.length > 1) for (const i of burstOrder(members.length, 0)) await run(i, 1);
+    // Per member, per hop: the hop's process tree.
+    const pids = running.map((r) => r.hops.map((h) => processTree(h.child.pid)));
+    const totals = members.map((_, i) => ({ ticks: 0, hopTicks: pids[i].map(() => 0), requests: 0, wallS: 0, p50: [] as number[], p99: [] as number[], errors: 0, core0: 0 }));
     const burstS = Math.max(1, Math.round(options.durationS / options.bursts));
     for (let k = 0; k < options.bursts; k++) {
       for (const i of burstOrder(members.length, k)) {
-        const before = readTicks(pids[i]);
+        const before = pids[i].map(readTicks);
         const coresBefore = readCores();
         const started = process.hrtime.bigint();
         const wrk = await run(i, burstS);
         const wallS = Number(process.hrtime.bigint() - started) / 1e9;
-        const after = readTicks(pids[i]);
+        const after = pids[i].map(readTicks);
         const t = totals[i];
         t.wallS += wallS;
-        t.ticks += after.utime + after.stime - before.utime - before.stime;
+        after.forEach((a, h) => {
+          const d = a.utime + a.stime - before[h].utime - before[h].stime;
+          t.hopTicks[h] += d;
+          t.ticks += d;
+        });
         t.requests += wrk.requests;
         t.p50.push(wrk.p50Ms);
         t.p99.push(wrk.p99Ms);
@@ -495,6 +514,7 @@ export async function measureMeshGroup(members: MeshMember[], ctx: Context, cert
         rssMb: Math.max(...memory.map((m) => m.rssMb)),
         anonMb: Math.max(...memory.map((m) => m.anonMb)),
         hopRssMb: memory.map((m) => m.rssMb),
+        hopCpuUsPerReq: t.hopTicks.map((x) => (t.requests > 0 ? ((x / ticksPerSecond()) * 1e6) / t.requests : 0)),
         proxyCpuPct: (cpuSeconds / t.wallS) * 100,
         core0Pct: (t.core0 / t.wallS) * 100,
         errors: t.errors,

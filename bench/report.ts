@@ -15,6 +15,8 @@ export interface SystemResult {
   anon_mb: number | null;
   /** Two-hop systems: peak RSS of hop A and hop B. */
   rss_hops_mb?: number[];
+  /** Two-hop systems: CPU µs per request of hop A, then hop B (they add up to cpu_us_per_req). */
+  cpu_hops_us_per_req?: number[];
   /** Why the numbers are null (not available, failed). */
   note?: string;
 }

@@ -110,10 +110,19 @@ test('mesh-identity: Lockgate only, 1,000 distinct users of bench-users, each wi
   assert.deepEqual(selectScenarios(all, parseOnly('mesh-identity,bare-mesh')), [], 'bare-mesh has no mesh-identity');
 });
 
-test('burstOrder rotates the members every burst: two alternate as before, three take turns going first', () => {
+test('burstOrder: two members alternate which goes first; three or more keep one cycle, so none waits longer than the rest', () => {
   assert.deepEqual([0, 1, 2].map((k) => burstOrder(2, k)), [[0, 1], [1, 0], [0, 1]]);
-  assert.deepEqual([0, 1, 2, 3].map((k) => burstOrder(3, k)), [[0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 1, 2]]);
+  assert.deepEqual([0, 1, 2, 3].map((k) => burstOrder(3, k)), [[0, 1, 2], [0, 1, 2], [0, 1, 2], [0, 1, 2]]);
   assert.deepEqual(burstOrder(1, 5), [0]);
+  // The longest wait between two bursts of one member, over many bursts: at most 2 (two members), members − 1 (more).
+  for (const n of [2, 3, 4]) {
+    const sequence = Array.from({ length: 12 }, (_, k) => burstOrder(n, k)).flat();
+    for (let m = 0; m < n; m++) {
+      const at = sequence.flatMap((x, i) => (x === m ? [i] : []));
+      const longest = Math.max(...at.slice(1).map((i, j) => i - at[j] - 1));
+      assert.ok(longest <= Math.max(2, n - 1), `${n} members: member ${m} waits ${longest} bursts`);
+    }
+  }
 });
 
 test('mesh-identity configs: the gateway and sidecar b pass Lockgate validation, with the policies and keys each needs', async () => {

@@ -23,6 +23,18 @@ import { faultOf, WheelTimer, type FaultInjector, type FaultVerdict } from './fa
 const SHORT_TIMEOUT_MS = 1000;
 const wheel = new DeadlineWheel();
 
+/**
+ * When the client goes away while an HTTP/1.1 upstream works on a request already sent in full, aborting costs the
+ * pooled connection (HTTP/1.1 cannot cancel one exchange and keep the connection), and on a mesh hop the next request
+ * pays a new mTLS handshake on both sides (~1–2 ms of CPU each). So the response gets this long to finish, up to
+ * ABANDON_MAX_BYTES, read and dropped, and the connection goes back to the pool; a slower or larger one is aborted
+ * then. HTTP/2 upstreams are cancelled at once (a stream reset keeps the connection), as are requests whose body
+ * was still streaming.
+ */
+export const ABANDON_GRACE_MS = 500;
+export const ABANDON_MAX_BYTES = 64 * 1024;
+const CLIENT_CLOSED = 'client closed';
+
 class PerTryTimeout extends Error {
   readonly code = 'UND_ERR_HEADERS_TIMEOUT';
   constructor(ms: number, what = 'the per-try timeout') {
@@ -144,6 +156,9 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   #onDrain: (() => void) | undefined;
   /** A per-try timeout that fired before undici handed us the controller. */
   #pendingAbort: Error | null = null;
+  /** The client went away and this attempt's response is being read and dropped (ABANDON_GRACE_MS): bytes so far, else -1. */
+  #abandoned = -1;
+  #abandonTimer: Deadline | null = null;
 
   constructor(ex: Exchange, res: Res, cluster: UpstreamCluster, opts: ForwardOptions, finish: FinishFn) {
     this.#ex = ex;
@@ -243,7 +258,15 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     const base = cluster.basePaths[ep.index];
     cluster.pools[ep.index].dispatch(
       // undici streams async iterables too (its types only list Readable).
-      { method: this.#opts.method, path: base ? base + this.#opts.path : this.#opts.path, headers: this.#opts.headers, body: this.#opts.body as IncomingMessage | null },
+      {
+        method: this.#opts.method,
+        path: base ? base + this.#opts.path : this.#opts.path,
+        headers: this.#opts.headers,
+        body: this.#opts.body as IncomingMessage | null,
+        // https endpoints: the Backend's TLS server name, never one derived from the client's Host (UpstreamCluster.serverNames).
+        // (undici's Request takes `servername`; its DispatchOptions type does not list it.)
+        servername: cluster.serverNames[ep.index],
+      } as Dispatcher.DispatchOptions,
       this,
     );
   }
@@ -285,6 +308,11 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#clearDeadline();
     const ex = this.#ex;
     ex.tResponseStart = stamp();
+    if (this.#abandoned !== -1) {
+      // Nobody to send it to: passive health still learns the outcome, the body is dropped (#discarding).
+      this.#record(statusCode, false, headers['retry-after']);
+      return;
+    }
     if (this.#canRetry(statusCode, undefined)) {
       // Read and drop this body so the connection stays reusable, then try again at onResponseEnd.
       this.#discarding = true;
@@ -324,7 +352,10 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Controller, chunk: Buffer): void {
-    if (this.#discarding) return;
+    if (this.#discarding) {
+      if (this.#abandoned !== -1 && (this.#abandoned += chunk.length) > ABANDON_MAX_BYTES) controller.abort(new Error(CLIENT_CLOSED));
+      return;
+    }
     this.#ex.bytesOut += chunk.length;
     const res = this.#res;
     if (res.destroyed) return controller.abort(new Error('client closed'));
@@ -341,6 +372,12 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(_controller: Controller, trailers?: Record<string, string | string[] | undefined>): void {
+    if (this.#abandoned !== -1) {
+      // Finished in time: the connection stays pooled; the client was told nothing (it had gone).
+      this.#release(false);
+      this.#ex.status ||= 499;
+      return this.#complete();
+    }
     if (this.#discarding) {
       this.#release(false);
       return this.#retryLater();
@@ -439,6 +476,10 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   #complete(): void {
     if (this.#done) return;
     this.#done = true;
+    if (this.#abandonTimer !== null) {
+      wheel.cancel(this.#abandonTimer);
+      this.#abandonTimer = null;
+    }
     // Usually just stamped by #release in the same callback.
     if (this.#ex.tEnd === 0) this.#ex.tEnd = stamp();
     this.#finish(this.#ex);
@@ -450,6 +491,20 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     const res = this.#res as ServerResponse;
     if (res.writableFinished && !this.#opts.h2) return;
     this.#clientGone = true;
-    this.#controller?.abort(new Error('client closed'));
+    const c = this.#controller;
+    if (c === null || this.#abandoned !== -1) return;
+    // A request sent in full to an HTTP/1.1 upstream may finish within the grace, keeping its connection (see ABANDON_GRACE_MS).
+    if (this.#opts.body === null && this.#cluster.spec.protocol !== 'h2' && this.#endpoint !== undefined) {
+      this.#abandoned = 0;
+      this.#discarding = true;
+      // Paused by backpressure from the client that left: its 'drain' never comes.
+      c.resume();
+      this.#abandonTimer = wheel.add(ABANDON_GRACE_MS, () => {
+        this.#abandonTimer = null;
+        c.abort(new Error(CLIENT_CLOSED));
+      });
+      return;
+    }
+    c.abort(new Error(CLIENT_CLOSED));
   };
 }

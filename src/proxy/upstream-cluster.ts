@@ -3,7 +3,7 @@ import { createSecureContext } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import { createHash } from 'node:crypto';
-import { Pool, type Dispatcher } from 'undici';
+import { Pool, buildConnector, type Dispatcher } from 'undici';
 import { H1Pool } from './h1-pool.ts';
 import type { BackendSpec } from '../model/types.ts';
 import { EndpointState } from './endpoint-state.ts';
@@ -38,6 +38,12 @@ export class UpstreamCluster {
   /** Pools and per-endpoint path prefixes, indexed like `endpoints`. */
   readonly pools: UpstreamPool[];
   readonly basePaths: string[];
+  /**
+   * Per https endpoint, the `servername` every request is dispatched with (undefined for the rest): undici otherwise
+   * takes the TLS server name from each request's Host header, so the client's Host would choose SNI and the name the
+   * certificate is verified against, and every change of Host would open a new connection. See fixedServerName().
+   */
+  readonly serverNames: (string | undefined)[];
   readonly breaker: CircuitBreaker | null;
   readonly budget: RetryBudget;
   readonly outliers: OutlierDetector | null;
@@ -98,16 +104,22 @@ export class UpstreamCluster {
     const connect: Record<string, unknown> = { lookup, timeout: spec.timeouts.connect, ...tlsOpts };
     this.pools = [];
     this.basePaths = [];
+    this.serverNames = [];
     for (const e of spec.endpoints) {
       const socketPath = unixSocketPath(e.url);
       if (socketPath !== undefined) {
         this.pools.push(hooks.poolFactory !== undefined ? hooks.poolFactory(e.url, name) : unixPool(socketPath, spec));
         this.basePaths.push('');
+        this.serverNames.push(undefined);
         continue;
       }
       const u = new URL(e.url);
       const isIp = /^[\d.]+$|^\[/.test(u.hostname);
       const clientTtl = isIp ? null : spec.dnsRefresh;
+      // The configured name, else the URL's host name; an address gets no SNI and is verified as an address.
+      const sni = u.protocol === 'https:' ? (tls?.serverName ?? (isIp ? null : u.hostname)) : undefined;
+      // What requests carry (never empty, so undici never falls back to the Host header): the name, or the address.
+      this.serverNames.push(sni === undefined ? undefined : (sni ?? u.hostname.replace(/^\[|\]$/g, '')));
       if (hooks.poolFactory !== undefined) {
         this.pools.push(hooks.poolFactory(u.origin, name));
       } else if (u.protocol === 'http:' && spec.protocol !== 'h2') {
@@ -136,7 +148,7 @@ export class UpstreamCluster {
             ...(spec.protocol === 'h2' && u.protocol === 'http:' ? { useH2c: true } : {}),
             // Hostname endpoints: cap connection age so new connections pick up re-resolved addresses.
             clientTtl,
-            connect,
+            connect: sni === undefined ? connect : fixedServerName(buildConnector({ ...connect, allowH2: spec.protocol === 'h2' } as buildConnector.BuildOptions), sni),
           }),
         );
       }
@@ -168,6 +180,14 @@ export class UpstreamCluster {
     await this.#health?.close();
     await Promise.all(this.pools.map((p) => p.close().catch(() => p.destroy())));
   }
+}
+
+/**
+ * A TLS connector that always uses `name` as the server name (null: none, for an address), whatever the request that
+ * opened the connection carried: SNI and the certificate's name check come from the Backend, never from a client.
+ */
+function fixedServerName(connector: buildConnector.connector, name: string | null): buildConnector.connector {
+  return (opts, callback) => connector({ ...opts, servername: name ?? undefined }, callback);
 }
 
 /**
