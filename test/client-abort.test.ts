@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startGateway, type GatewayProcess } from './helpers/gateway-process.ts';
 import { createTestPki, opensslMissing, type TestPki } from './helpers/certs.ts';
-import { RawConnection, summarize } from './helpers/raw-http.ts';
+import { RawConnection, readRequests, summarize } from './helpers/raw-http.ts';
 const ABANDON_GRACE_MS = 500;
 const ABANDON_MAX_BYTES = 65536;
 
@@ -38,20 +38,10 @@ function serve(socket: net.Socket, up: CountingUpstream): void {
   up.connections.push(c);
   socket.on('close', () => (c.closedAt = performance.now()));
   socket.on('error', () => socket.destroy());
-  let buf = '';
-  socket.on('data', (d) => {
-    buf += d.toString('latin1');
-    for (;;) {
-      const end = buf.indexOf('\r\n\r\n');
-      if (end === -1) return;
-      const head = buf.slice(0, end);
-      const path = head.split(' ')[1];
-      // Seen as soon as the head is in (a body may still be streaming).
-      if (c.paths.at(-1) !== path) c.paths.push(path);
-      const cl = /\r\ncontent-length: *(\d+)/i.exec(head);
-      const bodyLength = cl === null ? 0 : Number(cl[1]);
-      if (buf.length < end + 4 + bodyLength) return;
-      buf = buf.slice(end + 4 + bodyLength);
+  readRequests(socket, {
+    // Seen as soon as the head is in (a body may still be streaming).
+    onHead: ({ path }) => void c.paths.push(path),
+    onRequest: ({ path }) => {
       const ms = Number(/\/wait\/(\d+)/.exec(path)?.[1] ?? 0);
       setTimeout(() => {
         if (socket.destroyed) return;
@@ -63,7 +53,7 @@ function serve(socket: net.Socket, up: CountingUpstream): void {
         }
         socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', () => up.answered.push(path));
       }, ms);
-    }
+    },
   });
 }
 

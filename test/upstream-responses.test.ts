@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { startGateway, type GatewayProcess } from './helpers/gateway-process.ts';
 import { simpleConfig } from './helpers/config.ts';
-import { RawConnection, header, summarize } from './helpers/raw-http.ts';
+import { RawConnection, header, readRequests, summarize } from './helpers/raw-http.ts';
 
 /** Upstream answers chosen by the request path; each entry is the exact bytes to write. */
 const ANSWERS: Record<string, string> = {
@@ -37,22 +37,15 @@ function startRawUpstream(): Promise<void> {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
-    let buf = '';
-    socket.on('data', (d) => {
-      buf += d.toString('latin1');
-      for (;;) {
-        const end = buf.indexOf('\r\n\r\n');
-        if (end === -1) return;
-        const head = buf.slice(0, end);
-        buf = buf.slice(end + 4);
-        const [method, path] = head.split(' ');
+    readRequests(socket, {
+      onRequest: ({ method, path }) => {
         if (path === '/close-delimited') {
           socket.end('HTTP/1.1 200 OK\r\n\r\nuntil close');
           return;
         }
         const answer = ANSWERS[path] ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n';
         socket.write(method === 'HEAD' ? answer.slice(0, answer.indexOf('\r\n\r\n') + 4) : answer);
-      }
+      },
     });
   });
   return new Promise((resolve) => upstream.listen(0, '127.0.0.1', () => {

@@ -238,3 +238,39 @@ export function summarize(r: RawResult): string {
   const rest = r.rest.length ? `, ${r.rest.length} unparsed bytes ${JSON.stringify(r.rest.toString('latin1').slice(0, 60))}` : '';
   return `responses [${statuses}], ${close}${r.error ? `, socket error ${r.error}` : ''}${rest}`;
 }
+
+/** A request as a raw upstream reads it: method, target and the head's text (request line and headers). */
+export interface RawRequestHead {
+  method: string;
+  path: string;
+  head: string;
+}
+
+/**
+ * The upstream side: reads HTTP/1.1 requests off `socket` (read as latin1). `onHead` sees each head as soon as it is in
+ * (its body may still be streaming); `onRequest` once its Content-Length body has arrived (no body without one).
+ */
+export function readRequests(socket: net.Socket, on: { onHead?(r: RawRequestHead): void; onRequest(r: RawRequestHead): void }): void {
+  let buf = '';
+  /** onHead has seen the head at the front of `buf`. */
+  let seen = false;
+  socket.on('data', (d: Buffer) => {
+    buf += d.toString('latin1');
+    for (;;) {
+      const end = buf.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      const head = buf.slice(0, end);
+      const [method, path] = head.split(' ');
+      const r = { method, path, head };
+      if (!seen) on.onHead?.(r);
+      seen = true;
+      const cl = /\r\ncontent-length: *(\d+)/i.exec(head);
+      const bodyLength = cl === null ? 0 : Number(cl[1]);
+      if (buf.length < end + 4 + bodyLength) return;
+      buf = buf.slice(end + 4 + bodyLength);
+      seen = false;
+      on.onRequest(r);
+      if (socket.destroyed || socket.writableEnded) return;
+    }
+  });
+}
