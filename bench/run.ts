@@ -384,7 +384,7 @@ if (full && existsSync(readmePath)) {
     units.some(isPaired) && pairRounds !== rounds ? `${pairRounds} for the paired Lockgate units` : '',
   ].filter((t) => t !== '');
   const meshRoundsText = roundNotes.length > 0 ? ` (${roundNotes.join(', ')})` : '';
-  const setup = `wrk -t1 -c50 on CPU ${LOAD_CPU} with the upstream nginx, the proxy alone on CPU ${PROXY_CPU} (both hops of mesh-hop and mesh-identity); ${warmupS}s warm-up, ${durationS}s measured, median of ${rounds} interleaved rounds${meshRoundsText}; the pairs routes-10/routes-10000, small-get/policy-chain (Lockgate) run side by side in alternating 1 s bursts, and mesh-hop's Lockgate and bare-mesh with Lockgate's mesh-identity in rotating 1 s bursts, each pair's rows from its round with the median ratio.${busy}`;
+  const setup = `wrk -t1 -c50 on CPU ${LOAD_CPU} with the upstream nginx, the proxy alone on CPU ${PROXY_CPU} (both hops of mesh-hop and mesh-identity); ${warmupS}s warm-up, ${durationS}s measured, median of ${rounds} interleaved rounds${meshRoundsText}; the pairs routes-10/routes-10000, small-get/policy-chain (Lockgate) run side by side in alternating 1 s bursts, and mesh-hop's Lockgate and bare-mesh with Lockgate's mesh-identity in 1 s bursts taking turns (one fixed order for three), each pair's rows from its round with the median ratio.${busy}`;
   const updated = replaceReadmeSection(readFileSync(readmePath, 'utf8'), readmeSection(report, setup));
   if (updated === null) console.log('README.md has no bench markers; not updated');
   else {
