@@ -102,8 +102,8 @@ const PAIR_B = 'routes-10000/lockgate';
  * pair is measured side by side in alternating bursts (measurePair), at the first one's turn.
  */
 const LOCKGATE_PAIRS: ReadonlyArray<readonly [string, string]> = [[PAIR_A, PAIR_B], ['small-get/lockgate', 'policy-chain/lockgate']];
-const pairUnit = (key: string): Unit | undefined => units.find((u) => `${u.scenario.name}/${u.system}` === key);
 const keyOf = (u: Unit): string => `${u.scenario.name}/${u.system}`;
+const pairUnit = (key: string): Unit | undefined => units.find((u) => keyOf(u) === key);
 /** A unit of a pair measured together (both in this run): --pair-rounds rounds. */
 const isPaired = (u: Unit): boolean => LOCKGATE_PAIRS.some((p) => p.includes(keyOf(u)) && p.every((k) => pairUnit(k) !== undefined));
 const roundsOf = (u: Unit): number => (isMesh(u) ? meshRounds : isPaired(u) ? pairRounds : rounds);
@@ -112,7 +112,6 @@ const unitS = (u: Unit): number => warmupFor(u.system) + durationS + ((isMesh(u)
 // Open loop, per Node two-hop system: start, warm-up, then direct + system (each 1 s h2load warm-up + the duration) at two rates.
 const openLoopSystems = units.filter((u) => u.scenario.name === MESH_SCENARIO && (u.system === 'bare-mesh' || u.system === 'lockgate'));
 const openLoopS = openLoopSystems.reduce((sum, u) => sum + (MESH_OVERHEAD_S[u.system] ?? 2) + warmupS + OPEN_LOOP_ROUNDS * 4 * (durationS + 1.5), 0);
-// A pair's two units run at once (two bursts per second of the measurement each way): one unit's time per round each.
 const plannedS = units.reduce((sum, u) => sum + roundsOf(u) * unitS(u), 0) + openLoopS;
 const meshNote = units.some(isMesh) ? `; ${MESH_SCENARIOS.filter((n) => units.some((u) => u.scenario.name === n)).join(', ')} ${meshRounds} rounds${openLoopSystems.length > 0 ? ' + open-loop latency' : ''}` : '';
 const pairNote = units.some(isPaired) ? `; paired Lockgate units ${pairRounds} rounds` : '';
@@ -187,7 +186,7 @@ const identityPairs: Array<{ identity: Sample; hop: Sample }> = [];
 for (let round = 1; round <= Math.max(rounds, meshRounds, pairRounds); round++) {
   for (const unit of units) {
     const { scenario, system } = unit;
-    const key = `${scenario.name}/${system}`;
+    const key = keyOf(unit);
     if (failed.has(key)) continue;
     if (round > roundsOf(unit)) continue;
     if (MESH_GROUP.includes(key) && certs !== null && (meshGrouped.has(round) || meshGroupNow().length >= 2)) {
@@ -383,8 +382,8 @@ if (full && existsSync(readmePath)) {
     units.some(isMesh) && meshRounds !== rounds ? `${meshRounds} for mesh-hop and mesh-identity` : '',
     units.some(isPaired) && pairRounds !== rounds ? `${pairRounds} for the paired Lockgate units` : '',
   ].filter((t) => t !== '');
-  const meshRoundsText = roundNotes.length > 0 ? ` (${roundNotes.join(', ')})` : '';
-  const setup = `wrk -t1 -c50 on CPU ${LOAD_CPU} with the upstream nginx, the proxy alone on CPU ${PROXY_CPU} (both hops of mesh-hop and mesh-identity); ${warmupS}s warm-up, ${durationS}s measured, median of ${rounds} interleaved rounds${meshRoundsText}; the pairs routes-10/routes-10000, small-get/policy-chain (Lockgate) run side by side in alternating 1 s bursts, and mesh-hop's Lockgate and bare-mesh with Lockgate's mesh-identity in 1 s bursts taking turns (one fixed order for three), each pair's rows from its round with the median ratio.${busy}`;
+  const roundsText = roundNotes.length > 0 ? ` (${roundNotes.join(', ')})` : '';
+  const setup = `wrk -t1 -c50 on CPU ${LOAD_CPU} with the upstream nginx, the proxy alone on CPU ${PROXY_CPU} (both hops of mesh-hop and mesh-identity); ${warmupS}s warm-up, ${durationS}s measured, median of ${rounds} interleaved rounds${roundsText}; the pairs routes-10/routes-10000, small-get/policy-chain (Lockgate) run side by side in alternating 1 s bursts, and mesh-hop's Lockgate and bare-mesh with Lockgate's mesh-identity in 1 s bursts taking turns (one fixed order for three), each pair's rows from its round with the median ratio.${busy}`;
   const updated = replaceReadmeSection(readFileSync(readmePath, 'utf8'), readmeSection(report, setup));
   if (updated === null) console.log('README.md has no bench markers; not updated');
   else {

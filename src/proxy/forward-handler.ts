@@ -300,7 +300,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   onRequestStart(controller: Controller): void {
     this.#controller = controller;
     this.#ex.tUpstreamStart = stamp();
-    if (this.#clientGone) controller.abort(new Error('client closed'));
+    if (this.#clientGone) controller.abort(new Error(CLIENT_CLOSED));
     else if (this.#pendingAbort !== null) controller.abort(this.#pendingAbort);
   }
 
@@ -323,7 +323,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     const cl = headers['content-length'];
     this.#expected = typeof cl === 'string' && this.#opts.method !== 'HEAD' ? Number(cl) : -1;
     const res = this.#res;
-    if (this.#clientGone || res.destroyed) return controller.abort(new Error('client closed'));
+    if (this.#clientGone || res.destroyed) return controller.abort(new Error(CLIENT_CLOSED));
     // Headers named in the upstream's Connection are hop-by-hop too; plain keep-alive/close names none.
     const conn = headers.connection;
     // (A malformed list names nothing we could honour: treat it as naming nothing.)
@@ -358,7 +358,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     }
     this.#ex.bytesOut += chunk.length;
     const res = this.#res;
-    if (res.destroyed) return controller.abort(new Error('client closed'));
+    if (res.destroyed) return controller.abort(new Error(CLIENT_CLOSED));
     if (this.#ex.bytesOut === this.#expected) {
       // The last bytes of a known-length body: one end(chunk) instead of write(chunk) then end().
       this.#ended = true;

@@ -116,10 +116,10 @@ export class UpstreamCluster {
       const u = new URL(e.url);
       const isIp = /^[\d.]+$|^\[/.test(u.hostname);
       const clientTtl = isIp ? null : spec.dnsRefresh;
-      // The configured name, else the URL's host name; an address gets no SNI and is verified as an address.
-      const sni = u.protocol === 'https:' ? (tls?.serverName ?? (isIp ? null : u.hostname)) : undefined;
+      // https: the configured name, else the URL's host name; an address gets no SNI (null) and is verified as an address.
+      const sni = u.protocol !== 'https:' ? undefined : (tls?.serverName ?? (isIp ? null : u.hostname));
       // What requests carry (never empty, so undici never falls back to the Host header): the name, or the address.
-      this.serverNames.push(sni === undefined ? undefined : (sni ?? u.hostname.replace(/^\[|\]$/g, '')));
+      this.serverNames.push(sni === null ? u.hostname.replace(/^\[|\]$/g, '') : sni);
       if (hooks.poolFactory !== undefined) {
         this.pools.push(hooks.poolFactory(u.origin, name));
       } else if (u.protocol === 'http:' && spec.protocol !== 'h2') {
