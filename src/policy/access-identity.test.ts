@@ -497,6 +497,8 @@ const LEAVES: Partial<AccessRule>[] = [
   { paths: ['/admin/*'] },
   { sourceIp: ['10.0.0.0/8'] },
   { time: { after: '09:00', before: '17:00', timeZone: 'UTC' } },
+  { sources: ['web'] },
+  { ports: [8080] },
 ];
 const arbLeaves = fc.array(fc.constantFrom(...LEAVES), { maxLength: 2 }).map((ls) => Object.assign({}, ...ls) as Partial<AccessRule>);
 const { node: arbRule } = fc.letrec<{ node: AccessRule }>((tie) => ({
@@ -596,11 +598,13 @@ const arbCachedReq = fc.record({
   method: fc.constantFrom('GET', 'POST'),
   path: fc.constantFrom('/items', '/admin/x'),
   sourceIp: fc.constantFrom(undefined, '10.1.2.3', '192.168.1.1'),
+  sourceId: fc.constantFrom(WEB, `spiffe://${TD}/ns/shop/sa/batch`, ''),
+  port: fc.constantFrom(8080, 9090),
   now: fc.constantFrom(
     at('2024-06-05T08:59:59.999Z'), at('2024-06-05T09:00:00Z'), at('2024-06-05T12:00:00Z'),
     at('2024-06-05T16:59:59.999Z'), at('2024-06-05T17:00:00Z'), at('2024-06-05T17:00:30Z'), at('2024-06-05T17:00:31Z'),
   ),
-}).map((r) => req({ claims: CLAIMS_POOL[r.who], method: r.method, path: r.path, sourceIp: r.sourceIp, now: r.now }));
+}).map((r) => req({ claims: CLAIMS_POOL[r.who], method: r.method, path: r.path, sourceIp: r.sourceIp, sourceId: r.sourceId, port: r.port, now: r.now }));
 
 test('property: cached and uncached decisions agree (same claims objects, times across rule boundaries)', () => {
   fc.assert(fc.property(fc.array(arbPolicy, { minLength: 1, maxLength: 3 }), fc.array(arbCachedReq, { minLength: 1, maxLength: 12 }), (policies, seq) => {
@@ -631,4 +635,36 @@ test('a cached decision ends at the next time-rule boundary and at the end of a 
   const after = decideAccess(granted, req({ claims, now: until }));
   assert.equal(after.allow, false, 'exactly at its end, not the cached allow');
   assert.match(after.reasons.join(' '), /grant ar-1 ended at 2024-06-05T12:30:00\.000Z/);
+});
+
+test('a user repeating a call reuses the last decision only when every field of the request is the same', () => {
+  const claims = { sub: 'alice', groups: ['dev'] };
+  const now = at('2024-06-05T12:00:00Z');
+  const base: AccessRequest = { sourceId: WEB, service: 'shop/app', port: 8080, method: 'GET', path: '/items', claims, sourceIp: '10.1.2.3', now };
+  const other: Array<[string, AccessRule, Partial<AccessRequest>]> = [
+    ['sourceId', rule({ sources: ['web'] }), { sourceId: `spiffe://${TD}/ns/shop/sa/batch` }],
+    ['port', rule({ ports: [8080] }), { port: 9090 }],
+    ['method', rule({ methods: ['GET'] }), { method: 'POST' }],
+    ['path', rule({ paths: ['/items'] }), { path: '/admin' }],
+    ['sourceIp', rule({ sourceIp: ['10.0.0.0/8'] }), { sourceIp: '192.168.1.1' }],
+  ];
+  for (const [field, allow, change] of other) {
+    const compiled = compileAccessPolicies([policy('p', { allow: [allow] })], { defaultAccess: 'deny', trustDomain: TD });
+    // Alternate, so each call follows one that differs only in `field`.
+    for (let i = 0; i < 4; i++) {
+      assert.equal(decideAccess(compiled, base).allow, true, `${field}: the matching request (round ${i})`);
+      assert.equal(decideAccess(compiled, { ...base, ...change }).allow, false, `${field}: changed, not the cached allow (round ${i})`);
+    }
+  }
+  // Gateway: the Api and the operation are part of it too.
+  const gw = compileAccessPolicies([
+    policy('orders', { target: { ports: [], api: 'shop/orders' }, allow: [rule({ groups: 'dev' })] }),
+    policy('admin', { target: { ports: [], api: 'shop/admin' }, allow: [rule({ groups: 'admins' })] }),
+    policy('op', { target: { ports: [], api: 'shop/ops', operation: 'read' }, allow: [rule({ groups: 'dev' })] }),
+    policy('op2', { target: { ports: [], api: 'shop/ops', operation: 'write' }, allow: [rule({ groups: 'admins' })] }),
+  ], { defaultAccess: 'deny', trustDomain: TD });
+  const g = (api: string, operation: string) => decideAccess(gw, { sourceId: '', service: '', port: 443, method: 'GET', path: '/x', api, operation, claims, now }).allow;
+  for (let i = 0; i < 3; i++) {
+    assert.deepEqual([g('shop/orders', ''), g('shop/admin', ''), g('shop/ops', 'read'), g('shop/ops', 'write')], [true, false, true, false]);
+  }
 });

@@ -184,3 +184,18 @@ test('values expressions cannot represent are reported, not passed through', () 
   const bytes = new Uint8Array([1, 2]);
   assert.equal(toCelValue(bytes, CAPS.variables, 'v'), bytes);
 });
+
+test('claims frozen all the way down are converted once and reused; others are converted for each request', () => {
+  const frozen = Object.freeze({ sub: 'u1', groups: Object.freeze(['eng']) });
+  const a = buildExpressionContext(source({ claims: frozen })).Claims;
+  const b = buildExpressionContext(source({ claims: frozen })).Claims;
+  assert.equal(a, b, 'the same CEL map for the same frozen claims');
+  assert.deepEqual([...a.entries()], [['sub', 'u1'], ['groups', ['eng']]]);
+  // Frozen on top only: a nested array can still change, so every request converts again and sees the change.
+  const shallow = Object.freeze({ sub: 'u2', groups: ['eng'] });
+  const c = buildExpressionContext(source({ claims: shallow })).Claims;
+  shallow.groups.push('ops');
+  const d = buildExpressionContext(source({ claims: shallow })).Claims;
+  assert.notEqual(c, d);
+  assert.deepEqual(d.get('groups'), ['eng', 'ops']);
+});

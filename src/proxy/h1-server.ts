@@ -386,7 +386,8 @@ export class H1Connection {
 
   #dispatch(method: string, target: string, version: string, rawHeaders: string[], rest: Buffer, limits: GatewayLimits): void {
     const socket = this.socket;
-    const facts = checkRequest(method, version, target, rawHeaders, limits);
+    // parseHead refused control characters and bare CR/LF in the head: the values need no second scan.
+    const facts = checkRequest(method, version, target, rawHeaders, limits, undefined, true);
     const req = new H1Request(method, target, version, rawHeaders, socket, facts);
     let keepAlive = false;
     if (facts.ok) {

@@ -113,7 +113,8 @@ export const MAX_TOKEN_CHARS = 32 * 1024;
 /** A token without a matching `kid` is tried against at most this many keys. */
 export const MAX_KEY_TRIES = 8;
 
-interface CacheEntry {
+/** A verified token as this validator caches it (opaque to callers: pass it back to recheck()). */
+export interface CacheEntry {
   /** The whole token (the cache is keyed by its tail: tokenKey). */
   token: string;
   result: JwtSuccess;
@@ -304,16 +305,9 @@ export class JwtValidator {
   validate(token: string): JwtResult | Promise<JwtResult> {
     const key = tokenKey(token);
     const found = this.#cache.get(key);
-    const hit = found !== undefined && found.token === token ? found : undefined;
-    if (hit !== undefined) {
-      const bad = checkValidity(hit.validity, this.#now());
-      if (bad === undefined) {
-        if (hit.key.source === undefined || hit.key.source.holds(hit.key)) return hit.result;
-        this.#cache.delete(key); // its key was rotated out: verify again against the current keys
-      } else {
-        if (bad.reason === 'TokenExpired') this.#cache.delete(key);
-        return this.#fail(bad);
-      }
+    if (found !== undefined && found.token === token) {
+      const r = this.recheck(found);
+      if (r !== undefined) return r;
     }
     if (token === '') return this.tokenNotPresent;
     if (token.length > MAX_TOKEN_CHARS) return this.#fail({ reason: 'JwtInvalid', detail: 'the token is too long' });
@@ -331,6 +325,31 @@ export class JwtValidator {
     this.#pending.set(token, p);
     void p.finally(() => this.#pending.delete(token));
     return p;
+  }
+
+  /**
+   * The cache entry of a token this validator verified (for a caller that keeps its own reference to it: one lookup
+   * per request instead of two), or undefined.
+   */
+  cachedEntry(token: string): CacheEntry | undefined {
+    const found = this.#cache.peek(tokenKey(token));
+    return found !== undefined && found.token === token ? found : undefined;
+  }
+
+  /**
+   * A cached token checked again as a cache hit is (exp/nbf now, its key still published): the result, or undefined
+   * when it must be verified again (validate()). An entry dropped from the cache meanwhile is still judged by its own
+   * validity and key, which is all a hit checks.
+   */
+  recheck(entry: CacheEntry): JwtResult | undefined {
+    const bad = checkValidity(entry.validity, this.#now());
+    if (bad === undefined) {
+      if (entry.key.source === undefined || entry.key.source.holds(entry.key)) return entry.result;
+      this.#cache.delete(tokenKey(entry.token)); // its key was rotated out: verify again against the current keys
+      return undefined;
+    }
+    if (bad.reason === 'TokenExpired') this.#cache.delete(tokenKey(entry.token));
+    return this.#fail(bad);
   }
 
   /** Stops key fetches and drops the cache. */

@@ -135,6 +135,8 @@ export class PolicyContext {
   resumeOutboundAfter: string | null = null;
   /** The exchange went to telemetry (finishOnce). */
   finished = false;
+  /** A listener drops a streaming backend response when the client leaves (policy-forward.ts), added once. */
+  watchingClose = false;
   /** The cluster forward-request sends to (set-backend-service changes it). */
   cluster: UpstreamCluster;
   /** Base path set-backend-service put in front of the request path ('' for none). */

@@ -78,6 +78,18 @@ export function forwardDirect(pc: PolicyContext, bits: ForwardBits, res: ServerR
 }
 
 /**
+ * The client leaving while the pipeline holds a response still streaming from the backend drops it (once per request;
+ * only requests that stream a captured response pay for the listener).
+ */
+function watchClientClose(pc: PolicyContext, res: ServerResponse): void {
+  if (pc.watchingClose) return;
+  pc.watchingClose = true;
+  res.on('close', () => {
+    if (!res.writableFinished) pc.res?.capture?.destroy();
+  });
+}
+
+/**
  * Sends pc.req to pc.cluster. Resolves with pc.res set (its body buffered, or still streaming in a
  * capture the sender attaches); rejects with a PolicyError for a backend failure.
  */
@@ -96,6 +108,7 @@ export function forwardRequest(pc: PolicyContext, bits: ForwardBits, settings: F
       if (ex.errorCode !== '') return reject(backendError(pc, cap));
       const res: PolicyResponse = { status: cap.status, reason: '', headers: cap.headers, body: cap.buffered ? cap.body() : null, capture: cap.buffered ? null : cap };
       pc.res = res;
+      if (!cap.buffered) watchClientClose(pc, bits.res as ServerResponse);
       const done = (): void => {
         if (settings.failOnErrorStatusCode && cap.status >= 400) {
           return reject(new PolicyError('forward-request', 'BackendErrorStatusCode', `the backend answered ${cap.status}`, res));

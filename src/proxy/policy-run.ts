@@ -59,25 +59,46 @@ export interface PipelineDeps {
 
 /**
  * Executes the pipeline and answers the client. Never throws; never leaves the client without a response.
- * `pc.res` ends up holding what is sent.
+ * `pc.res` ends up holding what is sent. Synchronous while every step is (cached tokens, counters, headers): only a
+ * step that returns a promise (a key fetch, the backend call) makes the rest wait for it.
  */
-export async function executePipeline(p: CompiledPipeline, pc: PolicyContext, deps: PipelineDeps): Promise<void> {
+export function executePipeline(p: CompiledPipeline, pc: PolicyContext, deps: PipelineDeps): void {
   const t = new Tracker();
+  let r: void | Promise<void>;
   try {
-    pc.section = 'inbound';
-    let r = runSection(p.inbound, pc, t);
-    if (r !== undefined) await r;
-    // Gateway AccessPolicies: after inbound authentication, unless an access-check policy places the check.
-    if (!pc.stopped && pc.access !== null && !p.explicitAccessCheck) enforceAccess(pc);
-    if (!pc.stopped) {
-      pc.section = 'backend';
-      r = runSection(p.backend, pc, t);
-      if (r !== undefined) await r;
-    }
-    if (!pc.stopped) {
+    r = runStages(p, pc, t, 0);
+  } catch (err) {
+    void recover(err, p, pc, t, deps);
+    return;
+  }
+  if (r === undefined) return sendPolicyResponse(pc, deps);
+  r.then(
+    () => sendPolicyResponse(pc, deps),
+    (err: unknown) => recover(err, p, pc, t, deps),
+  );
+}
+
+/** The stages after inbound, in order: the gateway AccessPolicy check, backend, outbound (or the rest of it after a cache hit). */
+const STAGES = 4;
+
+/** Runs the stages from `stage` on; synchronous until a step returns a promise. */
+function runStages(p: CompiledPipeline, pc: PolicyContext, t: Tracker, stage: number): void | Promise<void> {
+  for (; stage < STAGES; stage++) {
+    let r: void | Promise<void> = undefined;
+    if (stage === 0) {
+      pc.section = 'inbound';
+      r = runSection(p.inbound, pc, t);
+    } else if (stage === 1) {
+      // Gateway AccessPolicies: after inbound authentication, unless an access-check policy places the check.
+      if (!pc.stopped && pc.access !== null && !p.explicitAccessCheck) enforceAccess(pc);
+    } else if (stage === 2) {
+      if (!pc.stopped) {
+        pc.section = 'backend';
+        r = runSection(p.backend, pc, t);
+      }
+    } else if (!pc.stopped) {
       pc.section = 'outbound';
       r = runSection(p.outbound, pc, t);
-      if (r !== undefined) await r;
     } else if (pc.resumeOutboundAfter !== null) {
       // A cache hit: the backend is skipped and outbound goes on after cache-store, as in API Management.
       const from = p.outbound.findIndex((st) => st.name === pc.resumeOutboundAfter);
@@ -85,28 +106,34 @@ export async function executePipeline(p: CompiledPipeline, pc: PolicyContext, de
       pc.stopped = false;
       pc.section = 'outbound';
       r = runSection(from === -1 ? p.outbound : p.outbound.slice(from + 1), pc, t);
-      if (r !== undefined) await r;
     }
-  } catch (err) {
-    const pe = asPolicyError(err, pc, t.step);
-    const section = pc.section;
-    pc.lastError = lastErrorOf(pe, section, t.step);
-    // A response still streaming from the backend is dropped: the error response replaces it.
-    pc.res?.capture?.abandon();
-    pc.res = pe.response;
-    pc.stopped = false;
-    pc.section = 'onError';
-    try {
-      const r = runSection(p.onError, pc, t);
-      if (r !== undefined) await r;
-    } catch (err2) {
-      // A failure inside onError: the default 500, and the first error stays the one logged.
-      pc.res?.capture?.abandon();
-      pc.res = asPolicyError(err2, pc, t.step).response;
+    if (r !== undefined) {
+      const next = stage + 1;
+      return r.then(() => runStages(p, pc, t, next));
     }
-    pc.ex.errorCode ||= 'policy';
-    pc.ex.errorDetail ||= `${pe.source}: ${pe.reason}: ${pe.message}`;
   }
+}
+
+/** A step failed: context.LastError, the default response, onError (API Management's flow), then the answer. */
+async function recover(err: unknown, p: CompiledPipeline, pc: PolicyContext, t: Tracker, deps: PipelineDeps): Promise<void> {
+  const pe = asPolicyError(err, pc, t.step);
+  const section = pc.section;
+  pc.lastError = lastErrorOf(pe, section, t.step);
+  // A response still streaming from the backend is dropped: the error response replaces it.
+  pc.res?.capture?.abandon();
+  pc.res = pe.response;
+  pc.stopped = false;
+  pc.section = 'onError';
+  try {
+    const r = runSection(p.onError, pc, t);
+    if (r !== undefined) await r;
+  } catch (err2) {
+    // A failure inside onError: the default 500, and the first error stays the one logged.
+    pc.res?.capture?.abandon();
+    pc.res = asPolicyError(err2, pc, t.step).response;
+  }
+  pc.ex.errorCode ||= 'policy';
+  pc.ex.errorDetail ||= `${pe.source}: ${pe.reason}: ${pe.message}`;
   sendPolicyResponse(pc, deps);
 }
 

@@ -80,10 +80,6 @@ export function startPipeline(p: CompiledPipeline, s: PipelineStart): void {
   pc.directAllowed = p.outbound.length === 0 && p.onError.length === 0 && p.backend.length > 0 && p.backend[p.backend.length - 1].name === 'forward-request';
   pc.forward = { ...s.forward, finish: s.finish };
   const deps = { res: s.res, finish: s.finish };
-  // The client leaving mid-pipeline drops a response still streaming from the backend.
-  (s.res as ServerResponse).on('close', () => {
-    if (!(s.res as ServerResponse).writableFinished) pc.res?.capture?.destroy();
-  });
   if (p.needsRequestBody && s.body !== null) {
     const max = s.maxBufferedBody;
     readBody(s.body, max)
@@ -93,7 +89,7 @@ export function startPipeline(p: CompiledPipeline, s: PipelineStart): void {
         (buf) => {
           pc.req.body = buf;
           pc.req.stream = null;
-          void executePipeline(p, pc, deps);
+          executePipeline(p, pc, deps);
         },
         (err: Error) => {
           const tooLarge = (err as { code?: string }).code === 'payload_too_large';
@@ -107,7 +103,7 @@ export function startPipeline(p: CompiledPipeline, s: PipelineStart): void {
       );
     return;
   }
-  void executePipeline(p, pc, deps);
+  executePipeline(p, pc, deps);
 }
 
 export type PreflightStart = Pick<PipelineStart, 'ex' | 'route' | 'res' | 'h2' | 'method' | 'path' | 'query' | 'clientHeaders' | 'finish'>;

@@ -2,6 +2,7 @@
 import { Lru } from '../lib/lru.ts';
 import { tokenKey } from '../lib/token-key.ts';
 import { parseCompactJws, parseJsonObject, isFailure } from './jwt-rules.ts';
+import type { CacheEntry, JwtFailure, JwtResult } from './jwt-validator.ts';
 import type { OidcClient } from './oidc-client.ts';
 import type { SessionRecord, SessionStore } from './session-store.ts';
 import { refreshSession, startLogin, type AuthInput, type AuthReply } from './oidc-login.ts';
@@ -75,31 +76,59 @@ function anonymous(auth: RouteAuth, input: AuthInput): AuthOutcome | Promise<Aut
 }
 
 /**
- * The provider a token was last matched to, by the token: a token seen before skips decoding its claims to find its
- * issuer (its validator's own cache then answers). Only a hint: the validator checks `iss` again on every miss of
- * its cache, and a hit there is a token it verified for this provider.
+ * What was decided for a token before: the provider it was matched to and, once verified, the validator's cache entry
+ * with the outcome built from it. A token seen before costs this one lookup: no decoding to find its issuer, no second
+ * lookup in the validator's cache (the entry is re-checked directly: exp/nbf, its key still published). Only a hint
+ * for the provider: the validator checks `iss` again on every miss of its cache.
  */
-const issuerOfToken = new Lru<string, { token: string; client: OidcClient }>(10_000);
+interface TokenRecord {
+  token: string;
+  client: OidcClient;
+  entry: CacheEntry | undefined;
+  outcome: AuthOutcome | undefined;
+}
+
+const tokens = new Lru<string, TokenRecord>(10_000);
 
 function bearer(auth: RouteAuth, token: string): AuthOutcome | Promise<AuthOutcome> {
   if (token === '' || token.length > 32 * 1024) return unauthorized('invalid_request', 'Invalid bearer token', 'empty or oversized bearer token');
-  const hint = issuerOfToken.get(tokenKey(token));
-  let client = hint !== undefined && hint.token === token ? hint.client : undefined;
-  if (client === undefined || auth.byIssuer.get(client.spec.issuer) !== client) {
+  const key = tokenKey(token);
+  const found = tokens.get(key);
+  let rec = found !== undefined && found.token === token && auth.byIssuer.get(found.client.spec.issuer) === found.client ? found : undefined;
+  if (rec !== undefined && rec.entry !== undefined && rec.outcome !== undefined) {
+    const r = rec.client.bearer.recheck(rec.entry);
+    if (r !== undefined) return r.ok ? rec.outcome : rejected(rec.client, r);
+  }
+  if (rec === undefined) {
     // The issuer picks the provider; its validator checks the signature, and `iss` again, before anything is trusted.
     const jws = parseCompactJws(token);
     if (isFailure(jws)) return unauthorized('invalid_token', 'Invalid bearer token', jws.detail);
     const claims = parseJsonObject(jws.payload, 'the claims set');
     if (isFailure(claims)) return unauthorized('invalid_token', 'Invalid bearer token', claims.detail);
-    client = typeof claims.iss === 'string' ? auth.byIssuer.get(claims.iss) : undefined;
+    const client = typeof claims.iss === 'string' ? auth.byIssuer.get(claims.iss) : undefined;
     if (client === undefined) return unauthorized('invalid_token', 'Invalid bearer token', `issuer ${JSON.stringify(claims.iss ?? null)} is not accepted here`);
-    issuerOfToken.set(tokenKey(token), { token, client });
+    rec = { token, client, entry: undefined, outcome: undefined };
+    tokens.set(key, rec);
   }
+  const record = rec;
+  const client = record.client;
+  const done = (res: JwtResult): AuthOutcome => {
+    if (!res.ok) return rejected(client, res);
+    const outcome: AuthOutcome = { claims: client.mapClaims(res.claims), via: 'bearer' };
+    const entry = client.bearer.cachedEntry(token);
+    // Kept only with the validator's entry for this result: the next request re-checks that entry.
+    if (entry !== undefined && entry.result === res) {
+      record.entry = entry;
+      record.outcome = outcome;
+    }
+    return outcome;
+  };
   const r = client.bearer.validate(token);
-  const done = (res: Awaited<typeof r>): AuthOutcome => res.ok
-    ? { claims: client.mapClaims(res.claims), via: 'bearer' }
-    : unauthorized('invalid_token', 'Invalid bearer token', `${client.name}: ${res.reason}: ${res.detail}`);
   return r instanceof Promise ? r.then(done) : done(r);
+}
+
+function rejected(client: OidcClient, res: JwtFailure): AuthOutcome {
+  return unauthorized('invalid_token', 'Invalid bearer token', `${client.name}: ${res.reason}: ${res.detail}`);
 }
 
 /** null: no usable session (absent, ended, another provider's); the caller goes on as anonymous. */

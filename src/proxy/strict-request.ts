@@ -67,10 +67,12 @@ const E_H2_HOP = fail(400, 'connection-specific header in an HTTP/2 request');
  * Checks a request as Node's parser delivered it (req.method, req.httpVersion, req.url, req.rawHeaders).
  * llhttp already rejects much of §2.3; this re-checks what it lets through and anything a future parser might.
  * HTTP/2 (version '2.0', pseudo-headers in rawHeaders): `authority` may pass `:authority` when the caller
- * has it apart; a `:authority` in rawHeaders is used as well.
+ * has it apart; a `:authority` in rawHeaders is used as well. `valuesChecked`: the caller's parser already refused
+ * CR, LF and NUL in field values (the h1 engine's parseHead does: no control character in the head, no CR or LF
+ * inside a line), so the per-value scan is skipped; it is a pass over every byte of every value (a JWT is ~300).
  */
 export function checkRequest(
-  method: string, httpVersion: string, rawTarget: string, rawHeaders: string[], limits: RequestLimits, authority?: string,
+  method: string, httpVersion: string, rawTarget: string, rawHeaders: string[], limits: RequestLimits, authority?: string, valuesChecked = false,
 ): StrictResult {
   if (method.length > 32) return E_METHOD_LONG;
   if (!isToken(method, 0, method.length)) return E_METHOD;
@@ -96,7 +98,7 @@ export function checkRequest(
   for (let i = 0; i < n; i += 2) {
     const name = rawHeaders[i];
     const value = rawHeaders[i + 1];
-    if (hasBadValueChar(value)) return E_VALUE;
+    if (!valuesChecked && hasBadValueChar(value)) return E_VALUE;
     const len = name.length;
     if (h2 && name.charCodeAt(0) === 0x3a) { // pseudo-header; nghttp2 already checked the set and order
       if (name === ':authority') {
