@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { parseHead, isHeadError, ChunkedDecoder, ChunkError, type HeadError, type ParsedHead } from './h1-parse.ts';
+import { parseHead, isHeadError, ChunkedDecoder, ChunkError, hasBadHeadByte, hasCtlByte, type HeadError, type ParsedHead } from './h1-parse.ts';
 
 const B = (s: string): Buffer => Buffer.from(s, 'latin1');
 
@@ -489,5 +489,40 @@ describe('ChunkedDecoder: malformed bodies', () => {
     assertChunkError(`0\r\n${trailers}\r\n`, 431, 100);
     assertChunkError(`0\r\nX: ${'v'.repeat(200)}`, 431, 100, false);
     assertChunkError(`5\r\nhello\r\n0\r\n${trailers}`, 431, 100);
+  });
+});
+
+describe('byte scans', () => {
+  // The regular expressions the byte loops replace: they must agree on every input.
+  const CTL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
+  const BAD_HEAD = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n/;
+  // Mostly printable bytes with CR, LF, HTAB and the odd control or high byte, so both answers come up often.
+  const byte = fc.oneof(
+    { weight: 20, arbitrary: fc.integer({ min: 0x20, max: 0x7e }) },
+    { weight: 3, arbitrary: fc.constantFrom(0x0d, 0x0a, 0x09) },
+    { weight: 1, arbitrary: fc.integer({ min: 0, max: 255 }) },
+  );
+  const slice = fc.tuple(fc.array(byte, { maxLength: 64 }), fc.nat(), fc.nat()).map(([bytes, a, b]) => {
+    const buf = Buffer.from(bytes);
+    const start = buf.length === 0 ? 0 : a % (buf.length + 1);
+    const end = start + (buf.length === 0 ? 0 : b % (buf.length - start + 1));
+    return { buf, start, end };
+  });
+
+  test('hasCtlByte finds what the control-character class finds', () => {
+    fc.assert(fc.property(slice, ({ buf, start, end }) => {
+      assert.equal(hasCtlByte(buf, start, end), CTL.test(buf.latin1Slice(start, end)));
+    }), { numRuns: 2000 });
+  });
+
+  test('hasBadHeadByte finds what the response-head expression finds (controls, bare CR, bare LF)', () => {
+    fc.assert(fc.property(slice, ({ buf, start, end }) => {
+      assert.equal(hasBadHeadByte(buf, start, end), BAD_HEAD.test(buf.latin1Slice(start, end)));
+    }), { numRuns: 2000 });
+    assert.equal(hasBadHeadByte(B('HTTP/1.1 200 OK\r\nA: b\r\n'), 0, 24), false);
+    assert.equal(hasBadHeadByte(B('HTTP/1.1 200 OK\r\nA: b\r'), 0, 23), true, 'a CR at the end');
+    assert.equal(hasBadHeadByte(B('\nA'), 0, 2), true, 'an LF at the start');
+    assert.equal(hasCtlByte(B('a\x7fb'), 0, 3), true);
+    assert.equal(hasCtlByte(B('a\x7fb'), 2, 3), false, 'only the slice is scanned');
   });
 });

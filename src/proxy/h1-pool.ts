@@ -9,7 +9,7 @@ import type { LookupFunction } from 'node:net';
 import { Readable } from 'node:stream';
 import { Client, type Dispatcher } from 'undici';
 import { lastStamp, stamp } from './clock.ts';
-import { ChunkedDecoder, type ChunkError, latin1 } from './h1-parse.ts';
+import { ChunkedDecoder, type ChunkError, hasBadHeadByte, latin1 } from './h1-parse.ts';
 import { eqi, parseContentLength } from './field-syntax.ts';
 
 export interface H1PoolOptions {
@@ -51,8 +51,6 @@ export class UpstreamError extends Error {
 
 const E_HEAD_LARGE = 'response head too large';
 const CRLFCRLF = Buffer.from('\r\n\r\n');
-/** Response head: obs-text allowed in values, no controls other than HTAB; CR only as part of CRLF. */
-const BAD_HEAD = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n/;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /** One request on its way through the pool; also its own DispatchController. */
@@ -296,7 +294,8 @@ class UpConn {
       const s = latin1(buf, 0, end + 2);
       const rest = end + 4 < buf.length ? buf.subarray(end + 4) : null;
       this.#buf = null;
-      if (BAD_HEAD.test(s) || !s.startsWith('HTTP/1.') || (s.charCodeAt(12) !== 0x20 && s.charCodeAt(12) !== 0x0d)) {
+      // Response head: obs-text allowed in values, no controls other than HTAB; CR only as part of CRLF.
+      if (hasBadHeadByte(buf, 0, end + 2) || !s.startsWith('HTTP/1.') || (s.charCodeAt(12) !== 0x20 && s.charCodeAt(12) !== 0x0d)) {
         return this.fail(new UpstreamError('HPE_INVALID_CONSTANT', 'malformed response status line or fields'));
       }
       const minor = s.charCodeAt(7);
