@@ -511,13 +511,13 @@ describe('byte scans', () => {
 
   test('hasCtlByte finds what the control-character class finds', () => {
     fc.assert(fc.property(slice, ({ buf, start, end }) => {
-      assert.equal(hasCtlByte(buf, start, end), CTL.test(buf.latin1Slice(start, end)));
+      assert.equal(hasCtlByte(buf, start, end), CTL.test(buf.toString('latin1', start, end)));
     }), { numRuns: 2000 });
   });
 
   test('hasBadHeadByte finds what the response-head expression finds (controls, bare CR, bare LF)', () => {
     fc.assert(fc.property(slice, ({ buf, start, end }) => {
-      assert.equal(hasBadHeadByte(buf, start, end), BAD_HEAD.test(buf.latin1Slice(start, end)));
+      assert.equal(hasBadHeadByte(buf, start, end), BAD_HEAD.test(buf.toString('latin1', start, end)));
     }), { numRuns: 2000 });
     assert.equal(hasBadHeadByte(B('HTTP/1.1 200 OK\r\nA: b\r\n'), 0, 24), false);
     assert.equal(hasBadHeadByte(B('HTTP/1.1 200 OK\r\nA: b\r'), 0, 23), true, 'a CR at the end');
