@@ -1,4 +1,4 @@
-// A client that leaves while a policy pipeline holds a backend response still streaming (outbound policies run on its
+// set-header's value checks, and a client that leaves while a policy pipeline holds a backend response still streaming (outbound policies run on its
 // head, so forward-request captures it): the backend response is dropped at once, not read to its end, even while an
 // outbound step is still waiting (a send-request). The listener that does this is added only for such responses
 // (policy-forward.ts); the direct path streams straight through and ends with the client.
@@ -8,7 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GATEWAY, withGateway } from './helpers/policy-gateway.ts';
+import { GATEWAY, call, withGateway } from './helpers/policy-gateway.ts';
 
 /** A backend that streams a chunk every 20 ms for up to 10 s; records when each response's connection closed early. */
 function slowBackend(): Promise<{ server: http.Server; url: string; closedEarly: () => number; started: () => number }> {
@@ -99,3 +99,42 @@ for (const outbound of [true, false]) {
     }
   });
 }
+
+test('set-header refuses a computed value with a line break, in its one-value path and with several values', async () => {
+  const up = http.createServer((req, res) => res.end(JSON.stringify(req.headers)));
+  await new Promise<void>((resolve) => up.listen(0, '127.0.0.1', resolve));
+  const upUrl = `http://127.0.0.1:${(up.address() as AddressInfo).port}`;
+  const yaml = `${GATEWAY}---
+apiVersion: lockgate.dev/v1alpha1
+kind: Backend
+metadata: { name: up }
+spec: { url: "${upUrl}" }
+---
+apiVersion: lockgate.dev/v1alpha1
+kind: Api
+metadata: { name: t }
+spec: { path: /t, backend: up, stripPath: true }
+---
+apiVersion: lockgate.dev/v1alpha1
+kind: ApiPolicy
+metadata: { name: p }
+spec:
+  scope: { api: t }
+  inbound:
+    - set-header: { name: x-one, value: "@(context.Request.Url.Query['v'])" }
+    - set-header: { name: x-lit, value: "fixed" }
+    - set-header: { name: x-two, existsAction: append, values: ["a", "@(context.Request.Url.Query['w'])"] }
+`;
+  try {
+    await withGateway(yaml, async (g) => {
+      const ok = await call(`${g.url}/t/x?v=one&w=two`);
+      assert.equal(ok.status, 200);
+      const seen = ok.json() as Record<string, string>;
+      assert.deepEqual([seen['x-one'], seen['x-lit'], seen['x-two']], ['one', 'fixed', 'a,two']);
+      assert.equal((await call(`${g.url}/t/x?v=a%0Ab&w=two`)).status, 500, 'a line break in the one value');
+      assert.equal((await call(`${g.url}/t/x?v=one&w=a%0Db`)).status, 500, 'a CR in one of several values');
+    });
+  } finally {
+    await new Promise((resolve) => up.close(resolve));
+  }
+});

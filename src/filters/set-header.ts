@@ -1,11 +1,13 @@
 // set-header: adds, replaces, appends or removes a request header (inbound, backend) or a response header (outbound, onError).
-import { compileValue, valueList } from '../proxy/policy-values.ts';
+import { compileValue, isExpression, valueList } from '../proxy/policy-values.ts';
 import type { PolicyFactory } from '../proxy/policy-pipeline.ts';
 import type { PolicyContext } from '../proxy/policy-context.ts';
 import { removeHeader } from '../proxy/policy-context.ts';
 
 /** Framing is the gateway's: API Management refuses to change these too (reference/apim.md §2.5). */
 const PROTECTED = new Set(['connection', 'content-length', 'keep-alive', 'transfer-encoding']);
+/** A header value may not hold these (RFC 9110 §5.5). */
+const BAD_VALUE = /[\r\n\0]/;
 /** Headers whose values may hold commas: several values become several header lines, not one joined line. */
 const REPEATED = new Set(['user-agent', 'www-authenticate', 'proxy-authenticate', 'cookie', 'set-cookie', 'warning', 'date', 'expires', 'if-modified-since', 'if-unmodified-since', 'last-modified', 'retry-after']);
 
@@ -14,20 +16,31 @@ export const setHeaderPolicy: PolicyFactory = (attrs, env) => {
   if (PROTECTED.has(name)) throw new Error(`the ${name} header is the gateway's to set and cannot be changed`);
   if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name)) throw new Error(`${JSON.stringify(attrs.name)} is not a valid header name`);
   const action = String(attrs.existsAction ?? 'override');
-  const values = valueList(attrs, env).map((v) => compileValue(v, env));
+  const texts = valueList(attrs, env);
+  const values = texts.map((v) => compileValue(v, env));
   const onResponse = env.section === 'outbound' || env.section === 'onError';
   const joined = !REPEATED.has(name);
+  // The common case, one value replacing the header: no list of values, and a literal checked once, here.
+  const single = action === 'override' && values.length === 1 ? values[0] : null;
+  const literal = single !== null && single.reads.size === 0 && !isExpression(texts[0]) && !BAD_VALUE.test(texts[0]);
   return {
     name: 'set-header',
     path: env.entry.path,
     run(pc: PolicyContext) {
       const list = onResponse ? pc.res?.headers : pc.req.headers;
       if (list === undefined) return;
+      if (single !== null) {
+        const v = single(pc);
+        if (!literal && BAD_VALUE.test(v)) throw new Error(`value for header ${name} contains a line break or NUL`);
+        removeHeader(list, name);
+        list.push(name, v);
+        return;
+      }
       const present = list.includes(name);
       if (action === 'delete') return removeHeader(list, name);
       if (action === 'skip' && present) return;
       const vals = values.map((f) => f(pc));
-      for (const v of vals) if (/[\r\n\0]/.test(v)) throw new Error(`value for header ${name} contains a line break or NUL`);
+      for (const v of vals) if (BAD_VALUE.test(v)) throw new Error(`value for header ${name} contains a line break or NUL`);
       if (action === 'override') removeHeader(list, name);
       if (joined && action === 'append' && present) {
         // API Management appends to the header's value list: one line, comma-separated.

@@ -185,8 +185,12 @@ export function getHeader(list: string[], lower: string): string | undefined {
 }
 
 export function removeHeader(list: string[], lower: string): void {
+  // Most calls remove nothing (set-header's override of a header the request lacks): find the first match before
+  // writing anything.
   let w = 0;
-  for (let r = 0; r < list.length; r += 2) {
+  while (w < list.length && list[w] !== lower) w += 2;
+  if (w >= list.length) return;
+  for (let r = w + 2; r < list.length; r += 2) {
     if (list[r] === lower) continue;
     list[w++] = list[r];
     list[w++] = list[r + 1];
