@@ -124,7 +124,12 @@ spec:
     const r = await adminCall(cp, 'GET', path);
     keep(`GET ${path} (${r.status})`, r.json);
   }
-  const snapshotFile = readFileSync(w.dir('gw/snapshot.json'), 'utf8');
+  // The node writes its last good snapshot after the ACK, at most once a second (the newest always): wait for it.
+  let snapshotFile = '';
+  await waitFor('the new secret version in the node\'s last good snapshot', async () => {
+    snapshotFile = readFileSync(w.dir('gw/snapshot.json'), 'utf8');
+    return snapshotFile.includes(rotated);
+  }, 10_000).catch(() => undefined);
   assert.ok(snapshotFile.includes(rotated), 'the node keeps the values it needs in its last good snapshot (mode 0600)');
   keep('GET gateway admin /config', await (await request(`http://127.0.0.1:${listening.admin}/config`)).body.text());
   keep('GET gateway admin /metrics', await (await request(`http://127.0.0.1:${listening.admin}/metrics`)).body.text());
