@@ -21,8 +21,7 @@ import { processTree, startMeshSystem } from './mesh-hop.ts';
 import { MESH_IDENTITY_SCENARIO } from './mesh-identity.ts';
 import { writeRequestsFile } from './measure-unit.ts';
 import { readCpu, ticksPerSecond } from './measure.ts';
-import { freePort, httpGet, waitUntil } from './net.ts';
-import { startNginx, upstreamConfig, writeUpstreamFiles } from './nginx.ts';
+import { startUpstream } from './nginx.ts';
 import { killAllPinned } from './pinned-process.ts';
 import { buildScenarios } from './scenarios.ts';
 import { startSystem } from './systems.ts';
@@ -64,13 +63,7 @@ process.once('exit', () => {
   killAllPinned();
   rmSync(dir, { recursive: true, force: true });
 });
-writeUpstreamFiles(dir);
-const upstreamPort = await freePort();
-const upstream = startNginx(dir, 'upstream', upstreamConfig(dir, upstreamPort), LOAD_CPU);
-if (!(await waitUntil(async () => (await httpGet(upstreamPort, '/')).status === 200, 10_000, () => !upstream.exited))) {
-  console.error(`upstream nginx did not start:\n${upstream.tail()}`);
-  process.exit(1);
-}
+const { port: upstreamPort, process: upstream } = await startUpstream(dir, LOAD_CPU);
 const scenarios = buildScenarios();
 const certs = specs.some((s) => TWO_HOPS.has(s.replace(/^base:/, ''))) ? await createMeshCerts(join(dir, 'pki')) : null;
 

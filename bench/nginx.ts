@@ -2,6 +2,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PinnedProcess } from './pinned-process.ts';
+import { freePort, httpGet, waitUntil } from './net.ts';
 
 export const NGINX_BIN = process.env.LOCKGATE_BENCH_NGINX ?? '/usr/sbin/nginx';
 
@@ -100,4 +101,19 @@ export function startNginx(dir: string, name: string, config: string, cpu: numbe
   }
   const args = ['-p', dir, '-c', conf, '-e', join(dir, `${name}-error.log`)];
   return new PinnedProcess(cpu, NGINX_BIN, args, join(dir, `${name}.out`));
+}
+
+/**
+ * The run's upstream: writes its files, starts it on `cpu` and waits until it answers; exits the process with its
+ * output when it does not start in 10 s (nothing can be measured without it).
+ */
+export async function startUpstream(dir: string, cpu: number): Promise<{ port: number; process: PinnedProcess }> {
+  writeUpstreamFiles(dir);
+  const port = await freePort();
+  const upstream = startNginx(dir, 'upstream', upstreamConfig(dir, port), cpu);
+  if (!(await waitUntil(async () => (await httpGet(port, '/')).status === 200, 10_000, () => !upstream.exited))) {
+    console.error(`upstream nginx did not start:\n${upstream.tail()}`);
+    process.exit(1);
+  }
+  return { port, process: upstream };
 }

@@ -15,8 +15,7 @@ import { MESH_OVERHEAD_S, MeshMemberError, OPEN_LOOP_ROUNDS, measureMeshGroup, m
 import type { MeshSample } from './mesh-hop.ts';
 import { FIXED_RATE, H2LOAD_BIN, OPEN_LOOP_CONNECTIONS, h2loadMissing, killOpenLoop } from './open-loop.ts';
 import type { OpenLoopEntry, OpenLoopReport } from './open-loop.ts';
-import { freePort, httpGet, waitUntil } from './net.ts';
-import { startNginx, upstreamConfig, writeUpstreamFiles } from './nginx.ts';
+import { startUpstream } from './nginx.ts';
 import { killAllPinned } from './pinned-process.ts';
 import { MESH_IDENTITY_SCENARIO, MESH_SCENARIO, buildReport, medianPairRound, medianRound, pairedRatio, readmeSection, replaceReadmeSection, terminalTable } from './report.ts';
 import type { SystemResult } from './report.ts';
@@ -148,13 +147,7 @@ const busyBefore = coreBusy(idleCheck, readCores());
 if (busyBefore.some((b) => b > 0.2)) {
   console.error(`warning: CPUs already busy before the run (${busyBefore.map((b) => `${Math.round(b * 100)}%`).join(', ')}); results will be low and noisy`);
 }
-writeUpstreamFiles(dir);
-const upstreamPort = await freePort();
-const upstream = startNginx(dir, 'upstream', upstreamConfig(dir, upstreamPort), LOAD_CPU);
-if (!(await waitUntil(async () => (await httpGet(upstreamPort, '/')).status === 200, 10_000, () => !upstream.exited))) {
-  console.error(`upstream nginx did not start:\n${upstream.tail()}`);
-  process.exit(1);
-}
+const { port: upstreamPort, process: upstream } = await startUpstream(dir, LOAD_CPU);
 const ctx = { dir, proxyCpu: PROXY_CPU, upstreamPort, upstreamPid: upstream.pid };
 const files = new Map(scenarios.map((s) => [s.name, writeRequestsFile(dir, s)]));
 // The mesh-hop PKI (root, intermediate, leaves a and b), once per run.

@@ -41,7 +41,8 @@ function slowBackend(): Promise<{ server: http.Server; url: string; closedEarly:
   }));
 }
 
-const config = (upUrl: string, outbound: boolean): string => `${GATEWAY}---
+/** The gateway, Backend `up`, Api `t` on /t and the start of its ApiPolicy, up to the inbound steps that follow. */
+const gatewayWithPolicy = (upUrl: string): string => `${GATEWAY}---
 apiVersion: lockgate.dev/v1alpha1
 kind: Backend
 metadata: { name: up }
@@ -58,7 +59,9 @@ metadata: { name: p }
 spec:
   scope: { api: t }
   inbound:
-    - set-header: { name: x-in, value: "1" }
+`;
+
+const config = (upUrl: string, outbound: boolean): string => `${gatewayWithPolicy(upUrl)}    - set-header: { name: x-in, value: "1" }
 ${outbound ? `  outbound:\n    - send-request: { responseVariableName: slow, url: "${upUrl}/slow", timeout: 10s }\n    - set-header: { name: x-out, value: "1" }\n` : ''}`;
 
 /** Sends a GET and leaves: after 4 KiB of the response, or (outbound: nothing comes while send-request waits) after 300 ms. */
@@ -104,24 +107,7 @@ test('set-header refuses a computed value with a line break, in its one-value pa
   const up = http.createServer((req, res) => res.end(JSON.stringify(req.headers)));
   await new Promise<void>((resolve) => up.listen(0, '127.0.0.1', resolve));
   const upUrl = `http://127.0.0.1:${(up.address() as AddressInfo).port}`;
-  const yaml = `${GATEWAY}---
-apiVersion: lockgate.dev/v1alpha1
-kind: Backend
-metadata: { name: up }
-spec: { url: "${upUrl}" }
----
-apiVersion: lockgate.dev/v1alpha1
-kind: Api
-metadata: { name: t }
-spec: { path: /t, backend: up, stripPath: true }
----
-apiVersion: lockgate.dev/v1alpha1
-kind: ApiPolicy
-metadata: { name: p }
-spec:
-  scope: { api: t }
-  inbound:
-    - set-header: { name: x-one, value: "@(context.Request.Url.Query['v'])" }
+  const yaml = `${gatewayWithPolicy(upUrl)}    - set-header: { name: x-one, value: "@(context.Request.Url.Query['v'])" }
     - set-header: { name: x-lit, value: "fixed" }
     - set-header: { name: x-two, existsAction: append, values: ["a", "@(context.Request.Url.Query['w'])"] }
 `;
