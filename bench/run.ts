@@ -356,6 +356,14 @@ if (existsSync(applyFile)) {
     }],
     ratios: {},
   });
+} else {
+  // Its result file is not committed (results/* is ignored but latest.json): a fresh checkout keeps the entry the last
+  // full run carried, with its own measurement time, rather than losing it.
+  const previous = join(ROOT, 'bench', 'results', 'latest.json');
+  const kept = existsSync(previous)
+    ? (JSON.parse(readFileSync(previous, 'utf8')) as { scenarios?: Array<{ name: string }> }).scenarios?.find((s) => s.name === 'apply-to-served')
+    : undefined;
+  if (kept !== undefined) report.scenarios.push(kept as (typeof report.scenarios)[number]);
 }
 console.log(`\n${terminalTable(rows)}\n`);
 for (const s of report.scenarios) console.log(`${s.name}: ${JSON.stringify(s.ratios)}`);
