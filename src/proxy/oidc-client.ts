@@ -101,7 +101,8 @@ export class OidcClient {
     const out: Record<string, unknown> = { ...claims };
     if (Object.hasOwn(claims, name)) out.groups = claims[name];
     else delete out.groups;
-    return out;
+    // Frozen like the validator's claims it copies: the bearer path hands the same copy to every request with the token.
+    return Object.freeze(out);
   }
 
   /** Authorization, token and end-session endpoints from discovery, cached for an hour; a failed fetch is retried next time. */
