@@ -3,11 +3,10 @@ import { compileValue, isExpression, valueList } from '../proxy/policy-values.ts
 import type { PolicyFactory } from '../proxy/policy-pipeline.ts';
 import type { PolicyContext } from '../proxy/policy-context.ts';
 import { removeHeader } from '../proxy/policy-context.ts';
+import { hasBadValueChar } from '../proxy/field-syntax.ts';
 
 /** Framing is the gateway's: API Management refuses to change these too (reference/apim.md §2.5). */
 const PROTECTED = new Set(['connection', 'content-length', 'keep-alive', 'transfer-encoding']);
-/** A header value may not hold these (RFC 9110 §5.5). */
-const BAD_VALUE = /[\r\n\0]/;
 /** Headers whose values may hold commas: several values become several header lines, not one joined line. */
 const REPEATED = new Set(['user-agent', 'www-authenticate', 'proxy-authenticate', 'cookie', 'set-cookie', 'warning', 'date', 'expires', 'if-modified-since', 'if-unmodified-since', 'last-modified', 'retry-after']);
 
@@ -22,7 +21,7 @@ export const setHeaderPolicy: PolicyFactory = (attrs, env) => {
   const joined = !REPEATED.has(name);
   // The common case, one value replacing the header: no list of values, and a literal checked once, here.
   const single = action === 'override' && values.length === 1 ? values[0] : null;
-  const literal = single !== null && single.reads.size === 0 && !isExpression(texts[0]) && !BAD_VALUE.test(texts[0]);
+  const literal = single !== null && !isExpression(texts[0]) && !hasBadValueChar(texts[0]);
   return {
     name: 'set-header',
     path: env.entry.path,
@@ -31,7 +30,7 @@ export const setHeaderPolicy: PolicyFactory = (attrs, env) => {
       if (list === undefined) return;
       if (single !== null) {
         const v = single(pc);
-        if (!literal && BAD_VALUE.test(v)) throw new Error(`value for header ${name} contains a line break or NUL`);
+        if (!literal && hasBadValueChar(v)) throw new Error(`value for header ${name} contains a line break or NUL`);
         removeHeader(list, name);
         list.push(name, v);
         return;
@@ -40,7 +39,7 @@ export const setHeaderPolicy: PolicyFactory = (attrs, env) => {
       if (action === 'delete') return removeHeader(list, name);
       if (action === 'skip' && present) return;
       const vals = values.map((f) => f(pc));
-      for (const v of vals) if (BAD_VALUE.test(v)) throw new Error(`value for header ${name} contains a line break or NUL`);
+      for (const v of vals) if (hasBadValueChar(v)) throw new Error(`value for header ${name} contains a line break or NUL`);
       if (action === 'override') removeHeader(list, name);
       if (joined && action === 'append' && present) {
         // API Management appends to the header's value list: one line, comma-separated.

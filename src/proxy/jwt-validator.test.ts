@@ -323,6 +323,26 @@ describe('verified-token cache', () => {
     assert.equal(v.cacheSize, 0);
   });
 
+  test('cachedEntry and recheck: a caller holding the entry gets what a cache hit gives; only that entry is evicted', async () => {
+    const c = clock();
+    const v = hmacValidator({}, c.now);
+    const t = hs({ sub: 'alice', exp: SEC + 10 });
+    const r1 = await run(v.validate(t));
+    const entry = v.cachedEntry(t);
+    assert.ok(entry !== undefined);
+    assert.equal(v.cachedEntry(hs({ sub: 'bob', exp: SEC + 10 })), undefined, 'another token has no entry');
+    assert.equal(v.recheck(entry), r1, 'the same frozen result, without a lookup');
+    // A stale copy (expired by its own validity) fails, and does not evict the entry the cache holds.
+    const stale = { ...entry, validity: { ...entry.validity, notAfter: 0 } };
+    const staleResult = v.recheck(stale);
+    assert.ok(staleResult !== undefined && !staleResult.ok && staleResult.reason === 'TokenExpired');
+    assert.equal(v.cacheSize, 1, 'the cached entry stays');
+    c.advance(10_000);
+    const expired = v.recheck(entry);
+    assert.ok(expired !== undefined && !expired.ok && expired.reason === 'TokenExpired');
+    assert.equal(v.cacheSize, 0, 'the expired entry itself is evicted');
+  });
+
   test('maxTokenAge also bounds a cached entry', async () => {
     const c = clock();
     const v = hmacValidator({ maxTokenAge: 60_000 }, c.now);

@@ -345,11 +345,17 @@ export class JwtValidator {
     const bad = checkValidity(entry.validity, this.#now());
     if (bad === undefined) {
       if (entry.key.source === undefined || entry.key.source.holds(entry.key)) return entry.result;
-      this.#cache.delete(tokenKey(entry.token)); // its key was rotated out: verify again against the current keys
+      this.#forget(entry); // its key was rotated out: verify again against the current keys
       return undefined;
     }
-    if (bad.reason === 'TokenExpired') this.#cache.delete(tokenKey(entry.token));
+    if (bad.reason === 'TokenExpired') this.#forget(entry);
     return this.#fail(bad);
+  }
+
+  /** Drops `entry` from the cache, and only it: a caller's older entry must not evict a newer one under the same key. */
+  #forget(entry: CacheEntry): void {
+    const key = tokenKey(entry.token);
+    if (this.#cache.peek(key) === entry) this.#cache.delete(key);
   }
 
   /** Stops key fetches and drops the cache. */

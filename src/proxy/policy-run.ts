@@ -78,7 +78,7 @@ export function executePipeline(p: CompiledPipeline, pc: PolicyContext, deps: Pi
   );
 }
 
-/** The stages after inbound, in order: the gateway AccessPolicy check, backend, outbound (or the rest of it after a cache hit). */
+/** The stages, in order: inbound, the gateway AccessPolicy check, backend, outbound (or the rest of it after a cache hit). */
 const STAGES = 4;
 
 /** Runs the stages from `stage` on; synchronous until a step returns a promise. */
