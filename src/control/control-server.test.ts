@@ -4,6 +4,8 @@ import { X509Certificate } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { connect as h2connect } from 'node:http2';
 import { request, type RequestOptions } from 'node:https';
+import { once } from 'node:events';
+import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { after, before, test } from 'node:test';
 import { CertificateAuthority } from '../ca/certificate-authority.ts';
@@ -244,4 +246,19 @@ test('close() ends long-lived streams and the server', async () => {
   await s2.close();
   await got.ended;
   assert.ok(Date.now() - t0 < 2000, 'the stream ended on the abort signal, not on the grace timeout');
+});
+
+test('close() does not wait for a connection still in its TLS handshake', async () => {
+  // A node reconnecting while the control plane stops: its TCP connection is accepted, its handshake not yet done.
+  // Before, only finished handshakes were tracked, so close() waited on this one until the handshake timeout (120 s).
+  const s3 = await ControlServer.listen({ routes, trustDomain: TD, closeGraceMs: 50, verifyAdminToken: async () => undefined, tls: { cert: nodeCert.cert, key: nodeCert.key, ca: bundle } });
+  const raw = netConnect({ host: '127.0.0.1', port: s3.port });
+  await once(raw, 'connect');
+  await new Promise((r) => setTimeout(r, 50)); // the server has accepted it
+  const closedByServer = once(raw, 'close');
+  const t0 = Date.now();
+  await Promise.race([s3.close(), new Promise((_, reject) => setTimeout(() => reject(new Error('close() still waiting after 5 s')), 5000).unref())]);
+  assert.ok(Date.now() - t0 < 5000);
+  await closedByServer;
+  raw.destroy();
 });
