@@ -10,8 +10,9 @@
 // A member is a scenario name (mesh-hop and mesh-identity start two hops, others one gateway), optionally prefixed
 // `base:` to run it from the checkout given by --base (another worktree, e.g. `git worktree add ../old HEAD~1`, with
 // node_modules linked or installed). --env sets environment variables for each member's processes (comma-separated per
-// member, `;` between variables), read by nothing but the code under test. Two members of the same variant tell how
-// noisy the run was.
+// member, `;` between variables), read by nothing but the code under test. A `+pad=N` suffix (`mesh-hop+pad=600`) adds
+// an `x-pad` header of N bytes to every request of that member: what the bytes of a token or an assertion cost alone,
+// carried over every leg as any unknown header is. Two members of the same variant tell how noisy the run was.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -79,9 +80,13 @@ interface Member {
 const members: Member[] = [];
 try {
   for (const [i, spec] of specs.entries()) {
-    const name = spec.replace(/^base:/, '');
-    const scenario = scenarios.find((s) => s.name === name);
-    if (scenario === undefined) throw new Error(`no scenario ${name}`);
+    const [name, ...options] = spec.replace(/^base:/, '').split('+');
+    const found = scenarios.find((s) => s.name === name);
+    if (found === undefined) throw new Error(`no scenario ${name}`);
+    const pad = Number(/^pad=(\d+)$/.exec(options.find((o) => o.startsWith('pad=')) ?? '')?.[1] ?? 0);
+    if (options.some((o) => !/^pad=\d+$/.test(o))) throw new Error(`unknown member option in ${spec} (known: +pad=N)`);
+    const padHeader = `x-pad: ${'p'.repeat(pad)}`;
+    const scenario = pad === 0 ? found : { ...found, requests: found.requests.map((q) => ({ ...q, headers: [...(q.headers ?? []), padHeader] })) };
     const from = spec.startsWith('base:') ? base! : here;
     const ctx = { dir: join(dir, `m${i}`), proxyCpu: PROXY_CPU, upstreamPort, upstreamPid: upstream.pid };
     mkdirSync(ctx.dir);

@@ -4,6 +4,7 @@
 // Why not undici here: per proxied request it spent ~9 µs more CPU than this pool (docs/performance.md),
 // mostly re-validating headers we built from validated input and its generic request machinery. undici stays
 // for TLS and HTTP/2 backends, for WebSocket upgrades (delegated from here) and for health checks.
+import { batchedWrite } from './write-batch.ts';
 import net from 'node:net';
 import type { LookupFunction } from 'node:net';
 import { Readable } from 'node:stream';
@@ -171,7 +172,7 @@ class UpConn {
       // As undici: methods that carry a body announce an empty one.
       if (!hasLength && (o.method === 'POST' || o.method === 'PUT' || o.method === 'PATCH')) head += 'content-length: 0\r\n';
       this.#sent = true;
-      this.socket.write(`${head}\r\n`, 'latin1');
+      batchedWrite(this.socket, `${head}\r\n`, 'latin1');
       return;
     }
     if (typeof body === 'string' || Buffer.isBuffer(body)) {

@@ -6,6 +6,7 @@
 // with one socket write, and processes pipelined requests one at a time, in order, so a refused request
 // stops everything behind it. It hands the request handler objects shaped like the parts of
 // IncomingMessage/ServerResponse it uses; HTTP/2 and TLS listeners stay on Node's servers.
+import { batchedWrite, destroySocket } from './write-batch.ts';
 import net from 'node:net';
 import { EventEmitter } from 'node:events';
 import { STATUS_CODES } from 'node:http';
@@ -200,7 +201,7 @@ export class H1Response extends EventEmitter {
   destroy(): this {
     if (!this.destroyed) {
       this.#conn.closing = true;
-      this.socket.destroy();
+      destroySocket(this.socket);
     }
     return this;
   }
@@ -222,12 +223,12 @@ export class H1Response extends EventEmitter {
     if (this.#chunked) {
       const tail = last ? '\r\n0\r\n\r\n' : '\r\n';
       if (data === undefined) {
-        if (!last) return head === null || socket.write(head, 'latin1');
-        return socket.write(head === null ? '0\r\n\r\n' : `${head}0\r\n\r\n`, 'latin1');
+        if (!last) return head === null || batchedWrite(socket, head, 'latin1');
+        return batchedWrite(socket, head === null ? '0\r\n\r\n' : `${head}0\r\n\r\n`, 'latin1');
       }
       const size = (typeof data === 'string' ? Buffer.byteLength(data) : data.length).toString(16);
       if (typeof data !== 'string' && data.length <= 2048) {
-        return socket.write(`${head ?? ''}${size}\r\n${latin1(data, 0, data.length)}${tail}`, 'latin1');
+        return batchedWrite(socket, `${head ?? ''}${size}\r\n${latin1(data, 0, data.length)}${tail}`, 'latin1');
       }
       socket.cork();
       socket.write(`${head ?? ''}${size}\r\n`, 'latin1');
@@ -236,9 +237,9 @@ export class H1Response extends EventEmitter {
       socket.uncork();
       return ok;
     }
-    if (head === null) return data === undefined ? true : socket.write(data);
-    if (data === undefined) return socket.write(head, 'latin1');
-    if (typeof data !== 'string' && data.length <= 2048) return socket.write(head + latin1(data, 0, data.length), 'latin1');
+    if (head === null) return data === undefined ? true : batchedWrite(socket, data);
+    if (data === undefined) return batchedWrite(socket, head, 'latin1');
+    if (typeof data !== 'string' && data.length <= 2048) return batchedWrite(socket, head + latin1(data, 0, data.length), 'latin1');
     socket.cork();
     socket.write(head, 'latin1');
     const ok = socket.write(data);
@@ -322,11 +323,11 @@ export class H1Connection {
    * pipelined behind it. (A closing connection we already answered just finishes closing.)
    */
   readonly #onEnd = (): void => {
-    this.socket.destroy();
+    destroySocket(this.socket);
   };
 
   readonly #onError = (): void => {
-    this.socket.destroy();
+    destroySocket(this.socket);
   };
 
   readonly #onClose = (): void => {
@@ -480,7 +481,7 @@ export class H1Connection {
     body?.destroy(err);
     // The handler sees the failure when it reads the body (and answers); if it answered already, just close.
     const res = this.#res;
-    if (res === null || res.writableFinished) this.socket.destroy();
+    if (res === null || res.writableFinished) destroySocket(this.socket);
   }
 
   /** Answers a request head we could not accept (no request object exists) and closes. */
@@ -594,7 +595,7 @@ export class H1Server {
         if (c.active) continue;
         // Answered with close: give the client LINGER_MS to read it and close its side, then cut it off.
         if (c.closingSince === -1) c.closingSince = now;
-        else if (now - c.closingSince > LINGER_MS) c.socket.destroy();
+        else if (now - c.closingSince > LINGER_MS) destroySocket(c.socket);
         continue;
       }
       if (c.since === -1) c.since = now;
@@ -602,7 +603,7 @@ export class H1Server {
         if (c.reqSince === -1) c.reqSince = now;
         else if (!c.bodyDone && now - c.reqSince > l.requestTimeout) c.timeoutBody();
       } else if (c.idle && c.served > 0) {
-        if (now - c.since > l.idleTimeout) c.socket.destroy();
+        if (now - c.since > l.idleTimeout) destroySocket(c.socket);
       } else if (now - c.since > l.headerTimeout) {
         c.refuse({ status: 408, message: 'Request timeout' });
       }
@@ -619,12 +620,12 @@ export class H1Server {
     for (const c of this.connections) {
       if (c.idle) {
         c.closing = true;
-        c.socket.destroy();
+        destroySocket(c.socket);
       }
     }
   }
 
   closeAllConnections(): void {
-    for (const c of this.connections) c.socket.destroy();
+    for (const c of this.connections) destroySocket(c.socket);
   }
 }
