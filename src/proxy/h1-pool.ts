@@ -4,7 +4,6 @@
 // Why not undici here: per proxied request it spent ~9 µs more CPU than this pool (docs/performance.md),
 // mostly re-validating headers we built from validated input and its generic request machinery. undici stays
 // for TLS and HTTP/2 backends, for WebSocket upgrades (delegated from here) and for health checks.
-import { batchedWrite } from './write-batch.ts';
 import net from 'node:net';
 import type { LookupFunction } from 'node:net';
 import { Readable } from 'node:stream';
@@ -12,6 +11,7 @@ import { Client, type Dispatcher } from 'undici';
 import { lastStamp, stamp } from './clock.ts';
 import { ChunkedDecoder, type ChunkError, hasBadHeadByte, latin1 } from './h1-parse.ts';
 import { eqi, parseContentLength } from './field-syntax.ts';
+import { holdWrites } from './write-batch.ts';
 
 export interface H1PoolOptions {
   /** Max connections to the endpoint; further requests queue. */
@@ -151,6 +151,7 @@ class UpConn {
     req.conn = this;
     this.#state = S_HEAD;
     this.#reusable = true;
+    holdWrites(this.socket);
     this.#sent = false;
     // The sweep stamps `since` on its next pass (timeouts run up to one sweep late, never early).
     this.progress++;
@@ -172,7 +173,7 @@ class UpConn {
       // As undici: methods that carry a body announce an empty one.
       if (!hasLength && (o.method === 'POST' || o.method === 'PUT' || o.method === 'PATCH')) head += 'content-length: 0\r\n';
       this.#sent = true;
-      batchedWrite(this.socket, `${head}\r\n`, 'latin1');
+      this.socket.write(`${head}\r\n`, 'latin1');
       return;
     }
     if (typeof body === 'string' || Buffer.isBuffer(body)) {

@@ -6,7 +6,6 @@
 // with one socket write, and processes pipelined requests one at a time, in order, so a refused request
 // stops everything behind it. It hands the request handler objects shaped like the parts of
 // IncomingMessage/ServerResponse it uses; HTTP/2 and TLS listeners stay on Node's servers.
-import { batchedWrite, destroySocket } from './write-batch.ts';
 import net from 'node:net';
 import { EventEmitter } from 'node:events';
 import { STATUS_CODES } from 'node:http';
@@ -18,6 +17,7 @@ import { newRequestId } from '../lib/request-id.ts';
 import { checkRequest, type StrictResult } from './strict-request.ts';
 import { parseHead, isHeadError, latin1, ChunkedDecoder, type ChunkError, type HeadError } from './h1-parse.ts';
 import { eqi } from './field-syntax.ts';
+import { destroySocket, holdWrites } from './write-batch.ts';
 import { requestRefused } from '../telemetry/channels.ts';
 
 export interface H1Handlers {
@@ -217,18 +217,19 @@ export class H1Response extends EventEmitter {
   /** One socket write for the head and the first bytes where possible; chunked framing when the length is unknown. */
   #send(chunk: Buffer | string | undefined, last: boolean): boolean {
     const socket = this.socket;
+    holdWrites(socket);
     const head = this.#head;
     this.#head = null;
     let data: Buffer | string | undefined = this.#noBody || chunk === undefined || chunk.length === 0 ? undefined : chunk;
     if (this.#chunked) {
       const tail = last ? '\r\n0\r\n\r\n' : '\r\n';
       if (data === undefined) {
-        if (!last) return head === null || batchedWrite(socket, head, 'latin1');
-        return batchedWrite(socket, head === null ? '0\r\n\r\n' : `${head}0\r\n\r\n`, 'latin1');
+        if (!last) return head === null || socket.write(head, 'latin1');
+        return socket.write(head === null ? '0\r\n\r\n' : `${head}0\r\n\r\n`, 'latin1');
       }
       const size = (typeof data === 'string' ? Buffer.byteLength(data) : data.length).toString(16);
       if (typeof data !== 'string' && data.length <= 2048) {
-        return batchedWrite(socket, `${head ?? ''}${size}\r\n${latin1(data, 0, data.length)}${tail}`, 'latin1');
+        return socket.write(`${head ?? ''}${size}\r\n${latin1(data, 0, data.length)}${tail}`, 'latin1');
       }
       socket.cork();
       socket.write(`${head ?? ''}${size}\r\n`, 'latin1');
@@ -237,9 +238,9 @@ export class H1Response extends EventEmitter {
       socket.uncork();
       return ok;
     }
-    if (head === null) return data === undefined ? true : batchedWrite(socket, data);
-    if (data === undefined) return batchedWrite(socket, head, 'latin1');
-    if (typeof data !== 'string' && data.length <= 2048) return batchedWrite(socket, head + latin1(data, 0, data.length), 'latin1');
+    if (head === null) return data === undefined ? true : socket.write(data);
+    if (data === undefined) return socket.write(head, 'latin1');
+    if (typeof data !== 'string' && data.length <= 2048) return socket.write(head + latin1(data, 0, data.length), 'latin1');
     socket.cork();
     socket.write(head, 'latin1');
     const ok = socket.write(data);

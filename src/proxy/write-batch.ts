@@ -8,8 +8,8 @@
 // +17 % requests per second, mesh-identity +25 % (docs/performance.md). The hold is bounded by one round of the event
 // loop; nothing waits for a timer.
 //
-// Held writes are Node's own: the socket is corked (so write() still buffers in order, reports backpressure and
-// emits 'drain'), and uncorked by the flush. end() uncorks by itself; a socket about to be destroyed must be flushed
+// Held writes are Node's own: holdWrites corks the socket before a response or request is written (so write() still
+// buffers in order, reports backpressure and emits 'drain'), and the flush uncorks it. end() uncorks by itself; a socket about to be destroyed must be flushed
 // first (destroySocket), or the bytes written in this round would be lost where they used to be sent.
 //
 // LOCKGATE_WRITE_BATCH=0 turns it off (a diagnostic switch for comparing; nothing else reads it).
@@ -30,17 +30,18 @@ function release(s: Socket): void {
   while (s.writableCorked > 0 && !s.destroyed) s.uncork();
 }
 
-/** `socket.write`, sent with the other writes of this round of I/O (at once when batching is off). */
-export function batchedWrite(socket: Socket, data: string | Buffer, encoding?: BufferEncoding): boolean {
-  if (ENABLED && socket.writableCorked === 0 && !socket.destroyed) {
-    socket.cork();
-    held.push(socket);
-    if (!scheduled) {
-      scheduled = true;
-      setImmediate(flush);
-    }
+/**
+ * Holds what is written to `socket` from now until the end of this round of I/O, then sends it with the other held
+ * sockets' writes (nothing when batching is off, or the socket is corked already: then it is held, or being written).
+ */
+export function holdWrites(socket: Socket): void {
+  if (!ENABLED || socket.writableCorked !== 0 || socket.destroyed) return;
+  socket.cork();
+  held.push(socket);
+  if (!scheduled) {
+    scheduled = true;
+    setImmediate(flush);
   }
-  return encoding === undefined ? socket.write(data) : socket.write(data, encoding);
 }
 
 /** Sends what this round wrote to `socket`, then destroys it. */
