@@ -1,6 +1,6 @@
 // `npm run bench`: Lockgate side by side with nginx, Node peers and a bare undici proxy, in one run.
-// Flags: --only NAMES (scenarios and/or systems, comma-separated), --duration S, --warmup S, --rounds N, --mesh-rounds N,
-// --pair-rounds N, --dry-run.
+// Flags: --only NAMES (scenarios and/or systems, comma-separated), --duration S, --warmup S, --mesh-warmup S, --rounds N,
+// --mesh-rounds N, --pair-rounds N, --dry-run.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +37,12 @@ const { values } = parseArgs({
     only: { type: 'string' },
     duration: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '2' },
+    // The two-hop group's Node processes start afresh every round, and V8 moves their hot paths from Maglev to
+    // Turbofan only 4–5 s into the load (measured with --trace-opt: `proceed`, `handle`, `#attempt` compiled at
+    // ~4.5 s, 25–70 ms each on the proxy CPU). With 2 s, the first measured burst paid those compiles (V8's
+    // background threads 25–29 µs per request at each hop) and mesh-identity, which has more code to tier up,
+    // lost 30–40 % of that burst: warm-up long enough that steady state is what is measured.
+    'mesh-warmup': { type: 'string', default: '8' },
     rounds: { type: 'string', default: '3' },
     // mesh-hop's and mesh-identity's ratios are the noisiest (two processes per system on one CPU): 5 rounds, ~20 s each.
     'mesh-rounds': { type: 'string', default: '5' },
@@ -48,12 +54,13 @@ const { values } = parseArgs({
 });
 const durationS = Number(values.duration);
 const warmupS = Number(values.warmup);
+const meshWarmupS = Number(values['mesh-warmup']);
 const rounds = Number(values.rounds);
 const meshRounds = Number(values['mesh-rounds']);
 const pairRounds = Number(values['pair-rounds']);
 // wrk takes whole seconds (-d1.5s fails every run), so both must be integers.
-if (!(durationS >= 1) || !(warmupS >= 0) || !Number.isInteger(durationS) || !Number.isInteger(warmupS) || !Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(meshRounds) || meshRounds < 1 || !Number.isInteger(pairRounds) || pairRounds < 1) {
-  console.error('usage: node bench/run.ts [--only NAMES] [--duration whole S>=1] [--warmup whole S>=0] [--rounds N>=1] [--mesh-rounds N>=1] [--pair-rounds N>=1] [--dry-run]');
+if (!(durationS >= 1) || !(warmupS >= 0) || !Number.isInteger(durationS) || !Number.isInteger(warmupS) || !(meshWarmupS >= 0) || !Number.isInteger(meshWarmupS) || !Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(meshRounds) || meshRounds < 1 || !Number.isInteger(pairRounds) || pairRounds < 1) {
+  console.error('usage: node bench/run.ts [--only NAMES] [--duration whole S>=1] [--warmup whole S>=0] [--mesh-warmup whole S>=0] [--rounds N>=1] [--mesh-rounds N>=1] [--pair-rounds N>=1] [--dry-run]');
   process.exit(2);
 }
 if (availableParallelism() < 2) console.error('warning: fewer than 2 CPUs; the proxy and the load generator share a core');
@@ -107,14 +114,16 @@ const pairUnit = (key: string): Unit | undefined => units.find((u) => keyOf(u) =
 const isPaired = (u: Unit): boolean => LOCKGATE_PAIRS.some((p) => p.includes(keyOf(u)) && p.every((k) => pairUnit(k) !== undefined));
 const roundsOf = (u: Unit): number => (isMesh(u) ? meshRounds : isPaired(u) ? pairRounds : rounds);
 const warmupFor = (system: SystemName): number => (NATIVE.includes(system) ? Math.min(warmupS, 1) : warmupS);
-const unitS = (u: Unit): number => warmupFor(u.system) + durationS + ((isMesh(u) ? MESH_OVERHEAD_S : OVERHEAD_S)[u.system] ?? NODE_OVERHEAD_S);
+/** The two-hop group's warm-up (native systems need none beyond opening connections). */
+const meshWarmupFor = (system: SystemName): number => (NATIVE.includes(system) ? Math.min(meshWarmupS, 1) : meshWarmupS);
+const unitS = (u: Unit): number => (isMesh(u) ? meshWarmupFor(u.system) : warmupFor(u.system)) + durationS + ((isMesh(u) ? MESH_OVERHEAD_S : OVERHEAD_S)[u.system] ?? NODE_OVERHEAD_S);
 // Open loop, per Node two-hop system: start, warm-up, then direct + system (each 1 s h2load warm-up + the duration) at two rates.
 const openLoopSystems = units.filter((u) => u.scenario.name === MESH_SCENARIO && (u.system === 'bare-mesh' || u.system === 'lockgate'));
-const openLoopS = openLoopSystems.reduce((sum, u) => sum + (MESH_OVERHEAD_S[u.system] ?? 2) + warmupS + OPEN_LOOP_ROUNDS * 4 * (durationS + 1.5), 0);
+const openLoopS = openLoopSystems.reduce((sum, u) => sum + (MESH_OVERHEAD_S[u.system] ?? 2) + meshWarmupS + OPEN_LOOP_ROUNDS * 4 * (durationS + 1.5), 0);
 const plannedS = units.reduce((sum, u) => sum + roundsOf(u) * unitS(u), 0) + openLoopS;
 const meshNote = units.some(isMesh) ? `; ${MESH_SCENARIOS.filter((n) => units.some((u) => u.scenario.name === n)).join(', ')} ${meshRounds} rounds${openLoopSystems.length > 0 ? ' + open-loop latency' : ''}` : '';
 const pairNote = units.some(isPaired) ? `; paired Lockgate units ${pairRounds} rounds` : '';
-console.log(`plan: ${units.length} system×scenario pairs × ${rounds} rounds${meshNote}${pairNote}, ${warmupS}s warm-up (1s for nginx/direct) + ${durationS}s measured each ≈ ${(plannedS / 60).toFixed(1)} min`);
+console.log(`plan: ${units.length} system×scenario pairs × ${rounds} rounds${meshNote}${pairNote}, ${warmupS}s warm-up (${meshWarmupS}s for two-hop systems; 1s for nginx/direct) + ${durationS}s measured each ≈ ${(plannedS / 60).toFixed(1)} min`);
 if (values['dry-run']) {
   for (const u of units) console.log(`  ${u.scenario.name}/${u.system}${roundsOf(u) !== rounds ? ` (${roundsOf(u)} rounds)` : ''}`);
   if (openLoopSystems.length > 0) console.log(`  mesh-hop open loop: ${openLoopSystems.map((u) => u.system).join(', ')} and direct at ${FIXED_RATE} req/s and half of each one's maximum`);
@@ -192,7 +201,7 @@ for (let round = 1; round <= Math.max(rounds, meshRounds, pairRounds); round++) 
         try {
           const measured = await measureMeshGroup(
             members.map((u) => ({ system: u.system, scenario: u.scenario, requestsFile: files.get(u.scenario.name) ?? '' })), ctx, certs,
-            { warmupS: warmupFor('lockgate'), durationS, loadCpu: LOAD_CPU, bursts: durationS },
+            { warmupS: meshWarmupFor('lockgate'), durationS, loadCpu: LOAD_CPU, bursts: durationS },
           );
           measured.forEach((sample, i) => record(members[i].scenario, members[i].system, sample, `round ${round}/${meshRounds} ${keys[i]} (interleaved)`, unitStarted));
           if (meshPairKeys.every((k) => keys.includes(k))) meshPaired.add(round);
@@ -239,7 +248,7 @@ for (let round = 1; round <= Math.max(rounds, meshRounds, pairRounds); round++) 
     const label = `round ${round}/${rounds} ${key}`;
     const unitStarted = Date.now();
     try {
-      const options = { warmupS: warmupFor(system), durationS, loadCpu: LOAD_CPU };
+      const options = { warmupS: isMesh(unit) ? meshWarmupFor(system) : warmupFor(system), durationS, loadCpu: LOAD_CPU };
       const requestsFile = files.get(scenario.name) ?? '';
       const sample = isMesh(unit) && certs !== null
         ? await measureMeshUnit(system, scenario, ctx, certs, requestsFile, options)
@@ -273,7 +282,7 @@ if (meshScenario !== undefined && certs !== null && openLoopTargets.length > 0) 
       const max = medianRound(samples.get(MESH_SCENARIO)?.get(system) ?? []);
       return max === undefined ? [] : [{ system, maxRps: max.rps }];
     });
-    openLoop = await measureOpenLoop(measured, meshScenario, ctx, certs, { loadCpu: LOAD_CPU, durationS, warmupS, requestsFile: files.get(MESH_SCENARIO) ?? '' });
+    openLoop = await measureOpenLoop(measured, meshScenario, ctx, certs, { loadCpu: LOAD_CPU, durationS, warmupS: meshWarmupS, requestsFile: files.get(MESH_SCENARIO) ?? '' });
     for (const system of openLoopTargets) {
       if (!measured.some((m) => m.system === system)) openLoop.entries.push(...nulls(system, notes.get(`${MESH_SCENARIO}/${system}`) ?? 'no closed-loop result'));
     }
@@ -384,7 +393,7 @@ if (full && existsSync(readmePath)) {
     units.some(isPaired) && pairRounds !== rounds ? `${pairRounds} for the paired Lockgate units` : '',
   ].filter((t) => t !== '');
   const roundsText = roundNotes.length > 0 ? ` (${roundNotes.join(', ')})` : '';
-  const setup = `wrk -t1 -c50 on CPU ${LOAD_CPU} with the upstream nginx, the proxy alone on CPU ${PROXY_CPU} (both hops of mesh-hop and mesh-identity); ${warmupS}s warm-up, ${durationS}s measured, median of ${rounds} interleaved rounds${roundsText}; the pairs routes-10/routes-10000, small-get/policy-chain (Lockgate) run side by side in alternating 1 s bursts, and mesh-hop's Lockgate and bare-mesh with Lockgate's mesh-identity in 1 s bursts taking turns (one fixed order for three), each pair's rows from its round with the median ratio.${busy}`;
+  const setup = `wrk -t1 -c50 on CPU ${LOAD_CPU} with the upstream nginx, the proxy alone on CPU ${PROXY_CPU} (both hops of mesh-hop and mesh-identity); ${warmupS}s warm-up (${meshWarmupS}s for the two-hop systems, fresh every round: V8 tiers their hot paths up 4–5 s into the load), ${durationS}s measured, median of ${rounds} interleaved rounds${roundsText}; the pairs routes-10/routes-10000, small-get/policy-chain (Lockgate) run side by side in alternating 1 s bursts, and mesh-hop's Lockgate and bare-mesh with Lockgate's mesh-identity in 1 s bursts taking turns (one fixed order for three), each pair's rows from its round with the median ratio.${busy}`;
   const updated = replaceReadmeSection(readFileSync(readmePath, 'utf8'), readmeSection(report, setup));
   if (updated === null) console.log('README.md has no bench markers; not updated');
   else {
