@@ -109,6 +109,8 @@ interface Reply {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- bodies are read field by field
   json: any;
   text: string;
+  /** The response's x-request-id (a string when it came once; joined or an array when repeated). */
+  requestId?: string | string[];
 }
 
 function get(port: number, p: string, headers: Record<string, string> = {}): Promise<Reply> {
@@ -124,7 +126,7 @@ function get(port: number, p: string, headers: Record<string, string> = {}): Pro
         } catch {
           json = undefined;
         }
-        resolve({ status: res.statusCode ?? 0, json, text });
+        resolve({ status: res.statusCode ?? 0, json, text, requestId: res.headers['x-request-id'] });
       });
     });
     req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
@@ -142,7 +144,9 @@ before(async () => {
     if (!req.url?.startsWith('/call/')) return false;
     const assertion = req.headers['x-lockgate-assertion'];
     const pass = typeof assertion === 'string' && req.headers['x-drop-assertion'] === undefined ? { 'x-lockgate-assertion': assertion } : {};
-    const up = http.request({ host: '127.0.0.1', port: outbound, path: req.url.slice('/call'.length), headers: { host: 'inventory', ...pass }, agent: false }, (r) => {
+    const requestId = req.headers['x-request-id'];
+    const id = typeof requestId === 'string' ? { 'x-request-id': requestId } : {};
+    const up = http.request({ host: '127.0.0.1', port: outbound, path: req.url.slice('/call'.length), headers: { host: 'inventory', ...pass, ...id }, agent: false }, (r) => {
       const chunks: Buffer[] = [];
       r.on('data', (c: Buffer) => chunks.push(c));
       r.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: r.statusCode, body: JSON.parse(Buffer.concat(chunks).toString() || 'null') })));
@@ -178,6 +182,9 @@ test('alice (orders-admins): the gateway asserts her to orders, orders exchanges
   assert.equal(r.json.body.url, '/stock/1');
   // What inventory's app was handed: the verified assertion (addressed to it, act = orders) and plain user headers.
   const seen = inventoryApp.seen.slice(before).find((s) => s.url === '/stock/1')!;
+  // One request id from the edge to inventory's app (orders' app passes it on, as it does the assertion), and one in the response.
+  assert.match(String(r.requestId), /^[0-9a-f]{32}$/);
+  assert.equal(seen.headers['x-request-id'], r.requestId);
   assert.equal(seen.headers['x-lockgate-user'], 'alice');
   assert.equal(seen.headers['x-lockgate-email'], 'alice@example.com');
   assert.equal(seen.headers['x-lockgate-groups'], 'orders-admins');

@@ -47,13 +47,21 @@ test('a call from orders reaches inventory over mTLS; AccessPolicy allows GET an
     try {
       const out = `http://127.0.0.1:${m.ordSidecar.ports.outbound}`;
       // A client-supplied identity header is dropped at the first hop, never believed.
-      const ok = await request(`${out}/items/7`, { headers: { host: 'inventory', 'x-lockgate-client-id': 'spiffe://lockgate.local/ns/shop/sa/admin' } });
+      // The caller (orders' app, on loopback) passes on the request id it was called with: one id through both hops.
+      const ok = await request(`${out}/items/7`, { headers: { host: 'inventory', 'x-lockgate-client-id': 'spiffe://lockgate.local/ns/shop/sa/admin', 'x-request-id': 'orders-call-0001' } });
       const body = (await ok.body.json()) as { url: string; headers: Record<string, string> };
       assert.equal(ok.statusCode, 200);
       assert.equal(body.url, '/items/7');
-      assert.ok(body.headers['x-request-id'], 'the request id travels to the app');
+      assert.equal(body.headers['x-request-id'], 'orders-call-0001', 'the request id the caller passed on reaches the app');
+      assert.equal(ok.headers['x-request-id'], 'orders-call-0001', 'the response carries that id, once');
       assert.equal(body.headers['x-lockgate-client-id'], idOf('shop', 'orders'), 'the app learns the verified caller');
       assert.equal(m.app.seen.length, 1);
+      // Without one, orders' sidecar makes the id and inventory's adopts it from its mTLS peer.
+      const fresh = await request(`${out}/items/8`, { headers: { host: 'inventory' } });
+      const freshBody = (await fresh.body.json()) as { headers: Record<string, string> };
+      assert.match(String(fresh.headers['x-request-id']), /^[0-9a-f]{32}$/, 'one id in the response');
+      assert.equal(freshBody.headers['x-request-id'], fresh.headers['x-request-id'], 'the app sees the id the caller got back');
+      m.app.seen.pop();
 
       const denied = await request(`${out}/items/7`, { method: 'DELETE', headers: { host: 'inventory.shop' } });
       const err = (await denied.body.json()) as { error: { code: string; requestId: string; message: string } };

@@ -188,6 +188,9 @@ export function outboundConfigText(snap: Snapshot, mesh: Config, layout: Sidecar
   const docs: Doc[] = [
     doc('Gateway', 'sidecar-outbound', ns, {
       ...gatewayCommon(layout, mesh.mesh, assertionsOf(layout, true)),
+      // The local app on loopback passes on the request id (and trace) it was called with, as the inbound hop sent
+      // them: its outbound calls carry the same id onwards.
+      trustedProxies: ['127.0.0.0/8', '::1/128'],
       listeners: [{ name: 'outbound', address: layout.outbound.address, port: layout.outbound.port, protocol: 'http' }],
     }),
   ];

@@ -68,6 +68,10 @@ function skipResponseHeader(n: string): boolean {
       return n === 'trailer' || n === 'upgrade';
     case 10:
       return n === 'connection' || n === 'keep-alive';
+    case 12:
+      // Ours replaces the upstream's (one id per response, as Envoy's always_set_request_id_in_response): a Lockgate
+      // hop behind us adopted our id anyway, and an app's own id is not the one our logs know the request by.
+      return n === 'x-request-id';
     case 16:
       return n === 'proxy-connection';
     case 17:

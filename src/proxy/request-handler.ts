@@ -167,9 +167,12 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
   // By transport, not by the version the client claims (`GET / HTTP/2.0` over HTTP/1 is not HTTP/2).
   const h2 = 'stream' in req;
   const trusted = rt.trusted.contains(ex.clientIp);
+  // A caller with a verified workload certificate is another hop of the mesh (a sidecar, the gateway): the request id
+  // and the sampling decision it sends carry on, so one id follows the request through every tier.
+  const hopTrusted = trusted || ex.peerId !== '';
 
   // Identity of the request first, so even a rejected request is traceable.
-  const incomingId = trusted ? headerValue(raw, 'x-request-id') : undefined;
+  const incomingId = hopTrusted ? headerValue(raw, 'x-request-id') : undefined;
   ex.requestId = incomingId !== undefined && isValidRequestId(incomingId) ? incomingId : newRequestId();
   const tp = headerValue(raw, 'traceparent');
   const parent = tp === undefined ? undefined : parseTraceparent(tp);
@@ -177,7 +180,7 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
     ex.traceId = parent.traceId;
     ex.parentSpanId = parent.parentId;
     // Only a trusted hop may force sampling; otherwise the gateway decides, deterministically on the trace id.
-    ex.traceFlags = trusted ? parent.flags : (parent.flags & ~1) | (sampledByRatio(ex.traceId, rt.sampleThreshold) ? 1 : 0);
+    ex.traceFlags = hopTrusted ? parent.flags : (parent.flags & ~1) | (sampledByRatio(ex.traceId, rt.sampleThreshold) ? 1 : 0);
   } else {
     ex.traceId = newTraceId();
     ex.traceFlags = rt.sampleThreshold > 0 && sampledByRatio(ex.traceId, rt.sampleThreshold) ? 1 : 0;
