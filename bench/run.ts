@@ -113,10 +113,12 @@ const pairUnit = (key: string): Unit | undefined => units.find((u) => keyOf(u) =
 /** A unit of a pair measured together (both in this run): --pair-rounds rounds. */
 const isPaired = (u: Unit): boolean => LOCKGATE_PAIRS.some((p) => p.includes(keyOf(u)) && p.every((k) => pairUnit(k) !== undefined));
 const roundsOf = (u: Unit): number => (isMesh(u) ? meshRounds : isPaired(u) ? pairRounds : rounds);
-const warmupFor = (system: SystemName): number => (NATIVE.includes(system) ? Math.min(warmupS, 1) : warmupS);
-/** The two-hop group's warm-up (native systems need none beyond opening connections). */
-const meshWarmupFor = (system: SystemName): number => (NATIVE.includes(system) ? Math.min(meshWarmupS, 1) : meshWarmupS);
-const unitS = (u: Unit): number => (isMesh(u) ? meshWarmupFor(u.system) : warmupFor(u.system)) + durationS + ((isMesh(u) ? MESH_OVERHEAD_S : OVERHEAD_S)[u.system] ?? NODE_OVERHEAD_S);
+/** A unit's warm-up: --mesh-warmup for the two-hop systems, else --warmup; native systems at most 1 s. */
+const warmupOf = (u: Unit): number => {
+  const s = isMesh(u) ? meshWarmupS : warmupS;
+  return NATIVE.includes(u.system) ? Math.min(s, 1) : s;
+};
+const unitS = (u: Unit): number => warmupOf(u) + durationS + ((isMesh(u) ? MESH_OVERHEAD_S : OVERHEAD_S)[u.system] ?? NODE_OVERHEAD_S);
 // Open loop, per Node two-hop system: start, warm-up, then direct + system (each 1 s h2load warm-up + the duration) at two rates.
 const openLoopSystems = units.filter((u) => u.scenario.name === MESH_SCENARIO && (u.system === 'bare-mesh' || u.system === 'lockgate'));
 const openLoopS = openLoopSystems.reduce((sum, u) => sum + (MESH_OVERHEAD_S[u.system] ?? 2) + meshWarmupS + OPEN_LOOP_ROUNDS * 4 * (durationS + 1.5), 0);
@@ -201,7 +203,7 @@ for (let round = 1; round <= Math.max(rounds, meshRounds, pairRounds); round++) 
         try {
           const measured = await measureMeshGroup(
             members.map((u) => ({ system: u.system, scenario: u.scenario, requestsFile: files.get(u.scenario.name) ?? '' })), ctx, certs,
-            { warmupS: meshWarmupFor('lockgate'), durationS, loadCpu: LOAD_CPU, bursts: durationS },
+            { warmupS: meshWarmupS, durationS, loadCpu: LOAD_CPU, bursts: durationS },
           );
           measured.forEach((sample, i) => record(members[i].scenario, members[i].system, sample, `round ${round}/${meshRounds} ${keys[i]} (interleaved)`, unitStarted));
           if (meshPairKeys.every((k) => keys.includes(k))) meshPaired.add(round);
@@ -234,7 +236,7 @@ for (let round = 1; round <= Math.max(rounds, meshRounds, pairRounds); round++) 
         const [sa, sb] = await measurePair(
           { system: 'lockgate', scenario: a.scenario, requestsFile: files.get(a.scenario.name) ?? '' },
           { system: 'lockgate', scenario: b.scenario, requestsFile: files.get(b.scenario.name) ?? '' },
-          ctx, { warmupS: warmupFor('lockgate'), durationS: PAIR_BURSTS, loadCpu: LOAD_CPU, bursts: PAIR_BURSTS },
+          ctx, { warmupS, durationS: PAIR_BURSTS, loadCpu: LOAD_CPU, bursts: PAIR_BURSTS },
         );
         record(a.scenario, 'lockgate', sa, `round ${round}/${pairRounds} ${pair[0]} (paired)`, unitStarted);
         record(b.scenario, 'lockgate', sb, `round ${round}/${pairRounds} ${pair[1]} (paired)`, unitStarted);
@@ -248,7 +250,7 @@ for (let round = 1; round <= Math.max(rounds, meshRounds, pairRounds); round++) 
     const label = `round ${round}/${rounds} ${key}`;
     const unitStarted = Date.now();
     try {
-      const options = { warmupS: isMesh(unit) ? meshWarmupFor(system) : warmupFor(system), durationS, loadCpu: LOAD_CPU };
+      const options = { warmupS: warmupOf(unit), durationS, loadCpu: LOAD_CPU };
       const requestsFile = files.get(scenario.name) ?? '';
       const sample = isMesh(unit) && certs !== null
         ? await measureMeshUnit(system, scenario, ctx, certs, requestsFile, options)

@@ -259,8 +259,9 @@ function readFrame(buf: Buffer): { opcode: number; payload: Buffer; rest: Buffer
 }
 
 /** An app on a Unix socket: JSON echo of each request, and a WebSocket echo server on /ws. */
-async function startUnixApp(path: string): Promise<{ seen: string[]; close(): Promise<void> }> {
+async function startUnixApp(path: string): Promise<{ seen: string[]; upgradeIds: unknown[]; close(): Promise<void> }> {
   const seen: string[] = [];
+  const upgradeIds: unknown[] = [];
   const sockets = new Set<Duplex>();
   const server = http.createServer((req, res) => {
     seen.push(`${req.method} ${req.url}`);
@@ -270,6 +271,7 @@ async function startUnixApp(path: string): Promise<{ seen: string[]; close(): Pr
   });
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     seen.push(`UPGRADE ${req.url}`);
+    upgradeIds.push(req.headers['x-request-id']);
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
@@ -290,6 +292,7 @@ async function startUnixApp(path: string): Promise<{ seen: string[]; close(): Pr
   await new Promise<void>((r) => server.listen(path, () => r()));
   return {
     seen,
+    upgradeIds,
     close: () =>
       new Promise<void>((r) => {
         for (const s of sockets) s.destroy();
@@ -300,12 +303,13 @@ async function startUnixApp(path: string): Promise<{ seen: string[]; close(): Pr
 }
 
 /** Opens a WebSocket through `connect` with Host `host`, sends one text message, returns the handshake status and the echo. */
-function websocketEcho(connect: () => net.Socket, host: string, path: string, text: string): Promise<{ status: string; echo: string }> {
+function websocketEcho(connect: () => net.Socket, host: string, path: string, text: string): Promise<{ status: string; head: string; echo: string }> {
   return new Promise((resolve, reject) => {
     const c = connect();
     const key = randomBytes(16).toString('base64');
     let buf = Buffer.alloc(0);
     let status = '';
+    let head = '';
     c.setTimeout(5000, () => c.destroy(new Error('websocket echo timed out')));
     c.on('error', reject);
     c.on('close', () => reject(new Error(`closed early: ${status || buf.toString('latin1').slice(0, 80)}`)));
@@ -316,6 +320,7 @@ function websocketEcho(connect: () => net.Socket, host: string, path: string, te
         const end = buf.indexOf('\r\n\r\n');
         if (end < 0) return;
         status = buf.subarray(0, buf.indexOf('\r\n')).toString('latin1');
+        head = buf.subarray(0, end).toString('latin1');
         const expected = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
         if (!buf.subarray(0, end).toString('latin1').toLowerCase().includes(`sec-websocket-accept: ${expected.toLowerCase()}`)) {
           return reject(new Error(`bad handshake: ${buf.subarray(0, end).toString('latin1')}`));
@@ -327,7 +332,7 @@ function websocketEcho(connect: () => net.Socket, host: string, path: string, te
       if (f !== null) {
         c.removeAllListeners('close');
         c.destroy();
-        resolve({ status, echo: f.payload.toString() });
+        resolve({ status, head, echo: f.payload.toString() });
       }
     });
   });
@@ -388,6 +393,10 @@ test('Unix sockets between app and sidecar: the app behind unix:PATH, the outbou
     assert.match(ws.status, /^HTTP\/1\.1 101/);
     assert.equal(ws.echo, 'echo:hello');
     assert.ok(app.seen.includes('UPGRADE /ws'));
+    // One request id for the upgrade through both sidecars: inventory's adopted orders', and the 101 carries it once.
+    const ids = [...ws.head.matchAll(/^x-request-id: (.*)$/gim)].map((m) => m[1]);
+    assert.equal(ids.length, 1, ws.head);
+    assert.equal(app.upgradeIds.at(-1), ids[0]);
   } finally {
     await pool?.close();
     await caller?.close();

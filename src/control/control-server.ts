@@ -229,18 +229,16 @@ export class ControlServer {
     });
     const cs = new ControlServer(server, opts);
     server.on('request', (req, res) => void cs.#handle(req, res));
-    // Every TCP connection is tracked from accept, not from the end of its handshake: one still in its handshake when
-    // close() runs would otherwise finish it afterwards, hold a session nobody destroys, and keep close() waiting forever.
-    server.on('connection', (socket: Socket) => {
+    // Every connection is tracked from accept (the TCP socket), not only from the end of its handshake (the TLS
+    // socket): one still in its handshake when close() runs would otherwise finish it afterwards, hold a session nobody
+    // destroys, and keep close() waiting forever.
+    const track = (socket: Socket): void => {
       if (cs.#closing) return void socket.destroy();
       cs.#sockets.add(socket);
       socket.once('close', () => cs.#sockets.delete(socket));
-    });
-    server.on('secureConnection', (socket: Socket) => {
-      if (cs.#closing) return void socket.destroy();
-      cs.#sockets.add(socket);
-      socket.once('close', () => cs.#sockets.delete(socket));
-    });
+    };
+    server.on('connection', track);
+    server.on('secureConnection', track);
     server.on('session', (session: Http2Session) => {
       if (cs.#closing) return void session.destroy();
       cs.#sessions.add(session);

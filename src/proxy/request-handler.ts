@@ -130,6 +130,16 @@ function preflightMethod(raw: string[]): string | undefined {
   return m === undefined || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/.test(m) ? undefined : m.toUpperCase();
 }
 
+/**
+ * The request's id: the one it came with when the caller is trusted for it (a trusted proxy, or a caller with a
+ * verified workload certificate: another hop of the mesh, so one id follows the request through every tier), else a
+ * new one. `hopTrusted` also lets such a caller's sampling decision stand.
+ */
+export function requestIdOf(raw: string[], hopTrusted: boolean): string {
+  const incoming = hopTrusted ? headerValue(raw, 'x-request-id') : undefined;
+  return incoming !== undefined && isValidRequestId(incoming) ? incoming : newRequestId();
+}
+
 function headerValue(raw: string[], lower: string): string | undefined {
   for (let i = 0; i < raw.length; i += 2) if (raw[i].length === lower.length && raw[i].toLowerCase() === lower) return raw[i + 1];
   return undefined;
@@ -167,13 +177,10 @@ function handle(state: DataPlaneState, rt: Runtime, listener: ListenerInfo, req:
   // By transport, not by the version the client claims (`GET / HTTP/2.0` over HTTP/1 is not HTTP/2).
   const h2 = 'stream' in req;
   const trusted = rt.trusted.contains(ex.clientIp);
-  // A caller with a verified workload certificate is another hop of the mesh (a sidecar, the gateway): the request id
-  // and the sampling decision it sends carry on, so one id follows the request through every tier.
   const hopTrusted = trusted || ex.peerId !== '';
 
   // Identity of the request first, so even a rejected request is traceable.
-  const incomingId = hopTrusted ? headerValue(raw, 'x-request-id') : undefined;
-  ex.requestId = incomingId !== undefined && isValidRequestId(incomingId) ? incomingId : newRequestId();
+  ex.requestId = requestIdOf(raw, hopTrusted);
   const tp = headerValue(raw, 'traceparent');
   const parent = tp === undefined ? undefined : parseTraceparent(tp);
   if (parent) {

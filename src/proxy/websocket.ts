@@ -2,11 +2,10 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { newRequestId } from '../lib/request-id.ts';
 import { checkRequest } from './strict-request.ts';
 import { buildUpstreamHeaders } from './upstream-headers.ts';
 import { newSpanId, newTraceId, formatTraceparent } from '../lib/trace-context.ts';
-import { authorizeMeshRequest, type AccessSubject, type DataPlaneState, type ListenerInfo } from './request-handler.ts';
+import { authorizeMeshRequest, requestIdOf, type AccessSubject, type DataPlaneState, type ListenerInfo } from './request-handler.ts';
 import { resolveRoute } from './resolve-route.ts';
 import { forwardPath } from './runtime.ts';
 import { routingInput } from './version-routing.ts';
@@ -26,7 +25,10 @@ export function createUpgradeHandler(state: DataPlaneState, listener: ListenerIn
   return function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
     const rt = state.runtime;
-    const requestId = newRequestId();
+    const clientIp = clientIpOf(req, listener.proxied);
+    const peerId = listener.peerIdOf === undefined ? '' : listener.peerIdOf(req);
+    const trusted = rt.trusted.contains(clientIp);
+    const requestId = requestIdOf(req.rawHeaders, trusted || peerId !== '');
     const facts = checkRequest(req.method ?? '', req.httpVersion, req.url ?? '', req.rawHeaders, rt.gateway.limits);
     if (!facts.ok) return reject(socket, facts.status, facts.error, requestId);
     if (!facts.upgrade || req.method !== 'GET') return reject(socket, 400, 'Only WebSocket upgrades are supported', requestId);
@@ -39,7 +41,6 @@ export function createUpgradeHandler(state: DataPlaneState, listener: ListenerIn
     if (ri.revision !== 0 && ri.revision !== route.revision) return reject(socket, 404, 'Resource not found', requestId);
     // A sidecar's inbound decides upgrades like any request: upgrading is no way around an AccessPolicy.
     if (route.meshService !== '' && rt.access !== null) {
-      const peerId = listener.peerIdOf === undefined ? '' : listener.peerIdOf(req);
       const subject: AccessSubject = { method: 'GET', path: cp.path, requestId, traceId: '', peerId, decision: '' };
       const denied = authorizeMeshRequest(rt.access, route.meshService, req, subject);
       if (denied !== null) return reject(socket, 403, `Access denied by ${denied.policy} (decision ${denied.id})`, requestId);
@@ -54,10 +55,9 @@ export function createUpgradeHandler(state: DataPlaneState, listener: ListenerIn
     }
     const ep = route.cluster.pick(undefined);
     if (!ep) return reject(socket, 503, 'No healthy backend endpoint', requestId);
-    const clientIp = clientIpOf(req, listener.proxied);
     const raw = req.rawHeaders.slice();
     const headers = buildUpstreamHeaders(raw, {
-      clientIp, trusted: rt.trusted.contains(clientIp), proto: listener.proto, host: facts.host, requestId,
+      clientIp, trusted, proto: listener.proto, host: facts.host, requestId,
       traceparent: formatTraceparent(newTraceId(), newSpanId(), 0), connectionTokens: null, contentLength: -1,
       maxHops: rt.gateway.maxHops, keepTracestate: false, drop: needKey?.header,
     });
@@ -69,7 +69,8 @@ export function createUpgradeHandler(state: DataPlaneState, listener: ListenerIn
       onRequestUpgrade(_c, statusCode, resHeaders, upstream: Duplex) {
         let out = `HTTP/1.1 ${statusCode} Switching Protocols\r\n`;
         for (const [k, v] of Object.entries(resHeaders)) {
-          if (v === undefined) continue;
+          // Ours replaces the upstream's, as on every response (forward-handler).
+          if (v === undefined || k === 'x-request-id') continue;
           for (const one of Array.isArray(v) ? v : [v]) out += `${k}: ${one}\r\n`;
         }
         socket.write(`${out}x-request-id: ${requestId}\r\n\r\n`);

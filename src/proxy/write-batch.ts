@@ -9,8 +9,9 @@
 // loop; nothing waits for a timer.
 //
 // Held writes are Node's own: holdWrites corks the socket before a response or request is written (so write() still
-// buffers in order, reports backpressure and emits 'drain'), and the flush uncorks it. end() uncorks by itself; a socket about to be destroyed must be flushed
-// first (destroySocket), or the bytes written in this round would be lost where they used to be sent.
+// buffers in order, reports backpressure and emits 'drain'), and the flush uncorks it. end() uncorks by itself; a
+// socket about to be destroyed must be flushed first (destroySocket), or the bytes written in this round would be lost
+// where they used to be sent.
 //
 // LOCKGATE_WRITE_BATCH=0 turns it off (a diagnostic switch for comparing; nothing else reads it).
 import type { Socket } from 'node:net';
